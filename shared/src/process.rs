@@ -1,0 +1,479 @@
+//! [`Process`]: a function running in a child OS process, with the API of Python's
+//! `multiprocessing.Process`.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::runtime::{self, ChildIdentity, ChildRecord};
+use crate::start::{self, StartMethod};
+use crate::sys;
+use crate::sys::process::{Forked, Stop};
+
+/// A function and its arguments, run in a new OS process. Python: `multiprocessing.Process`.
+///
+/// Rust has no keyword arguments, so `Process(target=f, args=(a, b))` is written
+/// `Process::new(f, (a, b))`, and `daemon=True` is [`Process::daemon`]. The target may return
+/// `()` or a `Result<(), E>`; an `Err` is printed to stderr and gives exit code 1, as an
+/// uncaught exception does in Python.
+///
+/// ```
+/// use shared::Process;
+///
+/// fn dobro(x: i32) {
+///     std::process::exit(x * 2);
+/// }
+///
+/// let mut processo = Process::new(dobro, (21,));
+/// assert_eq!(processo.exitcode(), None);
+/// processo.start()?;
+/// processo.join()?;
+/// assert_eq!(processo.exitcode(), Some(42));
+/// # Ok::<(), shared::ProcessError>(())
+/// ```
+pub struct Process {
+    name: String,
+    identity: String,
+    daemon: bool,
+    start_method: Option<StartMethod>,
+    launch: Option<Box<dyn Launch>>,
+    child: Option<Child>,
+}
+
+struct Child {
+    pid: u32,
+    parent: u32,
+    exited: OwnedFd,
+    exitcode: OnceLock<i32>,
+}
+
+impl Process {
+    /// A process that will run `target(args...)`; nothing runs until [`start`](Self::start).
+    /// Python: `multiprocessing.Process(target=..., args=(...))`.
+    ///
+    /// `args` is a tuple (`()` for none, `(x,)` for one). Arguments must be serializable
+    /// because the spawn start method sends them to the child as bytes; [`Queue`](crate::Queue)
+    /// and [`Connection`](crate::Connection) handles are passed by descriptor.
+    pub fn new<F, A>(target: F, args: A) -> Process
+    where
+        F: Target<A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let identity = runtime::next_identity();
+        Process {
+            name: format!("Process-{identity}"),
+            identity,
+            daemon: false,
+            start_method: None,
+            launch: Some(Box::new(Bound { target, args })),
+            child: None,
+        }
+    }
+
+    /// Sets the daemon flag before start, builder style. Python: `Process(..., daemon=True)`.
+    ///
+    /// A daemonic child is terminated when its parent's `main` ends, and killed if its parent
+    /// dies (Linux `PR_SET_PDEATHSIG`, tied to the thread that called `start`).
+    #[must_use]
+    pub fn daemon(mut self, daemon: bool) -> Process {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Sets the daemon flag. Python: `Process.daemon = ...`.
+    ///
+    /// # Errors
+    /// [`ProcessError::AlreadyStarted`] once the process has started.
+    pub fn set_daemon(&mut self, daemon: bool) -> Result<(), ProcessError> {
+        if self.child.is_some() {
+            return Err(ProcessError::AlreadyStarted);
+        }
+        self.daemon = daemon;
+        Ok(())
+    }
+
+    /// Whether the process is daemonic. Python: `Process.daemon`.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Runs this process under `method` instead of the program-wide one, builder style.
+    /// Python: `multiprocessing.get_context(method).Process(...)`.
+    #[must_use]
+    pub fn start_method(mut self, method: StartMethod) -> Process {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// The process's name, `Process-1`, `Process-2`, ... (`Process-1:1` for a child of
+    /// `Process-1`). Python: `Process.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Renames the process. Python: `Process.name = ...`.
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
+    }
+
+    /// Starts the child process. Python: `Process.start()`.
+    ///
+    /// Under fork, stdout and stderr are flushed first, so no buffered text is printed twice.
+    ///
+    /// # Errors
+    /// - [`ProcessError::AlreadyStarted`]: "cannot start a process twice".
+    /// - [`ProcessError::DaemonWithChildren`]: a daemonic process may not start children.
+    /// - [`ProcessError::SpawnNeedsFunction`] and [`ProcessError::Arguments`]: spawn cannot
+    ///   recreate the target or send its arguments.
+    /// - [`ProcessError::Os`]: the system refused to create the process.
+    pub fn start(&mut self) -> Result<(), ProcessError> {
+        if runtime::is_daemon() {
+            return Err(ProcessError::DaemonWithChildren);
+        }
+        let launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
+        runtime::install_exit_hook()?;
+        let me = ChildIdentity { identity: self.identity.clone(), daemon: self.daemon };
+        let method = self.start_method.unwrap_or_else(start::get_start_method);
+        let pid = match method {
+            StartMethod::Fork => fork_child(launch, me),
+            StartMethod::Spawn => start::spawn_child(&*launch, me, &self.name),
+        };
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(error) => {
+                return Err(error);
+            }
+        };
+        let exited = sys::process::exit_notifier(pid)?;
+        let parent = std::process::id();
+        self.child = Some(Child { pid, parent, exited, exitcode: OnceLock::new() });
+        Ok(())
+    }
+
+    /// Waits until the process ends. Python: `Process.join()`.
+    ///
+    /// # Errors
+    /// [`ProcessError::NotStarted`] ("can only join a started process"),
+    /// [`ProcessError::NotAChild`] when called from another process, [`ProcessError::Os`].
+    pub fn join(&mut self) -> Result<(), ProcessError> {
+        self.wait_for_exit("join", None).map(drop)
+    }
+
+    /// Waits until the process ends or `timeout` passes, whichever comes first; check
+    /// [`exitcode`](Self::exitcode) or [`is_alive`](Self::is_alive) to tell which.
+    /// Python: `Process.join(timeout)`.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<(), ProcessError> {
+        self.wait_for_exit("join", Some(timeout)).map(drop)
+    }
+
+    /// The child's PID, `None` before start. Python: `Process.pid`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|child| child.pid)
+    }
+
+    /// `None` while the process runs (or before start); then `0` if the target returned,
+    /// `1` if it panicked or returned `Err`, the status given to `std::process::exit`, or
+    /// `-N` if a signal N killed it. Python: `Process.exitcode`.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.wait_for_exit("poll", Some(Duration::ZERO)).ok().flatten()
+    }
+
+    /// Whether the process has started and not yet ended. Python: `Process.is_alive()`.
+    pub fn is_alive(&self) -> bool {
+        self.child.is_some() && self.exitcode().is_none()
+    }
+
+    /// Asks the process to stop with SIGTERM. Python: `Process.terminate()`.
+    ///
+    /// # Errors
+    /// [`ProcessError::NotStarted`], [`ProcessError::NotAChild`], [`ProcessError::Os`].
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.signal("terminate", Stop::Terminate)
+    }
+
+    /// Kills the process with SIGKILL. Python: `Process.kill()`.
+    ///
+    /// # Errors
+    /// As [`terminate`](Self::terminate).
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.signal("kill", Stop::Kill)
+    }
+
+    fn started_child(&self, operation: &'static str) -> Result<&Child, ProcessError> {
+        let child = self.child.as_ref().ok_or(ProcessError::NotStarted { operation })?;
+        if child.parent != std::process::id() {
+            return Err(ProcessError::NotAChild { operation });
+        }
+        Ok(child)
+    }
+
+    fn signal(&self, operation: &'static str, stop: Stop) -> Result<(), ProcessError> {
+        let child = self.started_child(operation)?;
+        // Once reaped, the PID may belong to someone else: never signal it.
+        if child.exitcode.get().is_none() {
+            sys::process::send(child.pid, stop)?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_exit(
+        &self,
+        operation: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<i32>, ProcessError> {
+        let child = self.started_child(operation)?;
+        if let Some(&code) = child.exitcode.get() {
+            return Ok(Some(code));
+        }
+        if !sys::fd::wait_readable(std::os::fd::AsFd::as_fd(&child.exited), timeout)? {
+            return Ok(None);
+        }
+        let mut children = runtime::children();
+        let code = match sys::process::try_reap(child.pid)? {
+            Some(code) => code,
+            None => return Ok(None),
+        };
+        children.retain(|record| record.pid != child.pid);
+        Ok(Some(*child.exitcode.get_or_init(|| code)))
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.pid())
+            .field("daemon", &self.daemon)
+            .field("exitcode", &self.child.as_ref().and_then(|c| c.exitcode.get()))
+            .finish()
+    }
+}
+
+/// Forks; the child runs the target and never returns from here.
+fn fork_child(launch: Box<dyn Launch>, me: ChildIdentity) -> Result<u32, ProcessError> {
+    let parent = std::process::id();
+    // Hold stdout, stderr and the children registry across the fork: no other thread can be
+    // inside them at that instant, so the child finds them unlocked, and nothing buffered is
+    // inherited to be printed twice.
+    let mut stdout = io::stdout().lock();
+    let mut stderr = io::stderr().lock();
+    stdout.flush()?;
+    stderr.flush()?;
+    let mut children = runtime::children();
+    // SAFETY: the child below only touches state this thread holds (see `sys::process::fork`).
+    match unsafe { sys::process::fork() }? {
+        Forked::Child => {
+            children.clear();
+            drop(children);
+            drop(stderr);
+            drop(stdout);
+            if me.daemon && sys::process::die_with_parent(parent).is_err() {
+                runtime::finish_child(1);
+            }
+            runtime::become_child(me);
+            let code = launch.run_here();
+            runtime::finish_child(code)
+        }
+        Forked::Parent(pid) => {
+            children.push(ChildRecord { pid, daemon: me.daemon });
+            Ok(pid)
+        }
+    }
+}
+
+/// A target bound to its arguments, waiting to run in a child.
+pub(crate) trait Launch: Send {
+    /// Runs the target in this process (the forked child); returns the exit code.
+    fn run_here(self: Box<Self>) -> i32;
+    /// What a spawned child needs to run the same target: the address of its entry point
+    /// relative to [`start::entry_anchor`], and the serialized arguments.
+    fn for_spawn(&self) -> Result<(isize, Vec<u8>, Vec<std::os::fd::RawFd>), ProcessError>;
+}
+
+struct Bound<F, A> {
+    target: F,
+    args: A,
+}
+
+impl<F, A> Launch for Bound<F, A>
+where
+    F: Target<A>,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn run_here(self: Box<Self>) -> i32 {
+        let Bound { target, args } = *self;
+        run_guarded(target, args)
+    }
+
+    fn for_spawn(&self) -> Result<(isize, Vec<u8>, Vec<std::os::fd::RawFd>), ProcessError> {
+        // The spawned child recreates the target from its type alone, which is only possible
+        // when it carries no data: a function, or a closure that captures nothing.
+        if size_of::<F>() != 0 {
+            return Err(ProcessError::SpawnNeedsFunction);
+        }
+        let (bytes, fds) = crate::handoff::exporting(|| rmp_serde::to_vec(&self.args));
+        let bytes = bytes.map_err(|error| ProcessError::Arguments(error.to_string()))?;
+        let entry: fn(&[u8], Vec<OwnedFd>) -> i32 = spawned_entry::<F, A>;
+        Ok((start::offset_from_anchor(entry), bytes, fds))
+    }
+}
+
+/// The entry point of a spawned child for target type `F`: decode the arguments, recreate the
+/// target, run it.
+fn spawned_entry<F, A>(bytes: &[u8], fds: Vec<OwnedFd>) -> i32
+where
+    F: Target<A>,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    let args: A = match crate::handoff::importing(fds, || rmp_serde::from_slice(bytes)) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("shared: the spawned child cannot decode its arguments: {error}");
+            return 1;
+        }
+    };
+    assert!(size_of::<F>() == 0);
+    // SAFETY: `F` is zero-sized (checked by `for_spawn` in the parent and again above): a
+    // function item or a closure that captures nothing, whose only value has no bytes.
+    let target: F = unsafe { std::mem::zeroed() };
+    run_guarded(target, args)
+}
+
+/// Runs the target; a panic becomes exit code 1 (its message is already on stderr).
+fn run_guarded<F: Target<A>, A>(target: F, args: A) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| target.run(args))).unwrap_or(1)
+}
+
+/// A function a [`Process`] can run with arguments of tuple type `A`: any `FnOnce` of up to six
+/// arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function (or a
+/// closure capturing nothing); under fork any closure works.
+pub trait Target<A>: Send + 'static {
+    /// Calls the target with the unpacked arguments; returns the exit code.
+    #[doc(hidden)]
+    fn run(self, args: A) -> i32;
+}
+
+/// What a target may return: `()` (exit code 0) or `Result<(), E>` (an `Err` is printed to
+/// stderr as `Error: {e:?}`, like an error returned from `main`, and gives exit code 1).
+pub trait TargetOutput {
+    /// The exit code this value stands for.
+    #[doc(hidden)]
+    fn exit_code(self) -> i32;
+}
+
+impl TargetOutput for () {
+    fn exit_code(self) -> i32 {
+        0
+    }
+}
+
+impl<E: fmt::Debug> TargetOutput for Result<(), E> {
+    fn exit_code(self) -> i32 {
+        match self {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("Error: {error:?}");
+                1
+            }
+        }
+    }
+}
+
+macro_rules! impl_target {
+    ($($arg:ident),*) => {
+        impl<F, R, $($arg,)*> Target<($($arg,)*)> for F
+        where
+            F: FnOnce($($arg),*) -> R + Send + 'static,
+            R: TargetOutput,
+        {
+            #[allow(non_snake_case)]
+            fn run(self, ($($arg,)*): ($($arg,)*)) -> i32 {
+                self($($arg),*).exit_code()
+            }
+        }
+    };
+}
+
+impl_target!();
+impl_target!(A1);
+impl_target!(A1, A2);
+impl_target!(A1, A2, A3);
+impl_target!(A1, A2, A3, A4);
+impl_target!(A1, A2, A3, A4, A5);
+impl_target!(A1, A2, A3, A4, A5, A6);
+
+/// Why a [`Process`] operation failed. The messages are CPython's where it has one.
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `start` was called on a process that already started.
+    AlreadyStarted,
+    /// An operation that needs a running child was called before `start`.
+    NotStarted {
+        /// The operation: `join`, `terminate`, `kill` or `poll`.
+        operation: &'static str,
+    },
+    /// The process was started by another process (a handle copied into a child).
+    NotAChild {
+        /// The operation attempted.
+        operation: &'static str,
+    },
+    /// A daemonic process tried to start a child.
+    DaemonWithChildren,
+    /// The spawn start method was given a closure that captures values.
+    SpawnNeedsFunction,
+    /// The arguments could not be serialized for a spawned child.
+    Arguments(String),
+    /// The operating system refused.
+    Os(io::Error),
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessError::AlreadyStarted => f.write_str("cannot start a process twice"),
+            ProcessError::NotStarted { operation } => {
+                write!(f, "can only {operation} a started process")
+            }
+            ProcessError::NotAChild { operation } => {
+                write!(f, "can only {operation} a child process")
+            }
+            ProcessError::DaemonWithChildren => {
+                f.write_str("daemonic processes are not allowed to have children")
+            }
+            ProcessError::SpawnNeedsFunction => f.write_str(
+                "the spawn start method needs a function or a closure that captures nothing \
+                 (pass values through args); closures that capture values work only under fork",
+            ),
+            ProcessError::Arguments(error) => {
+                write!(f, "cannot send the arguments to the spawned child: {error}")
+            }
+            ProcessError::Os(error) => write!(f, "the system refused: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ProcessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProcessError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+crate::debug_as_display!(ProcessError);
+
+impl From<io::Error> for ProcessError {
+    fn from(error: io::Error) -> Self {
+        ProcessError::Os(error)
+    }
+}

@@ -1,0 +1,86 @@
+//! What every process of a program needs to know about itself: its name, whether it is
+//! daemonic, and which children it must terminate or join when it ends (CPython does the same
+//! in `multiprocessing.util._exit_function`).
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
+
+use crate::sys;
+use crate::sys::process::Stop;
+
+/// A started child this process has not reaped yet.
+pub(crate) struct ChildRecord {
+    pub(crate) pid: u32,
+    pub(crate) daemon: bool,
+}
+
+static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
+static EXIT_HOOK: Once = Once::new();
+static IS_DAEMON: AtomicBool = AtomicBool::new(false);
+static CHILD_COUNTER: AtomicU32 = AtomicU32::new(0);
+static IDENTITY: Mutex<String> = Mutex::new(String::new());
+
+/// The registry of this process's unreaped children. A poisoned lock is still usable: the list
+/// is only pushed to and filtered, never left half-written.
+pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
+    CHILDREN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called.
+pub(crate) fn install_exit_hook() -> io::Result<()> {
+    let mut result = Ok(());
+    EXIT_HOOK.call_once(|| result = sys::process::at_exit(exit_hook));
+    result
+}
+
+extern "C" fn exit_hook() {
+    settle_children();
+}
+
+/// Terminates daemonic children, then waits for every child: what CPython does at exit.
+pub(crate) fn settle_children() {
+    let pending = std::mem::take(&mut *children());
+    for child in pending.iter().filter(|child| child.daemon) {
+        let _ = sys::process::send(child.pid, Stop::Terminate);
+    }
+    for child in &pending {
+        let _ = sys::process::reap(child.pid);
+    }
+}
+
+/// Whether this process is a daemonic child (which may not start children of its own).
+pub(crate) fn is_daemon() -> bool {
+    IS_DAEMON.load(Ordering::Relaxed)
+}
+
+/// The identity a new `Process` gets: `1`, `2`, ... in the main process; `1:1`, `1:2`, ... in
+/// `Process-1`, as CPython numbers them.
+pub(crate) fn next_identity() -> String {
+    let n = CHILD_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    let parent = IDENTITY.lock().unwrap_or_else(|p| p.into_inner());
+    if parent.is_empty() { n.to_string() } else { format!("{parent}:{n}") }
+}
+
+/// Who this process is, told to a child as it starts.
+pub(crate) struct ChildIdentity {
+    pub(crate) identity: String,
+    pub(crate) daemon: bool,
+}
+
+/// Called first thing in a new child (forked or spawned): it becomes `identity`, with no
+/// children of its own yet.
+pub(crate) fn become_child(me: ChildIdentity) {
+    IS_DAEMON.store(me.daemon, Ordering::Relaxed);
+    CHILD_COUNTER.store(0, Ordering::Relaxed);
+    *IDENTITY.lock().unwrap_or_else(|p| p.into_inner()) = me.identity;
+}
+
+/// The end of a child process: settle its own children, flush, and leave with `code` without
+/// running the exit work it inherited from its parent.
+pub(crate) fn finish_child(code: i32) -> ! {
+    settle_children();
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    sys::process::exit_immediately(code)
+}

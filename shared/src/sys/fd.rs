@@ -1,0 +1,76 @@
+//! File descriptors: pipes, socket pairs, readiness and inheritance across `exec`.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use super::io_error;
+
+/// A connected pair of Unix stream sockets, both ends readable and writable, close-on-exec.
+pub(crate) fn stream_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(io_error)
+}
+
+/// A one-way pipe, close-on-exec: `(read end, write end)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error)
+}
+
+/// Waits until `fd` is readable (data, end of file or a hang-up), up to `timeout`
+/// (`None` waits forever). Returns whether it became readable.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let poll_timeout = match remaining {
+            None => PollTimeout::NONE,
+            // Round up so that a sub-millisecond wait still waits rather than spins.
+            Some(left) => PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, poll_timeout) {
+            Ok(0) if remaining.is_some_and(|left| left.is_zero()) => return Ok(false),
+            Ok(0) => continue,
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// Lets `fd` survive `exec`. Only async-signal-safe calls: it runs between `fork` and `exec`.
+pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: the caller owns `fd` in the parent; the child only changes its own flag.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
+        .map(drop)
+        .map_err(io_error)
+}
+
+/// A new descriptor for the same open file, close-on-exec.
+pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
+}
+
+/// Takes ownership of a descriptor inherited through `exec`, checking that it is open.
+pub(crate) fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF if nothing is open there.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_GETFD).map_err(io_error)?;
+    // The descriptor was marked inheritable by the parent; take it back to close-on-exec so a
+    // grandchild started by spawn does not inherit it by accident.
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io_error)?;
+    // SAFETY: the spawn payload hands each inherited descriptor to exactly one owner.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The raw number of a descriptor, for the spawn payload.
+pub(crate) fn raw(fd: &impl AsFd) -> RawFd {
+    fd.as_fd().as_raw_fd()
+}

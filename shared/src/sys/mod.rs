@@ -1,0 +1,22 @@
+//! The platform seam: every `nix`/`libc` call of the crate lives under this module, and nothing
+//! above it names a syscall.
+//!
+//! The crate targets Linux (tested on Linux 6.x with glibc): it relies on `memfd_create`,
+//! futexes, process-shared robust mutexes, `pidfd_open` and `PR_SET_PDEATHSIG`. Other Unix
+//! systems have most of these under other names, but nothing here has been tested on them, so
+//! the crate refuses to build there rather than pretend.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("`shared` supports Linux only: it needs memfd, futex, robust mutexes and pidfd");
+
+pub(crate) mod fd;
+pub(crate) mod process;
+pub(crate) mod shm;
+pub(crate) mod sync;
+
+use std::io;
+
+/// Converts a `nix` error into the `std::io::Error` the crate reports.
+pub(crate) fn io_error(errno: nix::errno::Errno) -> io::Error {
+    io::Error::from_raw_os_error(errno as i32)
+}

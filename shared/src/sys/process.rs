@@ -1,0 +1,127 @@
+//! Process creation, signals and exit status.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, getppid};
+
+use super::io_error;
+
+/// Which side of a `fork` the caller is on.
+pub(crate) enum Forked {
+    /// The new process.
+    Child,
+    /// The original process; the child's PID.
+    Parent(u32),
+}
+
+/// Forks the calling process.
+///
+/// # Safety
+/// In a multi-threaded program the child may only run code that does not need a lock another
+/// thread held at the moment of the fork. The crate holds its own locks and stdout's across
+/// the fork (see `process::fork_child`); the caller's target runs under the same rule as in
+/// CPython's fork start method.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: forwarded to the caller.
+    match unsafe { nix::unistd::fork() }.map_err(io_error)? {
+        ForkResult::Child => Ok(Forked::Child),
+        ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw() as u32)),
+    }
+}
+
+/// Leaves the process at once with `code`, without running `atexit` handlers or destructors:
+/// a forked child must not run the parent's exit-time work (flushing copies of its buffers,
+/// joining the parent's children).
+pub(crate) fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` is always safe to call; it never returns.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Asks the kernel to SIGKILL this process when the thread that created it dies (Linux
+/// `PR_SET_PDEATHSIG`), then closes the race where the parent died before the request.
+/// Async-signal-safe: it runs between `fork` and `exec`.
+pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io_error)?;
+    if getppid().as_raw() as u32 != parent {
+        exit_immediately(1);
+    }
+    Ok(())
+}
+
+/// A descriptor that becomes readable when process `pid` exits (Linux `pidfd_open`).
+pub(crate) fn exit_notifier(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Collects the exit status of child `pid` if it has ended, without blocking.
+/// Returns Python's `exitcode`: the exit status, or `-N` when killed by signal N.
+pub(crate) fn try_reap(pid: u32) -> io::Result<Option<i32>> {
+    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(-(signal as i32))),
+        Ok(_) => Ok(None),
+        Err(nix::errno::Errno::EINTR) => try_reap(pid),
+        Err(errno) => Err(io_error(errno)),
+    }
+}
+
+/// Blocks until child `pid` ends and collects its exit status (see [`try_reap`]).
+pub(crate) fn reap(pid: u32) -> io::Result<i32> {
+    loop {
+        match waitpid(Pid::from_raw(pid as i32), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(-(signal as i32)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// The signals the crate sends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stop {
+    /// SIGTERM, Python's `Process.terminate()`.
+    Terminate,
+    /// SIGKILL, Python's `Process.kill()`.
+    Kill,
+}
+
+/// Sends `stop` to process `pid`. A process that already ended is not an error.
+pub(crate) fn send(pid: u32, stop: Stop) -> io::Result<()> {
+    let signal = match stop {
+        Stop::Terminate => Signal::SIGTERM,
+        Stop::Kill => Signal::SIGKILL,
+    };
+    match kill(Pid::from_raw(pid as i32), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(io_error(errno)),
+    }
+}
+
+/// Runs `hook` when the process leaves through `exit` (which returning from `main` does).
+pub(crate) fn at_exit(hook: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registering a plain function pointer.
+    if unsafe { nix::libc::atexit(hook) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("atexit refused the exit hook"))
+    }
+}
+
+/// Makes writing to a closed pipe return `EPIPE` instead of killing the process, as a Rust
+/// `main` does at start-up.
+pub(crate) fn ignore_broken_pipe_signal() {
+    // SAFETY: installing SIG_IGN is always sound.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN);
+    }
+}

@@ -1,0 +1,115 @@
+//! Anonymous shared memory: a memfd, mapped `MAP_SHARED` in every process that holds it.
+
+use std::ffi::CStr;
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+
+use nix::fcntl::{FallocateFlags, fallocate};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags, mmap, mremap, munmap};
+use nix::sys::stat::fstat;
+use nix::unistd::ftruncate;
+
+use super::io_error;
+
+/// Creates an anonymous shared-memory file of `len` bytes, close-on-exec. It lives as long as
+/// some process holds a descriptor or a mapping of it: a crash leaves nothing behind.
+pub(crate) fn create(name: &CStr, len: u64) -> io::Result<OwnedFd> {
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(io_error)?;
+    grow_file(&fd, len)?;
+    Ok(fd)
+}
+
+/// The current size of the file behind `fd`.
+pub(crate) fn file_len(fd: &impl AsFd) -> io::Result<u64> {
+    Ok(fstat(fd.as_fd()).map_err(io_error)?.st_size as u64)
+}
+
+/// Grows the file to at least `len` bytes; never shrinks it, because other processes may
+/// still map the tail. The new pages cost nothing until touched.
+pub(crate) fn grow_file(fd: &impl AsFd, len: u64) -> io::Result<()> {
+    if file_len(fd)? >= len {
+        return Ok(());
+    }
+    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    ftruncate(fd.as_fd(), len).map_err(io_error)
+}
+
+/// Gives the pages of `[offset, offset + len)` back to the system; they read as zeros after.
+pub(crate) fn release(fd: &impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    fallocate(
+        fd.as_fd(),
+        FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        offset as i64,
+        len as i64,
+    )
+    .map_err(io_error)
+}
+
+/// One `MAP_SHARED` read-write mapping of part of a shared-memory file.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a mapping is plain memory; the types that hold one synchronise every access to it.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` from `offset` (a multiple of the page size).
+    pub(crate) fn new(fd: &impl AsFd, offset: u64, len: usize) -> io::Result<Self> {
+        let length = NonZeroUsize::new(len).ok_or_else(|| io::Error::other("empty mapping"))?;
+        // SAFETY: a fresh mapping at an address of the kernel's choosing aliases nothing.
+        let ptr = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                fd.as_fd(),
+                offset as i64,
+            )
+        }
+        .map_err(io_error)?;
+        Ok(Self { ptr: ptr.cast(), len })
+    }
+
+    /// Grows the mapping to `len` bytes; its address may change, so no reference into the old
+    /// range may outlive this call (the `&mut self` enforces it).
+    pub(crate) fn grow(&mut self, len: usize) -> io::Result<()> {
+        if len <= self.len {
+            return Ok(());
+        }
+        // SAFETY: `ptr`/`len` describe a live mapping we own, and `&mut self` proves no
+        // reference into it is alive.
+        let moved = unsafe {
+            mremap(self.ptr.cast(), self.len, len, MRemapFlags::MREMAP_MAYMOVE, None)
+        }
+        .map_err(io_error)?;
+        self.ptr = moved.cast();
+        self.len = len;
+        Ok(())
+    }
+
+    /// The start of the mapping.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapped length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we own this live mapping and nothing can reference it once we are dropped.
+        // An error here could only mean a bad range, which `new`/`grow` never produce.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}
