@@ -26,7 +26,9 @@ thread_local! {
 pub(crate) fn exporting<R>(encode: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
     OUTGOING.with(|slot| *slot.borrow_mut() = Some(Vec::new()));
     let result = encode();
-    let fds = OUTGOING.with(|slot| slot.borrow_mut().take()).unwrap_or_default();
+    let fds = OUTGOING
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_default();
     (result, fds)
 }
 
@@ -77,7 +79,9 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
             ))
         })?;
         let fd = fds.get(index).ok_or_else(|| {
-            D::Error::custom(format_args!("the spawn payload has no descriptor {index} for a {what}"))
+            D::Error::custom(format_args!(
+                "the spawn payload has no descriptor {index} for a {what}"
+            ))
         })?;
         sys::fd::duplicate(fd.as_fd()).map_err(D::Error::custom)
     })

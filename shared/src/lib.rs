@@ -17,11 +17,13 @@ pub(crate) use debug_as_display;
 
 mod handoff;
 mod process;
+mod queue;
 mod runtime;
 mod start;
 mod sys;
 
 pub use process::{Process, ProcessError, Target, TargetOutput};
+pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use start::{
     InitError, StartMethod, get_start_method, init, set_start_method, start_method_from_args,
 };

@@ -138,7 +138,10 @@ impl Process {
         }
         let launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
         runtime::install_exit_hook()?;
-        let me = ChildIdentity { identity: self.identity.clone(), daemon: self.daemon };
+        let me = ChildIdentity {
+            identity: self.identity.clone(),
+            daemon: self.daemon,
+        };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
             StartMethod::Fork => fork_child(launch, me),
@@ -152,7 +155,12 @@ impl Process {
         };
         let exited = sys::process::exit_notifier(pid)?;
         let parent = std::process::id();
-        self.child = Some(Child { pid, parent, exited, exitcode: OnceLock::new() });
+        self.child = Some(Child {
+            pid,
+            parent,
+            exited,
+            exitcode: OnceLock::new(),
+        });
         Ok(())
     }
 
@@ -184,7 +192,9 @@ impl Process {
     /// `1` if it panicked or returned `Err`, the status given to `std::process::exit`, or
     /// `-N` if a signal N killed it. Python: `Process.exitcode`.
     pub fn exitcode(&self) -> Option<i32> {
-        self.wait_for_exit("poll", Some(Duration::ZERO)).ok().flatten()
+        self.wait_for_exit("poll", Some(Duration::ZERO))
+            .ok()
+            .flatten()
     }
 
     /// Whether the process has started and not yet ended. Python: `Process.is_alive()`.
@@ -209,7 +219,10 @@ impl Process {
     }
 
     fn started_child(&self, operation: &'static str) -> Result<&Child, ProcessError> {
-        let child = self.child.as_ref().ok_or(ProcessError::NotStarted { operation })?;
+        let child = self
+            .child
+            .as_ref()
+            .ok_or(ProcessError::NotStarted { operation })?;
         if child.parent != std::process::id() {
             return Err(ProcessError::NotAChild { operation });
         }
@@ -253,7 +266,10 @@ impl fmt::Debug for Process {
             .field("name", &self.name)
             .field("pid", &self.pid())
             .field("daemon", &self.daemon)
-            .field("exitcode", &self.child.as_ref().and_then(|c| c.exitcode.get()))
+            .field(
+                "exitcode",
+                &self.child.as_ref().and_then(|c| c.exitcode.get()),
+            )
             .finish()
     }
 }
@@ -284,7 +300,10 @@ fn fork_child(launch: Box<dyn Launch>, me: ChildIdentity) -> Result<u32, Process
             runtime::finish_child(code)
         }
         Forked::Parent(pid) => {
-            children.push(ChildRecord { pid, daemon: me.daemon });
+            children.push(ChildRecord {
+                pid,
+                daemon: me.daemon,
+            });
             Ok(pid)
         }
     }

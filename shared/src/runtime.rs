@@ -24,7 +24,9 @@ static IDENTITY: Mutex<String> = Mutex::new(String::new());
 /// The registry of this process's unreaped children. A poisoned lock is still usable: the list
 /// is only pushed to and filtered, never left half-written.
 pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
-    CHILDREN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called.
@@ -59,7 +61,11 @@ pub(crate) fn is_daemon() -> bool {
 pub(crate) fn next_identity() -> String {
     let n = CHILD_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
     let parent = IDENTITY.lock().unwrap_or_else(|p| p.into_inner());
-    if parent.is_empty() { n.to_string() } else { format!("{parent}:{n}") }
+    if parent.is_empty() {
+        n.to_string()
+    } else {
+        format!("{parent}:{n}")
+    }
 }
 
 /// Who this process is, told to a child as it starts.

@@ -85,7 +85,10 @@ impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InitError::UnknownStartMethod(name) => {
-                write!(f, "unknown start method `{name}`: expected `fork` or `spawn`")
+                write!(
+                    f,
+                    "unknown start method `{name}`: expected `fork` or `spawn`"
+                )
             }
             InitError::MissingStartMethod => {
                 f.write_str("`--start-method` needs a value: `fork` or `spawn`")
@@ -203,8 +206,14 @@ pub(crate) fn spawn_child(
     let daemon = me.daemon;
 
     let mut command = Command::new("/proc/self/exe");
-    command.arg0(std::env::args_os().next().unwrap_or_else(|| OsString::from("child")));
-    command.arg(SPAWNED_CHILD_MARKER).arg(payload_raw.to_string());
+    command.arg0(
+        std::env::args_os()
+            .next()
+            .unwrap_or_else(|| OsString::from("child")),
+    );
+    command
+        .arg(SPAWNED_CHILD_MARKER)
+        .arg(payload_raw.to_string());
     // SAFETY: the hook only makes async-signal-safe calls (fcntl, prctl, getppid).
     unsafe {
         command.pre_exec(move || {
@@ -236,13 +245,20 @@ fn write_payload(payload: &SpawnPayload) -> Result<OwnedFd, ProcessError> {
 pub fn run_if_spawned_child() {
     // Read the command line from /proc rather than `std::env::args`: this may run from
     // `.init_array`, before the standard library has recorded the arguments.
-    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else { return };
+    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
+        return;
+    };
     let mut args = cmdline.split(|&b| b == 0).skip(1);
     if args.next() != Some(SPAWNED_CHILD_MARKER.as_bytes()) {
         return;
     }
-    let fd = args.next().and_then(|raw| std::str::from_utf8(raw).ok()?.parse::<RawFd>().ok());
-    let code = match fd.ok_or_else(|| "no payload descriptor".to_owned()).and_then(read_payload) {
+    let fd = args
+        .next()
+        .and_then(|raw| std::str::from_utf8(raw).ok()?.parse::<RawFd>().ok());
+    let code = match fd
+        .ok_or_else(|| "no payload descriptor".to_owned())
+        .and_then(read_payload)
+    {
         Ok(payload) => run_payload(payload),
         Err(error) => {
             eprintln!("shared: this spawned child cannot read what its parent sent: {error}");
@@ -256,7 +272,9 @@ fn read_payload(fd: RawFd) -> Result<SpawnPayload, String> {
     let fd = sys::fd::adopt_inherited(fd).map_err(|e| e.to_string())?;
     let mut file = std::fs::File::from(fd);
     let mut bytes = Vec::new();
-    file.rewind().and_then(|_| file.read_to_end(&mut bytes)).map_err(|e| e.to_string())?;
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
     rmp_serde::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
@@ -264,13 +282,22 @@ fn run_payload(payload: SpawnPayload) -> i32 {
     // A Rust `main` ignores SIGPIPE, so writing to a closed pipe is an error, not death. This
     // may run before that set-up (from `.init_array`), so do it here too.
     sys::process::ignore_broken_pipe_signal();
-    runtime::become_child(ChildIdentity { identity: payload.identity, daemon: payload.daemon });
-    let fds: Result<Vec<OwnedFd>, _> =
-        payload.fds.iter().map(|&fd| sys::fd::adopt_inherited(fd)).collect();
+    runtime::become_child(ChildIdentity {
+        identity: payload.identity,
+        daemon: payload.daemon,
+    });
+    let fds: Result<Vec<OwnedFd>, _> = payload
+        .fds
+        .iter()
+        .map(|&fd| sys::fd::adopt_inherited(fd))
+        .collect();
     let fds = match fds {
         Ok(fds) => fds,
         Err(error) => {
-            eprintln!("shared: {}: a handle passed by the parent is missing: {error}", payload.name);
+            eprintln!(
+                "shared: {}: a handle passed by the parent is missing: {error}",
+                payload.name
+            );
             return 1;
         }
     };

@@ -12,8 +12,13 @@ use super::io_error;
 
 /// A connected pair of Unix stream sockets, both ends readable and writable, close-on-exec.
 pub(crate) fn stream_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(io_error)
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io_error)
 }
 
 /// A one-way pipe, close-on-exec: `(read end, write end)`.
@@ -30,8 +35,10 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
         let poll_timeout = match remaining {
             None => PollTimeout::NONE,
             // Round up so that a sub-millisecond wait still waits rather than spins.
-            Some(left) => PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX),
+            Some(left) => {
+                PollTimeout::try_from(left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
         };
         let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
         match poll(&mut fds, poll_timeout) {

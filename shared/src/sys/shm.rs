@@ -75,7 +75,10 @@ impl Mapping {
             )
         }
         .map_err(io_error)?;
-        Ok(Self { ptr: ptr.cast(), len })
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
     }
 
     /// Grows the mapping to `len` bytes; its address may change, so no reference into the old
@@ -87,7 +90,13 @@ impl Mapping {
         // SAFETY: `ptr`/`len` describe a live mapping we own, and `&mut self` proves no
         // reference into it is alive.
         let moved = unsafe {
-            mremap(self.ptr.cast(), self.len, len, MRemapFlags::MREMAP_MAYMOVE, None)
+            mremap(
+                self.ptr.cast(),
+                self.len,
+                len,
+                MRemapFlags::MREMAP_MAYMOVE,
+                None,
+            )
         }
         .map_err(io_error)?;
         self.ptr = moved.cast();

@@ -33,9 +33,17 @@ pub(crate) unsafe fn init_mutex(mutex: *mut RawMutex) -> io::Result<()> {
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
         let attr = attr.as_mut_ptr();
-        let result = check(libc::pthread_mutexattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED))
-            .and_then(|()| check(libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST)))
-            .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
+        let result = check(libc::pthread_mutexattr_setpshared(
+            attr,
+            libc::PTHREAD_PROCESS_SHARED,
+        ))
+        .and_then(|()| {
+            check(libc::pthread_mutexattr_setrobust(
+                attr,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
         libc::pthread_mutexattr_destroy(attr);
         result
     }
@@ -87,10 +95,18 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    let spec_ptr = spec.as_ref().map_or(std::ptr::null(), |s| s as *const libc::timespec);
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
     // SAFETY: `word` is a live, aligned u32. Not FUTEX_PRIVATE: waiters are in other processes.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, spec_ptr);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            spec_ptr,
+        );
     }
 }
 
@@ -103,18 +119,27 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
 }
 
 fn check(code: libc::c_int) -> io::Result<()> {
-    if code == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(code)) }
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(code))
+    }
 }
 
 /// `pthread_mutex_timedlock` takes a wall-clock deadline; convert from a monotonic one.
 fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
     let left = deadline.saturating_duration_since(Instant::now());
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `now` is valid writable storage.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let total_nanos = now.tv_nsec as u128 + left.subsec_nanos() as u128;
     libc::timespec {
-        tv_sec: now.tv_sec + left.as_secs() as libc::time_t + (total_nanos / 1_000_000_000) as libc::time_t,
+        tv_sec: now.tv_sec
+            + left.as_secs() as libc::time_t
+            + (total_nanos / 1_000_000_000) as libc::time_t,
         tv_nsec: (total_nanos % 1_000_000_000) as libc::c_long,
     }
 }

@@ -1,0 +1,206 @@
+//! [`JoinableQueue`]: a [`Queue`] that also counts unfinished tasks.
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::ring::Event;
+use super::{Queue, Wait};
+
+/// A [`Queue`] whose consumers report each item done with [`task_done`](Self::task_done), so
+/// that a producer can [`join`](Self::join) until all work is finished.
+/// Python: `multiprocessing.JoinableQueue`.
+///
+/// Every [`Queue`] method is available through `Deref`. The unfinished count lives in the same
+/// shared state as the items and changes in the same commit as `put`, so it is exact in every
+/// process and survives a process killed mid-operation like the items do.
+///
+/// A worker killed between its `get` and its `task_done` leaves that task unfinished forever:
+/// `join()` then never returns early, and never returns at all (as in CPython). Use
+/// [`join_timeout`](Self::join_timeout) where workers may die, and put the task again.
+///
+/// ```
+/// use shared::JoinableQueue;
+///
+/// let fila = JoinableQueue::with_maxsize(3)?;
+/// fila.put("Tarefa 1")?;
+/// let tarefa = fila.get()?;
+/// assert_eq!(tarefa, "Tarefa 1");
+/// fila.task_done()?;
+/// fila.join()?; // every task put has been marked done
+/// assert!(fila.task_done().is_err()); // one too many
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// An empty, unbounded joinable queue. Python: `multiprocessing.JoinableQueue()`.
+    ///
+    /// # Errors
+    /// The system refused the shared memory.
+    pub fn new() -> io::Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::new()?,
+        })
+    }
+
+    /// An empty joinable queue of at most `maxsize` items (`0`: unbounded).
+    /// Python: `multiprocessing.JoinableQueue(maxsize)`.
+    ///
+    /// # Errors
+    /// The system refused the shared memory.
+    pub fn with_maxsize(maxsize: usize) -> io::Result<JoinableQueue<T>> {
+        Ok(JoinableQueue {
+            queue: Queue::with_maxsize(maxsize)?,
+        })
+    }
+
+    /// Marks one item taken with `get` as done. Python: `task_done()`.
+    ///
+    /// ```
+    /// let fila = shared::JoinableQueue::new()?;
+    /// fila.put(1)?;
+    /// fila.get()?;
+    /// fila.task_done()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TaskDoneError::TooManyCalls`] when every item put is already done (Python's
+    /// `ValueError`); [`TaskDoneError::Os`] if the queue's memory is unusable.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let mut guard = self
+            .queue
+            .ring
+            .lock(None)?
+            .ok_or(TaskDoneError::TooManyCalls)?;
+        if guard.task_done() {
+            Ok(())
+        } else {
+            Err(TaskDoneError::TooManyCalls)
+        }
+    }
+
+    /// Waits until every item ever put has been marked done with `task_done`, by any process.
+    /// Python: `JoinableQueue.join()`.
+    ///
+    /// It re-checks the count after every wake-up, so it cannot return while work remains.
+    ///
+    /// ```
+    /// let fila = shared::JoinableQueue::<u8>::new()?;
+    /// fila.join()?; // nothing was put: returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TaskDoneError::Os`] if the queue's memory is unusable.
+    pub fn join(&self) -> Result<(), TaskDoneError> {
+        self.join_waiting(Wait::Forever).map(drop)
+    }
+
+    /// As [`join`](Self::join), but gives up after `timeout`; returns whether all work is done.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let fila = shared::JoinableQueue::new()?;
+    /// fila.put("pendente")?;
+    /// assert!(!fila.join_timeout(Duration::from_millis(10))?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, TaskDoneError> {
+        self.join_waiting(Wait::after(timeout))
+    }
+
+    fn join_waiting(&self, wait: Wait) -> Result<bool, TaskDoneError> {
+        loop {
+            let Some(guard) = self.queue.ring.lock(wait.lock_deadline())? else {
+                return Ok(false);
+            };
+            if guard.layout().unfinished == 0 {
+                return Ok(true);
+            }
+            if wait.expired() {
+                return Ok(false);
+            }
+            let seen = guard.prepare_sleep(Event::AllDone);
+            drop(guard);
+            self.queue
+                .ring
+                .sleep(Event::AllDone, seen, wait.lock_deadline());
+        }
+    }
+}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+
+    /// A `JoinableQueue` is a `Queue` (Python: a subclass of it).
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("JoinableQueue").field(&self.queue).finish()
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: Queue::deserialize(deserializer)?,
+        })
+    }
+}
+
+/// Why `task_done` or `join` failed.
+#[non_exhaustive]
+pub enum TaskDoneError {
+    /// `task_done` was called more times than items were put. Python: `ValueError`.
+    TooManyCalls,
+    /// The queue's memory is unusable.
+    Os(io::Error),
+}
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskDoneError::TooManyCalls => f.write_str("task_done() called too many times"),
+            TaskDoneError::Os(error) => write!(f, "queue memory is unusable: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+crate::debug_as_display!(TaskDoneError);
+
+impl From<io::Error> for TaskDoneError {
+    fn from(error: io::Error) -> Self {
+        TaskDoneError::Os(error)
+    }
+}
