@@ -41,48 +41,54 @@ pub(crate) fn importing<R>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> R) -> R {
     result
 }
 
-/// Serializes the descriptor of a handle of kind `what` as an index into the spawn payload.
-pub(crate) fn serialize_fd<S: Serializer>(
-    fd: BorrowedFd<'_>,
-    what: &'static str,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let raw = sys::fd::raw(&fd);
-    let index = OUTGOING.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        let fds = slot.as_mut()?;
-        let index = fds.iter().position(|&f| f == raw).unwrap_or_else(|| {
-            fds.push(raw);
-            fds.len() - 1
+/// A handle's descriptor on its way out: serializes as an index into the spawn payload.
+pub(crate) struct Exported<'a> {
+    pub(crate) fd: BorrowedFd<'a>,
+    /// The kind of handle, for error messages.
+    pub(crate) what: &'static str,
+}
+
+impl Serialize for Exported<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = sys::fd::raw(&self.fd);
+        let index = OUTGOING.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let fds = slot.as_mut()?;
+            let index = fds.iter().position(|&f| f == raw).unwrap_or_else(|| {
+                fds.push(raw);
+                fds.len() - 1
+            });
+            Some(index as u32)
         });
-        Some(index as u32)
-    });
-    match index {
-        Some(index) => index.serialize(serializer),
-        None => Err(S::Error::custom(format_args!(
-            "a {what} can cross to another process only as an argument of Process::new"
-        ))),
+        match index {
+            Some(index) => index.serialize(serializer),
+            None => Err(S::Error::custom(format_args!(
+                "a {} can cross to another process only as an argument of Process::new",
+                self.what
+            ))),
+        }
     }
 }
 
-/// Reads back what [`serialize_fd`] wrote: a new descriptor for the same open file.
-pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
-    what: &'static str,
-    deserializer: D,
-) -> Result<OwnedFd, D::Error> {
-    let index = u32::deserialize(deserializer)? as usize;
-    INCOMING.with(|slot| {
-        let slot = slot.borrow();
-        let fds = slot.as_ref().ok_or_else(|| {
-            D::Error::custom(format_args!(
-                "a {what} can be received only as an argument of a spawned process"
-            ))
-        })?;
-        let fd = fds.get(index).ok_or_else(|| {
-            D::Error::custom(format_args!(
-                "the spawn payload has no descriptor {index} for a {what}"
-            ))
-        })?;
-        sys::fd::duplicate(fd.as_fd()).map_err(D::Error::custom)
-    })
+/// A handle's descriptor on its way in: a new descriptor for the same open file.
+pub(crate) struct Inherited(pub(crate) OwnedFd);
+
+impl<'de> Deserialize<'de> for Inherited {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let index = u32::deserialize(deserializer)? as usize;
+        INCOMING.with(|slot| {
+            let slot = slot.borrow();
+            let fds = slot.as_ref().ok_or_else(|| {
+                D::Error::custom(
+                    "a handle can be received only as an argument of a spawned process",
+                )
+            })?;
+            let fd = fds.get(index).ok_or_else(|| {
+                D::Error::custom(format_args!("the spawn payload has no descriptor {index}"))
+            })?;
+            sys::fd::duplicate(fd.as_fd())
+                .map(Inherited)
+                .map_err(D::Error::custom)
+        })
+    }
 }

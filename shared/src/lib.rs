@@ -16,12 +16,14 @@ macro_rules! debug_as_display {
 pub(crate) use debug_as_display;
 
 mod handoff;
+mod pipe;
 mod process;
 mod queue;
 mod runtime;
 mod start;
 mod sys;
 
+pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use start::{

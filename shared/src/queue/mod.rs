@@ -315,6 +315,28 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// Another handle to the same queue that puts and gets items as `U`. Python's queues are
+    /// untyped; this is how a Rust program reads what a producer put as another type (an item
+    /// that does not decode as `U` gives [`GetError::Decode`]).
+    ///
+    /// ```
+    /// let textos = shared::Queue::new()?;
+    /// textos.put("não é um número".to_string())?;
+    /// let numeros = textos.retyped::<u32>();
+    /// let error = numeros.get().unwrap_err();
+    /// assert!(error.to_string().contains("u32"));
+    /// numeros.put(7)?;
+    /// assert_eq!(numeros.get()?, 7); // the queue is still usable
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn retyped<U>(&self) -> Queue<U> {
+        Queue {
+            ring: Arc::clone(&self.ring),
+            closed: AtomicBool::new(false),
+            items: PhantomData,
+        }
+    }
+
     fn with_lock<R>(&self, read: impl FnOnce(&ring::Guard<'_>) -> R) -> R {
         match self.ring.lock(None) {
             Ok(Some(guard)) => read(&guard),
@@ -408,13 +430,17 @@ impl<T> fmt::Debug for Queue<T> {
 /// Under spawn, a queue crosses as its memfd; see [`Process::new`](crate::Process::new).
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::handoff::serialize_fd(self.ring.file(), "Queue", serializer)
+        crate::handoff::Exported {
+            fd: self.ring.file(),
+            what: "Queue",
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let file = crate::handoff::deserialize_fd("Queue", deserializer)?;
+        let crate::handoff::Inherited(file) = Deserialize::deserialize(deserializer)?;
         let ring = Ring::open(file).map_err(serde::de::Error::custom)?;
         Ok(Queue {
             ring: Arc::new(ring),
