@@ -1,6 +1,81 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`] and
 //! [`Pipe`]/[`Connection`] across real OS processes, with the fork and spawn start methods.
-//! Items cross as MessagePack (serde + rmp-serde). Linux only.
+//! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
+//!
+//! This is the library under the lessons of a Portuguese-language course on processes; each
+//! lesson mirrors a Python listing line by line. It is meant to be used after the lessons too.
+//!
+//! **Platform**: Linux (tested on Linux 6.x, x86-64, glibc). It relies on memfd, futexes,
+//! robust process-shared mutexes, `pidfd_open` and `PR_SET_PDEATHSIG`, and refuses to build
+//! elsewhere rather than pretend.
+//!
+//! # From Python to Rust
+//!
+//! | Python | Rust |
+//! |---|---|
+//! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
+//! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line |
+//! | `multiprocessing.get_start_method()` | [`get_start_method`] |
+//! | `multiprocessing.get_context('spawn').Process(...)` | [`Process::new`]`(...).start_method(StartMethod::Spawn)` |
+//! | `Process(target=f, args=(a, b))` | [`Process::new`]`(f, (a, b))` |
+//! | `Process(..., daemon=True)`, `p.daemon = True` | [`Process::daemon`]`(true)`, [`Process::set_daemon`] |
+//! | `p.start()` | [`Process::start`] |
+//! | `p.join()`, `p.join(timeout)` | [`Process::join`], [`Process::join_timeout`] |
+//! | `p.pid`, `p.exitcode`, `p.name` | [`Process::pid`], [`Process::exitcode`], [`Process::name`] |
+//! | `p.is_alive()`, `p.terminate()`, `p.kill()` | [`Process::is_alive`], [`Process::terminate`], [`Process::kill`] |
+//! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
+//! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
+//! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
+//! | `q.qsize()`, `q.empty()`, `q.full()`, `q.close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
+//! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (hands the item back), [`GetError::Empty`] |
+//! | `ValueError: Queue is closed` | [`PutError::Closed`], [`GetError::Closed`] |
+//! | `multiprocessing.JoinableQueue(maxsize)` | [`JoinableQueue::new`], [`JoinableQueue::with_maxsize`]; every `Queue` method too |
+//! | `jq.task_done()`, `jq.join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`], [`JoinableQueue::join_timeout`] |
+//! | `ValueError: task_done() called too many times` | [`TaskDoneError::TooManyCalls`] |
+//! | `multiprocessing.Pipe()`, `Pipe(duplex=False)` | [`Pipe::new`], [`Pipe::with_duplex`]`(false)` |
+//! | `c.send(x)`, `c.recv()` | [`Connection::send`], [`Connection::recv`] |
+//! | `c.send_bytes(b)`, `c.recv_bytes()` | [`Connection::send_bytes`], [`Connection::recv_bytes`] |
+//! | `c.poll(timeout)`, `c.close()` | [`Connection::poll`], [`Connection::close`] |
+//! | `EOFError` from `recv` | [`RecvError::Closed`] |
+//! | `BrokenPipeError` from `send` | [`SendError::Closed`] |
+//! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
+//! | pickle | MessagePack through serde; a type mismatch is [`GetError::Decode`] / [`RecvError::Decode`] |
+//!
+//! # Differences from Python
+//!
+//! Each of these is covered by the crate's tests.
+//!
+//! - **The queue state is exact.** `put` returns after the item is in shared memory, so
+//!   `empty()`, `qsize()`, `full()` and `get_nowait()` see it at once in every process. CPython
+//!   hands the item to a feeder thread: right after `put`, `empty()` is usually still `True`.
+//! - **Joining a producer before reading never deadlocks.** An unbounded queue's memory grows;
+//!   `put` never waits for a reader. In CPython a child that put more than a pipe buffer
+//!   (64 KiB) cannot exit until someone reads, so `join()` before `get()` hangs.
+//! - **A killed process does not break a queue.** A process killed in the middle of `put` or
+//!   `get` loses at most that one item; the others never see a torn, duplicated or stuck queue.
+//!   In CPython it can leave the queue's lock held forever or half a message in the pipe.
+//! - **Items are typed.** A `Queue<T>` carries `T`; [`Queue::retyped`] gives a handle of another
+//!   type over the same queue, and an item that does not decode is an error, not a crash.
+//! - **`init()` is the `__main__` guard.** Under spawn a child is a fresh run of the program;
+//!   [`init`] makes it run only its target. Its target must be a function (or a closure that
+//!   captures nothing) and its arguments serializable; under fork any closure works.
+//! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
+//!   so a [`Connection`] end given to a child reaches EOF when that child exits.
+//! - **No feeder thread**, so there is no `join_thread()` or `cancel_join_thread()`; `close()`
+//!   only closes the handle it is called on.
+//! - **`JoinableQueue::join` re-checks its condition** after every wake-up, and has a
+//!   `join_timeout`.
+//! - **A target may return `Result`**: an `Err` is printed to stderr and gives exit code 1, as
+//!   an uncaught exception does.
+//! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
+//!   Python exception it stands for; nothing panics on bad input.
+//!
+//! # Start-up and exit, as in CPython
+//!
+//! Under fork, stdout and stderr are flushed before the fork, so a line is never printed twice
+//! when output goes to a pipe. When `main` returns, daemonic children are terminated and the
+//! others joined; a child process does the same for its own children before it exits. A
+//! daemonic child is also killed if its parent dies (Linux `PR_SET_PDEATHSIG`).
 
 /// `Debug` for an error type prints its message: an error returned from `main` is shown with
 /// `Debug`, and a learner should read `Error: cannot start a process twice`, not a struct dump.
