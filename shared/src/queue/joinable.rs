@@ -27,7 +27,7 @@ use super::{Queue, Wait};
 /// use shared::JoinableQueue;
 ///
 /// let fila = JoinableQueue::with_maxsize(3)?;
-/// fila.put("Tarefa 1")?;
+/// fila.put("Tarefa 1".to_string())?;
 /// let tarefa = fila.get()?;
 /// assert_eq!(tarefa, "Tarefa 1");
 /// fila.task_done()?;
@@ -109,7 +109,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// ```
     /// use std::time::Duration;
     /// let fila = shared::JoinableQueue::new()?;
-    /// fila.put("pendente")?;
+    /// fila.put(1)?;
     /// assert!(!fila.join_timeout(Duration::from_millis(10))?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -131,11 +131,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             if wait.expired() {
                 return Ok(false);
             }
-            let seen = guard.prepare_sleep(Event::AllDone);
-            drop(guard);
             self.queue
                 .ring
-                .sleep(Event::AllDone, seen, wait.lock_deadline());
+                .wait_for(guard, Event::AllDone, wait.lock_deadline());
         }
     }
 }

@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn growth_stops_at_the_maximum() {
         let ring = Layout::empty(4096);
-        assert!(ring.grown(MAX_CAPACITY).is_none());
+        assert!(ring.grown(MAX_CAPACITY).is_some());
+        assert!(ring.grown(MAX_CAPACITY + 8).is_none());
     }
 
     #[test]

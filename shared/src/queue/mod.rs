@@ -126,9 +126,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// ```
     /// let fila = shared::Queue::with_maxsize(1)?;
-    /// fila.put_nowait("a")?;
+    /// fila.put_nowait(1)?;
     /// assert!(fila.full());
-    /// assert!(fila.put_nowait("b").unwrap_err().is_full());
+    /// assert!(fila.put_nowait(2).unwrap_err().is_full());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -270,7 +270,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     /// let fila = shared::Queue::new()?;
     /// assert!(fila.empty());
-    /// fila.put("x")?;
+    /// fila.put('x')?;
     /// assert!(!fila.empty()); // exact right after put, unlike CPython
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -374,9 +374,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if wait.expired() {
                 return Err(PutError::Full(item));
             }
-            let seen = guard.prepare_sleep(Event::NotFull);
-            drop(guard);
-            self.ring.sleep(Event::NotFull, seen, wait.lock_deadline());
+            self.ring
+                .wait_for(guard, Event::NotFull, wait.lock_deadline());
         }
     }
 
@@ -399,9 +398,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if wait.expired() {
                 return Err(GetError::Empty);
             }
-            let seen = guard.prepare_sleep(Event::NotEmpty);
-            drop(guard);
-            self.ring.sleep(Event::NotEmpty, seen, wait.lock_deadline());
+            self.ring
+                .wait_for(guard, Event::NotEmpty, wait.lock_deadline());
         }
     }
 }

@@ -47,7 +47,13 @@ pub(crate) enum Event {
 struct Waiters {
     sequence: AtomicU32,
     sleeping: AtomicU32,
+    /// Bumped on every signal, sleepers or not: what a waiter watches while it spins.
+    changes: AtomicU32,
 }
+
+/// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
+/// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
 #[repr(C)]
 struct Header {
@@ -151,9 +157,46 @@ impl Ring {
         unsafe { *self.header().layouts[live].get() }
     }
 
+    /// Spins briefly while `event` has not been signalled since `seen` (from
+    /// [`Guard::changes`]); returns whether it was, so the caller can skip the sleep.
+    fn spin(&self, event: Event, seen: u32, deadline: Option<Instant>) -> bool {
+        let changes = &self.header().waiters[event as usize].changes;
+        let start = Instant::now();
+        let limit = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
+        loop {
+            for _ in 0..64 {
+                if changes.load(Ordering::Relaxed) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= limit {
+                return false;
+            }
+        }
+    }
+
+    /// Releases `guard` and waits until `event` may have happened or `deadline` passes: first
+    /// spinning briefly, then sleeping. Callers re-check their condition afterwards.
+    pub(crate) fn wait_for(&self, guard: Guard<'_>, event: Event, deadline: Option<Instant>) {
+        let changes = guard.changes(event);
+        drop(guard);
+        if self.spin(event, changes, deadline) {
+            return;
+        }
+        let Some(guard) = self.lock(deadline).ok().flatten() else {
+            return;
+        };
+        if guard.changes(event) != changes {
+            return;
+        }
+        let seen = guard.prepare_sleep(event);
+        drop(guard);
+        self.sleep(event, seen, deadline);
+    }
+
     /// Sleeps until `event` is signalled after `seen` was read, or `deadline` passes.
-    /// Callers re-check their condition afterwards: wake-ups may be spurious.
-    pub(crate) fn sleep(&self, event: Event, seen: u32, deadline: Option<Instant>) {
+    fn sleep(&self, event: Event, seen: u32, deadline: Option<Instant>) {
         let waiters = &self.header().waiters[event as usize];
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if timeout.is_none_or(|t| !t.is_zero()) {
@@ -339,9 +382,16 @@ impl Guard<'_> {
         true
     }
 
+    /// How many times `event` was signalled, for [`Ring::spin`].
+    fn changes(&self, event: Event) -> u32 {
+        self.ring.header().waiters[event as usize]
+            .changes
+            .load(Ordering::Relaxed)
+    }
+
     /// Registers this thread as a sleeper on `event`; returns the sequence to sleep on with
     /// [`Ring::sleep`] after dropping the guard.
-    pub(crate) fn prepare_sleep(&self, event: Event) -> u32 {
+    fn prepare_sleep(&self, event: Event) -> u32 {
         let waiters = &self.ring.header().waiters[event as usize];
         waiters.sleeping.fetch_add(1, Ordering::Relaxed);
         waiters.sequence.load(Ordering::Relaxed)
@@ -360,6 +410,7 @@ impl Guard<'_> {
 
     fn signal(&mut self, event: Event) {
         let waiters = &self.ring.header().waiters[event as usize];
+        waiters.changes.fetch_add(1, Ordering::Relaxed);
         if waiters.sleeping.load(Ordering::Relaxed) > 0 {
             // Bumped under the mutex: a sleeper registered before us sees the change.
             waiters.sequence.fetch_add(1, Ordering::Relaxed);
