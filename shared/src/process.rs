@@ -144,14 +144,8 @@ impl Process {
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
-            StartMethod::Fork => fork_child(launch, me),
-            StartMethod::Spawn => start::spawn_child(&*launch, me, &self.name),
-        };
-        let pid = match pid {
-            Ok(pid) => pid,
-            Err(error) => {
-                return Err(error);
-            }
+            StartMethod::Fork => fork_child(launch, me)?,
+            StartMethod::Spawn => start::spawn_child(&*launch, me, &self.name)?,
         };
         let exited = sys::process::exit_notifier(pid)?;
         let parent = std::process::id();
