@@ -51,6 +51,10 @@ impl Pipe {
     ///
     /// # Errors
     /// The system refused to create the socket pair.
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "Python's Pipe() returns the two ends"
+    )]
     pub fn new() -> io::Result<(Connection, Connection)> {
         Pipe::with_duplex(true)
     }

@@ -79,7 +79,9 @@ impl Process {
     /// Sets the daemon flag before start, builder style. Python: `Process(..., daemon=True)`.
     ///
     /// A daemonic child is terminated when its parent's `main` ends, and killed if its parent
-    /// dies (Linux `PR_SET_PDEATHSIG`, tied to the thread that called `start`).
+    /// dies (Linux `PR_SET_PDEATHSIG`). The kernel ties that signal to the *thread* that called
+    /// `start`: start daemonic processes from a thread that outlives them, such as the main
+    /// thread.
     #[must_use]
     pub fn daemon(mut self, daemon: bool) -> Process {
         self.daemon = daemon;
@@ -136,18 +138,33 @@ impl Process {
         if runtime::is_daemon() {
             return Err(ProcessError::DaemonWithChildren);
         }
-        let launch = self.launch.take().ok_or(ProcessError::AlreadyStarted)?;
+        let Some(launch) = self.launch.as_deref() else {
+            return Err(ProcessError::AlreadyStarted);
+        };
         runtime::install_exit_hook()?;
+        runtime::reap_abandoned();
         let me = ChildIdentity {
             identity: self.identity.clone(),
             daemon: self.daemon,
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
-            StartMethod::Fork => fork_child(launch, me)?,
-            StartMethod::Spawn => start::spawn_child(&*launch, me, &self.name)?,
+            StartMethod::Fork => fork_child(&mut self.launch, me)?,
+            StartMethod::Spawn => start::spawn_child(launch, me, &self.name)?,
         };
-        let exited = sys::process::exit_notifier(pid)?;
+        // The arguments now belong to the child: drop the parent's copies (closing the ends
+        // of pipes it passed, so EOF reaches whoever waits for the child's end).
+        self.launch = None;
+        let exited = match sys::process::exit_notifier(pid) {
+            Ok(exited) => exited,
+            Err(error) => {
+                // Without a way to wait for it, the child would be unjoinable: stop it now.
+                let _ = sys::process::send(pid, Stop::Kill);
+                let _ = sys::process::reap(pid);
+                runtime::children().retain(|record| record.pid != pid);
+                return Err(error.into());
+            }
+        };
         let parent = std::process::id();
         self.child = Some(Child {
             pid,
@@ -192,8 +209,11 @@ impl Process {
     }
 
     /// Whether the process has started and not yet ended. Python: `Process.is_alive()`.
+    ///
+    /// Only the parent can tell: from any other process (a handle copied into a child) it is
+    /// `false`, where Python raises "can only test a child process".
     pub fn is_alive(&self) -> bool {
-        self.child.is_some() && self.exitcode().is_none()
+        self.started_child("test").is_ok() && self.exitcode().is_none()
     }
 
     /// Asks the process to stop with SIGTERM. Python: `Process.terminate()`.
@@ -254,6 +274,19 @@ impl Process {
     }
 }
 
+impl Drop for Process {
+    /// Dropping a handle neither kills nor waits: the child runs on, is reaped at the next
+    /// `start` once it ends, and is joined (or, if daemonic, terminated) when `main` returns.
+    fn drop(&mut self) {
+        if let Some(child) = &self.child
+            && child.exitcode.get().is_none()
+            && child.parent == std::process::id()
+        {
+            runtime::abandon(child.pid);
+        }
+    }
+}
+
 impl fmt::Debug for Process {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Process")
@@ -268,8 +301,11 @@ impl fmt::Debug for Process {
     }
 }
 
-/// Forks; the child runs the target and never returns from here.
-fn fork_child(launch: Box<dyn Launch>, me: ChildIdentity) -> Result<u32, ProcessError> {
+/// Forks; the child takes the target from `launch`, runs it and never returns from here.
+fn fork_child(
+    launch: &mut Option<Box<dyn Launch>>,
+    me: ChildIdentity,
+) -> Result<u32, ProcessError> {
     let parent = std::process::id();
     // Hold stdout, stderr and the children registry across the fork: no other thread can be
     // inside them at that instant, so the child finds them unlocked, and nothing buffered is
@@ -290,13 +326,14 @@ fn fork_child(launch: Box<dyn Launch>, me: ChildIdentity) -> Result<u32, Process
                 runtime::finish_child(1);
             }
             runtime::become_child(me);
-            let code = launch.run_here();
+            let code = launch.take().map_or(1, |launch| launch.run_here());
             runtime::finish_child(code)
         }
         Forked::Parent(pid) => {
             children.push(ChildRecord {
                 pid,
                 daemon: me.daemon,
+                abandoned: false,
             });
             Ok(pid)
         }

@@ -13,6 +13,8 @@ use crate::sys::process::Stop;
 pub(crate) struct ChildRecord {
     pub(crate) pid: u32,
     pub(crate) daemon: bool,
+    /// Its `Process` handle was dropped: nobody else will reap it.
+    pub(crate) abandoned: bool,
 }
 
 static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
@@ -49,6 +51,21 @@ pub(crate) fn settle_children() {
     for child in &pending {
         let _ = sys::process::reap(child.pid);
     }
+}
+
+/// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it.
+pub(crate) fn abandon(pid: u32) {
+    for record in children().iter_mut().filter(|record| record.pid == pid) {
+        record.abandoned = true;
+    }
+}
+
+/// Reaps children whose handles were dropped and that have ended, so they do not linger as
+/// zombies until exit (CPython does this at every `start()`).
+pub(crate) fn reap_abandoned() {
+    children().retain(|record| {
+        !(record.abandoned && matches!(sys::process::try_reap(record.pid), Ok(Some(_))))
+    });
 }
 
 /// Whether this process is a daemonic child (which may not start children of its own).

@@ -228,7 +228,11 @@ pub(crate) fn spawn_child(
     }
     let mut children = runtime::children();
     let pid = command.spawn()?.id();
-    children.push(ChildRecord { pid, daemon });
+    children.push(ChildRecord {
+        pid,
+        daemon,
+        abandoned: false,
+    });
     Ok(pid)
 }
 

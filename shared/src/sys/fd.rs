@@ -29,7 +29,8 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Waits until `fd` is readable (data, end of file or a hang-up), up to `timeout`
 /// (`None` waits forever). Returns whether it became readable.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    // A deadline too far to represent is no deadline.
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let poll_timeout = match remaining {
