@@ -55,6 +55,11 @@ struct Waiters {
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 
+/// The longest a waiter sleeps before it re-checks its condition. A waker wakes sleepers after
+/// its commit; if it is killed between the two, nobody else may ever come to wake them, so a
+/// sleeper never trusts a wake-up to arrive: this bounds what such a death can cost.
+const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
+
 #[repr(C)]
 struct Header {
     magic: u64,
@@ -198,9 +203,11 @@ impl Ring {
     /// Sleeps until `event` is signalled after `seen` was read, or `deadline` passes.
     fn sleep(&self, event: Event, seen: u32, deadline: Option<Instant>) {
         let waiters = &self.header().waiters[event as usize];
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if timeout.is_none_or(|t| !t.is_zero()) {
-            sync::futex_wait(&waiters.sequence, seen, timeout);
+        let left = deadline.map_or(LONGEST_SLEEP, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        if !left.is_zero() {
+            sync::futex_wait(&waiters.sequence, seen, Some(left.min(LONGEST_SLEEP)));
         }
         waiters.sleeping.fetch_sub(1, Ordering::Relaxed);
     }
