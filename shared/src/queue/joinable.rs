@@ -133,7 +133,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             }
             self.queue
                 .ring
-                .wait_for(guard, Event::AllDone, wait.lock_deadline());
+                .wait_for(guard, Event::AllDone, wait.lock_deadline(), |layout| {
+                    layout.unfinished > 0
+                });
         }
     }
 }

@@ -375,7 +375,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 return Err(PutError::Full(item));
             }
             self.ring
-                .wait_for(guard, Event::NotFull, wait.lock_deadline());
+                .wait_for(guard, Event::NotFull, wait.lock_deadline(), |layout| {
+                    layout.count >= maxsize
+                });
         }
     }
 
@@ -399,7 +401,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 return Err(GetError::Empty);
             }
             self.ring
-                .wait_for(guard, Event::NotEmpty, wait.lock_deadline());
+                .wait_for(guard, Event::NotEmpty, wait.lock_deadline(), |layout| {
+                    layout.count == 0
+                });
         }
     }
 }

@@ -19,7 +19,7 @@ use super::layout::{FRAME_HEADER, Layout, frame_size};
 use crate::sys::shm::{self, Mapping};
 use crate::sys::sync::{self, RawMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v001");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v002");
 /// The header takes the first page; the ring starts at the second.
 const HEADER_BYTES: u64 = 4096;
 /// A new ring's size; it doubles as needed.
@@ -60,15 +60,23 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 /// sleeper never trusts a wake-up to arrive: this bounds what such a death can cost.
 const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Keeps what it holds on a cache line of its own: the producer writes the spare layout on
+/// every operation while a consumer spins on a waiter word, and sharing a line would make each
+/// of those writes a cache miss for the other side.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
 #[repr(C)]
 struct Header {
     magic: u64,
     maxsize: u64,
     mutex: UnsafeCell<RawMutex>,
     live: AtomicU32,
-    layouts: [UnsafeCell<Layout>; 2],
-    waiters: [Waiters; 3],
+    layouts: [Line<UnsafeCell<Layout>>; 2],
+    waiters: [Line<Waiters>; 3],
 }
+
+const _: () = assert!(size_of::<Header>() <= HEADER_BYTES as usize);
 
 /// One process's view of a queue's shared memory.
 pub(crate) struct Ring {
@@ -96,7 +104,7 @@ impl Ring {
         unsafe {
             (*ptr).magic = MAGIC;
             (*ptr).maxsize = maxsize;
-            *(*ptr).layouts[0].get() = Layout::empty(INITIAL_CAPACITY);
+            *(*ptr).layouts[0].0.get() = Layout::empty(INITIAL_CAPACITY);
             sync::init_mutex((*ptr).mutex.get())?;
         }
         let data = Mapping::new(&file, HEADER_BYTES, INITIAL_CAPACITY as usize)?;
@@ -150,6 +158,7 @@ impl Ring {
         let mut guard = Guard {
             ring: self,
             layout: self.live_layout(),
+            signalled: [false; 3],
             wake: [false; 3],
         };
         guard.map_whole_ring()?;
@@ -159,13 +168,13 @@ impl Ring {
     fn live_layout(&self) -> Layout {
         let live = self.header().live.load(Ordering::Acquire) as usize & 1;
         // SAFETY: read under the mutex; only the holder of the mutex writes layouts.
-        unsafe { *self.header().layouts[live].get() }
+        unsafe { *self.header().layouts[live].0.get() }
     }
 
     /// Spins briefly while `event` has not been signalled since `seen` (from
     /// [`Guard::changes`]); returns whether it was, so the caller can skip the sleep.
     fn spin(&self, event: Event, seen: u32, deadline: Option<Instant>) -> bool {
-        let changes = &self.header().waiters[event as usize].changes;
+        let changes = &self.header().waiters[event as usize].0.changes;
         let start = Instant::now();
         let limit = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
         loop {
@@ -182,17 +191,26 @@ impl Ring {
     }
 
     /// Releases `guard` and waits until `event` may have happened or `deadline` passes: first
-    /// spinning briefly, then sleeping. Callers re-check their condition afterwards.
-    pub(crate) fn wait_for(&self, guard: Guard<'_>, event: Event, deadline: Option<Instant>) {
+    /// spinning briefly, then, if `still_waiting` holds under the lock, sleeping. Callers
+    /// re-check their condition afterwards.
+    pub(crate) fn wait_for(
+        &self,
+        guard: Guard<'_>,
+        event: Event,
+        deadline: Option<Instant>,
+        still_waiting: impl Fn(&Layout) -> bool,
+    ) {
         let changes = guard.changes(event);
         drop(guard);
         if self.spin(event, changes, deadline) {
             return;
         }
+        // Registering as a sleeper and checking the condition under one lock is what makes
+        // the sleep safe: any later change signals this sleeper.
         let Some(guard) = self.lock(deadline).ok().flatten() else {
             return;
         };
-        if guard.changes(event) != changes {
+        if !still_waiting(guard.layout()) {
             return;
         }
         let seen = guard.prepare_sleep(event);
@@ -202,7 +220,7 @@ impl Ring {
 
     /// Sleeps until `event` is signalled after `seen` was read, or `deadline` passes.
     fn sleep(&self, event: Event, seen: u32, deadline: Option<Instant>) {
-        let waiters = &self.header().waiters[event as usize];
+        let waiters = &self.header().waiters[event as usize].0;
         let left = deadline.map_or(LONGEST_SLEEP, |d| {
             d.saturating_duration_since(Instant::now())
         });
@@ -218,6 +236,9 @@ impl Ring {
 pub(crate) struct Guard<'a> {
     ring: &'a Ring,
     layout: Layout,
+    /// Events this operation caused, announced to spinners after the unlock.
+    signalled: [bool; 3],
+    /// Events whose sleepers must be woken after the unlock.
     wake: [bool; 3],
 }
 
@@ -392,6 +413,7 @@ impl Guard<'_> {
     /// How many times `event` was signalled, for [`Ring::spin`].
     fn changes(&self, event: Event) -> u32 {
         self.ring.header().waiters[event as usize]
+            .0
             .changes
             .load(Ordering::Relaxed)
     }
@@ -399,7 +421,7 @@ impl Guard<'_> {
     /// Registers this thread as a sleeper on `event`; returns the sequence to sleep on with
     /// [`Ring::sleep`] after dropping the guard.
     fn prepare_sleep(&self, event: Event) -> u32 {
-        let waiters = &self.ring.header().waiters[event as usize];
+        let waiters = &self.ring.header().waiters[event as usize].0;
         waiters.sleeping.fetch_add(1, Ordering::Relaxed);
         waiters.sequence.load(Ordering::Relaxed)
     }
@@ -410,14 +432,14 @@ impl Guard<'_> {
         let header = self.ring.header();
         let spare = (header.live.load(Ordering::Relaxed) as usize & 1) ^ 1;
         // SAFETY: we hold the mutex; readers only read the copy `live` names.
-        unsafe { *header.layouts[spare].get() = next };
+        unsafe { *header.layouts[spare].0.get() = next };
         header.live.store(spare as u32, Ordering::Release);
         self.layout = next;
     }
 
     fn signal(&mut self, event: Event) {
-        let waiters = &self.ring.header().waiters[event as usize];
-        waiters.changes.fetch_add(1, Ordering::Relaxed);
+        let waiters = &self.ring.header().waiters[event as usize].0;
+        self.signalled[event as usize] = true;
         if waiters.sleeping.load(Ordering::Relaxed) > 0 {
             // Bumped under the mutex: a sleeper registered before us sees the change.
             waiters.sequence.fetch_add(1, Ordering::Relaxed);
@@ -430,10 +452,19 @@ impl Drop for Guard<'_> {
     fn drop(&mut self) {
         // SAFETY: the guard's existence proves this thread holds the mutex.
         unsafe { sync::unlock(self.ring.header().mutex.get()) };
-        for (index, wake) in self.wake.iter().enumerate() {
-            if *wake {
-                sync::futex_wake_all(&self.ring.header().waiters[index].sequence);
-            }
+        // Spinners learn of the change only now, when the lock is free for them: told any
+        // earlier, they would block on the mutex and cost two syscalls per item.
+        let waiters = &self.ring.header().waiters;
+        for (event, _) in self
+            .signalled
+            .iter()
+            .enumerate()
+            .filter(|(_, signalled)| **signalled)
+        {
+            waiters[event].0.changes.fetch_add(1, Ordering::Release);
+        }
+        for (event, _) in self.wake.iter().enumerate().filter(|(_, wake)| **wake) {
+            sync::futex_wake_all(&waiters[event].0.sequence);
         }
     }
 }
