@@ -1,0 +1,243 @@
+//! The workloads: what each side runs, with which arguments, how the result is read, and the
+//! speed-up the project aims for.
+
+/// How a workload's [`Measurement`](crate::measurement::Measurement) becomes its figure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metric {
+    /// Milliseconds per operation (lower is better).
+    MillisPerOp,
+    /// Microseconds per operation (lower is better).
+    MicrosPerOp,
+    /// Operations per second (higher is better).
+    OpsPerSecond,
+    /// Megabytes (10^6 bytes) per second, each operation moving `item_bytes` (higher is
+    /// better); items per second is shown beside it.
+    MegabytesPerSecond {
+        /// The size of one item.
+        item_bytes: u64,
+    },
+}
+
+impl Metric {
+    /// The figure for `ops` operations done in `elapsed_s` seconds.
+    pub fn value(self, elapsed_s: f64, ops: u64) -> f64 {
+        let ops = ops as f64;
+        match self {
+            Metric::MillisPerOp => elapsed_s * 1e3 / ops,
+            Metric::MicrosPerOp => elapsed_s * 1e6 / ops,
+            Metric::OpsPerSecond => ops / elapsed_s,
+            Metric::MegabytesPerSecond { item_bytes } => ops * item_bytes as f64 / elapsed_s / 1e6,
+        }
+    }
+
+    /// Whether a larger figure means faster.
+    pub fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Metric::OpsPerSecond | Metric::MegabytesPerSecond { .. }
+        )
+    }
+}
+
+/// One workload, run alike on both sides.
+#[derive(Debug)]
+pub struct Workload {
+    /// The name `--only` selects it by.
+    pub name: &'static str,
+    /// What the table calls it.
+    pub title: &'static str,
+    /// The Rust subcommand (`bench workload PROGRAM ARGS`) and the Python script
+    /// (`python/PROGRAM.py ARGS`).
+    pub program: &'static str,
+    /// The arguments both sides get: counts and sizes.
+    pub args: &'static [&'static str],
+    /// How the result is read.
+    pub metric: Metric,
+    /// The unit `metric` is in, for the table.
+    pub unit: &'static str,
+    /// The speed-up `shared` should reach (Rust speed ÷ Python speed), if the project set one.
+    pub target: Option<f64>,
+    /// Whether the workload's processes are pinned to one CPU (latency-bound ping-pong).
+    pub pinned: bool,
+}
+
+/// The speed-up target for peak RSS: a lesson-like process of `shared` uses at most a quarter
+/// of the memory of CPython's.
+pub const RSS_TARGET: f64 = 4.0;
+
+/// The workload whose main-process peak RSS stands for a lesson-like program.
+pub const RSS_WORKLOAD: &str = "start_join_fork";
+
+const fn workload(
+    name: &'static str,
+    title: &'static str,
+    program: &'static str,
+    args: &'static [&'static str],
+    (metric, unit): (Metric, &'static str),
+    target: Option<f64>,
+) -> Workload {
+    Workload {
+        name,
+        title,
+        program,
+        args,
+        metric,
+        unit,
+        target,
+        pinned: false,
+    }
+}
+
+const MS_PER_PROCESS: (Metric, &str) = (Metric::MillisPerOp, "ms/process");
+const US_PER_ROUND_TRIP: (Metric, &str) = (Metric::MicrosPerOp, "µs/round trip");
+const ITEMS_PER_S: (Metric, &str) = (Metric::OpsPerSecond, "items/s");
+
+const fn megabytes(item_bytes: u64) -> (Metric, &'static str) {
+    (Metric::MegabytesPerSecond { item_bytes }, "MB/s")
+}
+
+const fn pinned(workload: Workload) -> Workload {
+    Workload {
+        pinned: true,
+        ..workload
+    }
+}
+
+/// Every workload, in the order of the table.
+pub const WORKLOADS: &[Workload] = &[
+    workload(
+        "start_join_fork",
+        "start+join, fork (200)",
+        "start_join",
+        &["fork", "200"],
+        MS_PER_PROCESS,
+        Some(8.0),
+    ),
+    workload(
+        "start_join_spawn",
+        "start+join, spawn (20)",
+        "start_join",
+        &["spawn", "20"],
+        MS_PER_PROCESS,
+        Some(40.0),
+    ),
+    workload(
+        "queue_str25",
+        "Queue 1→1, 25-B str (200k)",
+        "queue_str",
+        &["200000"],
+        ITEMS_PER_S,
+        Some(8.0),
+    ),
+    workload(
+        "queue_1k",
+        "Queue 1→1, 1 KiB (100k)",
+        "queue_bytes",
+        &["1024", "100000"],
+        megabytes(1024),
+        None,
+    ),
+    workload(
+        "queue_64k",
+        "Queue 1→1, 64 KiB (10k)",
+        "queue_bytes",
+        &["65536", "10000"],
+        megabytes(65536),
+        None,
+    ),
+    workload(
+        "queue_1m",
+        "Queue 1→1, 1 MiB (1000)",
+        "queue_bytes",
+        &["1048576", "1000"],
+        megabytes(1 << 20),
+        Some(3.0),
+    ),
+    workload(
+        "queue_16m",
+        "Queue 1→1, 16 MiB (64)",
+        "queue_bytes",
+        &["16777216", "64"],
+        megabytes(16 << 20),
+        Some(4.0),
+    ),
+    workload(
+        "queue_2x2",
+        "Queue 2→2, 25-B str (200k)",
+        "queue_2x2",
+        &["200000"],
+        ITEMS_PER_S,
+        Some(6.0),
+    ),
+    pinned(workload(
+        "pipe_objects",
+        "Pipe ping-pong, send/recv (20k)",
+        "pipe_pingpong",
+        &["objects", "20000"],
+        US_PER_ROUND_TRIP,
+        Some(2.5),
+    )),
+    pinned(workload(
+        "pipe_bytes",
+        "Pipe ping-pong, send_bytes (20k)",
+        "pipe_pingpong",
+        &["bytes", "20000"],
+        US_PER_ROUND_TRIP,
+        None,
+    )),
+    workload(
+        "joinable",
+        "JoinableQueue, 2 workers (10k)",
+        "joinable",
+        &["10000"],
+        (Metric::OpsPerSecond, "tasks/s"),
+        Some(8.0),
+    ),
+];
+
+/// The workloads `only` selects: those whose name equals or starts with one of its entries
+/// (`queue` selects every queue workload); all of them when `only` is empty.
+pub fn select(only: &[String]) -> Vec<&'static Workload> {
+    WORKLOADS
+        .iter()
+        .filter(|workload| only.is_empty() || only.iter().any(|o| workload.name.starts_with(o)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = WORKLOADS.iter().map(|w| w.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), WORKLOADS.len());
+    }
+
+    #[test]
+    fn the_rss_workload_exists() {
+        assert!(WORKLOADS.iter().any(|w| w.name == RSS_WORKLOAD));
+    }
+
+    #[test]
+    fn selection_by_prefix() {
+        let queues = select(&["queue".to_owned()]);
+        assert_eq!(queues.len(), 6);
+        assert_eq!(select(&[]).len(), WORKLOADS.len());
+        assert!(select(&["nothing".to_owned()]).is_empty());
+    }
+
+    #[test]
+    fn metrics_turn_elapsed_time_into_figures() {
+        assert_eq!(Metric::MillisPerOp.value(2.0, 1000), 2.0);
+        assert_eq!(Metric::MicrosPerOp.value(1.0, 1_000_000), 1.0);
+        assert_eq!(Metric::OpsPerSecond.value(0.5, 100), 200.0);
+        let megabytes = Metric::MegabytesPerSecond {
+            item_bytes: 1_000_000,
+        };
+        assert_eq!(megabytes.value(2.0, 10), 5.0);
+        assert!(!Metric::MillisPerOp.higher_is_better() && megabytes.higher_is_better());
+    }
+}

@@ -1,0 +1,43 @@
+//! `bench`: runs the workloads in `shared` and in CPython and prints the comparison; `bench
+//! workload PROGRAM ARGS...` runs the Rust side of one workload (the harness starts those).
+
+use std::process::ExitCode;
+
+use bench::harness::{self, Options};
+
+fn main() -> ExitCode {
+    // Spawned children of the workloads must run their target, not the benchmark.
+    if let Err(error) = shared::init() {
+        eprintln!("bench: {error}");
+        return ExitCode::FAILURE;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.split_first() {
+        Some((first, rest)) if first == "workload" => run_workload(rest),
+        _ => run_harness(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_workload(args: &[String]) -> Result<(), String> {
+    let (program, args) = args
+        .split_first()
+        .ok_or("usage: bench workload PROGRAM ARGS...")?;
+    bench::workloads::run(program, args).map_err(|error| format!("{program}: {error}"))
+}
+
+fn run_harness(args: &[String]) -> Result<(), String> {
+    match Options::parse(args)? {
+        harness::options::Command::Print(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        harness::options::Command::Run(options) => harness::run(&options),
+    }
+}

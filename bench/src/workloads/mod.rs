@@ -1,0 +1,51 @@
+//! The Rust side of the workloads: `bench workload PROGRAM ARGS...`, the counterpart of
+//! `python/PROGRAM.py ARGS...`. Each runs in its own process, times the workload only, and
+//! prints one [`Measurement`] line.
+
+mod joinable;
+mod pipe;
+mod queue;
+mod start_join;
+
+use std::error::Error;
+use std::str::FromStr;
+
+use crate::measurement::Measurement;
+
+/// What a workload returns: its measurement, or why it failed.
+pub type Outcome = Result<Measurement, Box<dyn Error>>;
+
+/// Runs the workload `program` with `args` (as in the catalogue) and prints its line.
+///
+/// # Errors
+/// An unknown program, bad arguments, or the workload's own failure.
+pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
+    let measurement = match program {
+        "start_join" => start_join::run(arg(args, 0)?, arg(args, 1)?),
+        "queue_str" => queue::single_producer_strings(arg(args, 0)?),
+        "queue_bytes" => queue::single_producer_bytes(arg(args, 0)?, arg(args, 1)?),
+        "queue_2x2" => queue::two_by_two(arg(args, 0)?),
+        "pipe_pingpong" => pipe::ping_pong(arg(args, 0)?, arg(args, 1)?),
+        "joinable" => joinable::run(arg(args, 0)?),
+        other => Err(format!("unknown workload program `{other}`").into()),
+    }?;
+    println!("{measurement}");
+    Ok(())
+}
+
+fn arg<T: FromStr>(args: &[String], index: usize) -> Result<T, String> {
+    let text = args
+        .get(index)
+        .ok_or_else(|| format!("missing argument {}", index + 1))?;
+    text.parse()
+        .map_err(|_| format!("argument {} `{text}` is not valid", index + 1))
+}
+
+/// Fails with `what` unless `holds`: the workloads check their results, cheaply.
+fn check(holds: bool, what: &str) -> Result<(), Box<dyn Error>> {
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}").into())
+    }
+}
