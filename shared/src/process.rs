@@ -131,12 +131,16 @@ impl Process {
     /// # Errors
     /// - [`ProcessError::AlreadyStarted`]: "cannot start a process twice".
     /// - [`ProcessError::DaemonWithChildren`]: a daemonic process may not start children.
+    /// - [`ProcessError::MissingInit`]: a spawned child whose `main` lacks [`init`](crate::init).
     /// - [`ProcessError::SpawnNeedsFunction`] and [`ProcessError::Arguments`]: spawn cannot
     ///   recreate the target or send its arguments.
     /// - [`ProcessError::Os`]: the system refused to create the process.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if runtime::is_daemon() {
             return Err(ProcessError::DaemonWithChildren);
+        }
+        if start::is_spawned_child_without_init() {
+            return Err(ProcessError::MissingInit);
         }
         let Some(launch) = self.launch.as_deref() else {
             return Err(ProcessError::AlreadyStarted);
@@ -480,6 +484,9 @@ pub enum ProcessError {
     DaemonWithChildren,
     /// The spawn start method was given a closure that captures values.
     SpawnNeedsFunction,
+    /// A spawned child re-ran `main` and reached `start` because `main` does not call
+    /// [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping phase.
+    MissingInit,
     /// The arguments could not be serialized for a spawned child.
     Arguments(String),
     /// The operating system refused.
@@ -502,6 +509,11 @@ impl fmt::Display for ProcessError {
             ProcessError::SpawnNeedsFunction => f.write_str(
                 "the spawn start method needs a function or a closure that captures nothing \
                  (pass values through args); closures that capture values work only under fork",
+            ),
+            ProcessError::MissingInit => f.write_str(
+                "this process was started by spawn but is running main and starting processes of \
+                 its own: call shared::init()? first thing in main, the counterpart of Python's \
+                 `if __name__ == '__main__':`",
             ),
             ProcessError::Arguments(error) => {
                 write!(f, "cannot send the arguments to the spawned child: {error}")

@@ -244,6 +244,14 @@ fn write_payload(payload: &SpawnPayload) -> Result<OwnedFd, ProcessError> {
     Ok(file.into())
 }
 
+/// Whether this process was started by spawn but its `main` is running: `init` was not called
+/// (in a spawned child it never returns), so the child is re-running the parent's program.
+pub(crate) fn is_spawned_child_without_init() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == SPAWNED_CHILD_MARKER)
+}
+
 /// If this process is a spawned child, run its target and end the process; otherwise return.
 /// Public only for [`enable_test_support!`](crate::enable_test_support); use [`init`].
 pub fn run_if_spawned_child() {
