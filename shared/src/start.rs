@@ -7,7 +7,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -247,10 +247,15 @@ fn write_payload(payload: &SpawnPayload) -> Result<OwnedFd, ProcessError> {
 /// Whether this process was started by spawn but its `main` is running: `init` was not called
 /// (in a spawned child it never returns), so the child is re-running the parent's program.
 pub(crate) fn is_spawned_child_without_init() -> bool {
-    std::env::args_os()
-        .nth(1)
-        .is_some_and(|arg| arg == SPAWNED_CHILD_MARKER)
+    !DISPATCHED.load(Ordering::Relaxed)
+        && std::env::args_os()
+            .nth(1)
+            .is_some_and(|arg| arg == SPAWNED_CHILD_MARKER)
 }
+
+/// Set once this spawned child has been given its target: from then on it may start
+/// processes of its own.
+static DISPATCHED: AtomicBool = AtomicBool::new(false);
 
 /// If this process is a spawned child, run its target and end the process; otherwise return.
 /// Public only for [`enable_test_support!`](crate::enable_test_support); use [`init`].
@@ -291,6 +296,7 @@ fn read_payload(fd: RawFd) -> Result<SpawnPayload, String> {
 }
 
 fn run_payload(payload: SpawnPayload) -> i32 {
+    DISPATCHED.store(true, Ordering::Relaxed);
     // A Rust `main` ignores SIGPIPE, so writing to a closed pipe is an error, not death. This
     // may run before that set-up (from `.init_array`), so do it here too.
     sys::process::ignore_broken_pipe_signal();
