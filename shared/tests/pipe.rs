@@ -32,32 +32,13 @@ use shared::{
 
 shared::enable_test_support!();
 
+#[macro_use]
+mod common;
+
 /// How long a child may take to do what it must before its test gives up on it.
 const LIMIT: Duration = Duration::from_secs(30);
 /// A message far larger than any pipe or socket buffer: its sender blocks until it is read.
 const HUGE: usize = 256 << 20;
-
-/// Generates `fork::NAME` and `spawn::NAME` tests that call `NAME(StartMethod::...)`.
-macro_rules! under_both_start_methods {
-    ($($name:ident),* $(,)?) => {
-        mod fork {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(shared::StartMethod::Fork);
-                }
-            )*
-        }
-        mod spawn {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(shared::StartMethod::Spawn);
-                }
-            )*
-        }
-    };
-}
 
 under_both_start_methods!(
     child_answers_requests_transformed,

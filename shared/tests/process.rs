@@ -22,32 +22,13 @@ use shared::{Process, ProcessError, StartMethod};
 
 shared::enable_test_support!();
 
+#[macro_use]
+mod common;
+
 /// How long a child may take to do what it must before its test gives up on it.
 const LIMIT: Duration = Duration::from_secs(30);
 /// How long a process that must die may take to disappear from the process table.
 const DEATH_LIMIT: Duration = Duration::from_secs(10);
-
-/// Generates `fork::NAME` and `spawn::NAME` tests that call `NAME(StartMethod::...)`.
-macro_rules! under_both_start_methods {
-    ($($name:ident),* $(,)?) => {
-        mod fork {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(shared::StartMethod::Fork);
-                }
-            )*
-        }
-        mod spawn {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name(shared::StartMethod::Spawn);
-                }
-            )*
-        }
-    };
-}
 
 under_both_start_methods!(
     exit_code_is_zero_when_the_target_returns,
