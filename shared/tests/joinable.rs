@@ -15,6 +15,16 @@ use shared::{JoinableQueue, Process, Queue, StartMethod, Target, TaskDoneError};
 
 shared::enable_test_support!();
 
+#[macro_use]
+mod common;
+
+under_both_start_methods!(
+    join_returns_only_after_every_task_done,
+    task_done_count_is_shared_between_processes,
+    join_waits_for_a_task_taken_but_not_done,
+    a_task_taken_by_a_killed_worker_stays_unfinished,
+);
+
 /// How long a child or a blocking call may take before the test calls it hung. Generous: the
 /// work takes milliseconds, and this limit is only reached by a bug.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -143,16 +153,6 @@ fn join_returns_only_after_every_task_done(method: StartMethod) {
     assert!(tasks.join_timeout(Duration::ZERO).unwrap());
 }
 
-#[test]
-fn join_returns_only_after_every_task_done_fork() {
-    join_returns_only_after_every_task_done(StartMethod::Fork);
-}
-
-#[test]
-fn join_returns_only_after_every_task_done_spawn() {
-    join_returns_only_after_every_task_done(StartMethod::Spawn);
-}
-
 fn assert_too_many_calls(result: Result<(), TaskDoneError>) {
     match result {
         Err(error @ TaskDoneError::TooManyCalls) => {
@@ -195,16 +195,6 @@ fn task_done_count_is_shared_between_processes(method: StartMethod) {
     Child::start(method, finish_two_then_one_too_many, (queue.clone(),)).expect_success();
     assert!(queue.join_timeout(Duration::ZERO).unwrap());
     assert_too_many_calls(queue.task_done());
-}
-
-#[test]
-fn task_done_count_is_shared_between_processes_fork() {
-    task_done_count_is_shared_between_processes(StartMethod::Fork);
-}
-
-#[test]
-fn task_done_count_is_shared_between_processes_spawn() {
-    task_done_count_is_shared_between_processes(StartMethod::Spawn);
 }
 
 /// Takes one task, says which on `taken`, and marks it done once something arrives on
@@ -256,16 +246,6 @@ fn join_waits_for_a_task_taken_but_not_done(method: StartMethod) {
     holder.expect_success();
 }
 
-#[test]
-fn join_waits_for_a_task_taken_but_not_done_fork() {
-    join_waits_for_a_task_taken_but_not_done(StartMethod::Fork);
-}
-
-#[test]
-fn join_waits_for_a_task_taken_but_not_done_spawn() {
-    join_waits_for_a_task_taken_but_not_done(StartMethod::Spawn);
-}
-
 /// A worker killed between `get` and `task_done` leaves its task unfinished: `join_timeout`
 /// keeps returning `false`, even after another worker handles the task put again, until
 /// someone marks the lost task done.
@@ -310,14 +290,4 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     marked.unwrap();
     assert!(done.unwrap(), "every task is now done");
     assert_too_many_calls(extra);
-}
-
-#[test]
-fn a_task_taken_by_a_killed_worker_stays_unfinished_fork() {
-    a_task_taken_by_a_killed_worker_stays_unfinished(StartMethod::Fork);
-}
-
-#[test]
-fn a_task_taken_by_a_killed_worker_stays_unfinished_spawn() {
-    a_task_taken_by_a_killed_worker_stays_unfinished(StartMethod::Spawn);
 }

@@ -15,12 +15,27 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sys::memfd::{MFdFlags, memfd_create};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 use shared::{GetError, Process, PutError, Queue, StartMethod, Target};
 
 shared::enable_test_support!();
+
+#[macro_use]
+mod common;
+
+under_both_start_methods!(
+    join_before_get_one_item_of_256_mib,
+    join_before_get_100_000_items_of_25_bytes,
+    join_before_get_1000_items_of_1_mib,
+    exactly_once_whole_in_order,
+    get_after_a_consumer_killed_in_get,
+    state_is_exact_in_every_process,
+    put_is_visible_at_once_in_the_other_process,
+    put_waits_while_full,
+);
 
 /// How long a child or a blocking call may take before the test calls it hung. Generous: the
 /// work takes seconds at most in a debug build, and this limit is only reached by a bug.
@@ -172,34 +187,16 @@ fn join_before_get(method: StartMethod, count: u64, len: usize) {
     assert!(queue.empty());
 }
 
-#[test]
-fn join_before_get_one_item_of_256_mib_fork() {
-    join_before_get(StartMethod::Fork, 1, 256 << 20);
+fn join_before_get_one_item_of_256_mib(method: StartMethod) {
+    join_before_get(method, 1, 256 << 20);
 }
 
-#[test]
-fn join_before_get_one_item_of_256_mib_spawn() {
-    join_before_get(StartMethod::Spawn, 1, 256 << 20);
+fn join_before_get_100_000_items_of_25_bytes(method: StartMethod) {
+    join_before_get(method, 100_000, 25);
 }
 
-#[test]
-fn join_before_get_100_000_items_of_25_bytes_fork() {
-    join_before_get(StartMethod::Fork, 100_000, 25);
-}
-
-#[test]
-fn join_before_get_100_000_items_of_25_bytes_spawn() {
-    join_before_get(StartMethod::Spawn, 100_000, 25);
-}
-
-#[test]
-fn join_before_get_1000_items_of_1_mib_fork() {
-    join_before_get(StartMethod::Fork, 1000, 1 << 20);
-}
-
-#[test]
-fn join_before_get_1000_items_of_1_mib_spawn() {
-    join_before_get(StartMethod::Spawn, 1000, 1 << 20);
+fn join_before_get_1000_items_of_1_mib(method: StartMethod) {
+    join_before_get(method, 1000, 1 << 20);
 }
 
 // 2. Exactly once, whole, in order, with many producers and consumers.
@@ -356,16 +353,6 @@ fn exactly_once_whole_in_order(method: StartMethod) {
     assert!(items.empty());
 }
 
-#[test]
-fn exactly_once_whole_in_order_fork() {
-    exactly_once_whole_in_order(StartMethod::Fork);
-}
-
-#[test]
-fn exactly_once_whole_in_order_spawn() {
-    exactly_once_whole_in_order(StartMethod::Spawn);
-}
-
 // 3. A killed process never corrupts or hangs the queue.
 
 /// For each producer, how many of its puts have returned, in a memfd that survives the
@@ -374,8 +361,7 @@ struct Progress(File);
 
 impl Progress {
     fn new(producers: u32) -> Progress {
-        let fd = nix::sys::memfd::memfd_create(c"progress", nix::sys::memfd::MFdFlags::empty())
-            .expect("memfd_create");
+        let fd = memfd_create(c"progress", MFdFlags::MFD_CLOEXEC).expect("memfd_create");
         let file = File::from(fd);
         file.set_len(u64::from(producers) * 4).unwrap();
         Progress(file)
@@ -416,8 +402,8 @@ fn storm_producer(
 const STORM_KILLS: usize = 100;
 const STORM_MAX_LEN: usize = 256 << 10;
 const STORM_ITEMS: u32 = 40;
-/// More producers than can ever be started: each one killed is replaced by a new id.
-const STORM_MAX_PRODUCERS: u32 = 10_000;
+/// More ids than the storm hands out: every child started, replacements included, gets one.
+const STORM_MAX_IDS: u32 = 10_000;
 
 /// The children of the storm and what was done to them.
 struct Storm {
@@ -433,10 +419,15 @@ struct Storm {
 }
 
 impl Storm {
-    fn start_producer(&mut self) {
+    fn next_id(&mut self) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        assert!(id < STORM_MAX_PRODUCERS);
+        assert!(id < STORM_MAX_IDS);
+        id
+    }
+
+    fn start_producer(&mut self) {
+        let id = self.next_id();
         let queue = self.items.clone();
         let progress = Progress(self.progress.0.try_clone().unwrap());
         let target = move || storm_producer(&queue, &progress, id, STORM_ITEMS);
@@ -445,8 +436,7 @@ impl Storm {
     }
 
     fn start_consumer(&mut self) {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_id();
         let args = (self.items.clone(), self.receipts.clone(), id, STORM_MAX_LEN);
         self.consumers
             .push(Child::start(StartMethod::Fork, consumer, args));
@@ -520,7 +510,7 @@ fn killed_processes_never_corrupt_lose_or_hang_the_queue() {
     let mut storm = Storm {
         items: Queue::with_maxsize(16).unwrap(),
         receipts: Queue::new().unwrap(),
-        progress: Progress::new(STORM_MAX_PRODUCERS),
+        progress: Progress::new(STORM_MAX_IDS),
         rng: Rng(0x5EED),
         producers: Vec::new(),
         consumers: Vec::new(),
@@ -590,16 +580,6 @@ fn get_after_a_consumer_killed_in_get(method: StartMethod) {
     assert!(empty.is_err_and(|error| error.is_empty()));
     put.unwrap();
     assert_eq!(got.unwrap(), 5);
-}
-
-#[test]
-fn get_after_a_consumer_killed_in_get_fork() {
-    get_after_a_consumer_killed_in_get(StartMethod::Fork);
-}
-
-#[test]
-fn get_after_a_consumer_killed_in_get_spawn() {
-    get_after_a_consumer_killed_in_get(StartMethod::Spawn);
 }
 
 const LARGE: usize = 32 << 20;
@@ -747,16 +727,6 @@ fn state_is_exact_in_every_process(method: StartMethod) {
     Child::start(method, check_then_put, (queue.clone(), 0, MAXSIZE, 0)).expect_success();
 }
 
-#[test]
-fn state_is_exact_in_every_process_fork() {
-    state_is_exact_in_every_process(StartMethod::Fork);
-}
-
-#[test]
-fn state_is_exact_in_every_process_spawn() {
-    state_is_exact_in_every_process(StartMethod::Spawn);
-}
-
 const PING_PONG_ROUNDS: u32 = 200;
 
 /// Puts `value` on `data` then on `signal`: whoever gets it from `signal` knows the put on
@@ -815,16 +785,6 @@ fn put_is_visible_at_once_in_the_other_process(method: StartMethod) {
     child.expect_success();
 }
 
-#[test]
-fn put_is_visible_at_once_in_the_other_process_fork() {
-    put_is_visible_at_once_in_the_other_process(StartMethod::Fork);
-}
-
-#[test]
-fn put_is_visible_at_once_in_the_other_process_spawn() {
-    put_is_visible_at_once_in_the_other_process(StartMethod::Spawn);
-}
-
 // 5. Bounded queues.
 
 fn put_one(queue: Queue<u32>, value: u32) -> Result<(), PutError<u32>> {
@@ -848,16 +808,6 @@ fn put_waits_while_full(method: StartMethod) {
     assert_eq!(queue.get_nowait().unwrap(), 2);
     assert_eq!(queue.get_nowait().unwrap(), 3);
     assert!(queue.empty());
-}
-
-#[test]
-fn put_waits_while_full_fork() {
-    put_waits_while_full(StartMethod::Fork);
-}
-
-#[test]
-fn put_waits_while_full_spawn() {
-    put_waits_while_full(StartMethod::Spawn);
 }
 
 #[test]
