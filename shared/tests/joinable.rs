@@ -5,18 +5,16 @@
 //! Every child is bounded: one that does not exit within [`LIMIT`] is killed and the test
 //! fails. Blocking calls in the test process run under [`within`] for the same reason.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use shared::{JoinableQueue, Process, Queue, StartMethod, Target, TaskDoneError};
+use shared::{JoinableQueue, Queue, StartMethod, TaskDoneError};
 
 shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::{Child, LIMIT, within};
 
 under_both_start_methods!(
     join_returns_only_after_every_task_done,
@@ -25,71 +23,10 @@ under_both_start_methods!(
     a_task_taken_by_a_killed_worker_stays_unfinished,
 );
 
-/// How long a child or a blocking call may take before the test calls it hung. Generous: the
-/// work takes milliseconds, and this limit is only reached by a bug.
-const LIMIT: Duration = Duration::from_secs(30);
-
 /// Long enough for `join_timeout` to be really waiting, short enough to keep the suite fast.
 /// Only used where the right answer is "not done": a correct queue returns `false` whatever
 /// the duration.
 const SHORT: Duration = Duration::from_millis(200);
-
-/// A started child process, killed and reaped if the test ends (or panics) while it runs.
-struct Child(Process);
-
-impl Child {
-    fn start<F, A>(method: StartMethod, target: F, args: A) -> Child
-    where
-        F: Target<A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let mut process = Process::new(target, args).start_method(method);
-        process.start().expect("the child should start");
-        Child(process)
-    }
-
-    /// Waits for the child to exit on its own and requires success; a child still running
-    /// after [`LIMIT`] is deadlocked, so it is killed and the test fails.
-    fn expect_success(&mut self) {
-        self.0.join_timeout(LIMIT).expect("join_timeout");
-        let Some(code) = self.0.exitcode() else {
-            self.kill();
-            panic!(
-                "{} did not exit within {LIMIT:?}: deadlocked",
-                self.0.name()
-            );
-        };
-        assert_eq!(code, 0, "{} failed (its error is on stderr)", self.0.name());
-    }
-
-    /// Kills the child and returns its exit code (`-9` when the kill ended it).
-    fn kill(&mut self) -> i32 {
-        self.0.kill().expect("kill");
-        self.0.join_timeout(LIMIT).expect("join_timeout");
-        self.0.exitcode().expect("a killed child should end")
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if self.0.is_alive() {
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(LIMIT);
-        }
-    }
-}
-
-/// Runs `operation` on another thread and returns its result, failing the test if it has
-/// not returned within [`LIMIT`]: a call that should return but hangs is a bug, not a wait.
-fn within<R: Send + 'static>(operation: impl FnOnce() -> R + Send + 'static) -> R {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || sender.send(operation()));
-    match receiver.recv_timeout(LIMIT) {
-        Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => panic!("still blocked after {LIMIT:?}: hung"),
-        Err(RecvTimeoutError::Disconnected) => panic!("the operation panicked"),
-    }
-}
 
 #[derive(Serialize, Deserialize, Debug)]
 enum Task {
@@ -139,7 +76,7 @@ fn join_returns_only_after_every_task_done(method: StartMethod) {
         tasks.put(Task::Square(n)).unwrap();
     }
     let joiner = tasks.clone();
-    within(move || joiner.join()).unwrap();
+    within(LIMIT, move || joiner.join()).unwrap();
 
     assert_eq!(results.qsize() as u64, TASKS);
     let mut squares = drain(&results);
@@ -242,7 +179,7 @@ fn join_waits_for_a_task_taken_but_not_done(method: StartMethod) {
     );
     allowed.put(()).unwrap();
     let joiner = tasks.clone();
-    within(move || joiner.join()).unwrap();
+    within(LIMIT, move || joiner.join()).unwrap();
     holder.expect_success();
 }
 
@@ -258,7 +195,7 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     assert_eq!(holder.kill(), -9);
 
     let queue = tasks.clone();
-    let (size, done) = within(move || (queue.qsize(), queue.join_timeout(SHORT)));
+    let (size, done) = within(LIMIT, move || (queue.qsize(), queue.join_timeout(SHORT)));
     assert_eq!(size, 0, "the killed worker had taken the task");
     assert!(
         !done.unwrap(),
@@ -272,7 +209,7 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     assert_eq!(drain(&results), [49]);
 
     let queue = tasks.clone();
-    let (still_waiting, marked, done, extra) = within(move || {
+    let (still_waiting, marked, done, extra) = within(LIMIT, move || {
         let still_waiting = queue.join_timeout(SHORT);
         // Mark the killed worker's task done on its behalf.
         let marked = queue.task_done();

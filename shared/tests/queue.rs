@@ -11,20 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
-use shared::{GetError, Process, PutError, Queue, StartMethod, Target};
+use shared::{GetError, PutError, Queue, StartMethod};
 
 shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::{Child, LIMIT, within};
 
 under_both_start_methods!(
     join_before_get_one_item_of_256_mib,
@@ -36,76 +35,6 @@ under_both_start_methods!(
     put_is_visible_at_once_in_the_other_process,
     put_waits_while_full,
 );
-
-/// How long a child or a blocking call may take before the test calls it hung. Generous: the
-/// work takes seconds at most in a debug build, and this limit is only reached by a bug.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// A started child process, killed and reaped if the test ends (or panics) while it runs, so
-/// a stuck child never outlives its test or keeps the test binary from exiting.
-struct Child(Process);
-
-impl Child {
-    fn start<F, A>(method: StartMethod, target: F, args: A) -> Child
-    where
-        F: Target<A>,
-        A: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let mut process = Process::new(target, args).start_method(method);
-        process.start().expect("the child should start");
-        Child(process)
-    }
-
-    /// The exit code once the child exits on its own; a child still running after `limit` is
-    /// deadlocked, so it is killed and the test fails.
-    fn exit_code_within(&mut self, limit: Duration) -> i32 {
-        self.0.join_timeout(limit).expect("join_timeout");
-        match self.0.exitcode() {
-            Some(code) => code,
-            None => {
-                self.kill();
-                panic!(
-                    "{} did not exit within {limit:?}: deadlocked",
-                    self.0.name()
-                );
-            }
-        }
-    }
-
-    fn expect_success(&mut self) {
-        let code = self.exit_code_within(LIMIT);
-        assert_eq!(code, 0, "{} failed (its error is on stderr)", self.0.name());
-    }
-
-    /// Kills the child (if it still runs) and returns its exit code: `-9` if the kill ended
-    /// it, its own code if it had already exited.
-    fn kill(&mut self) -> i32 {
-        self.0.kill().expect("kill");
-        self.0.join_timeout(LIMIT).expect("join_timeout");
-        self.0.exitcode().expect("a killed child should end")
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if self.0.is_alive() {
-            let _ = self.0.kill();
-            let _ = self.0.join_timeout(LIMIT);
-        }
-    }
-}
-
-/// Runs `operation` on another thread and returns its result, failing the test if it has
-/// not returned within `limit`: a call that should return but hangs is a bug, not a wait.
-fn within<R: Send + 'static>(limit: Duration, operation: impl FnOnce() -> R + Send + 'static) -> R {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || sender.send(operation()));
-    match receiver.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => panic!("still blocked after {limit:?}: hung"),
-        Err(RecvTimeoutError::Disconnected) => panic!("the operation panicked"),
-    }
-}
 
 /// SplitMix64's output function: a cheap, well-mixed hash of `x`.
 fn mix(x: u64) -> u64 {
