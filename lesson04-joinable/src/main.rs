@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     processo.start()?;
 
     // Aguarda até que cada tarefa tenha seu task_done()
-    fila.join()?;
+    fila.join();
     println!(
         "qsize(): {} empty(): {} full(): {}",
         fila.qsize(),

@@ -76,7 +76,7 @@ fn join_returns_only_after_every_task_done(method: StartMethod) {
         tasks.put(Task::Square(n)).unwrap();
     }
     let joiner = tasks.clone();
-    within(LIMIT, move || joiner.join()).unwrap();
+    within(LIMIT, move || joiner.join());
 
     assert_eq!(results.qsize() as u64, TASKS);
     let mut squares = drain(&results);
@@ -87,7 +87,7 @@ fn join_returns_only_after_every_task_done(method: StartMethod) {
         tasks.put(Task::Stop).unwrap();
     }
     workers.iter_mut().for_each(Child::expect_success);
-    assert!(tasks.join_timeout(Duration::ZERO).unwrap());
+    assert!(tasks.join_timeout(Duration::ZERO));
 }
 
 fn assert_too_many_calls(result: Result<(), TaskDoneError>) {
@@ -107,7 +107,7 @@ fn task_done_more_times_than_items_put_is_an_error() {
     assert_eq!(queue.get().unwrap(), "task");
     queue.task_done().unwrap();
     assert_too_many_calls(queue.task_done());
-    assert!(queue.join_timeout(Duration::ZERO).unwrap());
+    assert!(queue.join_timeout(Duration::ZERO));
 }
 
 /// Takes both items the test put and marks them done; a third `task_done` must fail.
@@ -128,9 +128,9 @@ fn task_done_count_is_shared_between_processes(method: StartMethod) {
     let queue = JoinableQueue::new().unwrap();
     queue.put(1).unwrap();
     queue.put(2).unwrap();
-    assert!(!queue.join_timeout(Duration::ZERO).unwrap());
+    assert!(!queue.join_timeout(Duration::ZERO));
     Child::start(method, finish_two_then_one_too_many, (queue.clone(),)).expect_success();
-    assert!(queue.join_timeout(Duration::ZERO).unwrap());
+    assert!(queue.join_timeout(Duration::ZERO));
     assert_too_many_calls(queue.task_done());
 }
 
@@ -173,13 +173,10 @@ fn join_waits_for_a_task_taken_but_not_done(method: StartMethod) {
     let allowed = Queue::new().unwrap();
     let mut holder = start_holder(method, &tasks, &allowed, 3);
     assert_eq!(tasks.qsize(), 0);
-    assert!(
-        !tasks.join_timeout(SHORT).unwrap(),
-        "join returned before task_done"
-    );
+    assert!(!tasks.join_timeout(SHORT), "join returned before task_done");
     allowed.put(()).unwrap();
     let joiner = tasks.clone();
-    within(LIMIT, move || joiner.join()).unwrap();
+    within(LIMIT, move || joiner.join());
     holder.expect_success();
 }
 
@@ -197,10 +194,7 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     let queue = tasks.clone();
     let (size, done) = within(LIMIT, move || (queue.qsize(), queue.join_timeout(SHORT)));
     assert_eq!(size, 0, "the killed worker had taken the task");
-    assert!(
-        !done.unwrap(),
-        "join returned with a task never marked done"
-    );
+    assert!(!done, "join returned with a task never marked done");
 
     // Put the task again, for a healthy worker that then stops.
     tasks.put(Task::Square(7)).unwrap();
@@ -220,11 +214,8 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
             queue.task_done(),
         )
     });
-    assert!(
-        !still_waiting.unwrap(),
-        "join ignored the killed worker's task"
-    );
+    assert!(!still_waiting, "join ignored the killed worker's task");
     marked.unwrap();
-    assert!(done.unwrap(), "every task is now done");
+    assert!(done, "every task is now done");
     assert_too_many_calls(extra);
 }

@@ -15,9 +15,10 @@ use super::{Queue, Wait};
 /// that a producer can [`join`](Self::join) until all work is finished.
 /// Python: `multiprocessing.JoinableQueue`.
 ///
-/// Every [`Queue`] method is available through `Deref`. The unfinished count lives in the same
-/// shared state as the items and changes in the same commit as `put`, so it is exact in every
-/// process and survives a process killed mid-operation like the items do.
+/// Every [`Queue`] method is available through `Deref`. The unfinished count is the number of
+/// items put (committed with each `put`) minus a shared count of `task_done` calls (one atomic
+/// update each), so it is exact in every process and a process killed mid-operation cannot
+/// tear it.
 ///
 /// A worker killed between its `get` and its `task_done` leaves that task unfinished forever:
 /// `join()` then never returns early, and never returns at all (as in CPython). Use
@@ -31,7 +32,7 @@ use super::{Queue, Wait};
 /// let tarefa = fila.get()?;
 /// assert_eq!(tarefa, "Tarefa 1");
 /// fila.task_done()?;
-/// fila.join()?; // every task put has been marked done
+/// fila.join(); // every task put has been marked done
 /// assert!(fila.task_done().is_err()); // one too many
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -73,14 +74,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`TaskDoneError::TooManyCalls`] when every item put is already done (Python's
-    /// `ValueError`); [`TaskDoneError::Os`] if the queue's memory is unusable.
+    /// `ValueError`). It is one atomic update of the shared count: no lock, no system call.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        let mut guard = self
-            .queue
-            .ring
-            .lock(None)?
-            .ok_or(TaskDoneError::TooManyCalls)?;
-        if guard.task_done() {
+        if self.queue.ring.task_done() {
             Ok(())
         } else {
             Err(TaskDoneError::TooManyCalls)
@@ -94,14 +90,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     ///
     /// ```
     /// let fila = shared::JoinableQueue::<u8>::new()?;
-    /// fila.join()?; // nothing was put: returns at once
+    /// fila.join(); // nothing was put: returns at once
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// # Errors
-    /// [`TaskDoneError::Os`] if the queue's memory is unusable.
-    pub fn join(&self) -> Result<(), TaskDoneError> {
-        self.join_waiting(Wait::Forever).map(drop)
+    /// It cannot fail: it only reads the shared counts, without a lock.
+    pub fn join(&self) {
+        self.join_waiting(Wait::Forever);
     }
 
     /// As [`join`](Self::join), but gives up after `timeout`; returns whether all work is done.
@@ -110,32 +105,29 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// use std::time::Duration;
     /// let fila = shared::JoinableQueue::new()?;
     /// fila.put(1)?;
-    /// assert!(!fila.join_timeout(Duration::from_millis(10))?);
+    /// assert!(!fila.join_timeout(Duration::from_millis(10)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// # Errors
-    /// As [`join`](Self::join).
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, TaskDoneError> {
+    /// It cannot fail, as [`join`](Self::join).
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_waiting(Wait::after(timeout))
     }
 
-    fn join_waiting(&self, wait: Wait) -> Result<bool, TaskDoneError> {
+    fn join_waiting(&self, wait: Wait) -> bool {
+        let ring = &self.queue.ring;
         loop {
-            let Some(guard) = self.queue.ring.lock(wait.lock_deadline())? else {
-                return Ok(false);
-            };
-            if guard.layout().unfinished == 0 {
-                return Ok(true);
+            // Read before the check, so a task_done in between ends the wait at once.
+            let seen = ring.watch(Event::AllDone);
+            if ring.unfinished() == 0 {
+                return true;
             }
             if wait.expired() {
-                return Ok(false);
+                return false;
             }
-            self.queue
-                .ring
-                .wait_for(guard, Event::AllDone, wait.lock_deadline(), |layout| {
-                    layout.unfinished > 0
-                });
+            ring.wait(Event::AllDone, seen, wait.lock_deadline(), || {
+                ring.unfinished() > 0
+            });
         }
     }
 }
@@ -177,20 +169,17 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     }
 }
 
-/// Why `task_done` or `join` failed.
+/// Why `task_done` failed.
 #[non_exhaustive]
 pub enum TaskDoneError {
     /// `task_done` was called more times than items were put. Python: `ValueError`.
     TooManyCalls,
-    /// The queue's memory is unusable.
-    Os(io::Error),
 }
 
 impl fmt::Display for TaskDoneError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TaskDoneError::TooManyCalls => f.write_str("task_done() called too many times"),
-            TaskDoneError::Os(error) => write!(f, "queue memory is unusable: {error}"),
         }
     }
 }
@@ -198,9 +187,3 @@ impl fmt::Display for TaskDoneError {
 impl std::error::Error for TaskDoneError {}
 
 crate::debug_as_display!(TaskDoneError);
-
-impl From<io::Error> for TaskDoneError {
-    fn from(error: io::Error) -> Self {
-        TaskDoneError::Os(error)
-    }
-}

@@ -1,49 +1,56 @@
 //! Where the frames of a queue sit in its ring buffer: pure arithmetic, no shared memory, so
 //! every case is unit-tested here.
 //!
-//! A frame is an 8-byte little-endian payload length followed by the payload, padded to a
-//! multiple of 8 bytes. A frame never wraps around the end of the ring: when it does not fit
-//! before the end, it goes to the start and the end of the used region is remembered in
-//! `wrap_at`. So a payload is always one contiguous slice, which is decoded in place.
+//! A *position* counts bytes from the queue's creation and only grows; the frame at position
+//! `p` lives at offset `p % capacity` of the ring. Producers own the tail position, consumers
+//! the head; the frames are the positions `[head, tail)`.
 //!
-//! The frames occupy either `[head, tail)` (not wrapped), or `[head, wrap_at)` then `[0, tail)`
-//! (wrapped, with `tail <= head`). An empty ring always has `head == tail == 0`.
+//! A frame is an 8-byte little-endian header followed by the payload, padded to a multiple of
+//! 8 bytes. A frame never wraps around the end of the ring, so its payload is one contiguous
+//! slice that is decoded in place: when a frame does not fit before the end, the producer
+//! writes a *skip* header there, saying how many bytes to jump, and puts the frame at the
+//! start.
+//!
+//! The capacity is a power of two and only grows, by a power of two, so a position's old
+//! offset and new offset differ by a whole number of old capacities: growing copies the live
+//! frames that must move into the new space above the old ring, never over it.
 
-/// The length prefix of every frame.
+/// The header in front of every frame.
 pub(crate) const FRAME_HEADER: u64 = 8;
 
-/// `wrap_at` when the frames are contiguous.
-pub(crate) const NO_WRAP: u64 = u64::MAX;
+/// A header with this bit set is a skip header; the other bits say how many bytes to skip.
+const SKIP_FLAG: u64 = 1 << 63;
 
 /// The largest ring the queue will grow to (64 TiB): far beyond memory, it only keeps the
 /// arithmetic below away from overflow.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 46;
 
-/// The committed state of a queue. Two copies live in shared memory and a single word says
-/// which is current, so a process killed while changing it leaves the other copy intact.
-#[repr(C)]
+/// What the header at the head of the frames says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Layout {
-    /// Bytes in the ring.
-    pub(crate) capacity: u64,
-    /// Offset of the first frame.
-    pub(crate) head: u64,
-    /// Offset where the next frame goes.
-    pub(crate) tail: u64,
-    /// End of the frames at the top of the ring when they wrapped, else [`NO_WRAP`].
-    pub(crate) wrap_at: u64,
-    /// Items in the queue: `qsize()`.
-    pub(crate) count: u64,
-    /// Items put and not yet marked done with `task_done()` (JoinableQueue).
-    pub(crate) unfinished: u64,
+pub(crate) enum FrameHeader {
+    /// A frame with a payload of this many bytes.
+    Payload(u64),
+    /// Jump this many bytes (to the end of the ring); the next frame is at the start.
+    Skip(u64),
 }
 
-/// Bytes to copy when a wrapped ring grows: the frames at the start move up behind the others.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Move {
-    pub(crate) from: u64,
-    pub(crate) to: u64,
-    pub(crate) len: u64,
+impl FrameHeader {
+    /// The header's bytes in the ring.
+    pub(crate) fn to_word(self) -> u64 {
+        match self {
+            FrameHeader::Payload(len) => len,
+            FrameHeader::Skip(len) => len | SKIP_FLAG,
+        }
+    }
+
+    /// Reads a header back from its bytes.
+    pub(crate) fn from_word(word: u64) -> FrameHeader {
+        if word & SKIP_FLAG == 0 {
+            FrameHeader::Payload(word)
+        } else {
+            FrameHeader::Skip(word & !SKIP_FLAG)
+        }
+    }
 }
 
 /// The size of the frame that carries a payload of `payload` bytes, or `None` if absurd.
@@ -53,108 +60,77 @@ pub(crate) fn frame_size(payload: u64) -> Option<u64> {
     (size <= MAX_CAPACITY).then_some(size)
 }
 
-impl Layout {
-    /// An empty ring of `capacity` bytes.
-    pub(crate) fn empty(capacity: u64) -> Layout {
-        Layout {
-            capacity,
-            head: 0,
-            tail: 0,
-            wrap_at: NO_WRAP,
-            count: 0,
-            unfinished: 0,
-        }
-    }
+/// Where a new frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// Bytes of a skip header at the old tail, 0 when the frame fits before the ring's end.
+    pub(crate) skip: u64,
+    /// The frame's position.
+    pub(crate) at: u64,
+    /// The tail once the frame is in.
+    pub(crate) end: u64,
+}
 
-    fn is_wrapped(&self) -> bool {
-        self.wrap_at != NO_WRAP
-    }
+/// Where a frame of `size` bytes goes after `tail`, if the ring of `capacity` bytes has room
+/// for it while the frames from `head` on are still live.
+pub(crate) fn place(head: u64, tail: u64, capacity: u64, size: u64) -> Option<Placement> {
+    let offset = tail % capacity;
+    let skip = if capacity - offset >= size {
+        0
+    } else {
+        capacity - offset
+    };
+    let at = tail + skip;
+    let end = at.checked_add(size)?;
+    (end - head <= capacity).then_some(Placement { skip, at, end })
+}
 
-    /// Where a frame of `size` bytes fits without growing, and the layout once it is there.
-    pub(crate) fn place(&self, size: u64) -> Option<(u64, Layout)> {
-        let mut after = *self;
-        let offset = if !self.is_wrapped() && self.capacity - self.tail >= size {
-            after.tail = self.tail + size;
-            self.tail
-        } else if !self.is_wrapped() && self.count > 0 && self.head >= size {
-            after.wrap_at = self.tail;
-            after.tail = size;
-            0
-        } else if self.is_wrapped() && self.head - self.tail >= size {
-            after.tail = self.tail + size;
-            self.tail
-        } else {
-            return None;
-        };
-        after.count += 1;
-        after.unfinished += 1;
-        Some((offset, after))
-    }
+/// The capacity to grow to so that a frame of `size` bytes fits after `used` live bytes: at
+/// least double, so growth is amortised. `None` past [`MAX_CAPACITY`].
+pub(crate) fn grown_capacity(capacity: u64, used: u64, size: u64) -> Option<u64> {
+    // A frame that does not fit before the end costs at most `size` bytes of skip as well.
+    let needed = used.checked_add(size.checked_mul(2)?)?;
+    let grown = needed
+        .max(capacity.checked_mul(2)?)
+        .checked_next_power_of_two()?;
+    (grown <= MAX_CAPACITY).then_some(grown)
+}
 
-    /// The layout after growing so that a frame of `size` bytes fits at `tail`, and the copy
-    /// that unwraps the frames first. The new capacity at least doubles, so growth is amortised.
-    /// `None` past [`MAX_CAPACITY`].
-    pub(crate) fn grown(&self, size: u64) -> Option<(Layout, Option<Move>)> {
-        let mut after = *self;
-        let mut unwrap = None;
-        if self.is_wrapped() {
-            // The frames at [0, tail) move to [wrap_at, wrap_at + tail): above everything live,
-            // so a process killed mid-copy leaves the current layout's bytes untouched.
-            unwrap = Some(Move {
-                from: 0,
-                to: self.wrap_at,
-                len: self.tail,
+/// A copy of `len` bytes inside the ring, from offset `from` to offset `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Move {
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) len: u64,
+}
+
+/// The copies that keep the frames at positions `[head, tail)` readable when the ring grows
+/// from `old` to `new` bytes (`new` a multiple of `old`). Every destination lies at or above
+/// `old`, outside the old ring, so a process killed mid-copy leaves the old ring intact.
+pub(crate) fn relocations(head: u64, tail: u64, old: u64, new: u64) -> Vec<Move> {
+    debug_assert!(new % old == 0 && tail - head <= old);
+    let mut moves = Vec::new();
+    let mut start = head;
+    while start < tail {
+        // A run of positions that does not cross a multiple of `old` is contiguous in both
+        // rings; the live frames make at most two such runs.
+        let end = tail.min((start / old + 1) * old);
+        let (from, to) = (start % old, start % new);
+        if from != to {
+            moves.push(Move {
+                from,
+                to,
+                len: end - start,
             });
-            after.tail = self.wrap_at + self.tail;
-            after.wrap_at = NO_WRAP;
         }
-        let needed = after.tail.checked_add(size)?;
-        after.capacity = needed
-            .max(self.capacity.saturating_mul(2))
-            .next_multiple_of(4096);
-        (after.capacity <= MAX_CAPACITY).then_some((after, unwrap))
+        start = end;
     }
-
-    /// The layout after the first frame, of `size` bytes, is removed.
-    pub(crate) fn popped(&self, size: u64) -> Layout {
-        let mut after = *self;
-        after.count -= 1;
-        after.head += size;
-        if after.count == 0 {
-            after.head = 0;
-            after.tail = 0;
-            after.wrap_at = NO_WRAP;
-        } else if after.head == after.wrap_at {
-            after.head = 0;
-            after.wrap_at = NO_WRAP;
-        }
-        after
-    }
-
-    /// Where the first frame may end: the top of the used region.
-    pub(crate) fn front_limit(&self) -> u64 {
-        if self.is_wrapped() {
-            self.wrap_at
-        } else {
-            self.tail
-        }
-    }
+    moves
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Pushes a frame of `size`, growing when needed, the way the ring does.
-    fn push(layout: Layout, size: u64) -> (u64, Layout) {
-        match layout.place(size) {
-            Some(placed) => placed,
-            None => {
-                let (grown, _) = layout.grown(size).unwrap();
-                grown.place(size).expect("a grown ring fits the frame")
-            }
-        }
-    }
 
     #[test]
     fn frames_are_padded_to_eight_bytes() {
@@ -166,80 +142,120 @@ mod tests {
     }
 
     #[test]
-    fn frames_follow_each_other_then_wrap_to_the_start() {
-        let ring = Layout::empty(64);
-        let (a, ring) = push(ring, 24);
-        let (b, ring) = push(ring, 24);
-        assert_eq!((a, b), (0, 24));
-        let ring = ring.popped(24);
-        assert_eq!(ring.head, 24);
-        // 16 bytes are left at the end; a 24-byte frame goes to the start instead.
-        let (c, ring) = push(ring, 24);
-        assert_eq!(c, 0);
-        assert_eq!((ring.wrap_at, ring.tail, ring.count), (48, 24, 2));
-        // The front is b; after it, the front wraps back to c at offset 0.
-        let ring = ring.popped(24);
-        assert_eq!((ring.head, ring.wrap_at), (0, NO_WRAP));
-        let ring = ring.popped(24);
-        assert_eq!(
-            ring,
-            Layout {
-                unfinished: 3,
-                ..Layout::empty(64)
-            }
-        );
+    fn headers_round_trip() {
+        for header in [
+            FrameHeader::Payload(0),
+            FrameHeader::Payload(25),
+            FrameHeader::Skip(8),
+            FrameHeader::Skip(MAX_CAPACITY),
+        ] {
+            assert_eq!(FrameHeader::from_word(header.to_word()), header);
+        }
     }
 
     #[test]
-    fn a_full_ring_grows_and_unwraps_above_the_live_frames() {
-        let ring = Layout::empty(64);
-        let (_, ring) = push(ring, 32);
-        let (_, ring) = push(ring, 32);
-        let ring = ring.popped(32);
-        let (_, ring) = push(ring, 32); // wraps: [32, 64) then [0, 32)
-        assert_eq!((ring.head, ring.wrap_at, ring.tail), (32, 64, 32));
-        assert!(ring.place(32).is_none());
-        let (grown, unwrap) = ring.grown(32).unwrap();
+    fn frames_follow_each_other() {
+        let a = place(0, 0, 64, 24).unwrap();
         assert_eq!(
-            unwrap,
-            Some(Move {
+            a,
+            Placement {
+                skip: 0,
+                at: 0,
+                end: 24
+            }
+        );
+        let b = place(0, a.end, 64, 24).unwrap();
+        assert_eq!((b.at, b.end), (24, 48));
+        // Only 16 bytes are left and the first frame is still live.
+        assert_eq!(place(0, b.end, 64, 24), None);
+    }
+
+    #[test]
+    fn a_frame_that_does_not_fit_before_the_end_skips_to_the_start() {
+        // Frames live at [24, 48); 16 bytes remain at the end, 24 are free at the start.
+        let c = place(24, 48, 64, 24).unwrap();
+        assert_eq!(
+            c,
+            Placement {
+                skip: 16,
+                at: 64,
+                end: 88
+            }
+        );
+        assert_eq!(c.at % 64, 0);
+        // The skip and the frame together must fit: not with the head still at 0.
+        assert_eq!(
+            place(0, 48, 64, 8),
+            Some(Placement {
+                skip: 0,
+                at: 48,
+                end: 56
+            })
+        );
+        assert_eq!(place(16, 48, 64, 24), None);
+    }
+
+    #[test]
+    fn a_frame_that_fills_the_ring_exactly_fits() {
+        assert_eq!(
+            place(64, 64, 64, 64),
+            Some(Placement {
+                skip: 0,
+                at: 64,
+                end: 128
+            })
+        );
+        assert_eq!(place(64, 64, 64, 72), None);
+    }
+
+    #[test]
+    fn growth_at_least_doubles_and_fits_the_frame() {
+        assert_eq!(grown_capacity(64, 64, 8), Some(128));
+        assert_eq!(grown_capacity(65536, 100, 1 << 28), Some(1 << 30));
+        assert!(grown_capacity(4096, 0, MAX_CAPACITY / 2).is_some());
+        assert_eq!(grown_capacity(4096, 0, MAX_CAPACITY), None);
+        assert_eq!(grown_capacity(MAX_CAPACITY, 0, 8), None);
+    }
+
+    #[test]
+    fn growing_moves_only_the_frames_whose_offset_changes() {
+        // Live positions [96, 160) in a 64-byte ring: offsets [32, 64) then [0, 32).
+        // In a 128-byte ring they are offsets [96, 128) then [0, 32): the first run moves.
+        assert_eq!(
+            relocations(96, 160, 64, 128),
+            vec![Move {
+                from: 32,
+                to: 96,
+                len: 32
+            }]
+        );
+        // Positions [32, 96): offsets [32, 64) and [0, 32) become [32, 64) and [64, 96).
+        assert_eq!(
+            relocations(32, 96, 64, 128),
+            vec![Move {
                 from: 0,
                 to: 64,
                 len: 32
-            })
+            }]
         );
-        assert_eq!((grown.head, grown.tail, grown.wrap_at), (32, 96, NO_WRAP));
-        assert!(grown.capacity >= 128 && grown.capacity % 4096 == 0);
-        let (offset, _) = grown.place(32).unwrap();
-        assert_eq!(offset, 96);
+        assert_eq!(relocations(40, 40, 64, 256), vec![]);
     }
 
     #[test]
-    fn an_empty_ring_grows_to_fit_one_huge_frame() {
-        let ring = Layout::empty(4096);
-        assert!(ring.place(1 << 28).is_none());
-        let (grown, unwrap) = ring.grown(1 << 28).unwrap();
-        assert_eq!(unwrap, None);
-        assert!(grown.capacity >= 1 << 28);
-        assert_eq!(grown.place(1 << 28).unwrap().0, 0);
-    }
-
-    #[test]
-    fn growth_stops_at_the_maximum() {
-        let ring = Layout::empty(4096);
-        assert!(ring.grown(MAX_CAPACITY).is_some());
-        assert!(ring.grown(MAX_CAPACITY + 8).is_none());
-    }
-
-    #[test]
-    fn counts_follow_puts_and_gets() {
-        let mut ring = Layout::empty(4096);
-        for _ in 0..10 {
-            ring = push(ring, 16).1;
+    fn after_growth_every_live_byte_is_where_the_new_capacity_says() {
+        for (head, tail, old, new) in [(96, 160, 64, 128), (200, 250, 64, 512), (0, 64, 64, 64)] {
+            let mut ring = vec![u64::MAX; new as usize];
+            for position in head..tail {
+                ring[(position % old) as usize] = position;
+            }
+            for step in relocations(head, tail, old, new) {
+                assert!(step.to >= old, "{step:?} writes over the old ring");
+                let (from, to, len) = (step.from as usize, step.to as usize, step.len as usize);
+                ring.copy_within(from..from + len, to);
+            }
+            for position in head..tail {
+                assert_eq!(ring[(position % new) as usize], position);
+            }
         }
-        for _ in 0..4 {
-            ring = ring.popped(16);
-        }
-        assert_eq!((ring.count, ring.unfinished), (6, 10));
     }
 }

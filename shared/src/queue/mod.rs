@@ -262,7 +262,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Panics
     /// Only if the queue's shared memory was overwritten by code outside this crate.
     pub fn qsize(&self) -> usize {
-        self.with_lock(|guard| guard.layout().count as usize)
+        self.ring.len() as usize
     }
 
     /// Whether the queue is empty: `qsize() == 0`. Python: `empty()`.
@@ -337,14 +337,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
     }
 
-    fn with_lock<R>(&self, read: impl FnOnce(&ring::Guard<'_>) -> R) -> R {
-        match self.ring.lock(None) {
-            Ok(Some(guard)) => read(&guard),
-            Ok(None) => unreachable!("a lock without deadline does not time out"),
-            Err(error) => panic!("queue memory is unusable: {error}"),
-        }
-    }
-
     fn put_waiting(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed(item));
@@ -355,12 +347,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         };
         let maxsize = self.ring.maxsize();
         loop {
-            let mut guard = match self.ring.lock(wait.lock_deadline()) {
+            let mut guard = match self.ring.lock_tail(wait.lock_deadline()) {
                 Ok(Some(guard)) => guard,
                 Ok(None) => return Err(PutError::Full(item)),
                 Err(error) => return Err(PutError::Os { item, error }),
             };
-            if maxsize == 0 || guard.layout().count < maxsize {
+            let Some(seen) = guard.full(maxsize) else {
                 return match guard.push(len, |out| codec::encode_into(&item, out)) {
                     Ok(()) => Ok(()),
                     Err(PushError::Fill(error)) => Err(PutError::Encode { item, error }),
@@ -370,13 +362,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     }),
                     Err(PushError::Os(error)) => Err(PutError::Os { item, error }),
                 };
-            }
+            };
+            drop(guard);
             if wait.expired() {
                 return Err(PutError::Full(item));
             }
             self.ring
-                .wait_for(guard, Event::NotFull, wait.lock_deadline(), |layout| {
-                    layout.count >= maxsize
+                .wait(Event::NotFull, seen, wait.lock_deadline(), || {
+                    self.ring.len() >= maxsize
                 });
         }
     }
@@ -386,7 +379,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             return Err(GetError::Closed);
         }
         loop {
-            let Some(mut guard) = self.ring.lock(wait.lock_deadline())? else {
+            let Some(mut guard) = self.ring.lock_head(wait.lock_deadline())? else {
                 return Err(GetError::Empty);
             };
             if let Some(payload) = guard.front()? {
@@ -397,12 +390,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     error: error.to_string(),
                 });
             }
+            let seen = guard.tail_version();
+            drop(guard);
             if wait.expired() {
                 return Err(GetError::Empty);
             }
             self.ring
-                .wait_for(guard, Event::NotEmpty, wait.lock_deadline(), |layout| {
-                    layout.count == 0
+                .wait(Event::NotEmpty, seen, wait.lock_deadline(), || {
+                    self.ring.len() == 0
                 });
         }
     }

@@ -1,94 +1,213 @@
 //! The shared-memory ring behind [`Queue`](crate::Queue) and
 //! [`JoinableQueue`](crate::JoinableQueue): a memfd whose first page is a [`Header`] and whose
-//! rest holds the frames laid out by [`Layout`].
+//! rest holds the frames laid out by [`layout`](super::layout).
 //!
-//! Every operation runs under the header's robust mutex and ends with one commit: the new
-//! layout is written to the spare copy, then a single aligned store flips `live` to it. A
-//! process killed at any instruction therefore leaves either the old or the new layout, both
-//! whole; the next locker is told the owner died and carries on. Item bytes are written to
-//! free space before the commit and read before the commit that frees them, so a dead
-//! process's half-written item is never seen and a half-read one is never lost by the others.
+//! # Two ends, two locks
+//!
+//! Producers and consumers each have their own robust mutex and their own committed
+//! [`Position`]: the tail (bytes and items put) and the head (bytes and items taken). A
+//! producer writes only free space and the tail; a consumer reads only `[head, tail)` and
+//! writes the head. So one producer and one consumer never wait for each other's lock, and
+//! each operation moves about two cache lines between them: the other end's position and the
+//! frame.
+//!
+//! # Crash consistency
+//!
+//! Each position is kept twice, and one version word says which copy is current: an operation
+//! writes the spare copy, then a single store of the version commits it. A process killed at
+//! any instruction therefore leaves whole positions; the next locker is told that the owner
+//! died and carries on. Item bytes are written to free space before the tail commit and read
+//! before the head commit that frees them, so a dead producer's half-written item is never
+//! seen and a dead consumer's half-read one is not lost to the others.
+//!
+//! Either end reads the other's position without its lock, as a seqlock: it retries when the
+//! version moved while it read.
+//!
+//! Growing the ring (a producer that finds no room) takes both locks, always the put lock
+//! first, and copies only into the new space above the old ring; the single store of the new
+//! capacity commits it.
 
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
 
-use super::layout::{FRAME_HEADER, Layout, frame_size};
+use super::layout::{self, FRAME_HEADER, FrameHeader, Placement, frame_size};
 use crate::sys::shm::{self, Mapping};
 use crate::sys::sync::{self, RawMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v002");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v003");
 /// The header takes the first page; the ring starts at the second.
 const HEADER_BYTES: u64 = 4096;
-/// A new ring's size; it doubles as needed.
+/// A new ring's size (a power of two, as every capacity is); it doubles as needed.
 const INITIAL_CAPACITY: u64 = 64 * 1024;
 /// When an emptied ring is larger than this, its pages past [`KEPT_WHEN_EMPTY`] go back to the
 /// system, so one burst of huge items does not pin that memory for the queue's lifetime.
 const RELEASE_ABOVE: u64 = 256 << 20;
 const KEPT_WHEN_EMPTY: u64 = 32 << 20;
 
-/// The events a process can sleep on.
+/// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
+/// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// The longest a waiter sleeps before it re-checks its condition. A waker wakes sleepers after
+/// its commit; if it is killed between the two, nobody else may ever come to wake them, so a
+/// sleeper never trusts a wake-up to arrive: this bounds what such a death can cost.
+const LONGEST_SLEEP: Duration = Duration::from_millis(100);
+
+/// The events a process can wait for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
     /// An item was put.
     NotEmpty,
     /// An item was taken from a bounded queue.
     NotFull,
-    /// `unfinished` reached zero.
+    /// Every item put was marked done.
     AllDone,
 }
 
-/// A futex word processes sleep on, bumped by whoever changes the condition while someone
-/// sleeps. The sleeper count spares a syscall on every operation when nobody waits; a sleeper
-/// killed in its sleep leaves it too high, which costs wake-ups, never correctness.
-#[repr(C)]
-struct Waiters {
-    sequence: AtomicU32,
-    sleeping: AtomicU32,
-    /// Bumped on every signal, sleepers or not: what a waiter watches while it spins.
-    changes: AtomicU32,
+/// One end of the queue: a position in bytes and a count of items, both only growing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Position {
+    /// Bytes of frames (and skips) the end has passed.
+    pub(crate) bytes: u64,
+    /// Items the end has passed: put at the tail, taken at the head.
+    pub(crate) items: u64,
 }
 
-/// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
-/// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+/// A [`Position`] committed by one store and readable without the lock (a seqlock over two
+/// copies): `version` names the current copy and changes on every commit.
+#[repr(C)]
+struct Committed {
+    version: AtomicU64,
+    copies: [[AtomicU64; 2]; 2],
+}
 
-/// The longest a waiter sleeps before it re-checks its condition. A waker wakes sleepers after
-/// its commit; if it is killed between the two, nobody else may ever come to wake them, so a
-/// sleeper never trusts a wake-up to arrive: this bounds what such a death can cost.
-const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
+impl Committed {
+    /// A consistent snapshot, and the version it belongs to.
+    fn read(&self) -> (u64, Position) {
+        loop {
+            let version = self.version.load(Ordering::Acquire);
+            let [bytes, items] = &self.copies[(version & 1) as usize];
+            let position = Position {
+                bytes: bytes.load(Ordering::Relaxed),
+                items: items.load(Ordering::Relaxed),
+            };
+            // Pairs with the release fence in `commit`: if a later commit's write was read
+            // above, the version load below sees that commit's predecessor at least.
+            fence(Ordering::Acquire);
+            if self.version.load(Ordering::Relaxed) == version {
+                return (version, position);
+            }
+        }
+    }
 
-/// Keeps what it holds on a cache line of its own: the producer writes the spare layout on
-/// every operation while a consumer spins on a waiter word, and sharing a line would make each
-/// of those writes a cache miss for the other side.
+    /// Writes `next` to the spare copy, then moves `version` to it: the single store a killed
+    /// process either made or did not. Only the holder of this end's lock may commit.
+    fn commit(&self, next: Position) {
+        let version = self.version.load(Ordering::Relaxed);
+        let [bytes, items] = &self.copies[((version + 1) & 1) as usize];
+        fence(Ordering::Release);
+        bytes.store(next.bytes, Ordering::Relaxed);
+        items.store(next.items, Ordering::Relaxed);
+        self.version.store(version + 1, Ordering::Release);
+    }
+}
+
+/// Who sleeps on an event. The sleeper count spares a fence-protected syscall on every
+/// operation when nobody sleeps; a sleeper killed in its sleep leaves it too high, which costs
+/// wake-ups, never correctness.
+#[repr(C)]
+struct Waiters {
+    /// The futex word: bumped by a waker that saw sleepers.
+    sequence: AtomicU32,
+    sleeping: AtomicU32,
+}
+
+impl Waiters {
+    /// Called after a commit that may end the wait: whether sleepers must be woken (after the
+    /// caller's unlock, with [`wake`](Self::wake)).
+    fn announce(&self) -> bool {
+        // Pairs with the fence in `Ring::wait`: either this load sees the sleeper, or the
+        // sleeper's re-check sees the commit made before this fence.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.sequence.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    fn wake(&self) {
+        sync::futex_wake_all(&self.sequence);
+    }
+}
+
+/// A robust process-shared mutex, on a cache line of its own.
 #[repr(C, align(64))]
-struct Line<T>(T);
+struct Lock(UnsafeCell<RawMutex>);
+
+impl Lock {
+    fn raw(&self) -> *mut RawMutex {
+        self.0.get()
+    }
+}
+
+/// One end's committed position and the processes waiting for it to move, on one cache line:
+/// the other end reads both on every operation.
+#[repr(C, align(64))]
+struct End {
+    position: Committed,
+    waiters: Waiters,
+}
+
+/// The JoinableQueue count of items marked done, and who waits for it to reach the tail.
+#[repr(C, align(64))]
+struct Tasks {
+    done: AtomicU64,
+    waiters: Waiters,
+}
 
 #[repr(C)]
 struct Header {
     magic: u64,
     maxsize: u64,
-    mutex: UnsafeCell<RawMutex>,
-    live: AtomicU32,
-    layouts: [Line<UnsafeCell<Layout>>; 2],
-    waiters: [Line<Waiters>; 3],
+    /// Bytes in the ring; changed only under both locks, so either lock makes it stable.
+    capacity: AtomicU64,
+    put_lock: Lock,
+    get_lock: Lock,
+    /// The producers' end; its waiters wait for items (`NotEmpty`).
+    tail: End,
+    /// The consumers' end; its waiters wait for room (`NotFull`).
+    head: End,
+    tasks: Tasks,
 }
 
 const _: () = assert!(size_of::<Header>() <= HEADER_BYTES as usize);
+
+/// What this process's producers keep, under the put lock.
+struct ProducerView {
+    /// Their mapping of the frames.
+    data: Mapping,
+    /// A head committed earlier: a lower bound of the real one, which only grows, so room and
+    /// item counts computed from it are safe, and it is re-read only when they look short.
+    head: Position,
+}
 
 /// One process's view of a queue's shared memory.
 pub(crate) struct Ring {
     file: OwnedFd,
     header: Mapping,
-    /// The frames. Remapped when another process grew the ring, so it is touched only while
-    /// holding the mutex, which also excludes the other threads of this process.
-    data: UnsafeCell<Mapping>,
+    /// Touched only while holding the put lock, which also excludes this process's threads.
+    producer: UnsafeCell<ProducerView>,
+    /// This process's consumers' mapping of the frames; touched only under the get lock.
+    /// Remapped when another process grew the ring.
+    consumer: UnsafeCell<Mapping>,
 }
 
-// SAFETY: the header is accessed through atomics and the process-shared mutex; `data` only
-// while holding that mutex.
+// SAFETY: the header is accessed through atomics and the process-shared mutexes; `producer`
+// only under the put lock and `consumer` only under the get lock.
 unsafe impl Send for Ring {}
 // SAFETY: as above.
 unsafe impl Sync for Ring {}
@@ -99,20 +218,16 @@ impl Ring {
         let file = shm::create(c"shared-queue", HEADER_BYTES + INITIAL_CAPACITY)?;
         let header = Mapping::new(&file, 0, HEADER_BYTES as usize)?;
         let ptr = header.as_ptr().cast::<Header>();
-        // SAFETY: the mapping is fresh, zeroed, page-aligned and large enough for a Header;
-        // no other process has the memfd yet.
+        // SAFETY: the mapping is fresh, zeroed (all positions 0, all counts 0), page-aligned
+        // and large enough for a Header; no other process has the memfd yet.
         unsafe {
             (*ptr).magic = MAGIC;
             (*ptr).maxsize = maxsize;
-            *(*ptr).layouts[0].0.get() = Layout::empty(INITIAL_CAPACITY);
-            sync::init_mutex((*ptr).mutex.get())?;
+            (*ptr).capacity = AtomicU64::new(INITIAL_CAPACITY);
+            sync::init_mutex((*ptr).put_lock.raw())?;
+            sync::init_mutex((*ptr).get_lock.raw())?;
         }
-        let data = Mapping::new(&file, HEADER_BYTES, INITIAL_CAPACITY as usize)?;
-        Ok(Ring {
-            file,
-            header,
-            data: UnsafeCell::new(data),
-        })
+        Ring::with_header(file, header)
     }
 
     /// Opens a ring created by another process, from a descriptor of its memfd.
@@ -126,11 +241,21 @@ impl Ring {
         if unsafe { (*header.as_ptr().cast::<Header>()).magic } != MAGIC {
             return Err(not_a_queue());
         }
-        let data = Mapping::new(&file, HEADER_BYTES, INITIAL_CAPACITY as usize)?;
+        Ring::with_header(file, header)
+    }
+
+    fn with_header(file: OwnedFd, header: Mapping) -> io::Result<Ring> {
+        let map_frames = || Mapping::new(&file, HEADER_BYTES, INITIAL_CAPACITY as usize);
+        let producer = ProducerView {
+            data: map_frames()?,
+            head: Position::default(),
+        };
+        let consumer = map_frames()?;
         Ok(Ring {
+            producer: UnsafeCell::new(producer),
+            consumer: UnsafeCell::new(consumer),
             file,
             header,
-            data: UnsafeCell::new(data),
         })
     }
 
@@ -149,37 +274,111 @@ impl Ring {
         self.header().maxsize
     }
 
-    /// Locks the ring, waiting at most until `deadline`; `None` on timeout.
-    pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Guard<'_>>> {
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if unsafe { sync::lock(self.header().mutex.get(), deadline) }?.is_none() {
-            return Ok(None);
+    /// Items in the queue. Exact when nothing runs concurrently; otherwise a count the queue
+    /// held at some moment during the call or one between two such counts.
+    pub(crate) fn len(&self) -> u64 {
+        // Head first: the tail read after it is at least as far, so this never underflows.
+        let (_, head) = self.header().head.position.read();
+        let (_, tail) = self.header().tail.position.read();
+        tail.items.saturating_sub(head.items)
+    }
+
+    /// Items put and not yet marked done (JoinableQueue).
+    pub(crate) fn unfinished(&self) -> u64 {
+        let done = self.header().tasks.done.load(Ordering::Acquire);
+        let (_, tail) = self.header().tail.position.read();
+        tail.items.saturating_sub(done)
+    }
+
+    /// Marks one item done. Returns `false`, changing nothing, when no item is unfinished.
+    /// One atomic update, so it needs no lock and a kill cannot tear it.
+    pub(crate) fn task_done(&self) -> bool {
+        let tasks = &self.header().tasks;
+        let mut done = tasks.done.load(Ordering::Relaxed);
+        loop {
+            let (_, tail) = self.header().tail.position.read();
+            if done >= tail.items {
+                return false;
+            }
+            match tasks.done.compare_exchange_weak(
+                done,
+                done + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => done = now,
+            }
         }
-        let mut guard = Guard {
-            ring: self,
-            layout: self.live_layout(),
-            signalled: [false; 3],
-            wake: [false; 3],
-        };
-        guard.map_whole_ring()?;
-        Ok(Some(guard))
+        if self.unfinished() == 0 && tasks.waiters.announce() {
+            tasks.waiters.wake();
+        }
+        true
     }
 
-    fn live_layout(&self) -> Layout {
-        let live = self.header().live.load(Ordering::Acquire) as usize & 1;
-        // SAFETY: read under the mutex; only the holder of the mutex writes layouts.
-        unsafe { *self.header().layouts[live].0.get() }
+    /// The word that changes when `event` may have happened, to pass to [`wait`](Self::wait)
+    /// as what was seen before checking the condition.
+    pub(crate) fn watch(&self, event: Event) -> u64 {
+        self.watched(event).load(Ordering::Acquire)
     }
 
-    /// Spins briefly while `event` has not been signalled since `seen` (from
-    /// [`Guard::changes`]); returns whether it was, so the caller can skip the sleep.
-    fn spin(&self, event: Event, seen: u32, deadline: Option<Instant>) -> bool {
-        let changes = &self.header().waiters[event as usize].0.changes;
+    fn watched(&self, event: Event) -> &AtomicU64 {
+        let header = self.header();
+        match event {
+            Event::NotEmpty => &header.tail.position.version,
+            Event::NotFull => &header.head.position.version,
+            Event::AllDone => &header.tasks.done,
+        }
+    }
+
+    fn waiters(&self, event: Event) -> &Waiters {
+        let header = self.header();
+        match event {
+            Event::NotEmpty => &header.tail.waiters,
+            Event::NotFull => &header.head.waiters,
+            Event::AllDone => &header.tasks.waiters,
+        }
+    }
+
+    /// Waits until `event` may have happened since its [`watch`](Self::watch) word read
+    /// `seen`, or `deadline` passes: first spinning briefly, then, if `still_waiting` holds,
+    /// sleeping. Callers hold no lock, and re-check their condition afterwards.
+    pub(crate) fn wait(
+        &self,
+        event: Event,
+        seen: u64,
+        deadline: Option<Instant>,
+        still_waiting: impl Fn() -> bool,
+    ) {
+        if self.spin(event, seen, deadline) {
+            return;
+        }
+        let waiters = self.waiters(event);
+        waiters.sleeping.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `Waiters::announce`: a commit this check misses sees the
+        // sleeper and wakes it.
+        fence(Ordering::SeqCst);
+        let sequence = waiters.sequence.load(Ordering::Acquire);
+        if still_waiting() {
+            let left = deadline.map_or(LONGEST_SLEEP, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if !left.is_zero() {
+                sync::futex_wait(&waiters.sequence, sequence, Some(left.min(LONGEST_SLEEP)));
+            }
+        }
+        waiters.sleeping.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Spins briefly while the word `event` watches still reads `seen`; returns whether it
+    /// moved, so the caller can skip the sleep.
+    fn spin(&self, event: Event, seen: u64, deadline: Option<Instant>) -> bool {
+        let watched = self.watched(event);
         let start = Instant::now();
         let limit = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
         loop {
             for _ in 0..64 {
-                if changes.load(Ordering::Relaxed) != seen {
+                if watched.load(Ordering::Relaxed) != seen {
                     return true;
                 }
                 std::hint::spin_loop();
@@ -190,56 +389,61 @@ impl Ring {
         }
     }
 
-    /// Releases `guard` and waits until `event` may have happened or `deadline` passes: first
-    /// spinning briefly, then, if `still_waiting` holds under the lock, sleeping. Callers
-    /// re-check their condition afterwards.
-    pub(crate) fn wait_for(
-        &self,
-        guard: Guard<'_>,
-        event: Event,
-        deadline: Option<Instant>,
-        still_waiting: impl Fn(&Layout) -> bool,
-    ) {
-        let changes = guard.changes(event);
-        drop(guard);
-        if self.spin(event, changes, deadline) {
-            return;
-        }
-        // Registering as a sleeper and checking the condition under one lock is what makes
-        // the sleep safe: any later change signals this sleeper.
-        let Some(guard) = self.lock(deadline).ok().flatten() else {
-            return;
-        };
-        if !still_waiting(guard.layout()) {
-            return;
-        }
-        let seen = guard.prepare_sleep(event);
-        drop(guard);
-        self.sleep(event, seen, deadline);
+    fn capacity(&self) -> u64 {
+        self.header().capacity.load(Ordering::Acquire)
     }
 
-    /// Sleeps until `event` is signalled after `seen` was read, or `deadline` passes.
-    fn sleep(&self, event: Event, seen: u32, deadline: Option<Instant>) {
-        let waiters = &self.header().waiters[event as usize].0;
-        let left = deadline.map_or(LONGEST_SLEEP, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        if !left.is_zero() {
-            sync::futex_wait(&waiters.sequence, seen, Some(left.min(LONGEST_SLEEP)));
+    /// Locks the producers' end, waiting at most until `deadline`; `None` on timeout.
+    pub(crate) fn lock_tail(&self, deadline: Option<Instant>) -> io::Result<Option<TailGuard<'_>>> {
+        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
+        if unsafe { sync::lock(self.header().put_lock.raw(), deadline) }?.is_none() {
+            return Ok(None);
         }
-        waiters.sleeping.fetch_sub(1, Ordering::Relaxed);
+        let mut guard = TailGuard {
+            ring: self,
+            tail: self.header().tail.position.read().1,
+            wake: false,
+        };
+        let capacity = self.capacity();
+        self.map_frames(&mut guard.view().data, capacity)?;
+        Ok(Some(guard))
+    }
+
+    /// Locks the consumers' end, waiting at most until `deadline`; `None` on timeout.
+    pub(crate) fn lock_head(&self, deadline: Option<Instant>) -> io::Result<Option<HeadGuard<'_>>> {
+        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
+        if unsafe { sync::lock(self.header().get_lock.raw(), deadline) }?.is_none() {
+            return Ok(None);
+        }
+        let (tail_version, tail) = self.header().tail.position.read();
+        let mut guard = HeadGuard {
+            ring: self,
+            head: self.header().head.position.read().1,
+            tail,
+            tail_version,
+            front: None,
+            capacity: self.capacity(),
+            wake: false,
+        };
+        let capacity = guard.capacity;
+        self.map_frames(guard.data_mut(), capacity)?;
+        Ok(Some(guard))
+    }
+
+    /// Another process may have grown the ring since `data` was mapped.
+    fn map_frames(&self, data: &mut Mapping, capacity: u64) -> io::Result<()> {
+        if capacity as usize <= data.len() {
+            return Ok(());
+        }
+        if shm::file_len(&self.file)? < HEADER_BYTES + capacity {
+            return Err(corrupt());
+        }
+        data.grow(capacity as usize)
     }
 }
 
-/// Proof that this thread holds the ring's mutex; unlocks on drop, then wakes the sleepers of
-/// the events the operation signalled.
-pub(crate) struct Guard<'a> {
-    ring: &'a Ring,
-    layout: Layout,
-    /// Events this operation caused, announced to spinners after the unlock.
-    signalled: [bool; 3],
-    /// Events whose sleepers must be woken after the unlock.
-    wake: [bool; 3],
+fn corrupt() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "queue memory is corrupt")
 }
 
 /// Why a frame could not be added.
@@ -252,97 +456,36 @@ pub(crate) enum PushError<E> {
     Fill(E),
 }
 
-impl Guard<'_> {
-    /// The committed layout.
-    pub(crate) fn layout(&self) -> &Layout {
-        &self.layout
+/// Proof that this thread holds the put lock; unlocks on drop, then wakes the consumers that
+/// sleep, if any.
+pub(crate) struct TailGuard<'a> {
+    ring: &'a Ring,
+    /// The committed tail.
+    tail: Position,
+    wake: bool,
+}
+
+impl TailGuard<'_> {
+    fn view(&mut self) -> &mut ProducerView {
+        // SAFETY: we hold the put lock, which excludes every other user of the view, and
+        // `&mut self` excludes every reference this guard handed out.
+        unsafe { &mut *self.ring.producer.get() }
     }
 
-    fn data(&self) -> &Mapping {
-        // SAFETY: we hold the mutex, which excludes every writer of `data`.
-        unsafe { &*self.ring.data.get() }
+    fn refresh_head(&mut self) -> u64 {
+        let (version, head) = self.ring.header().head.position.read();
+        self.view().head = head;
+        version
     }
 
-    fn data_mut(&mut self) -> &mut Mapping {
-        // SAFETY: we hold the mutex, which excludes every other user of `data`, and `&mut self`
-        // excludes every reference handed out by this guard.
-        unsafe { &mut *self.ring.data.get() }
-    }
-
-    /// Another process may have grown the ring since this one last mapped it.
-    fn map_whole_ring(&mut self) -> io::Result<()> {
-        let capacity = self.layout.capacity;
-        if capacity as usize <= self.data().len() {
-            return Ok(());
+    /// Whether the queue holds `maxsize` (non-zero) items: if so, the [`watch`](Ring::watch)
+    /// value of [`Event::NotFull`] that saw it full, to wait for room.
+    pub(crate) fn full(&mut self, maxsize: u64) -> Option<u64> {
+        if maxsize == 0 || self.tail.items - self.view().head.items < maxsize {
+            return None;
         }
-        if shm::file_len(&self.ring.file)? < HEADER_BYTES + capacity {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "queue memory is corrupt",
-            ));
-        }
-        self.data_mut().grow(capacity as usize)
-    }
-
-    /// `[offset, offset + len)` of the ring, if it lies inside the committed capacity.
-    fn range(&self, offset: u64, len: u64) -> Option<*mut u8> {
-        let end = offset.checked_add(len)?;
-        // The mapping is at least `capacity` long (see `map_whole_ring`).
-        (end <= self.layout.capacity).then(|| self.data().as_ptr().wrapping_add(offset as usize))
-    }
-
-    fn bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
-        let start = self.range(offset, len)?;
-        // SAFETY: the range is mapped, and the mutex excludes every writer of these bytes.
-        Some(unsafe { std::slice::from_raw_parts(start, len as usize) })
-    }
-
-    fn bytes_mut(&mut self, offset: u64, len: u64) -> Option<&mut [u8]> {
-        let start = self.range(offset, len)?;
-        // SAFETY: the range is mapped; the mutex and `&mut self` exclude every other user.
-        Some(unsafe { std::slice::from_raw_parts_mut(start, len as usize) })
-    }
-
-    /// The payload of the first frame, `None` when the queue is empty.
-    ///
-    /// # Errors
-    /// `InvalidData` if the frame's length points outside the used region, which only memory
-    /// corruption from outside this crate can cause.
-    pub(crate) fn front(&self) -> io::Result<Option<&[u8]>> {
-        if self.layout.count == 0 {
-            return Ok(None);
-        }
-        let corrupt = || io::Error::new(io::ErrorKind::InvalidData, "queue memory is corrupt");
-        let head = self.layout.head;
-        let len_bytes = self.bytes(head, FRAME_HEADER).ok_or_else(corrupt)?;
-        let len = u64::from_le_bytes(len_bytes.try_into().map_err(|_| corrupt())?);
-        let end = frame_size(len)
-            .and_then(|size| head.checked_add(size))
-            .ok_or_else(corrupt)?;
-        if end > self.layout.front_limit() {
-            return Err(corrupt());
-        }
-        Ok(Some(
-            self.bytes(head + FRAME_HEADER, len).ok_or_else(corrupt)?,
-        ))
-    }
-
-    /// Removes the first frame (commits).
-    pub(crate) fn pop_front(&mut self) -> io::Result<()> {
-        let len = self.front()?.map_or(0, |payload| payload.len() as u64);
-        let size = frame_size(len).unwrap_or(FRAME_HEADER);
-        let after = self.layout.popped(size);
-        self.commit(after);
-        self.signal(Event::NotFull);
-        if after.count == 0 && after.capacity > RELEASE_ABOVE {
-            // Best effort: on failure the pages simply stay in use.
-            let _ = shm::release(
-                &self.ring.file,
-                HEADER_BYTES + KEPT_WHEN_EMPTY,
-                after.capacity - KEPT_WHEN_EMPTY,
-            );
-        }
-        Ok(())
+        let version = self.refresh_head();
+        (self.tail.items - self.view().head.items >= maxsize).then_some(version)
     }
 
     /// Adds a frame of `len` payload bytes written by `fill`, growing the ring if needed
@@ -353,118 +496,248 @@ impl Guard<'_> {
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), PushError<E>> {
         let size = frame_size(len).ok_or(PushError::TooLarge)?;
-        let (offset, after) = match self.layout.place(size) {
-            Some(placed) => placed,
-            None => {
-                self.grow(size)?;
-                self.layout.place(size).ok_or(PushError::TooLarge)?
-            }
+        let placement = self.place(size)?;
+        let capacity = self.ring.capacity();
+        let tail = self.tail;
+        let data = &mut self.view().data;
+        if placement.skip > 0 {
+            write_header(
+                data,
+                tail.bytes % capacity,
+                FrameHeader::Skip(placement.skip),
+            );
+        }
+        let offset = placement.at % capacity;
+        write_header(data, offset, FrameHeader::Payload(len));
+        // SAFETY: `place` found `[offset, offset + size)` free and inside the ring, which the
+        // mapping covers; the put lock and `&mut self` exclude every other writer, and
+        // consumers read only committed frames.
+        let payload = unsafe {
+            std::slice::from_raw_parts_mut(
+                data.as_ptr().add((offset + FRAME_HEADER) as usize),
+                len as usize,
+            )
         };
-        let header = self
-            .bytes_mut(offset, FRAME_HEADER)
-            .ok_or(PushError::TooLarge)?;
-        header.copy_from_slice(&len.to_le_bytes());
-        let payload = self
-            .bytes_mut(offset + FRAME_HEADER, len)
-            .ok_or(PushError::TooLarge)?;
         fill(payload).map_err(PushError::Fill)?;
-        self.commit(after);
-        self.signal(Event::NotEmpty);
+        self.tail = Position {
+            bytes: placement.end,
+            items: tail.items + 1,
+        };
+        let end = &self.ring.header().tail;
+        end.position.commit(self.tail);
+        self.wake |= end.waiters.announce();
         Ok(())
     }
 
-    fn grow<E>(&mut self, size: u64) -> Result<(), PushError<E>> {
-        let (grown, unwrap) = self.layout.grown(size).ok_or(PushError::TooLarge)?;
-        shm::grow_file(&self.ring.file, HEADER_BYTES + grown.capacity).map_err(PushError::Os)?;
-        self.data_mut()
-            .grow(grown.capacity as usize)
-            .map_err(PushError::Os)?;
-        if let Some(unwrap) = unwrap {
-            let base = self.data().as_ptr();
-            // SAFETY: both ranges lie inside the mapping grown above, and they do not overlap
-            // (the destination starts at `wrap_at`, above the source's end `tail`).
+    /// Where a frame of `size` bytes goes: after the tail, growing the ring if the head, even
+    /// re-read, leaves no room.
+    fn place<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
+        let capacity = self.ring.capacity();
+        let fits = |this: &mut Self| {
+            layout::place(this.view().head.bytes, this.tail.bytes, capacity, size)
+        };
+        if let Some(placement) = fits(self) {
+            return Ok(placement);
+        }
+        self.refresh_head();
+        match fits(self) {
+            Some(placement) => Ok(placement),
+            None => self.grow(size),
+        }
+    }
+
+    /// Grows the ring so that a frame of `size` bytes fits, and places it.
+    fn grow<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
+        let ring = self.ring;
+        // Consumers must not read while frames move: take their lock too (put lock first,
+        // always). It is only ever held for one item's copy.
+        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
+        unsafe { sync::lock(ring.header().get_lock.raw(), None) }.map_err(PushError::Os)?;
+        let grown = self.grow_holding_both_locks(size);
+        // SAFETY: we locked it above.
+        unsafe { sync::unlock(ring.header().get_lock.raw()) };
+        grown
+    }
+
+    fn grow_holding_both_locks<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
+        self.refresh_head();
+        let (head, tail) = (self.view().head.bytes, self.tail.bytes);
+        let old = self.ring.capacity();
+        if let Some(placement) = layout::place(head, tail, old, size) {
+            return Ok(placement); // a consumer made room while we waited for its lock
+        }
+        let new = layout::grown_capacity(old, tail - head, size).ok_or(PushError::TooLarge)?;
+        shm::grow_file(&self.ring.file, HEADER_BYTES + new).map_err(PushError::Os)?;
+        let data = &mut self.view().data;
+        data.grow(new as usize).map_err(PushError::Os)?;
+        for step in layout::relocations(head, tail, old, new) {
+            // SAFETY: both ranges lie inside the mapping grown above; the destination lies at
+            // or above `old`, so it overlaps neither the source nor any frame the committed
+            // capacity can reach.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    base.add(unwrap.from as usize),
-                    base.add(unwrap.to as usize),
-                    unwrap.len as usize,
+                    data.as_ptr().add(step.from as usize),
+                    data.as_ptr().add(step.to as usize),
+                    step.len as usize,
                 );
             }
         }
-        self.commit(grown);
-        Ok(())
+        self.ring.header().capacity.store(new, Ordering::Release);
+        layout::place(head, tail, new, size).ok_or(PushError::TooLarge)
     }
+}
 
-    /// Marks one item done (commits). Returns `false`, changing nothing, when no item is
-    /// unfinished.
-    pub(crate) fn task_done(&mut self) -> bool {
-        if self.layout.unfinished == 0 {
-            return false;
-        }
-        let mut after = self.layout;
-        after.unfinished -= 1;
-        self.commit(after);
-        if after.unfinished == 0 {
-            self.signal(Event::AllDone);
-        }
-        true
-    }
-
-    /// How many times `event` was signalled, for [`Ring::spin`].
-    fn changes(&self, event: Event) -> u32 {
-        self.ring.header().waiters[event as usize]
-            .0
-            .changes
-            .load(Ordering::Relaxed)
-    }
-
-    /// Registers this thread as a sleeper on `event`; returns the sequence to sleep on with
-    /// [`Ring::sleep`] after dropping the guard.
-    fn prepare_sleep(&self, event: Event) -> u32 {
-        let waiters = &self.ring.header().waiters[event as usize].0;
-        waiters.sleeping.fetch_add(1, Ordering::Relaxed);
-        waiters.sequence.load(Ordering::Relaxed)
-    }
-
-    /// Writes `next` to the spare copy, then flips `live` to it: the single store a killed
-    /// process either made or did not.
-    fn commit(&mut self, next: Layout) {
-        let header = self.ring.header();
-        let spare = (header.live.load(Ordering::Relaxed) as usize & 1) ^ 1;
-        // SAFETY: we hold the mutex; readers only read the copy `live` names.
-        unsafe { *header.layouts[spare].0.get() = next };
-        header.live.store(spare as u32, Ordering::Release);
-        self.layout = next;
-    }
-
-    fn signal(&mut self, event: Event) {
-        let waiters = &self.ring.header().waiters[event as usize].0;
-        self.signalled[event as usize] = true;
-        if waiters.sleeping.load(Ordering::Relaxed) > 0 {
-            // Bumped under the mutex: a sleeper registered before us sees the change.
-            waiters.sequence.fetch_add(1, Ordering::Relaxed);
-            self.wake[event as usize] = true;
+impl Drop for TailGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard's existence proves this thread holds the put lock.
+        unsafe { sync::unlock(self.ring.header().put_lock.raw()) };
+        if self.wake {
+            self.ring.header().tail.waiters.wake();
         }
     }
 }
 
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard's existence proves this thread holds the mutex.
-        unsafe { sync::unlock(self.ring.header().mutex.get()) };
-        // Spinners learn of the change only now, when the lock is free for them: told any
-        // earlier, they would block on the mutex and cost two syscalls per item.
-        let waiters = &self.ring.header().waiters;
-        for (event, _) in self
-            .signalled
-            .iter()
-            .enumerate()
-            .filter(|(_, signalled)| **signalled)
-        {
-            waiters[event].0.changes.fetch_add(1, Ordering::Release);
+fn write_header(data: &mut Mapping, offset: u64, header: FrameHeader) {
+    // SAFETY: callers pass an offset whose 8 bytes are free space inside the mapped ring,
+    // 8-aligned like every frame; the put lock excludes every other writer.
+    unsafe {
+        data.as_ptr()
+            .add(offset as usize)
+            .cast::<u64>()
+            .write(header.to_word().to_le());
+    }
+}
+
+/// Proof that this thread holds the get lock; unlocks on drop, then wakes the producers that
+/// sleep on a full queue, if any.
+pub(crate) struct HeadGuard<'a> {
+    ring: &'a Ring,
+    /// The committed head.
+    head: Position,
+    /// The tail when the lock was taken, and its version.
+    tail: Position,
+    tail_version: u64,
+    /// The first frame, once [`front`](Self::front) found it: its position and size.
+    front: Option<(u64, u64)>,
+    capacity: u64,
+    wake: bool,
+}
+
+impl HeadGuard<'_> {
+    fn data(&self) -> &Mapping {
+        // SAFETY: we hold the get lock, which excludes every writer of the consumer mapping.
+        unsafe { &*self.ring.consumer.get() }
+    }
+
+    fn data_mut(&mut self) -> &mut Mapping {
+        // SAFETY: we hold the get lock, and `&mut self` excludes every reference this guard
+        // handed out.
+        unsafe { &mut *self.ring.consumer.get() }
+    }
+
+    /// The [`watch`](Ring::watch) value of [`Event::NotEmpty`] when this guard saw the tail.
+    pub(crate) fn tail_version(&self) -> u64 {
+        self.tail_version
+    }
+
+    /// `len` bytes of the ring at `position`, if they lie within the frames and do not wrap.
+    fn frame_bytes(&self, position: u64, len: u64) -> io::Result<&[u8]> {
+        let offset = position % self.capacity;
+        let inside = position
+            .checked_add(len)
+            .is_some_and(|end| end <= self.tail.bytes && offset + len <= self.capacity);
+        if !inside {
+            return Err(corrupt());
         }
-        for (event, _) in self.wake.iter().enumerate().filter(|(_, wake)| **wake) {
-            sync::futex_wake_all(&waiters[event].0.sequence);
+        // SAFETY: the range is inside the ring, which the mapping covers, and inside the
+        // committed frames, which no producer writes; the get lock excludes other consumers.
+        Ok(unsafe {
+            std::slice::from_raw_parts(self.data().as_ptr().add(offset as usize), len as usize)
+        })
+    }
+
+    fn header_at(&self, position: u64) -> io::Result<FrameHeader> {
+        let bytes = self.frame_bytes(position, FRAME_HEADER)?;
+        let word = u64::from_le_bytes(bytes.try_into().map_err(|_| corrupt())?);
+        Ok(FrameHeader::from_word(word))
+    }
+
+    /// The payload of the first frame, `None` when the queue is empty.
+    ///
+    /// # Errors
+    /// `InvalidData` if a header points outside the frames, which only memory corruption
+    /// from outside this crate can cause.
+    pub(crate) fn front(&mut self) -> io::Result<Option<&[u8]>> {
+        if self.head.items == self.tail.items {
+            return Ok(None);
+        }
+        let mut at = self.head.bytes;
+        if let FrameHeader::Skip(skip) = self.header_at(at)? {
+            // It reached the end of the ring it was written in; the ring may have grown
+            // since, so only check that it stays inside the ring and the frames.
+            if skip % FRAME_HEADER != 0 || skip == 0 {
+                return Err(corrupt());
+            }
+            self.frame_bytes(at, skip)?;
+            at += skip;
+        }
+        let FrameHeader::Payload(len) = self.header_at(at)? else {
+            return Err(corrupt());
+        };
+        let size = frame_size(len).ok_or_else(corrupt)?;
+        self.frame_bytes(at, size)?;
+        self.front = Some((at, size));
+        self.frame_bytes(at + FRAME_HEADER, len).map(Some)
+    }
+
+    /// Removes the first frame (commits); call after [`front`](Self::front) returned one.
+    pub(crate) fn pop_front(&mut self) -> io::Result<()> {
+        let (at, size) = self.front.take().ok_or_else(corrupt)?;
+        self.head = Position {
+            bytes: at + size,
+            items: self.head.items + 1,
+        };
+        let end = &self.ring.header().head;
+        end.position.commit(self.head);
+        if self.ring.maxsize() > 0 {
+            self.wake |= end.waiters.announce();
+        }
+        if self.head.items == self.tail.items && self.capacity > RELEASE_ABOVE {
+            self.release_memory();
+        }
+        Ok(())
+    }
+
+    /// Gives the pages of a large, empty ring back to the system. Best effort: only if no
+    /// producer holds the put lock (taking it here would invert the lock order), and on
+    /// failure the pages simply stay in use.
+    fn release_memory(&self) {
+        let put_lock = self.ring.header().put_lock.raw();
+        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
+        if !matches!(unsafe { sync::try_lock(put_lock) }, Ok(Some(_))) {
+            return;
+        }
+        // With both locks held nobody writes or reads frames: if the queue is still empty,
+        // no byte of the ring is live.
+        let (_, tail) = self.ring.header().tail.position.read();
+        if tail.items == self.head.items {
+            let _ = shm::release(
+                &self.ring.file,
+                HEADER_BYTES + KEPT_WHEN_EMPTY,
+                self.capacity - KEPT_WHEN_EMPTY,
+            );
+        }
+        // SAFETY: we locked it above.
+        unsafe { sync::unlock(put_lock) };
+    }
+}
+
+impl Drop for HeadGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard's existence proves this thread holds the get lock.
+        unsafe { sync::unlock(self.ring.header().get_lock.raw()) };
+        if self.wake {
+            self.ring.header().head.waiters.wake();
         }
     }
 }

@@ -80,6 +80,19 @@ pub(crate) unsafe fn lock(
     unsafe { acquired(mutex, code) }
 }
 
+/// Locks `mutex` only if it is free now; `None` when another thread holds it.
+///
+/// # Safety
+/// As [`lock`].
+pub(crate) unsafe fn try_lock(mutex: *mut RawMutex) -> io::Result<Option<Acquired>> {
+    // SAFETY: forwarded to the caller.
+    match unsafe { libc::pthread_mutex_trylock(mutex) } {
+        libc::EBUSY => Ok(None),
+        // SAFETY: forwarded to the caller.
+        code => unsafe { acquired(mutex, code) },
+    }
+}
+
 /// How many times [`lock`] tries before it blocks.
 const LOCK_SPINS: u32 = 100;
 
