@@ -14,18 +14,22 @@
 //! - **Storage**: a ring buffer of frames (`layout`), grown by doubling when an item does not
 //!   fit, so on an unbounded queue `put` never waits for a reader: memory, not a kernel
 //!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads.
-//! - **Exclusion**: a process-shared *robust* mutex. When a process dies holding it, the
-//!   kernel hands it to the next locker with `EOWNERDEAD` instead of leaving it locked.
-//! - **Crash consistency**: the queue's state (`Layout`: head, tail, counts) is kept twice and
-//!   one aligned word says which copy is live. An operation writes the item bytes into free
-//!   space, then the new state into the spare copy, then flips the word: one store commits.
-//!   A process killed anywhere leaves a whole state, so no item is torn or duplicated; the
-//!   only item lost is the one inside the killed `put` or `get`.
+//! - **Exclusion**: two process-shared *robust* mutexes, one for producers (the tail) and one
+//!   for consumers (the head), so a producer and a consumer never wait for each other. When a
+//!   process dies holding one, the kernel hands it to the next locker with `EOWNERDEAD`
+//!   instead of leaving it locked.
+//! - **Crash consistency**: each end's position (bytes and items passed) is kept twice and one
+//!   aligned word says which copy is current. A `put` writes the item into free space, then
+//!   the new tail into the spare copy, then flips the word: one store commits; a `get` does
+//!   the same with the head. A process killed anywhere leaves whole positions, so no item is
+//!   torn or duplicated; the only item lost is the one inside the killed `put` or `get`.
 //! - **Exact state**: `put` returns after its commit, so the item is visible to `get_nowait`,
-//!   `qsize`, `empty` and `full` in every process at once.
-//! - **Waiting**: futexes in the shared header, with a sleeper count so that no syscall is
-//!   made when nobody sleeps. Everybody sleeping on an event is woken, so a sleeper killed
-//!   after its wake-up cannot swallow it.
+//!   `qsize`, `empty` and `full` in every process at once. `qsize` reads both positions
+//!   without a lock.
+//! - **Waiting**: a waiter spins briefly on the other end's version word, then sleeps on a
+//!   futex in the shared header, with a sleeper count so that no syscall is made when nobody
+//!   sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
+//!   cannot swallow it.
 //! - **Copies**: an item is encoded (rmp-serde) straight into the ring and decoded straight
 //!   from it. A first encoding pass only counts bytes.
 //!
