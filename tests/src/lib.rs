@@ -1,7 +1,7 @@
 //! Harness for the integration tests in `tests/`: it runs the lesson binaries and checks what the
 //! logic of each Python listing guarantees, with real PIDs.
 //!
-//! - [`Lesson`] builds a sibling package's binary once per test process (with `escargot`, into
+//! - [`Lesson`] builds a sibling package's binary (or example) once per test process (with `escargot`, into
 //!   the workspace's target directory) and runs it with `--start-method fork|spawn`.
 //! - [`Lesson::run`] starts the binary in a process group of its own, waits for it with a
 //!   timeout and fails if anything in that group outlives it.
@@ -65,6 +65,8 @@ impl StartMethod {
 pub struct Lesson {
     package: &'static str,
     bin: &'static str,
+    /// Whether `bin` names an example rather than a binary.
+    example: bool,
     path: OnceLock<PathBuf>,
 }
 
@@ -74,6 +76,17 @@ impl Lesson {
         Lesson {
             package,
             bin,
+            example: false,
+            path: OnceLock::new(),
+        }
+    }
+
+    /// Names the example `example` of the workspace package `package`, to run like a lesson.
+    pub const fn example(package: &'static str, example: &'static str) -> Lesson {
+        Lesson {
+            package,
+            bin: example,
+            example: true,
             path: OnceLock::new(),
         }
     }
@@ -81,7 +94,8 @@ impl Lesson {
     /// The binary's path, building it on first use. `CARGO_BIN_EXE_<name>` exists only for
     /// the package that owns a binary, so the lessons are built here with `escargot`.
     pub fn path(&self) -> &Path {
-        self.path.get_or_init(|| build(self.package, self.bin))
+        self.path
+            .get_or_init(|| build(self.package, self.bin, self.example))
     }
 
     /// Runs the binary with `--start-method`, stdout and stderr piped, and waits for it.
@@ -377,12 +391,17 @@ fn capture_pids(pattern: &str, line: &str) -> Option<Vec<u32>> {
 
 /// Builds `bin` of `package` (dev profile) into the workspace's target directory, so that
 /// what `cargo build` or `cargo test` already built is reused.
-fn build(package: &str, bin: &str) -> PathBuf {
-    let built = escargot::CargoBuild::new()
+fn build(package: &str, bin: &str, example: bool) -> PathBuf {
+    let build = escargot::CargoBuild::new()
         .manifest_path(workspace_root().join("Cargo.toml"))
         .target_dir(target_dir())
-        .package(package)
-        .bin(bin)
+        .package(package);
+    let build = if example {
+        build.example(bin)
+    } else {
+        build.bin(bin)
+    };
+    let built = build
         .run()
         .unwrap_or_else(|error| panic!("could not build {bin} of {package}: {error}"));
     built.path().to_path_buf()
