@@ -1,8 +1,9 @@
 //! Harness for the integration tests in `tests/`: it runs the lesson binaries and checks what the
 //! logic of each Python listing guarantees, with real PIDs.
 //!
-//! - [`Lesson`] builds a sibling package's binary (or example) once per test process (with `escargot`, into
-//!   the workspace's target directory) and runs it with `--start-method fork|spawn`.
+//! - [`Lesson`] builds a sibling package's binary (or example) once per test process (with
+//!   `escargot`, into the workspace's target directory) and runs it with
+//!   `--start-method fork|spawn`.
 //! - [`Lesson::run`] starts the binary in a process group of its own, waits for it with a
 //!   timeout and fails if anything in that group outlives it.
 //! - [`Run::expect_lines`] makes the checks shared by every lesson (exit status, empty stderr,
