@@ -884,3 +884,50 @@ fn an_item_that_cannot_be_encoded_is_handed_back_and_not_put() {
     assert_eq!(error.into_inner(), Unencodable(3));
     assert!(queue.empty());
 }
+
+/// A producer thread and a consumer thread hand items over one at a time (the producer waits
+/// for an acknowledgement before the next put), so the queue never holds more than one item.
+/// `qsize()` read meanwhile, without a lock, must never say more: reading the two ends at
+/// different moments once gave counts in the thousands.
+#[test]
+fn qsize_under_concurrent_puts_and_gets_is_a_count_the_queue_held() {
+    const ROUNDS: u32 = 20_000;
+    let items = Queue::<u32>::new().unwrap();
+    let acks = Queue::<u32>::new().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (items, done) = (items.clone(), done.clone());
+            thread::spawn(move || {
+                let mut largest = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    largest = largest.max(items.qsize());
+                }
+                largest
+            })
+        })
+        .collect();
+    let consumer = {
+        let (items, acks) = (items.clone(), acks.clone());
+        thread::spawn(move || {
+            for _ in 0..ROUNDS {
+                let item = items.get().unwrap();
+                acks.put(item).unwrap();
+            }
+        })
+    };
+    within(LIMIT, move || {
+        for round in 0..ROUNDS {
+            items.put(round).unwrap();
+            assert_eq!(acks.get().unwrap(), round);
+        }
+    });
+    consumer.join().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(
+            reader.join().unwrap() <= 1,
+            "qsize() said more than the queue held"
+        );
+    }
+}

@@ -263,8 +263,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// # Panics
-    /// Only if the queue's shared memory was overwritten by code outside this crate.
+    /// It takes no lock. While other processes put and get, the answer is a count the queue
+    /// really held at some moment during the call (should consumers move 64 times while it
+    /// reads, it settles for a count that may be a moment stale, never above `maxsize`).
     pub fn qsize(&self) -> usize {
         self.ring.len() as usize
     }
@@ -278,9 +279,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(!fila.empty()); // exact right after put, unlike CPython
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    ///
-    /// # Panics
-    /// As [`qsize`](Self::qsize).
     pub fn empty(&self) -> bool {
         self.qsize() == 0
     }
@@ -296,9 +294,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(fila.full());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    ///
-    /// # Panics
-    /// As [`qsize`](Self::qsize).
     pub fn full(&self) -> bool {
         let maxsize = self.ring.maxsize();
         maxsize > 0 && self.qsize() as u64 >= maxsize
@@ -350,8 +345,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             Err(error) => return Err(PutError::Encode { item, error }),
         };
         let maxsize = self.ring.maxsize();
+        // An unbounded queue is never full, so its put never gives up: it waits for the put
+        // lock as long as another producer holds it.
+        let lock_deadline = if maxsize == 0 {
+            None
+        } else {
+            wait.lock_deadline()
+        };
         loop {
-            let mut guard = match self.ring.lock_tail(wait.lock_deadline()) {
+            let mut guard = match self.ring.lock_tail(lock_deadline) {
                 Ok(Some(guard)) => guard,
                 Ok(None) => return Err(PutError::Full(item)),
                 Err(error) => return Err(PutError::Os { item, error }),

@@ -37,15 +37,20 @@ use super::layout::{self, FRAME_HEADER, FrameHeader, Placement, frame_size};
 use crate::sys::shm::{self, Mapping};
 use crate::sys::sync::{self, RawMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v003");
-/// The header takes the first page; the ring starts at the second.
-const HEADER_BYTES: u64 = 4096;
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v004");
+/// The header's share of the file; the ring starts after it. 64 KiB, so that the ring's
+/// offset is a whole number of pages whatever the page size (4, 16 or 64 KiB); only the first
+/// page is ever touched.
+const HEADER_BYTES: u64 = 64 * 1024;
 /// A new ring's size (a power of two, as every capacity is); it doubles as needed.
 const INITIAL_CAPACITY: u64 = 64 * 1024;
 /// When an emptied ring is larger than this, its pages past [`KEPT_WHEN_EMPTY`] go back to the
 /// system, so one burst of huge items does not pin that memory for the queue's lifetime.
 const RELEASE_ABOVE: u64 = 256 << 20;
 const KEPT_WHEN_EMPTY: u64 = 32 << 20;
+
+/// How often [`Ring::len`] re-reads the two ends before it settles for a possible count.
+const LEN_RETRIES: u32 = 64;
 
 /// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
@@ -182,9 +187,11 @@ struct Header {
     /// The consumers' end; its waiters wait for room (`NotFull`).
     head: End,
     tasks: Tasks,
+    /// The tail's byte position when the ring's pages were last released (under both locks).
+    released_at: AtomicU64,
 }
 
-const _: () = assert!(size_of::<Header>() <= HEADER_BYTES as usize);
+const _: () = assert!(size_of::<Header>() <= 4096);
 
 /// What this process's producers keep, under the put lock.
 struct ProducerView {
@@ -274,13 +281,27 @@ impl Ring {
         self.header().maxsize
     }
 
-    /// Items in the queue. Exact when nothing runs concurrently; otherwise a count the queue
-    /// held at some moment during the call or one between two such counts.
+    /// Items in the queue: a count it really held at some moment during the call.
     pub(crate) fn len(&self) -> u64 {
-        // Head first: the tail read after it is at least as far, so this never underflows.
-        let (_, head) = self.header().head.position.read();
-        let (_, tail) = self.header().tail.position.read();
-        tail.items.saturating_sub(head.items)
+        let head = &self.header().head.position;
+        for _ in 0..LEN_RETRIES {
+            // Head first: the tail read after it is at least as far, so this never underflows.
+            let (version, taken) = head.read();
+            let (_, put) = self.header().tail.position.read();
+            // If the head did not move while the tail was read, both held at that read.
+            fence(Ordering::Acquire);
+            if head.version.load(Ordering::Relaxed) == version {
+                return put.items - taken.items;
+            }
+        }
+        // Consumers kept moving the head: give a count that may be stale but is possible.
+        let (_, taken) = head.read();
+        let (_, put) = self.header().tail.position.read();
+        let count = put.items.saturating_sub(taken.items);
+        match self.maxsize() {
+            0 => count,
+            maxsize => count.min(maxsize),
+        }
     }
 
     /// Items put and not yet marked done (JoinableQueue).
@@ -550,7 +571,7 @@ impl TailGuard<'_> {
     fn grow<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
         let ring = self.ring;
         // Consumers must not read while frames move: take their lock too (put lock first,
-        // always). It is only ever held for one item's copy.
+        // always). Consumers wait for the copy, as long as one pass over the live frames.
         // SAFETY: the mutex was initialised by `create` and lives in our mapping.
         unsafe { sync::lock(ring.header().get_lock.raw(), None) }.map_err(PushError::Os)?;
         let grown = self.grow_holding_both_locks(size);
@@ -720,12 +741,17 @@ impl HeadGuard<'_> {
         // With both locks held nobody writes or reads frames: if the queue is still empty,
         // no byte of the ring is live.
         let (_, tail) = self.ring.header().tail.position.read();
-        if tail.items == self.head.items {
+        let released_at = &self.ring.header().released_at;
+        // Frames since the last release touched at most this many bytes of pages: below
+        // KEPT_WHEN_EMPTY, a release would cost a system call for little memory.
+        let touched = tail.bytes - released_at.load(Ordering::Relaxed);
+        if tail.items == self.head.items && touched >= KEPT_WHEN_EMPTY {
             let _ = shm::release(
                 &self.ring.file,
                 HEADER_BYTES + KEPT_WHEN_EMPTY,
                 self.capacity - KEPT_WHEN_EMPTY,
             );
+            released_at.store(tail.bytes, Ordering::Relaxed);
         }
         // SAFETY: we locked it above.
         unsafe { sync::unlock(put_lock) };

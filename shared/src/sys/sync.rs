@@ -161,7 +161,9 @@ fn check(code: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// `pthread_mutex_timedlock` takes a wall-clock deadline; convert from a monotonic one.
+/// `pthread_mutex_timedlock` takes a wall-clock deadline; convert from a monotonic one. (A jump
+/// of the wall clock while waiting shortens or lengthens the wait; glibc's monotonic
+/// `pthread_mutex_clocklock` is not in the `libc` crate.)
 fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
     let left = deadline.saturating_duration_since(Instant::now());
     let mut now = libc::timespec {
@@ -171,10 +173,12 @@ fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
     // SAFETY: `now` is valid writable storage.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let total_nanos = now.tv_nsec as u128 + left.subsec_nanos() as u128;
+    let seconds = libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX);
     libc::timespec {
-        tv_sec: now.tv_sec
-            + left.as_secs() as libc::time_t
-            + (total_nanos / 1_000_000_000) as libc::time_t,
+        tv_sec: now
+            .tv_sec
+            .saturating_add(seconds)
+            .saturating_add((total_nanos / 1_000_000_000) as libc::time_t),
         tv_nsec: (total_nanos % 1_000_000_000) as libc::c_long,
     }
 }
