@@ -319,9 +319,12 @@ fn fork_child(
     stdout.flush()?;
     stderr.flush()?;
     let mut children = runtime::children();
+    // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
+    let mappings = sys::shm::hold_mappings_still();
     // SAFETY: the child below only touches state this thread holds (see `sys::process::fork`).
     match unsafe { sys::process::fork() }? {
         Forked::Child => {
+            drop(mappings);
             children.clear();
             drop(children);
             drop(stderr);

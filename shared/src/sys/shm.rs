@@ -5,6 +5,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use nix::fcntl::{FallocateFlags, fallocate};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -48,6 +49,17 @@ pub(crate) fn release(fd: &impl AsFd, offset: u64, len: u64) -> io::Result<()> {
     .map_err(io_error)
 }
 
+/// Held shared while a mapping moves ([`Mapping::grow`]) and exclusively across a fork: a child
+/// forked while another thread was between `mremap` and recording the new address would
+/// inherit a `Mapping` pointing where nothing, or something else, is mapped.
+static MOVING: RwLock<()> = RwLock::new(());
+
+/// Keeps every mapping of this process where it is until the guard drops; hold it across
+/// `fork`.
+pub(crate) fn hold_mappings_still() -> RwLockWriteGuard<'static, ()> {
+    MOVING.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// One `MAP_SHARED` read-write mapping of part of a shared-memory file.
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
@@ -87,6 +99,7 @@ impl Mapping {
         if len <= self.len {
             return Ok(());
         }
+        let _no_fork = MOVING.read().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: `ptr`/`len` describe a live mapping we own, and `&mut self` proves no
         // reference into it is alive.
         let moved = unsafe {
