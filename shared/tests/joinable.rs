@@ -189,7 +189,7 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     // Never allowed: the worker holds its task until it is killed.
     let never = Queue::new().unwrap();
     let mut holder = start_holder(method, &tasks, &never, 7);
-    assert_eq!(holder.kill(), -9);
+    assert_eq!(holder.kill_and_reap(), -9);
 
     let queue = tasks.clone();
     let (size, done) = within(LIMIT, move || (queue.qsize(), queue.join_timeout(SHORT)));

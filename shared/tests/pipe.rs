@@ -16,7 +16,6 @@ use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
@@ -26,17 +25,14 @@ use std::time::{Duration, Instant};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use shared::{
-    Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, Process, RecvError, SendError, StartMethod,
-};
+use shared::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError, StartMethod};
 
 shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::{Child, LIMIT};
 
-/// How long a child may take to do what it must before its test gives up on it.
-const LIMIT: Duration = Duration::from_secs(30);
 /// A message far larger than any pipe or socket buffer: its sender blocks until it is read.
 const HUGE: usize = 256 << 20;
 
@@ -183,62 +179,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A started process that is killed and reaped if its test fails while it runs: a blocked
-/// child would otherwise hold pipe ends of later tests and stall the exit of the test binary.
-struct Started(Process);
-
-impl Deref for Started {
-    type Target = Process;
-    fn deref(&self) -> &Process {
-        &self.0
-    }
-}
-
-impl DerefMut for Started {
-    fn deref_mut(&mut self) -> &mut Process {
-        &mut self.0
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        if self.0.is_alive() {
-            let _ = self.0.kill();
-            let _ = self.0.join();
-        }
-    }
-}
-
-fn start<F, A>(method: StartMethod, target: F, args: A) -> Started
-where
-    F: shared::Target<A>,
-    A: Serialize + DeserializeOwned + Send + 'static,
-{
-    let mut process = Process::new(target, args).start_method(method);
-    process
-        .start()
-        .unwrap_or_else(|error| panic!("start {}: {error}", process.name()));
-    Started(process)
-}
-
-/// Joins with a bound; returns the exit code.
-fn finish(child: &mut Started) -> i32 {
-    child.join_timeout(LIMIT).expect("join_timeout");
-    if child.is_alive() {
-        let _ = child.kill();
-        let _ = child.join();
-        panic!("{} did not end within {LIMIT:?}", child.name());
-    }
-    child
-        .exitcode()
-        .expect("a process that ended has an exit code")
-}
-
-fn kill_and_reap(child: &mut Started) {
-    child.kill().expect("kill");
-    assert_eq!(finish(child), -9, "the child should have died of SIGKILL");
 }
 
 /// `recv`, failing the test instead of waiting forever when nothing (not even end of file)
@@ -825,7 +765,7 @@ fn poll_reports_whether_a_message_is_waiting() {
 fn child_answers_requests_transformed(method: StartMethod) {
     let _serial = serial();
     let (parent_end, child_end) = Pipe::new().expect("Pipe::new");
-    let mut child = start(method, serve_requests, (child_end,));
+    let mut child = Child::start(method, serve_requests, (child_end,));
     let exchanges = [
         (
             Request::Upper("olá".to_owned()),
@@ -845,20 +785,20 @@ fn child_answers_requests_transformed(method: StartMethod) {
         assert_eq!(recv_within::<Reply>(&parent_end).expect("recv"), expected);
     }
     parent_end.send(&Request::Stop).expect("send");
-    assert_eq!(finish(&mut child), 0);
+    assert_eq!(child.exit_code_within(LIMIT), 0);
 }
 
 fn large_message_crosses_whole(method: StartMethod) {
     let _serial = serial();
     let (parent_end, child_end) = Pipe::new().expect("Pipe::new");
-    let mut child = start(method, digest_bytes, (child_end,));
+    let mut child = Child::start(method, digest_bytes, (child_end,));
     let len = 8 << 20;
     parent_end.send_bytes(&patterned(len)).expect("send_bytes");
     assert_eq!(
         recv_within::<(usize, bool)>(&parent_end).expect("recv"),
         (len, true)
     );
-    assert_eq!(finish(&mut child), 0);
+    assert_eq!(child.exit_code_within(LIMIT), 0);
 }
 
 fn child_that_exits_after_two_messages_gives_both_then_closed(method: StartMethod) {
@@ -867,11 +807,11 @@ fn child_that_exits_after_two_messages_gives_both_then_closed(method: StartMetho
         // The child's end is moved into the Process arguments, so `start` closes the parent's
         // copy: once the child exits, no process holds it and the parent sees end of file.
         let (parent_end, child_end) = Pipe::with_duplex(duplex).expect("Pipe::with_duplex");
-        let mut child = start(method, send_two_then_return, (child_end,));
+        let mut child = Child::start(method, send_two_then_return, (child_end,));
         assert_eq!(recv_within::<String>(&parent_end).expect("recv"), "first");
         assert_eq!(recv_within::<u32>(&parent_end).expect("recv"), 2);
         assert_closed(recv_within::<u32>(&parent_end));
-        assert_eq!(finish(&mut child), 0);
+        assert_eq!(child.exit_code_within(LIMIT), 0);
     }
 }
 
@@ -885,13 +825,17 @@ fn killed_peer_counts_as_closed(method: StartMethod) {
             // read fail with ECONNRESET, which must still read as end of file.
             parent_end.send("never read").expect("send");
         }
-        let mut child = start(method, send_two_then_block, (child_end, sent_write_end));
+        let mut child = Child::start(method, send_two_then_block, (child_end, sent_write_end));
         assert_eq!(
             recv_within::<()>(&sent).ok(),
             Some(()),
             "the child did not send"
         );
-        kill_and_reap(&mut child);
+        assert_eq!(
+            child.kill_and_reap(),
+            -9,
+            "the child should have died of SIGKILL"
+        );
         // What the child sent before it died is still delivered, then end of file.
         assert_eq!(recv_within::<String>(&parent_end).expect("recv"), "first");
         assert_eq!(recv_within::<u32>(&parent_end).expect("recv"), 2);
@@ -908,14 +852,18 @@ fn peer_killed_mid_message_gives_truncated_then_unreadable(method: StartMethod) 
     let _serial = serial();
     for duplex in [true, false] {
         let (parent_end, child_end) = Pipe::with_duplex(duplex).expect("Pipe::with_duplex");
-        let mut child = start(method, send_huge, (child_end,));
+        let mut child = Child::start(method, send_huge, (child_end,));
         // Readable means the header is here: the child is inside its send, which cannot finish
         // while nobody reads, so the kill lands in the middle of the message.
         assert!(
             parent_end.poll(Some(LIMIT)).expect("poll"),
             "nothing arrived"
         );
-        kill_and_reap(&mut child);
+        assert_eq!(
+            child.kill_and_reap(),
+            -9,
+            "the child should have died of SIGKILL"
+        );
         let (parent_end, received) = Background::run(move || {
             let received = parent_end.recv_bytes();
             (parent_end, received)
@@ -945,10 +893,10 @@ fn peer_killed_mid_message_gives_truncated_then_unreadable(method: StartMethod) 
 fn poll_without_timeout_wakes_when_a_child_sends(method: StartMethod) {
     let _serial = serial();
     let (parent_end, child_end) = Pipe::new().expect("Pipe::new");
-    let mut child = start(method, send_two_then_return, (child_end,));
+    let mut child = Child::start(method, send_two_then_return, (child_end,));
     assert!(parent_end.poll(None).expect("poll"));
     assert_eq!(parent_end.recv::<String>().expect("recv"), "first");
-    assert_eq!(finish(&mut child), 0);
+    assert_eq!(child.exit_code_within(LIMIT), 0);
 }
 
 fn direction_and_message_limit_cross_to_the_child(method: StartMethod) {
@@ -957,9 +905,9 @@ fn direction_and_message_limit_cross_to_the_child(method: StartMethod) {
     read_end.set_max_message_size(1024);
     write_end.send_bytes(&[0; 4096]).expect("send_bytes");
     let (report, report_write_end) = Pipe::with_duplex(false).expect("Pipe::with_duplex");
-    let mut child = start(method, report_on_one_way_ends, (read_end, report_write_end));
+    let mut child = Child::start(method, report_on_one_way_ends, (read_end, report_write_end));
     let observed: Vec<String> = recv_within(&report).expect("recv");
-    assert_eq!(finish(&mut child), 0);
+    assert_eq!(child.exit_code_within(LIMIT), 0);
     assert_eq!(
         observed,
         [

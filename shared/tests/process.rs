@@ -6,7 +6,6 @@
 
 use std::fmt::Display;
 use std::fs;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
@@ -24,9 +23,8 @@ shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::{Child, LIMIT};
 
-/// How long a child may take to do what it must before its test gives up on it.
-const LIMIT: Duration = Duration::from_secs(30);
 /// How long a process that must die may take to disappear from the process table.
 const DEATH_LIMIT: Duration = Duration::from_secs(10);
 
@@ -284,38 +282,6 @@ where
     Process::new(target, args).start_method(method)
 }
 
-/// A started process that is killed and reaped if its test fails while it runs.
-struct Started(Process);
-
-impl Deref for Started {
-    type Target = Process;
-    fn deref(&self) -> &Process {
-        &self.0
-    }
-}
-
-impl DerefMut for Started {
-    fn deref_mut(&mut self) -> &mut Process {
-        &mut self.0
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        if self.0.is_alive() {
-            let _ = self.0.kill();
-            let _ = self.0.join();
-        }
-    }
-}
-
-fn start(mut process: Process) -> Started {
-    process
-        .start()
-        .unwrap_or_else(|error| panic!("start {}: {error}", process.name()));
-    Started(process)
-}
-
 /// Joins with a bound; returns the exit code.
 fn finish(process: &mut Process) -> i32 {
     process.join_timeout(LIMIT).expect("join_timeout");
@@ -330,7 +296,7 @@ fn finish(process: &mut Process) -> i32 {
 }
 
 fn run(process: Process) -> i32 {
-    finish(&mut start(process))
+    finish(&mut Child::started(process))
 }
 
 /// A fresh directory for the files of one test, removed when dropped.
@@ -467,14 +433,14 @@ fn exit_code_is_minus_the_signal_that_ended_the_child(method: StartMethod) {
 }
 
 fn kill_gives_minus_nine(method: StartMethod) {
-    let mut child = start(process(block_forever, (), method));
+    let mut child = Child::started(process(block_forever, (), method));
     assert!(child.is_alive());
     child.kill().expect("kill");
     assert_eq!(finish(&mut child), -9);
 }
 
 fn terminate_gives_minus_fifteen(method: StartMethod) {
-    let mut child = start(process(block_forever, (), method));
+    let mut child = Child::started(process(block_forever, (), method));
     assert!(child.is_alive());
     child.terminate().expect("terminate");
     assert_eq!(finish(&mut child), -15);
@@ -488,7 +454,7 @@ fn is_alive_and_exitcode_follow_the_child(method: StartMethod) {
     assert!(!child.is_alive());
     assert_eq!(child.exitcode(), None);
 
-    let mut child = start(child);
+    let mut child = Child::started(child);
     assert!(child.is_alive());
     assert_eq!(child.exitcode(), None);
 
@@ -499,7 +465,7 @@ fn is_alive_and_exitcode_follow_the_child(method: StartMethod) {
 }
 
 fn is_alive_turns_false_without_join_once_the_child_ends(method: StartMethod) {
-    let child = start(process(exits_with, (5,), method));
+    let child = Child::started(process(exits_with, (5,), method));
     let deadline = Instant::now() + LIMIT;
     while child.is_alive() {
         assert!(
@@ -512,7 +478,7 @@ fn is_alive_turns_false_without_join_once_the_child_ends(method: StartMethod) {
 }
 
 fn join_timeout_returns_while_the_child_still_runs(method: StartMethod) {
-    let mut child = start(process(block_forever, (), method));
+    let mut child = Child::started(process(block_forever, (), method));
     child
         .join_timeout(Duration::from_millis(50))
         .expect("join_timeout");
@@ -526,7 +492,7 @@ fn join_timeout_returns_while_the_child_still_runs(method: StartMethod) {
 }
 
 fn join_again_and_signals_after_the_end_change_nothing(method: StartMethod) {
-    let mut child = start(process(exits_with, (3,), method));
+    let mut child = Child::started(process(exits_with, (3,), method));
     assert_eq!(finish(&mut child), 3);
     child.join().expect("a second join");
     child
@@ -539,7 +505,7 @@ fn join_again_and_signals_after_the_end_change_nothing(method: StartMethod) {
 }
 
 fn join_works_from_another_thread(method: StartMethod) {
-    let mut child = start(process(exits_with, (4,), method));
+    let mut child = Child::started(process(exits_with, (4,), method));
     let code = thread::spawn(move || finish(&mut child))
         .join()
         .expect("the joining thread");
@@ -550,7 +516,7 @@ fn join_works_from_another_thread(method: StartMethod) {
 // Errors.
 
 fn start_twice_is_an_error(method: StartMethod) {
-    let mut child = start(process(block_forever, (), method));
+    let mut child = Child::started(process(block_forever, (), method));
     let pid = child.pid();
 
     let error = child.start().expect_err("a second start");
@@ -611,7 +577,7 @@ fn set_daemon_after_start_is_an_error(method: StartMethod) {
     let mut child = process(block_forever, (), method);
     child.set_daemon(false).expect("set_daemon before start");
     assert!(!child.is_daemon());
-    let mut child = start(child);
+    let mut child = Child::started(child);
     let error = child.set_daemon(true).expect_err("set_daemon after start");
     assert!(matches!(error, ProcessError::AlreadyStarted), "{error}");
     assert!(!child.is_daemon());
@@ -736,7 +702,7 @@ fn pid_is_the_childs(method: StartMethod) {
     let child = process(block_forever, (), method);
     assert_eq!(child.pid(), None);
 
-    let mut child = start(child);
+    let mut child = Child::started(child);
     let pid = child.pid().expect("a started process has a PID");
     assert_ne!(pid, std::process::id());
     // Unreaped, the child is in the process table, and we are its parent.
@@ -760,7 +726,7 @@ fn names_are_process_n(method: StartMethod) {
     );
 
     let name = first.name().to_owned();
-    let mut first = start(first);
+    let mut first = Child::started(first);
     assert_eq!(first.name(), name, "starting keeps the name");
     assert_eq!(finish(&mut first), 0);
 
@@ -803,7 +769,7 @@ fn daemon_is_terminated_when_its_parent_ends(method: StartMethod) {
 fn daemon_dies_when_its_parent_is_killed(method: StartMethod) {
     let dir = TempDir::new();
     let pid_file = dir.file("daemon.pid");
-    let mut child = start(process(
+    let mut child = Child::started(process(
         start_daemon_then_block,
         (pid_file.clone(), method.to_string()),
         method,
@@ -859,7 +825,7 @@ fn many_threads_start_processes_at_once(method: StartMethod) {
         .map(|i| {
             thread::spawn(move || {
                 let children: Vec<_> = (0..5)
-                    .map(|j| start(process(exits_with, (i * 10 + j,), method)))
+                    .map(|j| Child::started(process(exits_with, (i * 10 + j,), method)))
                     .collect();
                 // Join in the reverse order of start.
                 children

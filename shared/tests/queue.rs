@@ -392,7 +392,7 @@ impl Storm {
                 .below((self.producers.len() + self.consumers.len()) as u64) as usize;
         if victim < self.producers.len() {
             let (id, mut child) = self.producers.swap_remove(victim);
-            match child.kill() {
+            match child.kill_and_reap() {
                 -9 => {
                     self.killed_producers.insert(id);
                 }
@@ -401,7 +401,7 @@ impl Storm {
             self.start_producer();
         } else {
             let mut child = self.consumers.swap_remove(victim - self.producers.len());
-            let code = child.kill();
+            let code = child.kill_and_reap();
             assert_eq!(
                 code, -9,
                 "a consumer failed before its stop (stderr says why)"
@@ -500,7 +500,7 @@ fn get_after_a_consumer_killed_in_get(method: StartMethod) {
     let ready = Queue::new().unwrap();
     let mut child = Child::start(method, announce_then_get, (queue.clone(), ready.clone()));
     ready.get_timeout(LIMIT).unwrap();
-    assert_eq!(child.kill(), -9);
+    assert_eq!(child.kill_and_reap(), -9);
     let (empty, put, got) = within(LIMIT, move || {
         let empty = queue.get_timeout(Duration::from_millis(100));
         let put = queue.put(5);
@@ -544,7 +544,7 @@ fn get_timeout_returns_after_a_producer_killed_mid_put() {
     for _ in 0..10 {
         let mut child = Child::start(StartMethod::Fork, put_large_forever, (queue.clone(),));
         thread::sleep(Duration::from_millis(rng.below(60)));
-        assert_eq!(child.kill(), -9);
+        assert_eq!(child.kill_and_reap(), -9);
         let reader = queue.clone();
         assert_eq!(within(LIMIT, move || drain_large(&reader)), Ok(0));
     }
@@ -582,7 +582,7 @@ fn kill_while_releasing_memory(consumer: &mut Child) -> bool {
         };
         peak = peak.max(now);
         if peak as usize > (HUGE >> 10) / 2 && now < peak {
-            return consumer.kill() == -9;
+            return consumer.kill_and_reap() == -9;
         }
     }
     false

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests of `shared`. Each test file uses a part of them.
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -36,7 +37,8 @@ macro_rules! under_both_start_methods {
 pub const LIMIT: Duration = Duration::from_secs(30);
 
 /// A started child process, killed and reaped if the test ends (or panics) while it runs, so
-/// a stuck child never outlives its test or keeps the test binary from exiting.
+/// a stuck child never outlives its test or keeps the test binary from exiting. It derefs to
+/// its [`Process`], for the tests of `Process` itself.
 pub struct Child(pub Process);
 
 impl Child {
@@ -45,8 +47,14 @@ impl Child {
         F: Target<A>,
         A: Serialize + DeserializeOwned + Send + 'static,
     {
-        let mut process = Process::new(target, args).start_method(method);
-        process.start().expect("the child should start");
+        Child::started(Process::new(target, args).start_method(method))
+    }
+
+    /// Starts `process`, configured by the caller.
+    pub fn started(mut process: Process) -> Child {
+        process
+            .start()
+            .unwrap_or_else(|error| panic!("start {}: {error}", process.name()));
         Child(process)
     }
 
@@ -57,7 +65,7 @@ impl Child {
         match self.0.exitcode() {
             Some(code) => code,
             None => {
-                self.kill();
+                self.kill_and_reap();
                 panic!(
                     "{} did not exit within {limit:?}: deadlocked",
                     self.0.name()
@@ -73,10 +81,23 @@ impl Child {
 
     /// Kills the child (if it still runs) and returns its exit code: `-9` if the kill ended
     /// it, its own code if it had already exited.
-    pub fn kill(&mut self) -> i32 {
+    pub fn kill_and_reap(&mut self) -> i32 {
         self.0.kill().expect("kill");
         self.0.join_timeout(LIMIT).expect("join_timeout");
         self.0.exitcode().expect("a killed child should end")
+    }
+}
+
+impl Deref for Child {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl DerefMut for Child {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
     }
 }
 
