@@ -78,6 +78,31 @@ pub(crate) fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
+/// What kind of open file a descriptor is, as far as a handle cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A socket (a duplex `Pipe` end).
+    Socket,
+    /// A pipe or FIFO (a one-way `Pipe` end).
+    Fifo,
+    /// A regular file, which includes a memfd.
+    Regular,
+    /// Anything else: a terminal, a directory, a device.
+    Other,
+}
+
+/// The kind of the open file behind `fd`.
+pub(crate) fn kind(fd: BorrowedFd<'_>) -> io::Result<Kind> {
+    use nix::sys::stat::{SFlag, fstat};
+    let mode = SFlag::from_bits_truncate(fstat(fd).map_err(io_error)?.st_mode);
+    Ok(match mode & SFlag::S_IFMT {
+        SFlag::S_IFSOCK => Kind::Socket,
+        SFlag::S_IFIFO => Kind::Fifo,
+        SFlag::S_IFREG => Kind::Regular,
+        _ => Kind::Other,
+    })
+}
+
 /// The raw number of a descriptor, for the spawn payload.
 pub(crate) fn raw(fd: &impl AsFd) -> RawFd {
     fd.as_fd().as_raw_fd()

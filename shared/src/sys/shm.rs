@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
-use nix::fcntl::{FallocateFlags, fallocate};
+use nix::fcntl::{FallocateFlags, FcntlArg, SealFlag, fallocate, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MRemapFlags, MapFlags, ProtFlags, mmap, mremap, munmap};
 use nix::sys::stat::fstat;
@@ -15,12 +15,58 @@ use nix::unistd::ftruncate;
 
 use super::io_error;
 
-/// Creates an anonymous shared-memory file of `len` bytes, close-on-exec. It lives as long as
-/// some process holds a descriptor or a mapping of it: a crash leaves nothing behind.
+/// Creates an anonymous shared-memory file of `len` bytes, close-on-exec, that accepts seals
+/// ([`seal`]). It lives as long as some process holds a descriptor or a mapping of it: a crash
+/// leaves nothing behind.
 pub(crate) fn create(name: &CStr, len: u64) -> io::Result<OwnedFd> {
-    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(io_error)?;
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+        .map_err(io_error)?;
     grow_file(&fd, len)?;
     Ok(fd)
+}
+
+/// What a seal forbids, for every holder of the file, for the rest of its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seal {
+    /// Making the file smaller: a mapping of it can never run past its end (no SIGBUS).
+    Shrink,
+    /// Making the file larger.
+    Grow,
+    /// Writing it, through `write` or a writable mapping.
+    Write,
+    /// Adding more seals.
+    Seal,
+}
+
+impl Seal {
+    fn flag(self) -> SealFlag {
+        match self {
+            Seal::Shrink => SealFlag::F_SEAL_SHRINK,
+            Seal::Grow => SealFlag::F_SEAL_GROW,
+            Seal::Write => SealFlag::F_SEAL_WRITE,
+            Seal::Seal => SealFlag::F_SEAL_SEAL,
+        }
+    }
+}
+
+/// Adds `seals` to a file made by [`create`].
+pub(crate) fn seal(fd: &impl AsFd, seals: &[Seal]) -> io::Result<()> {
+    let flags = seals
+        .iter()
+        .fold(SealFlag::empty(), |flags, seal| flags | seal.flag());
+    fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(flags))
+        .map(drop)
+        .map_err(io_error)
+}
+
+/// Whether `fd` is a shared-memory file carrying every one of `seals`. `false` for anything
+/// else: a regular file, a pipe, a socket, or a memfd without them.
+pub(crate) fn is_sealed(fd: &impl AsFd, seals: &[Seal]) -> bool {
+    let Ok(bits) = fcntl(fd.as_fd(), FcntlArg::F_GET_SEALS) else {
+        return false; // EINVAL: this kind of file cannot be sealed at all
+    };
+    let present = SealFlag::from_bits_truncate(bits);
+    seals.iter().all(|seal| present.contains(seal.flag()))
 }
 
 /// The current size of the file behind `fd`.
