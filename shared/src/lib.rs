@@ -95,17 +95,21 @@ mod pipe;
 mod process;
 mod queue;
 mod runtime;
+mod spawn;
 mod start;
 mod sys;
+mod wire;
 
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+pub use spawn::{MAX_PAYLOAD, TOKEN_VARIABLE};
 pub use start::{
     InitError, StartMethod, get_start_method, init, set_start_method, start_method_from_args,
 };
+pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::start::run_if_spawned_child;
+    pub use crate::spawn::run_if_spawned_child;
 }

@@ -21,7 +21,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handoff::{Exported, Inherited};
@@ -166,7 +166,7 @@ impl Connection {
     /// consumed; the connection stays usable); and those of [`recv_bytes`](Self::recv_bytes).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         let bytes = self.recv_bytes()?;
-        rmp_serde::from_slice(&bytes).map_err(|e| RecvError::Decode {
+        crate::wire::decode(&bytes).map_err(|e| RecvError::Decode {
             expected: std::any::type_name::<T>(),
             error: e.to_string(),
         })
@@ -340,6 +340,21 @@ impl Serialize for Connection {
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireIn::deserialize(deserializer)?;
+        // The descriptor came from another process: check it is what such an end is made of
+        // (see `Pipe::with_duplex`) before anything reads or writes it.
+        let expected = match (wire.readable, wire.writable) {
+            (true, true) => sys::fd::Kind::Socket,
+            (true, false) | (false, true) => sys::fd::Kind::Fifo,
+            (false, false) => {
+                return Err(D::Error::custom("a Connection end neither reads nor writes"));
+            }
+        };
+        let kind = sys::fd::kind(wire.fd.0.as_fd()).map_err(D::Error::custom)?;
+        if kind != expected {
+            return Err(D::Error::custom(format_args!(
+                "a Connection end must be a {expected:?}, and this descriptor is a {kind:?}"
+            )));
+        }
         let mut connection = Connection::new(wire.fd.0, wire.readable, wire.writable);
         connection.max_message_size = wire.max_message_size;
         Ok(connection)

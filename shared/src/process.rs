@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::runtime::{self, ChildIdentity, ChildRecord};
+use crate::spawn::{self, Relaunch};
 use crate::start::{self, StartMethod};
 use crate::sys;
 use crate::sys::process::{Forked, Stop};
@@ -132,14 +133,14 @@ impl Process {
     /// - [`ProcessError::AlreadyStarted`]: "cannot start a process twice".
     /// - [`ProcessError::DaemonWithChildren`]: a daemonic process may not start children.
     /// - [`ProcessError::MissingInit`]: a spawned child whose `main` lacks [`init`](crate::init).
-    /// - [`ProcessError::SpawnNeedsFunction`] and [`ProcessError::Arguments`]: spawn cannot
-    ///   recreate the target or send its arguments.
+    /// - [`ProcessError::SpawnNeedsFunction`], [`ProcessError::SpawnOutsideExecutable`] and
+    ///   [`ProcessError::Arguments`]: spawn cannot recreate the target or send its arguments.
     /// - [`ProcessError::Os`]: the system refused to create the process.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if runtime::is_daemon() {
             return Err(ProcessError::DaemonWithChildren);
         }
-        if start::is_spawned_child_without_init() {
+        if spawn::is_child_without_init() {
             return Err(ProcessError::MissingInit);
         }
         let Some(launch) = self.launch.as_deref() else {
@@ -154,7 +155,7 @@ impl Process {
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
             StartMethod::Fork => fork_child(&mut self.launch, me)?,
-            StartMethod::Spawn => start::spawn_child(launch, me, &self.name)?,
+            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me, &self.name)?,
         };
         // The arguments now belong to the child: drop the parent's copies (closing the ends
         // of pipes it passed, so EOF reaches whoever waits for the child's end).
@@ -321,7 +322,17 @@ fn fork_child(
     let mut children = runtime::children();
     // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
     let mappings = sys::shm::hold_mappings_still();
-    // SAFETY: the child below only touches state this thread holds (see `sys::process::fork`).
+    // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
+    // thread alone, holding a copy of every lock as it was. The child runs:
+    // - this crate's code below, which takes only the locks this thread holds across the fork
+    //   (stdout, stderr, the children registry, the mapping lock: each is released normally
+    //   in the child) and the allocator (glibc resets its locks in a forked child);
+    // - the user's target. To it the child is the parent's program in which every other
+    //   thread stopped at some instruction and never runs again, an execution Rust allows (a
+    //   thread may never be scheduled), so safe code sees nothing it could not see in the
+    //   parent; the worst it can meet is a lock that is never released, a hang, as under
+    //   CPython's fork start method (documented on `StartMethod::Fork`). Memory mapped shared
+    //   (a `Queue`) stays shared, which its types are built for.
     match unsafe { sys::process::fork() }? {
         Forked::Child => {
             drop(mappings);
@@ -329,7 +340,10 @@ fn fork_child(
             drop(children);
             drop(stderr);
             drop(stdout);
-            if me.daemon && sys::process::die_with_parent(parent).is_err() {
+            if me.daemon
+                && let Err(error) = runtime::die_with_parent(parent)
+            {
+                eprintln!("shared: a daemonic child cannot watch its parent: {error}");
                 runtime::finish_child(1);
             }
             runtime::become_child(me);
@@ -351,9 +365,9 @@ fn fork_child(
 pub(crate) trait Launch: Send {
     /// Runs the target in this process (the forked child); returns the exit code.
     fn run_here(self: Box<Self>) -> i32;
-    /// What a spawned child needs to run the same target: the address of its entry point
-    /// relative to [`start::entry_anchor`], and the serialized arguments.
-    fn for_spawn(&self) -> Result<(isize, Vec<u8>, Vec<std::os::fd::RawFd>), ProcessError>;
+    /// What a spawned child needs to run the same target: its entry point and the serialized
+    /// arguments, with the descriptors of the handles among them.
+    fn for_spawn(&self) -> Result<spawn::Outgoing, ProcessError>;
 }
 
 struct Bound<F, A> {
@@ -371,38 +385,39 @@ where
         run_guarded(target, args)
     }
 
-    fn for_spawn(&self) -> Result<(isize, Vec<u8>, Vec<std::os::fd::RawFd>), ProcessError> {
-        // The spawned child recreates the target from its type alone, which is only possible
-        // when it carries no data: a function, or a closure that captures nothing.
-        if size_of::<F>() != 0 {
+    fn for_spawn(&self) -> Result<spawn::Outgoing, ProcessError> {
+        // The spawned child recreates the target from its type alone: only a function item
+        // has a value that can be made that way (see `spawn::recreate`).
+        if !spawn::can_recreate::<F>() {
             return Err(ProcessError::SpawnNeedsFunction);
         }
-        let (bytes, fds) = crate::handoff::exporting(|| rmp_serde::to_vec(&self.args));
-        let bytes = bytes.map_err(|error| ProcessError::Arguments(error.to_string()))?;
-        let entry: fn(&[u8], Vec<OwnedFd>) -> i32 = spawned_entry::<F, A>;
-        Ok((start::offset_from_anchor(entry), bytes, fds))
+        let entry = spawn::entry_offset(spawn::entry::<Self>)
+            .ok_or(ProcessError::SpawnOutsideExecutable)?;
+        let (args, fds) = crate::handoff::exporting(|| rmp_serde::to_vec(&self.args));
+        let args = args.map_err(|error| ProcessError::Arguments(error.to_string()))?;
+        Ok(spawn::Outgoing { entry, args, fds })
     }
 }
 
-/// The entry point of a spawned child for target type `F`: decode the arguments, recreate the
-/// target, run it.
-fn spawned_entry<F, A>(bytes: &[u8], fds: Vec<OwnedFd>) -> i32
+impl<F, A> Relaunch for Bound<F, A>
 where
     F: Target<A>,
     A: Serialize + DeserializeOwned + Send + 'static,
 {
-    let args: A = match crate::handoff::importing(fds, || rmp_serde::from_slice(bytes)) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("shared: the spawned child cannot decode its arguments: {error}");
+    fn relaunch(bytes: &[u8], fds: Vec<OwnedFd>) -> i32 {
+        let args: A = match crate::handoff::importing(fds, || crate::wire::decode(bytes)) {
+            Ok(args) => args,
+            Err(error) => {
+                eprintln!("shared: the spawned child cannot decode its arguments: {error}");
+                return 1;
+            }
+        };
+        let Some(target) = spawn::recreate::<F>() else {
+            eprintln!("shared: the spawned child cannot recreate its target");
             return 1;
-        }
-    };
-    assert!(size_of::<F>() == 0);
-    // SAFETY: `F` is zero-sized (checked by `for_spawn` in the parent and again above): a
-    // function item or a closure that captures nothing, whose only value has no bytes.
-    let target: F = unsafe { std::mem::zeroed() };
-    run_guarded(target, args)
+        };
+        run_guarded(target, args)
+    }
 }
 
 /// Runs the target; a panic becomes exit code 1 (its message is already on stderr).
@@ -411,8 +426,9 @@ fn run_guarded<F: Target<A>, A>(target: F, args: A) -> i32 {
 }
 
 /// A function a [`Process`] can run with arguments of tuple type `A`: any `FnOnce` of up to six
-/// arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function (or a
-/// closure capturing nothing); under fork any closure works.
+/// arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function defined
+/// with `fn` (a spawned child recreates it from its type; a closure, even one that captures
+/// nothing, could stand for state the child does not have); under fork any closure works.
 pub trait Target<A>: Send + 'static {
     /// Calls the target with the unpacked arguments; returns the exit code.
     #[doc(hidden)]
@@ -485,8 +501,12 @@ pub enum ProcessError {
     },
     /// A daemonic process tried to start a child.
     DaemonWithChildren,
-    /// The spawn start method was given a closure that captures values.
+    /// The spawn start method was given a target that is not a function: a closure or a
+    /// function pointer. Python: the `PicklingError` for a lambda.
     SpawnNeedsFunction,
+    /// The spawn start method was given a function that lives outside the program's
+    /// executable (in a shared library), where a spawned child would not find it.
+    SpawnOutsideExecutable,
     /// A spawned child re-ran `main` and reached `start` because `main` does not call
     /// [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping phase.
     MissingInit,
@@ -510,8 +530,12 @@ impl fmt::Display for ProcessError {
                 f.write_str("daemonic processes are not allowed to have children")
             }
             ProcessError::SpawnNeedsFunction => f.write_str(
-                "the spawn start method needs a function or a closure that captures nothing \
-                 (pass values through args); closures that capture values work only under fork",
+                "the spawn start method needs a function defined with `fn` (pass values \
+                 through args); closures and function pointers work only under fork",
+            ),
+            ProcessError::SpawnOutsideExecutable => f.write_str(
+                "the spawn start method needs a target compiled into the program's executable, \
+                 not into a shared library",
             ),
             ProcessError::MissingInit => f.write_str(
                 "this process was started by spawn but is running main and starting processes of \

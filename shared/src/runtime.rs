@@ -99,6 +99,25 @@ pub(crate) fn become_child(me: ChildIdentity) {
     *IDENTITY.lock().unwrap_or_else(|p| p.into_inner()) = me.identity;
 }
 
+/// Makes this daemonic child die with its parent *process*: a thread of its own waits for the
+/// parent to exit, then kills this process. (Linux's `PR_SET_PDEATHSIG` would fire when the
+/// parent *thread* that started this child exits, which kills a daemon started from a
+/// short-lived thread while its parent still runs.)
+pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
+    let Some(exited) = sys::process::watch_parent(parent)? else {
+        sys::process::kill_self();
+    };
+    std::thread::Builder::new()
+        .name("shared-parent-watch".into())
+        .spawn(move || {
+            // Any outcome, even a failure to wait, ends the process: a daemon never outlives
+            // its parent unwatched.
+            let _ = sys::fd::wait_readable(std::os::fd::AsFd::as_fd(&exited), None);
+            sys::process::kill_self()
+        })?;
+    Ok(())
+}
+
 /// The end of a child process: settle its own children, flush, and leave with `code` without
 /// running the exit work it inherited from its parent.
 pub(crate) fn finish_child(code: i32) -> ! {

@@ -31,7 +31,7 @@ pub(crate) fn encode_into<T: Serialize>(item: &T, out: &mut [u8]) -> Result<(), 
 
 /// Decodes a `T` from `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(bytes)
+    crate::wire::decode(bytes)
 }
 
 struct Counter(u64);

@@ -61,20 +61,40 @@ pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
         .map_err(io_error)
 }
 
+/// Whether `fd` is open and survives `exec` (not close-on-exec): true of a descriptor a
+/// parent marked for a spawned child, false of one this process opened (the standard library
+/// opens everything close-on-exec) and of any number with nothing open behind it.
+pub(crate) fn is_inherited(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any integer only reads flags; it fails with EBADF if nothing is open
+    // there. The borrow does not outlive this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_GETFD)
+        .is_ok_and(|flags| !FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC))
+}
+
 /// A new descriptor for the same open file, close-on-exec.
 pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     fd.try_clone_to_owned()
 }
 
-/// Takes ownership of a descriptor inherited through `exec`, checking that it is open.
+/// Takes ownership of a descriptor inherited through `exec`: one above the standard streams,
+/// open, and not close-on-exec. Sets close-on-exec on it, so a grandchild started by spawn does
+/// not inherit it by accident, and so that adopting the same number twice fails.
 pub(crate) fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF if nothing is open there.
+    if fd <= 2 || !is_inherited(fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} was not inherited: it is closed, a standard stream, or already taken"),
+        ));
+    }
+    // SAFETY: `fd` is open (checked above), so the borrow is valid for this call.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    fcntl(borrowed, FcntlArg::F_GETFD).map_err(io_error)?;
-    // The descriptor was marked inheritable by the parent; take it back to close-on-exec so a
-    // grandchild started by spawn does not inherit it by accident.
     fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io_error)?;
-    // SAFETY: the spawn payload hands each inherited descriptor to exactly one owner.
+    // SAFETY: nothing in this process owns `fd`: the standard library and this crate open
+    // every descriptor close-on-exec, and this one was not, so it came through `exec` from
+    // the parent; and no earlier adoption took it, since adoption sets close-on-exec (above)
+    // and a close-on-exec descriptor is refused. Only this thread can be adopting it: a
+    // spawned child adopts before it runs any code of the user's.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 

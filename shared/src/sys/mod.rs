@@ -16,6 +16,27 @@ pub(crate) mod sync;
 
 use std::io;
 
+/// `N` bytes from the kernel's random source (`getrandom(2)`), for tokens nobody can guess.
+pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0; N];
+    let mut filled = 0;
+    while filled < N {
+        let rest = &mut bytes[filled..];
+        // SAFETY: `rest` is writable memory of exactly `rest.len()` bytes.
+        let got = unsafe { nix::libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match got {
+            n if n > 0 => filled += n as usize,
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(bytes)
+}
+
 /// Converts a `nix` error into the `std::io::Error` the crate reports.
 pub(crate) fn io_error(errno: nix::errno::Errno) -> io::Error {
     io::Error::from_raw_os_error(errno as i32)

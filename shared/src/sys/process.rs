@@ -40,15 +40,24 @@ pub(crate) fn exit_immediately(code: i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
-/// Asks the kernel to SIGKILL this process when the thread that created it dies (Linux
-/// `PR_SET_PDEATHSIG`), then closes the race where the parent died before the request.
-/// Async-signal-safe: it runs between `fork` and `exec`.
-pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io_error)?;
-    if getppid().as_raw() as u32 != parent {
-        exit_immediately(1);
-    }
-    Ok(())
+/// A descriptor that becomes readable when this process's parent, `parent`, exits; `None` if
+/// it has exited already (this process was re-parented).
+pub(crate) fn watch_parent(parent: u32) -> io::Result<Option<OwnedFd>> {
+    // Open first, then check: if `parent` is still our parent after the open, the descriptor
+    // names it, not a later process that reused its PID.
+    let exited = match exit_notifier(parent) {
+        Ok(exited) => exited,
+        Err(error) if error.raw_os_error() == Some(nix::libc::ESRCH) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    Ok((getppid().as_raw() as u32 == parent).then_some(exited))
+}
+
+/// Ends this process with SIGKILL, as if killed from outside: no exit work runs.
+pub(crate) fn kill_self() -> ! {
+    let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
+    // SIGKILL cannot be caught or blocked; this is only reached if the kernel refused.
+    exit_immediately(137)
 }
 
 /// A descriptor that becomes readable when process `pid` exits (Linux `pidfd_open`).

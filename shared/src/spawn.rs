@@ -1,0 +1,528 @@
+//! The spawn start method, both halves of it: what a parent sends to a spawned child, and how
+//! the child checks it before it runs anything.
+//!
+//! # What crosses
+//!
+//! A spawned child is a fresh `exec` of the parent's own executable (`/proc/self/exe`) with the
+//! command line `PROGRAM --shared-spawned-child FD`. Descriptor `FD` is a *payload*: a memfd
+//! that the parent wrote and then sealed (no holder can write, shrink or grow it any more). It
+//! holds a format magic and version, a per-launch random token, and, as MessagePack, the
+//! target's entry point, its serialized arguments, and the descriptors of the handles among
+//! them (queues, pipe ends), which the parent marked inheritable for this one `exec`.
+//!
+//! # What the child checks, and why
+//!
+//! Every program that calls [`init`](crate::init) obeys that command line, so the command
+//! line, the standard streams and any file are input an attacker may choose. The child runs
+//! the target only if all of these hold, and otherwise prints why on stderr and exits with
+//! status 2 before `main` prints anything:
+//!
+//! - the environment variable [`TOKEN_VARIABLE`] holds a token, and the payload carries the
+//!   same one. The parent draws a new token from the kernel's random source for every launch
+//!   and sets the variable only in that child's environment. The environment is the trust
+//!   boundary: whoever sets a process's environment already chooses the code it runs
+//!   (`LD_PRELOAD`), while a command line or a file alone can no longer start a child;
+//! - the payload descriptor is above the standard streams, is a memfd carrying all four
+//!   seals, and holds the magic, this version and at most [`MAX_PAYLOAD`] bytes;
+//! - the entry point lies in the section where this executable keeps its spawn entries (see
+//!   [`entry`]): an offset that lands anywhere else (inside `main`, say) is refused;
+//! - every handle descriptor is distinct, above the standard streams, not the payload, open,
+//!   and was inherited on purpose (not close-on-exec); each handle then checks that its
+//!   descriptor is the kind it expects (a queue's is a sealed memfd made by `shared`; a pipe
+//!   end is a socket or a pipe).
+//!
+//! # Recreating the target
+//!
+//! The child has the target's type but not its value. It recreates only function items, whose
+//! single value carries no data and no invariant (see [`recreate`]); closures, even ones that
+//! capture nothing, are refused under spawn, as Python refuses to pickle a lambda.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{self, ChildIdentity, ChildRecord};
+use crate::sys;
+use crate::sys::shm::Seal;
+
+/// The argument that marks a spawned child's command line: `PROGRAM MARKER PAYLOAD_FD`.
+const MARKER: &str = "--shared-spawned-child";
+
+/// The environment variable that carries a spawned child's token. Internal to `shared`: the
+/// parent sets it for each spawned child; nothing else should.
+pub const TOKEN_VARIABLE: &str = "SHARED_SPAWN_TOKEN";
+
+/// The exit status of a process that was handed a command line or payload it must refuse.
+const REFUSED: i32 = 2;
+
+/// The start of every payload: a name, then the format version.
+const MAGIC: &[u8; 8] = b"shspawn\0";
+const VERSION: u32 = 1;
+const TOKEN_BYTES: usize = 16;
+const PREAMBLE: usize = MAGIC.len() + 4 + TOKEN_BYTES;
+
+/// The largest payload a child reads (1 GiB): the arguments of a process, not a data channel.
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+
+/// The signature of every spawn entry point: decode the arguments, recreate the target, run it,
+/// return the exit code.
+pub(crate) type EntryFn = fn(&[u8], Vec<OwnedFd>) -> i32;
+
+/// A target that a spawned child can run from its type alone, implemented by the crate's
+/// bound target type (`process.rs`). The entry for `R` is [`entry::<R>`](entry).
+pub(crate) trait Relaunch {
+    /// Runs the target in a spawned child, from its serialized arguments and the descriptors
+    /// the parent passed; returns the exit code.
+    fn relaunch(args: &[u8], fds: Vec<OwnedFd>) -> i32;
+}
+
+/// The entry point of a spawned child whose target is `R`. Every instance of this function,
+/// and nothing else of this crate but [`section_floor`], lives in the linker section
+/// `shared_spawn_entries`, so the child can check that an entry it was sent is one of them.
+#[unsafe(link_section = "shared_spawn_entries")]
+#[inline(never)]
+pub(crate) fn entry<R: Relaunch>(args: &[u8], fds: Vec<OwnedFd>) -> i32 {
+    R::relaunch(args, fds)
+}
+
+/// Keeps the section non-empty (so the linker defines its bounds) in a program that never
+/// instantiates [`entry`]. Called through a payload, it refuses to run anything.
+#[unsafe(link_section = "shared_spawn_entries")]
+#[inline(never)]
+fn section_floor(_: &[u8], _: Vec<OwnedFd>) -> i32 {
+    REFUSED
+}
+
+unsafe extern "C" {
+    // Defined by the linker (GNU ld, gold, lld) for every section whose name is a C
+    // identifier: the bounds of the spawn entries of this executable.
+    #[link_name = "__start_shared_spawn_entries"]
+    static SECTION_START: u8;
+    #[link_name = "__stop_shared_spawn_entries"]
+    static SECTION_STOP: u8;
+}
+
+/// The addresses `[start, stop)` of this image's spawn entries.
+fn section() -> (usize, usize) {
+    // Referenced so that `--gc-sections` keeps it, and the section with it.
+    std::hint::black_box(section_floor as EntryFn);
+    // Only the symbols' addresses are taken; nothing is read through them.
+    (
+        &raw const SECTION_START as usize,
+        &raw const SECTION_STOP as usize,
+    )
+}
+
+/// Where `entry` lies in this image's spawn entries, or `None` if it lies elsewhere: in
+/// another image (a shared library, `dlopen`ed code) that a spawned child, an `exec` of the
+/// executable alone, would not have at the same place.
+pub(crate) fn entry_offset(entry: EntryFn) -> Option<u64> {
+    let (start, stop) = section();
+    let address = entry as usize;
+    (start..stop)
+        .contains(&address)
+        .then(|| (address - start) as u64)
+}
+
+/// The entry at `offset` in this image's spawn entries, if the offset lies inside them.
+fn entry_at(offset: u64) -> Option<EntryFn> {
+    let (start, stop) = section();
+    let offset = usize::try_from(offset).ok()?;
+    if offset >= stop - start {
+        return None;
+    }
+    let address = start + offset;
+    // SAFETY: `address` lies inside this executable's `shared_spawn_entries` section, which
+    // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
+    // start of one of them because the payload that named it is authentic: it carries the
+    // token that our parent put in our environment (checked in `read_payload`), and our
+    // parent, running this same executable (`/proc/self/exe`, which names the running image
+    // even if its file was replaced since), computed the offset from such a function's
+    // address with `entry_offset`. The section check alone stops every other offset (into
+    // `main`, a target, or libc) even if that reasoning failed.
+    Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
+}
+
+/// Whether values of `F` may be recreated in a spawned child: `F` is a function item. See
+/// [`recreate`].
+pub(crate) fn can_recreate<F>() -> bool {
+    size_of::<F>() == 0 && is_function_item_name(std::any::type_name::<F>())
+}
+
+/// Whether the compiler's name for a zero-sized type is a function item's: a path with no
+/// `{`. A closure's name ends in a `{{closure}}` segment (checked on a closure of our own;
+/// should that ever change, every name is refused). Refused too: anything generic over a
+/// closure, and anything whose name this check does not understand.
+fn is_function_item_name(name: &str) -> bool {
+    let our_closure = std::any::type_name_of_val(&|| ());
+    our_closure.contains('{') && !name.contains('{')
+}
+
+/// The single value of a function item type `F`, in a spawned child that never had one.
+/// `None` for any other type (a closure, a function pointer, anything with data).
+pub(crate) fn recreate<F>() -> Option<F> {
+    if !can_recreate::<F>() {
+        return None;
+    }
+    // SAFETY: `F` is zero-sized, and a function item: its one value has no bytes to be
+    // wrong, owns nothing, and asserts nothing about the program's state (a closure could
+    // capture a zero-sized token whose existence means something, such as "this global was
+    // initialised" or "I am the only owner"; closures are refused above for that reason).
+    // Conjuring it is what calling the function by its path does.
+    Some(unsafe { std::mem::MaybeUninit::<F>::zeroed().assume_init() })
+}
+
+/// What the parent sends: the target's entry and its arguments.
+pub(crate) struct Outgoing {
+    /// The entry's offset in the spawn entries section ([`entry_offset`]).
+    pub(crate) entry: u64,
+    /// The arguments, as MessagePack.
+    pub(crate) args: Vec<u8>,
+    /// The descriptors of the handles among the arguments.
+    pub(crate) fds: Vec<RawFd>,
+}
+
+/// The payload's body, after the preamble.
+#[derive(Serialize, Deserialize)]
+struct Body {
+    entry: u64,
+    #[serde(with = "serde_bytes")]
+    args: Vec<u8>,
+    fds: Vec<RawFd>,
+    identity: String,
+    name: String,
+    daemon: bool,
+    parent: u32,
+}
+
+/// Starts a spawned child that runs `outgoing`; returns its PID.
+///
+/// # Errors
+/// The system refused the payload's memory, the token, or the process.
+pub(crate) fn start_child(
+    outgoing: Outgoing,
+    me: ChildIdentity,
+    name: &str,
+) -> std::io::Result<u32> {
+    let token = sys::random_bytes::<TOKEN_BYTES>()?;
+    let parent = std::process::id();
+    let body = Body {
+        entry: outgoing.entry,
+        args: outgoing.args,
+        fds: outgoing.fds,
+        identity: me.identity,
+        name: name.to_owned(),
+        daemon: me.daemon,
+        parent,
+    };
+    let payload = write_payload(&token, &body)?;
+    let payload_fd = sys::fd::raw(&payload);
+    let mut inherit = body.fds;
+    inherit.push(payload_fd);
+
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg0(std::env::args_os().next().unwrap_or_else(|| "child".into()))
+        .arg(MARKER)
+        .arg(payload_fd.to_string())
+        .env(TOKEN_VARIABLE, hex(&token));
+    // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
+    // async-signal-safe, on descriptors this process owns (the handles and the payload, all
+    // kept open by the caller and `payload` until `spawn` returns).
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &inherit {
+                sys::fd::keep_across_exec(fd)?;
+            }
+            Ok(())
+        });
+    }
+    let mut children = runtime::children();
+    let pid = command.spawn()?.id();
+    children.push(ChildRecord {
+        pid,
+        daemon: me.daemon,
+        abandoned: false,
+    });
+    Ok(pid)
+}
+
+/// Writes the payload into a new memfd and seals it: from then on nobody, not even this
+/// process, can change what the child will read.
+fn write_payload(token: &[u8; TOKEN_BYTES], body: &Body) -> std::io::Result<OwnedFd> {
+    let mut bytes = Vec::with_capacity(PREAMBLE + body.args.len() + 64);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(token);
+    rmp_serde::encode::write(&mut bytes, body).map_err(std::io::Error::other)?;
+    let fd = sys::shm::create(c"shared-spawn-payload", 0)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&bytes)?;
+    let fd = OwnedFd::from(file);
+    sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Seal])?;
+    Ok(fd)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &OsStr) -> Option<[u8; TOKEN_BYTES]> {
+    let text = text.as_bytes();
+    if text.len() != 2 * TOKEN_BYTES {
+        return None;
+    }
+    let mut token = [0; TOKEN_BYTES];
+    for (byte, pair) in token.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(token)
+}
+
+/// Set once this spawned child has been given its target: from then on it may start
+/// processes of its own.
+static DISPATCHED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process was started by spawn but its `main` is running: `init` was not called
+/// (in a spawned child it never returns), so the child is re-running the parent's program.
+pub(crate) fn is_child_without_init() -> bool {
+    !DISPATCHED.load(Ordering::Relaxed)
+        && std::env::args_os()
+            .nth(1)
+            .is_some_and(|arg| arg == MARKER)
+            && std::env::var_os(TOKEN_VARIABLE).is_some()
+}
+
+/// Why this process refuses to act as a spawned child.
+struct Refusal(String);
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shared: refusing to run as a spawned child: {}. `{MARKER}` is only for processes \
+             that shared's spawn start method starts",
+            self.0
+        )
+    }
+}
+
+fn refuse(reason: impl Into<String>) -> Refusal {
+    Refusal(reason.into())
+}
+
+/// If this process is a spawned child, run its target and end the process; otherwise return.
+/// Public only for [`enable_test_support!`](crate::enable_test_support); use [`init`](crate::init).
+pub fn run_if_spawned_child() {
+    // Read the command line from /proc rather than `std::env::args`: this may run from
+    // `.init_array`, before the standard library has recorded the arguments.
+    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
+        return;
+    };
+    // Each argument ends with a NUL.
+    let cmdline = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).skip(1).collect();
+    if args.first() != Some(&MARKER.as_bytes()) {
+        return;
+    }
+    let code = match accept(&args) {
+        Ok(child) => child.run(),
+        Err(refusal) => {
+            eprintln!("{refusal}");
+            REFUSED
+        }
+    };
+    runtime::finish_child(code)
+}
+
+/// A payload that passed every check, with its descriptors adopted.
+struct Accepted {
+    entry: EntryFn,
+    body: Body,
+    fds: Vec<OwnedFd>,
+}
+
+/// Checks the command line, the token and the payload, then adopts the handle descriptors.
+fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
+    let token = std::env::var_os(TOKEN_VARIABLE)
+        .ok_or_else(|| refuse(format!("no {TOKEN_VARIABLE} in the environment")))?;
+    let token = unhex(&token)
+        .ok_or_else(|| refuse(format!("{TOKEN_VARIABLE} is not {TOKEN_BYTES} bytes of hex")))?;
+    let &[_, fd] = args else {
+        return Err(refuse(format!(
+            "expected `{MARKER} DESCRIPTOR`, got {} arguments",
+            args.len()
+        )));
+    };
+    let payload_fd = std::str::from_utf8(fd)
+        .ok()
+        .and_then(|fd| fd.parse::<RawFd>().ok())
+        .filter(|&fd| fd > 2)
+        .ok_or_else(|| {
+            refuse(format!(
+                "the payload descriptor {:?} is not a number above 2",
+                OsStr::from_bytes(fd)
+            ))
+        })?;
+    let body = read_payload(payload_fd, &token)?;
+    let entry = entry_at(body.entry).ok_or_else(|| {
+        refuse(format!(
+            "the entry offset {:#x} is not a spawn entry of this program",
+            body.entry
+        ))
+    })?;
+    let fds = adopt_handles(&body.fds, payload_fd)?;
+    Ok(Accepted { entry, body, fds })
+}
+
+/// Reads and checks the payload at `fd`: a sealed memfd with the magic, the version and
+/// `token`; then decodes its body.
+fn read_payload(fd: RawFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
+    let described = |what: &str| refuse(format!("descriptor {fd} {what}"));
+    let fd = sys::fd::adopt_inherited(fd).map_err(|e| described(&format!("is unusable: {e}")))?;
+    let sealed = sys::shm::is_sealed(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Seal]);
+    if !sealed {
+        return Err(described("is not a sealed payload made by shared"));
+    }
+    let len = sys::shm::file_len(&fd).map_err(|e| described(&format!("is unusable: {e}")))?;
+    if !(PREAMBLE as u64..=MAX_PAYLOAD).contains(&len) {
+        return Err(described(&format!("holds {len} bytes, not a payload")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    let mut file = std::fs::File::from(fd);
+    std::io::Seek::rewind(&mut file)
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| described(&format!("cannot be read: {e}")))?;
+    let (preamble, body) = bytes.split_at(PREAMBLE.min(bytes.len()));
+    if preamble.len() < PREAMBLE || &preamble[..MAGIC.len()] != MAGIC {
+        return Err(described("does not start with a spawn payload's magic"));
+    }
+    let version = u32::from_le_bytes(preamble[MAGIC.len()..MAGIC.len() + 4].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(described(&format!(
+            "holds payload version {version}; this program reads version {VERSION}"
+        )));
+    }
+    if !same_token(&preamble[MAGIC.len() + 4..], token) {
+        return Err(described(&format!(
+            "carries a token other than {TOKEN_VARIABLE}'s"
+        )));
+    }
+    crate::wire::decode(body).map_err(|e| described(&format!("holds an unreadable body: {e}")))
+}
+
+/// Compares tokens in time independent of where they differ.
+fn same_token(a: &[u8], b: &[u8; TOKEN_BYTES]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// Takes ownership of the handle descriptors, refusing any that was not passed on purpose.
+fn adopt_handles(fds: &[RawFd], payload_fd: RawFd) -> Result<Vec<OwnedFd>, Refusal> {
+    let mut seen = std::collections::BTreeSet::new();
+    for &fd in fds {
+        if fd <= 2 || fd == payload_fd || !seen.insert(fd) {
+            return Err(refuse(format!(
+                "handle descriptor {fd} is a standard stream, the payload or a duplicate"
+            )));
+        }
+        if !sys::fd::is_inherited(fd) {
+            return Err(refuse(format!(
+                "handle descriptor {fd} is not open or was not passed to this process"
+            )));
+        }
+    }
+    fds.iter()
+        .map(|&fd| sys::fd::adopt_inherited(fd))
+        .collect::<Result<_, _>>()
+        .map_err(|e| refuse(format!("a handle descriptor is unusable: {e}")))
+}
+
+impl Accepted {
+    /// Becomes the child the payload describes and runs its target; returns the exit code.
+    fn run(self) -> i32 {
+        let Accepted { entry, body, fds } = self;
+        DISPATCHED.store(true, Ordering::Relaxed);
+        // A Rust `main` ignores SIGPIPE, so writing to a closed pipe is an error, not death.
+        // This may run before that set-up (from `.init_array`), so do it here too.
+        sys::process::ignore_broken_pipe_signal();
+        if body.daemon
+            && let Err(error) = runtime::die_with_parent(body.parent)
+        {
+            eprintln!("shared: {}: cannot watch its parent: {error}", body.name);
+            return 1;
+        }
+        runtime::become_child(ChildIdentity {
+            identity: body.identity,
+            daemon: body.daemon,
+        });
+        entry(&body.args, fds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_function() {}
+
+    #[test]
+    fn only_function_items_can_be_recreated() {
+        fn item_of<F>(_: &F) -> bool {
+            can_recreate::<F>()
+        }
+        assert!(item_of(&a_function));
+        assert!(item_of(&only_function_items_can_be_recreated));
+        assert!(!item_of(&|| ()), "a closure that captures nothing");
+        let token = std::marker::PhantomData::<u8>;
+        assert!(
+            !item_of(&move || {
+                let _ = token;
+            }),
+            "a closure that captures a zero-sized value"
+        );
+        let pointer: fn() = a_function;
+        assert!(!item_of(&pointer), "a function pointer has a value");
+        assert!(recreate::<String>().is_none());
+    }
+
+    #[test]
+    fn entries_lie_in_the_section_and_nothing_else_does() {
+        struct Nothing;
+        impl Relaunch for Nothing {
+            fn relaunch(_: &[u8], _: Vec<OwnedFd>) -> i32 {
+                42
+            }
+        }
+        let offset = entry_offset(entry::<Nothing>).expect("an entry lies in the section");
+        let found = entry_at(offset).expect("and is found again");
+        assert_eq!(found(&[], Vec::new()), 42);
+        assert_eq!(entry_offset(a_spawnless_function), None);
+        assert!(entry_at(u64::MAX).is_none());
+        let (start, stop) = section();
+        assert!(entry_at((stop - start) as u64).is_none());
+    }
+
+    fn a_spawnless_function(_: &[u8], _: Vec<OwnedFd>) -> i32 {
+        0
+    }
+
+    #[test]
+    fn tokens_round_trip_through_hex_and_nothing_else_parses() {
+        let token = [0xab; TOKEN_BYTES];
+        assert_eq!(unhex(OsStr::new(&hex(&token))), Some(token));
+        assert_eq!(unhex(OsStr::new("ab")), None);
+        assert_eq!(unhex(OsStr::new(&"zz".repeat(TOKEN_BYTES))), None);
+        assert!(same_token(&token, &token));
+        assert!(!same_token(&[0xab; TOKEN_BYTES - 1], &token));
+        let mut other = token;
+        other[TOKEN_BYTES - 1] = 0;
+        assert!(!same_token(&other, &token));
+    }
+}
