@@ -111,5 +111,5 @@ pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::spawn::run_if_spawned_child;
+    pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
 }

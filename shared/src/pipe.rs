@@ -346,7 +346,9 @@ impl<'de> Deserialize<'de> for Connection {
             (true, true) => sys::fd::Kind::Socket,
             (true, false) | (false, true) => sys::fd::Kind::Fifo,
             (false, false) => {
-                return Err(D::Error::custom("a Connection end neither reads nor writes"));
+                return Err(D::Error::custom(
+                    "a Connection end neither reads nor writes",
+                ));
             }
         };
         let kind = sys::fd::kind(wire.fd.0.as_fd()).map_err(D::Error::custom)?;

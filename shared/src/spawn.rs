@@ -213,7 +213,7 @@ pub(crate) fn start_child(
 ) -> std::io::Result<u32> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let parent = std::process::id();
-    let body = Body {
+    let mut body = Body {
         entry: outgoing.entry,
         args: outgoing.args,
         fds: outgoing.fds,
@@ -222,7 +222,15 @@ pub(crate) fn start_child(
         daemon: me.daemon,
         parent,
     };
-    let payload = write_payload(&token, &body)?;
+    let mut preamble = Preamble {
+        magic: *MAGIC,
+        version: VERSION,
+        token,
+    };
+    if let Some(tamper) = TAMPER.with(|slot| slot.borrow_mut().take()) {
+        tamper.apply(&mut preamble, &mut body);
+    }
+    let payload = write_payload(&preamble, &body)?;
     let payload_fd = sys::fd::raw(&payload);
     let mut inherit = body.fds;
     inherit.push(payload_fd);
@@ -256,11 +264,11 @@ pub(crate) fn start_child(
 
 /// Writes the payload into a new memfd and seals it: from then on nobody, not even this
 /// process, can change what the child will read.
-fn write_payload(token: &[u8; TOKEN_BYTES], body: &Body) -> std::io::Result<OwnedFd> {
+fn write_payload(preamble: &Preamble, body: &Body) -> std::io::Result<OwnedFd> {
     let mut bytes = Vec::with_capacity(PREAMBLE + body.args.len() + 64);
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(token);
+    bytes.extend_from_slice(&preamble.magic);
+    bytes.extend_from_slice(&preamble.version.to_le_bytes());
+    bytes.extend_from_slice(&preamble.token);
     rmp_serde::encode::write(&mut bytes, body).map_err(std::io::Error::other)?;
     let fd = sys::shm::create(c"shared-spawn-payload", 0)?;
     let mut file = std::fs::File::from(fd);
@@ -268,6 +276,52 @@ fn write_payload(token: &[u8; TOKEN_BYTES], body: &Body) -> std::io::Result<Owne
     let fd = OwnedFd::from(file);
     sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Seal])?;
     Ok(fd)
+}
+
+/// What precedes the body: the magic, the version and the token.
+struct Preamble {
+    magic: [u8; 8],
+    version: u32,
+    token: [u8; TOKEN_BYTES],
+}
+
+/// A change to the next payload this thread sends, so that tests can check that a spawned
+/// child refuses each kind of forgery. Test support only: not part of the API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Tamper {
+    /// A token other than the one in the child's environment.
+    Token,
+    /// Another magic.
+    Magic,
+    /// Another format version.
+    Version(u32),
+    /// Another entry offset.
+    Entry(u64),
+    /// Other handle descriptors (they are made inheritable, as real ones are).
+    Fds(Vec<RawFd>),
+}
+
+thread_local! {
+    static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes this thread's next spawn send a payload changed by `tamper`. Test support only.
+#[doc(hidden)]
+pub fn tamper_with_next_spawn(tamper: Tamper) {
+    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
+}
+
+impl Tamper {
+    fn apply(self, preamble: &mut Preamble, body: &mut Body) {
+        match self {
+            Tamper::Token => preamble.token[0] ^= 1,
+            Tamper::Magic => preamble.magic[0] ^= 1,
+            Tamper::Version(version) => preamble.version = version,
+            Tamper::Entry(offset) => body.entry = offset,
+            Tamper::Fds(fds) => body.fds = fds,
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -294,10 +348,8 @@ static DISPATCHED: AtomicBool = AtomicBool::new(false);
 /// (in a spawned child it never returns), so the child is re-running the parent's program.
 pub(crate) fn is_child_without_init() -> bool {
     !DISPATCHED.load(Ordering::Relaxed)
-        && std::env::args_os()
-            .nth(1)
-            .is_some_and(|arg| arg == MARKER)
-            && std::env::var_os(TOKEN_VARIABLE).is_some()
+        && std::env::args_os().nth(1).is_some_and(|arg| arg == MARKER)
+        && std::env::var_os(TOKEN_VARIABLE).is_some()
 }
 
 /// Why this process refuses to act as a spawned child.
@@ -353,8 +405,11 @@ struct Accepted {
 fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
     let token = std::env::var_os(TOKEN_VARIABLE)
         .ok_or_else(|| refuse(format!("no {TOKEN_VARIABLE} in the environment")))?;
-    let token = unhex(&token)
-        .ok_or_else(|| refuse(format!("{TOKEN_VARIABLE} is not {TOKEN_BYTES} bytes of hex")))?;
+    let token = unhex(&token).ok_or_else(|| {
+        refuse(format!(
+            "{TOKEN_VARIABLE} is not {TOKEN_BYTES} bytes of hex"
+        ))
+    })?;
     let &[_, fd] = args else {
         return Err(refuse(format!(
             "expected `{MARKER} DESCRIPTOR`, got {} arguments",
@@ -404,7 +459,11 @@ fn read_payload(fd: RawFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
     if preamble.len() < PREAMBLE || &preamble[..MAGIC.len()] != MAGIC {
         return Err(described("does not start with a spawn payload's magic"));
     }
-    let version = u32::from_le_bytes(preamble[MAGIC.len()..MAGIC.len() + 4].try_into().unwrap_or_default());
+    let version = u32::from_le_bytes(
+        preamble[MAGIC.len()..MAGIC.len() + 4]
+            .try_into()
+            .unwrap_or_default(),
+    );
     if version != VERSION {
         return Err(described(&format!(
             "holds payload version {version}; this program reads version {VERSION}"

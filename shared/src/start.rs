@@ -147,4 +147,3 @@ macro_rules! enable_test_support {
         };
     };
 }
-

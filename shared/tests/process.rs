@@ -53,6 +53,7 @@ under_both_start_methods!(
     daemon_dies_when_its_parent_is_killed,
     non_daemonic_children_are_joined_when_their_parent_ends,
     daemonic_process_cannot_start_children,
+    a_daemon_started_from_a_thread_outlives_the_thread,
     non_daemonic_process_can_start_children,
     many_threads_start_processes_at_once,
 );
@@ -802,6 +803,26 @@ fn non_daemonic_children_are_joined_when_their_parent_ends(method: StartMethod) 
             "a child that ended by {ending:?} did not wait for its non-daemonic child"
         );
     }
+}
+
+fn echo_once(requests: shared::Queue<u32>, replies: shared::Queue<u32>) -> Result<(), String> {
+    let request = requests.get().map_err(|error| error.to_string())?;
+    replies.put(request).map_err(|error| error.to_string())
+}
+
+/// Linux's parent-death signal fires when the parent *thread* exits; a daemon must live until
+/// its parent *process* ends, whichever thread started it.
+fn a_daemon_started_from_a_thread_outlives_the_thread(method: StartMethod) {
+    let requests = shared::Queue::new().unwrap();
+    let replies = shared::Queue::new().unwrap();
+    let args = (requests.clone(), replies.clone());
+    let starter =
+        thread::spawn(move || Child::started(process(echo_once, args, method).daemon(true)));
+    let mut daemon = starter.join().expect("the starting thread");
+    // The thread that started the daemon has ended; the daemon must still answer.
+    requests.put(7).unwrap();
+    assert_eq!(replies.get_timeout(LIMIT).expect("the daemon's reply"), 7);
+    daemon.expect_success();
 }
 
 fn daemonic_process_cannot_start_children(method: StartMethod) {

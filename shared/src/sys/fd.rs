@@ -84,7 +84,9 @@ pub(crate) fn adopt_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     if fd <= 2 || !is_inherited(fd) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("descriptor {fd} was not inherited: it is closed, a standard stream, or already taken"),
+            format!(
+                "descriptor {fd} was not inherited: it is closed, a standard stream, or already taken"
+            ),
         ));
     }
     // SAFETY: `fd` is open (checked above), so the borrow is valid for this call.

@@ -1,0 +1,121 @@
+//! A spawned child runs its target only from a payload its parent made for it. Each test here
+//! starts a real spawned child whose payload was changed in one way (`Tamper`), and checks
+//! that the child refuses it: exit code 2 for a payload it cannot trust, 1 for a trusted
+//! payload whose handle descriptor is not the kind its handle needs. The refusals of a forged
+//! command line, without any parent, are tested on a lesson binary in `tests/tests/`.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use shared::__private::{Tamper, tamper_with_next_spawn};
+use shared::{Pipe, Process, Queue, StartMethod};
+
+shared::enable_test_support!();
+
+#[macro_use]
+mod common;
+use common::Child;
+
+fn returns() {}
+
+fn uses_a_queue(queue: Queue<u32>) -> Result<(), String> {
+    queue.put(1).map_err(|error| error.to_string())
+}
+
+fn uses_a_connection(end: shared::Connection) -> Result<(), String> {
+    end.send(&1).map_err(|error| error.to_string())
+}
+
+/// The exit code of a spawned child whose payload was changed by `tamper`.
+fn exit_code<F, A>(tamper: Tamper, target: F, args: A) -> i32
+where
+    F: shared::Target<A>,
+    A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    tamper_with_next_spawn(tamper);
+    let mut child = Child::start(StartMethod::Spawn, target, args);
+    child.exit_code_within(common::LIMIT)
+}
+
+#[test]
+fn an_untampered_payload_runs_the_target() {
+    let queue = Queue::new().unwrap();
+    let mut child = Child::start(StartMethod::Spawn, uses_a_queue, (queue.clone(),));
+    child.expect_success();
+    assert_eq!(queue.get_nowait().unwrap(), 1);
+}
+
+#[test]
+fn a_payload_with_another_token_is_refused() {
+    assert_eq!(exit_code(Tamper::Token, returns, ()), 2);
+}
+
+#[test]
+fn a_payload_with_another_magic_or_version_is_refused() {
+    assert_eq!(exit_code(Tamper::Magic, returns, ()), 2);
+    assert_eq!(exit_code(Tamper::Version(2), returns, ()), 2);
+    assert_eq!(exit_code(Tamper::Version(0), returns, ()), 2);
+}
+
+#[test]
+fn an_entry_outside_the_spawn_entries_is_refused() {
+    for offset in [u64::MAX, 1 << 40, 1 << 20] {
+        assert_eq!(
+            exit_code(Tamper::Entry(offset), returns, ()),
+            2,
+            "{offset:#x}"
+        );
+    }
+}
+
+#[test]
+fn standard_streams_and_duplicates_are_refused_as_handles() {
+    let file = File::open("/proc/self/exe").unwrap();
+    let fd = file.as_raw_fd();
+    for fds in [vec![1], vec![0], vec![2], vec![1, 1], vec![fd, fd]] {
+        let queue = Queue::<u32>::new().unwrap();
+        assert_eq!(
+            exit_code(Tamper::Fds(fds.clone()), uses_a_queue, (queue,)),
+            2,
+            "{fds:?}"
+        );
+    }
+}
+
+#[test]
+fn a_regular_file_is_refused_as_a_queue_or_a_pipe_end() {
+    let file = File::open("/proc/self/exe").unwrap();
+    let fd = file.as_raw_fd();
+    let queue = Queue::<u32>::new().unwrap();
+    assert_eq!(
+        exit_code(Tamper::Fds(vec![fd]), uses_a_queue, (queue.clone(),)),
+        1
+    );
+    assert!(queue.empty(), "nothing was put through the file");
+    let (mine, theirs) = Pipe::new().unwrap();
+    assert_eq!(
+        exit_code(Tamper::Fds(vec![fd]), uses_a_connection, (theirs,)),
+        1
+    );
+    drop(mine);
+}
+
+#[test]
+fn a_closure_is_refused_under_spawn_even_if_it_captures_nothing() {
+    let mut child = Process::new(|| (), ()).start_method(StartMethod::Spawn);
+    let error = child.start().expect_err("spawn with a closure");
+    assert!(
+        matches!(error, shared::ProcessError::SpawnNeedsFunction),
+        "{error}"
+    );
+    let token = std::marker::PhantomData::<String>;
+    let capturing = move || {
+        let _ = token;
+    };
+    assert_eq!(size_of_val(&capturing), 0);
+    let mut child = Process::new(capturing, ()).start_method(StartMethod::Spawn);
+    assert!(matches!(
+        child.start().expect_err("spawn with a zero-sized capture"),
+        shared::ProcessError::SpawnNeedsFunction
+    ));
+}
