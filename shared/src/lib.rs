@@ -40,6 +40,8 @@
 //! | `BrokenPipeError` from `send` | [`SendError::Closed`] |
 //! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
 //! | pickle | MessagePack through serde; a type mismatch is [`GetError::Decode`] / [`RecvError::Decode`] |
+//! | `RecursionError` while unpickling a deeply nested value | a decode error past [`MAX_DEPTH`] levels |
+//! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
 //!
 //! # Differences from Python
 //!
@@ -57,8 +59,21 @@
 //! - **Items are typed.** A `Queue<T>` carries `T`; [`Queue::retyped`] gives a handle of another
 //!   type over the same queue, and an item that does not decode is an error, not a crash.
 //! - **`init()` is the `__main__` guard.** Under spawn a child is a fresh run of the program;
-//!   [`init`] makes it run only its target. Its target must be a function (or a closure that
-//!   captures nothing) and its arguments serializable; under fork any closure works.
+//!   [`init`] makes it run only its target. Its target must be a function defined with `fn`
+//!   (Python: a module-level function), compiled into the executable rather than a shared
+//!   library, and its arguments serializable; under fork any closure works.
+//! - **A spawned child trusts only its parent.** It runs a target only from a sealed payload
+//!   carrying a per-launch token that its parent put in its environment ([`TOKEN_VARIABLE`],
+//!   internal); a forged command line or file ends the program with exit code 2. CPython's
+//!   `--multiprocessing-fork` entry unpickles whatever its pipe holds.
+//! - **Decoding has a depth limit.** Values nested deeper than [`MAX_DEPTH`] levels are a
+//!   decode error, not a stack overflow; pickle raises `RecursionError` near 1,000.
+//! - **A daemon lives as long as its parent process**, whichever thread started it, and is
+//!   killed when its parent dies, even by SIGKILL (CPython leaves it running).
+//! - **A child does not wait for its own threads.** When a target returns, the child exits
+//!   and any thread it started with `std::thread::spawn` stops with it, as when a Rust `main`
+//!   returns; CPython joins the non-daemonic `threading.Thread`s first. Join the threads a
+//!   target starts before it returns.
 //! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
 //!   so a [`Connection`] end given to a child reaches EOF when that child exits.
 //! - **No feeder thread**, so there is no `join_thread()` or `cancel_join_thread()`; `close()`
@@ -75,7 +90,16 @@
 //! Under fork, stdout and stderr are flushed before the fork, so a line is never printed twice
 //! when output goes to a pipe. When `main` returns, daemonic children are terminated and the
 //! others joined; a child process does the same for its own children before it exits. A
-//! daemonic child is also killed if its parent dies (Linux `PR_SET_PDEATHSIG`).
+//! daemonic child is also killed if its parent dies (it watches a pidfd of its parent).
+//!
+//! # Trust
+//!
+//! Everything `shared` reads from outside its process is checked where it arrives: a spawned
+//! child's command line and payload (see [`init`]), the descriptors it inherits (each must be
+//! of the kind its handle expects), every message and queue item (depth limit, length limits),
+//! and a queue's shared header (a corrupted or truncated queue gives an error, never a crash).
+//! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
+//! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 
 /// `Debug` for an error type prints its message: an error returned from `main` is shown with
 /// `Debug`, and a learner should read `Error: cannot start a process twice`, not a struct dump.
@@ -103,7 +127,7 @@ mod wire;
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
-pub use spawn::{MAX_PAYLOAD, TOKEN_VARIABLE};
+pub use spawn::TOKEN_VARIABLE;
 pub use start::{
     InitError, StartMethod, get_start_method, init, set_start_method, start_method_from_args,
 };

@@ -79,10 +79,10 @@ impl Process {
 
     /// Sets the daemon flag before start, builder style. Python: `Process(..., daemon=True)`.
     ///
-    /// A daemonic child is terminated when its parent's `main` ends, and killed if its parent
-    /// dies (Linux `PR_SET_PDEATHSIG`). The kernel ties that signal to the *thread* that called
-    /// `start`: start daemonic processes from a thread that outlives them, such as the main
-    /// thread.
+    /// A daemonic child is terminated when its parent's `main` ends, and killed (SIGKILL) when
+    /// its parent process exits in any other way, even killed itself: a thread of the child
+    /// waits on a pidfd of the parent. Whichever thread called `start` may end first. CPython
+    /// leaves the daemons of a killed parent running.
     #[must_use]
     pub fn daemon(mut self, daemon: bool) -> Process {
         self.daemon = daemon;

@@ -56,7 +56,14 @@ use crate::sys::shm::Seal;
 const MARKER: &str = "--shared-spawned-child";
 
 /// The environment variable that carries a spawned child's token. Internal to `shared`: the
-/// parent sets it for each spawned child; nothing else should.
+/// parent sets it for each spawned child; nothing else should. A command line that asks for a
+/// spawned child is obeyed only when this variable holds the token of the payload it names.
+///
+/// ```
+/// assert_eq!(shared::TOKEN_VARIABLE, "SHARED_SPAWN_TOKEN");
+/// // The main process of a program is never a spawned child: it has no token.
+/// assert!(std::env::var_os(shared::TOKEN_VARIABLE).is_none());
+/// ```
 pub const TOKEN_VARIABLE: &str = "SHARED_SPAWN_TOKEN";
 
 /// The exit status of a process that was handed a command line or payload it must refuse.
@@ -69,7 +76,7 @@ const TOKEN_BYTES: usize = 16;
 const PREAMBLE: usize = MAGIC.len() + 4 + TOKEN_BYTES;
 
 /// The largest payload a child reads (1 GiB): the arguments of a process, not a data channel.
-pub const MAX_PAYLOAD: u64 = 1 << 30;
+const MAX_PAYLOAD: u64 = 1 << 30;
 
 /// The signature of every spawn entry point: decode the arguments, recreate the target, run it,
 /// return the exit code.
@@ -274,7 +281,7 @@ fn write_payload(preamble: &Preamble, body: &Body) -> std::io::Result<OwnedFd> {
     let mut file = std::fs::File::from(fd);
     file.write_all(&bytes)?;
     let fd = OwnedFd::from(file);
-    sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Seal])?;
+    sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Sealing])?;
     Ok(fd)
 }
 
@@ -442,7 +449,7 @@ fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
 fn read_payload(fd: RawFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
     let described = |what: &str| refuse(format!("descriptor {fd} {what}"));
     let fd = sys::fd::adopt_inherited(fd).map_err(|e| described(&format!("is unusable: {e}")))?;
-    let sealed = sys::shm::is_sealed(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Seal]);
+    let sealed = sys::shm::is_sealed(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Sealing]);
     if !sealed {
         return Err(described("is not a sealed payload made by shared"));
     }

@@ -4,15 +4,23 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+#[cfg(doc)]
+use crate::TOKEN_VARIABLE;
+
 /// How a child process begins. Python: the names given to `multiprocessing.set_start_method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StartMethod {
     /// The child is a copy of the parent (`fork(2)`) and runs the target right away. The
-    /// default on Linux, as in Python before 3.14. Fast (no `exec`).
+    /// default on Linux, as in Python before 3.14. Fast (no `exec`). The target may be any
+    /// closure. Only the thread that calls `start` is copied: a lock another thread held at
+    /// that moment stays held in the child forever, so a target that takes such a lock hangs
+    /// (as under CPython's fork method); `shared`'s own locks and stdout are safe.
     Fork,
     /// The child is a fresh run of the same program (`exec` of `/proc/self/exe`) that receives
     /// the target and its serialized arguments, and runs only them. Needs [`init`] at the top
-    /// of `main`. Nothing the parent did before is inherited, except passed handles.
+    /// of `main`. Nothing the parent did before is inherited, except passed handles. The
+    /// target must be a function defined with `fn`, compiled into the executable (not a
+    /// shared library), as Python's spawn needs a module-level function it can pickle.
     Spawn,
 }
 
@@ -97,6 +105,10 @@ crate::debug_as_display!(InitError);
 /// that it is such a child, it runs the target it was sent and ends the process there, so the
 /// rest of `main` runs only in the main process. Without this call a spawned child would run
 /// `main` from the top, like a Python script without the guard re-running its module body.
+///
+/// `init` obeys only a parent's own spawn: a command line that asks for a spawned child
+/// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
+/// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
 /// In the main process, `init` also reads `--start-method fork|spawn` (or
 /// `--start-method=spawn`) from the command line and applies it with [`set_start_method`].

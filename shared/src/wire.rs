@@ -12,6 +12,23 @@ use serde::de::DeserializeOwned;
 /// items, [`Connection::recv`](crate::Connection::recv) messages and a spawned child's
 /// arguments. 128, as serde_json's default: a few hundred KiB of stack at worst in a debug
 /// build, far under the 2 MiB a spawned thread gets. Deeper values are a decode error.
+///
+/// ```
+/// use shared::{MAX_DEPTH, Pipe, RecvError};
+///
+/// // MAX_DEPTH + 1 nested arrays, as a peer might send them.
+/// let mut deep = vec![0x91; MAX_DEPTH]; // each an array holding the next
+/// deep.push(0x90); // the innermost, empty
+/// let (a, b) = Pipe::new()?;
+/// a.send_bytes(&deep)?;
+/// let error = b.recv::<nesting::Nested>().unwrap_err();
+/// assert!(matches!(error, RecvError::Decode { .. }), "{error}");
+/// # mod nesting {
+/// #     #[derive(Debug, serde::Deserialize)]
+/// #     pub struct Nested(#[allow(dead_code)] pub Vec<Nested>);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_DEPTH: usize = 128;
 
 /// Decodes a `T` from `bytes`, refusing values nested deeper than [`MAX_DEPTH`].

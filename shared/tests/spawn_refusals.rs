@@ -12,7 +12,7 @@ use shared::{Pipe, Process, Queue, StartMethod};
 
 shared::enable_test_support!();
 
-#[macro_use]
+#[allow(unused_macros, reason = "these tests are about spawn alone")]
 mod common;
 use common::Child;
 

@@ -35,7 +35,7 @@ pub(crate) enum Seal {
     /// Writing it, through `write` or a writable mapping.
     Write,
     /// Adding more seals.
-    Seal,
+    Sealing,
 }
 
 impl Seal {
@@ -44,7 +44,7 @@ impl Seal {
             Seal::Shrink => SealFlag::F_SEAL_SHRINK,
             Seal::Grow => SealFlag::F_SEAL_GROW,
             Seal::Write => SealFlag::F_SEAL_WRITE,
-            Seal::Seal => SealFlag::F_SEAL_SEAL,
+            Seal::Sealing => SealFlag::F_SEAL_SEAL,
         }
     }
 }
