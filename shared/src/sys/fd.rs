@@ -54,22 +54,23 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
 
 /// Lets `fd` survive `exec`. Only async-signal-safe calls: it runs between `fork` and `exec`.
 pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: the caller owns `fd` in the parent; the child only changes its own flag.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map(drop)
-        .map_err(io_error)
+    // SAFETY: `fcntl(F_SETFD)` takes a plain integer and only changes the close-on-exec flag
+    // of whatever is open at that number in this (child) process; on a number with nothing
+    // open it fails with EBADF. No memory is touched and no ownership is claimed.
+    if unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether `fd` is open and survives `exec` (not close-on-exec): true of a descriptor a
 /// parent marked for a spawned child, false of one this process opened (the standard library
 /// opens everything close-on-exec) and of any number with nothing open behind it.
 pub(crate) fn is_inherited(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD on any integer only reads flags; it fails with EBADF if nothing is open
-    // there. The borrow does not outlive this call.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    fcntl(borrowed, FcntlArg::F_GETFD)
-        .is_ok_and(|flags| !FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC))
+    // SAFETY: `fcntl(F_GETFD)` takes a plain integer and only reads flags; on a number with
+    // nothing open it fails with EBADF. No memory is touched and no ownership is claimed.
+    let flags = unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) };
+    flags != -1 && flags & nix::libc::FD_CLOEXEC == 0
 }
 
 /// A new descriptor for the same open file, close-on-exec.
