@@ -6,7 +6,7 @@
 //! lesson mirrors a Python listing line by line. It is meant to be used after the lessons too.
 //!
 //! **Platform**: Linux (tested on Linux 6.x, x86-64, glibc). It relies on memfd, futexes,
-//! robust process-shared mutexes, `pidfd_open` and `PR_SET_PDEATHSIG`, and refuses to build
+//! robust process-shared mutexes, file seals and `pidfd_open`, and refuses to build
 //! elsewhere rather than pretend.
 //!
 //! # From Python to Rust

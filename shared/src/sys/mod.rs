@@ -2,7 +2,7 @@
 //! above it names a syscall.
 //!
 //! The crate targets Linux (tested on Linux 6.x with glibc): it relies on `memfd_create`,
-//! futexes, process-shared robust mutexes, `pidfd_open` and `PR_SET_PDEATHSIG`. Other Unix
+//! futexes, process-shared robust mutexes, file seals and `pidfd_open`. Other Unix
 //! systems have most of these under other names, but nothing here has been tested on them, so
 //! the crate refuses to build there rather than pretend.
 
