@@ -5,16 +5,18 @@
 //! This is the library under the lessons of a Portuguese-language course on processes; each
 //! lesson mirrors a Python listing line by line. It is meant to be used after the lessons too.
 //!
-//! **Platform**: Linux (tested on Linux 6.x, x86-64, glibc). It relies on memfd, futexes,
+//! **Platform**: Linux with glibc, tested on x86-64 (Linux 6.x); on Windows, WSL 2; on macOS,
+//! a Linux container (e.g. the official `rust` Docker image). It relies on memfd, futexes,
 //! robust process-shared mutexes, file seals and `pidfd_open`, and refuses to build
-//! elsewhere rather than pretend.
+//! elsewhere rather than pretend. Only Linux x86-64 with glibc is tested.
 //!
 //! # From Python to Rust
 //!
 //! | Python | Rust |
 //! |---|---|
 //! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
-//! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line |
+//! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line ([`parse_args`], read by [`init`]) |
+//! | the guard alone, in a program with its own `argparse` | [`run_if_spawned_child`] first in `main` |
 //! | `multiprocessing.get_start_method()` | [`get_start_method`] |
 //! | `multiprocessing.get_context('spawn').Process(...)` | [`Process::new`]`(...).start_method(StartMethod::Spawn)` |
 //! | `Process(target=f, args=(a, b))` | [`Process::new`]`(f, (a, b))` |
@@ -114,6 +116,7 @@ macro_rules! debug_as_display {
 }
 pub(crate) use debug_as_display;
 
+mod cli;
 mod handoff;
 mod pipe;
 mod process;
@@ -124,13 +127,12 @@ mod start;
 mod sys;
 mod wire;
 
+pub use cli::{InitError, Invocation, parse_args};
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;
-pub use start::{
-    InitError, StartMethod, get_start_method, init, set_start_method, start_method_from_args,
-};
+pub use start::{StartMethod, get_start_method, init, run_if_spawned_child, set_start_method};
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

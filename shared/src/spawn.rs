@@ -377,8 +377,13 @@ fn refuse(reason: impl Into<String>) -> Refusal {
     Refusal(reason.into())
 }
 
-/// If this process is a spawned child, run its target and end the process; otherwise return.
-/// Public only for [`enable_test_support!`](crate::enable_test_support); use [`init`](crate::init).
+/// If this process is a spawned child, runs its target and ends the process; otherwise
+/// returns. The guard half of [`init`](crate::init), for a program that reads its own command
+/// line: call it first thing in `main`. Python: `if __name__ == '__main__':`.
+///
+/// ```
+/// shared::run_if_spawned_child(); // in the main process: returns at once
+/// ```
 pub fn run_if_spawned_child() {
     // Read the command line from /proc rather than `std::env::args`: this may run from
     // `.init_array`, before the standard library has recorded the arguments.

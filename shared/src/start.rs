@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(doc)]
 use crate::TOKEN_VARIABLE;
+use crate::cli::{InitError, Invocation, parse_args};
+pub use crate::spawn::run_if_spawned_child;
 
 /// How a child process begins. Python: the names given to `multiprocessing.set_start_method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,36 +70,6 @@ impl FromStr for StartMethod {
     }
 }
 
-/// What [`init`] could not accept on the command line.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InitError {
-    /// `--start-method` was given a name other than `fork` or `spawn`.
-    UnknownStartMethod(String),
-    /// `--start-method` was the last argument.
-    MissingStartMethod,
-}
-
-impl fmt::Display for InitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InitError::UnknownStartMethod(name) => {
-                write!(
-                    f,
-                    "unknown start method `{name}`: expected `fork` or `spawn`"
-                )
-            }
-            InitError::MissingStartMethod => {
-                f.write_str("`--start-method` needs a value: `fork` or `spawn`")
-            }
-        }
-    }
-}
-
-impl std::error::Error for InitError {}
-
-crate::debug_as_display!(InitError);
-
 /// The entry call, first thing in `main`: the Rust counterpart of Python's
 /// `if __name__ == '__main__':`.
 ///
@@ -110,37 +82,44 @@ crate::debug_as_display!(InitError);
 /// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
-/// In the main process, `init` also reads `--start-method fork|spawn` (or
-/// `--start-method=spawn`) from the command line and applies it with [`set_start_method`].
+/// In the main process, `init` reads the command line with [`parse_args`]:
+/// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `-h`/`--help`
+/// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
+/// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so
+/// that a learner never runs the lesson believing an option was taken. Under `cargo run`, the
+/// usage says what the program shows: its package's `description`.
+///
+/// `init` owns the command line. A program with arguments of its own calls
+/// [`run_if_spawned_child`] first thing instead (the same guard, without the options).
 ///
 /// # Errors
-/// [`InitError`] when `--start-method` has no value or an unknown one.
+/// None today: `init` reports a bad command line itself, with exit code 2. The `Result`
+/// keeps `shared::init()?` the one line a program needs as start-up grows (Python 3.14's
+/// forkserver start method needs a server started here).
 pub fn init() -> Result<(), InitError> {
-    crate::spawn::run_if_spawned_child();
-    if let Some(method) = start_method_from_args(std::env::args())? {
-        set_start_method(method);
-    }
-    Ok(())
-}
-
-/// Finds `--start-method NAME` or `--start-method=NAME` in `args`.
-///
-/// # Errors
-/// [`InitError`] when the option has no value or an unknown one.
-pub fn start_method_from_args(
-    args: impl IntoIterator<Item = String>,
-) -> Result<Option<StartMethod>, InitError> {
-    let mut args = args.into_iter();
-    let mut found = None;
-    while let Some(arg) = args.next() {
-        if arg == "--start-method" {
-            let value = args.next().ok_or(InitError::MissingStartMethod)?;
-            found = Some(value.parse()?);
-        } else if let Some(value) = arg.strip_prefix("--start-method=") {
-            found = Some(value.parse()?);
+    run_if_spawned_child();
+    let program = crate::cli::program_name();
+    match parse_args(std::env::args_os().skip(1)) {
+        Ok(Invocation::Run { start_method }) => {
+            if let Some(method) = start_method {
+                set_start_method(method);
+            }
+            Ok(())
+        }
+        Ok(Invocation::Help) => {
+            let about = std::env::var("CARGO_PKG_DESCRIPTION").ok();
+            print!("{}", crate::cli::usage(&program, about.as_deref()));
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(0)
+        }
+        Err(error) => {
+            eprintln!(
+                "{program}: {error}
+Use `{program} --help` para ver as opções."
+            );
+            std::process::exit(2)
         }
     }
-    Ok(found)
 }
 
 /// Makes a test binary (whose `main` belongs to the test harness) able to run spawned
