@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use super::layout::{self, FRAME_HEADER, FrameHeader, Placement, frame_size};
 use crate::sys::shm::{self, Mapping};
-use crate::sys::sync::{self, RawMutex};
+use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"shq-v004");
 /// The header's share of the file; the ring starts after it. 64 KiB, so that the ring's
@@ -151,11 +151,20 @@ impl Waiters {
 
 /// A robust process-shared mutex, on a cache line of its own.
 #[repr(C, align(64))]
-struct Lock(UnsafeCell<RawMutex>);
+struct Lock(RobustMutex);
 
-impl Lock {
-    fn raw(&self) -> *mut RawMutex {
-        self.0.get()
+/// Wakes the sleepers of one end when dropped, if a commit asked for it. Guards declare it
+/// after their lock, so it runs after the unlock: a woken process finds the lock free.
+struct Wake<'a> {
+    waiters: &'a Waiters,
+    pending: bool,
+}
+
+impl Drop for Wake<'_> {
+    fn drop(&mut self) {
+        if self.pending {
+            self.waiters.wake();
+        }
     }
 }
 
@@ -231,8 +240,8 @@ impl Ring {
             (*ptr).magic = MAGIC;
             (*ptr).maxsize = maxsize;
             (*ptr).capacity = AtomicU64::new(INITIAL_CAPACITY);
-            sync::init_mutex((*ptr).put_lock.raw())?;
-            sync::init_mutex((*ptr).get_lock.raw())?;
+            (*ptr).put_lock.0.init()?;
+            (*ptr).get_lock.0.init()?;
         }
         Ring::with_header(file, header)
     }
@@ -416,14 +425,17 @@ impl Ring {
 
     /// Locks the producers' end, waiting at most until `deadline`; `None` on timeout.
     pub(crate) fn lock_tail(&self, deadline: Option<Instant>) -> io::Result<Option<TailGuard<'_>>> {
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if unsafe { sync::lock(self.header().put_lock.raw(), deadline) }?.is_none() {
+        let Some(lock) = self.header().put_lock.0.lock(deadline)? else {
             return Ok(None);
-        }
+        };
         let mut guard = TailGuard {
             ring: self,
             tail: self.header().tail.position.read().1,
-            wake: false,
+            _lock: lock,
+            wake: Wake {
+                waiters: &self.header().tail.waiters,
+                pending: false,
+            },
         };
         let capacity = self.capacity();
         self.map_frames(&mut guard.view().data, capacity)?;
@@ -432,10 +444,9 @@ impl Ring {
 
     /// Locks the consumers' end, waiting at most until `deadline`; `None` on timeout.
     pub(crate) fn lock_head(&self, deadline: Option<Instant>) -> io::Result<Option<HeadGuard<'_>>> {
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if unsafe { sync::lock(self.header().get_lock.raw(), deadline) }?.is_none() {
+        let Some(lock) = self.header().get_lock.0.lock(deadline)? else {
             return Ok(None);
-        }
+        };
         let (tail_version, tail) = self.header().tail.position.read();
         let mut guard = HeadGuard {
             ring: self,
@@ -444,7 +455,11 @@ impl Ring {
             tail_version,
             front: None,
             capacity: self.capacity(),
-            wake: false,
+            _lock: lock,
+            wake: Wake {
+                waiters: &self.header().head.waiters,
+                pending: false,
+            },
         };
         let capacity = guard.capacity;
         self.map_frames(guard.data_mut(), capacity)?;
@@ -483,7 +498,9 @@ pub(crate) struct TailGuard<'a> {
     ring: &'a Ring,
     /// The committed tail.
     tail: Position,
-    wake: bool,
+    /// Dropped before `wake`: fields drop in declaration order.
+    _lock: RobustGuard<'a>,
+    wake: Wake<'a>,
 }
 
 impl TailGuard<'_> {
@@ -546,7 +563,7 @@ impl TailGuard<'_> {
         };
         let end = &self.ring.header().tail;
         end.position.commit(self.tail);
-        self.wake |= end.waiters.announce();
+        self.wake.pending |= end.waiters.announce();
         Ok(())
     }
 
@@ -572,11 +589,9 @@ impl TailGuard<'_> {
         let ring = self.ring;
         // Consumers must not read while frames move: take their lock too (put lock first,
         // always). Consumers wait for the copy, as long as one pass over the live frames.
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        unsafe { sync::lock(ring.header().get_lock.raw(), None) }.map_err(PushError::Os)?;
+        let consumers = ring.header().get_lock.0.lock(None).map_err(PushError::Os)?;
         let grown = self.grow_holding_both_locks(size);
-        // SAFETY: we locked it above.
-        unsafe { sync::unlock(ring.header().get_lock.raw()) };
+        drop(consumers);
         grown
     }
 
@@ -608,16 +623,6 @@ impl TailGuard<'_> {
     }
 }
 
-impl Drop for TailGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard's existence proves this thread holds the put lock.
-        unsafe { sync::unlock(self.ring.header().put_lock.raw()) };
-        if self.wake {
-            self.ring.header().tail.waiters.wake();
-        }
-    }
-}
-
 fn write_header(data: &mut Mapping, offset: u64, header: FrameHeader) {
     // SAFETY: callers pass an offset whose 8 bytes are free space inside the mapped ring,
     // 8-aligned like every frame; the put lock excludes every other writer.
@@ -641,7 +646,9 @@ pub(crate) struct HeadGuard<'a> {
     /// The first frame, once [`front`](Self::front) found it: its position and size.
     front: Option<(u64, u64)>,
     capacity: u64,
-    wake: bool,
+    /// Dropped before `wake`: fields drop in declaration order.
+    _lock: RobustGuard<'a>,
+    wake: Wake<'a>,
 }
 
 impl HeadGuard<'_> {
@@ -721,7 +728,7 @@ impl HeadGuard<'_> {
         let end = &self.ring.header().head;
         end.position.commit(self.head);
         if self.ring.maxsize() > 0 {
-            self.wake |= end.waiters.announce();
+            self.wake.pending |= end.waiters.announce();
         }
         if self.head.items == self.tail.items && self.capacity > RELEASE_ABOVE {
             self.release_memory();
@@ -733,11 +740,9 @@ impl HeadGuard<'_> {
     /// producer holds the put lock (taking it here would invert the lock order), and on
     /// failure the pages simply stay in use.
     fn release_memory(&self) {
-        let put_lock = self.ring.header().put_lock.raw();
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if !matches!(unsafe { sync::try_lock(put_lock) }, Ok(Some(_))) {
+        let Ok(Some(_producers)) = self.ring.header().put_lock.0.try_lock() else {
             return;
-        }
+        };
         // With both locks held nobody writes or reads frames: if the queue is still empty,
         // no byte of the ring is live.
         let (_, tail) = self.ring.header().tail.position.read();
@@ -752,18 +757,6 @@ impl HeadGuard<'_> {
                 self.capacity - KEPT_WHEN_EMPTY,
             );
             released_at.store(tail.bytes, Ordering::Relaxed);
-        }
-        // SAFETY: we locked it above.
-        unsafe { sync::unlock(put_lock) };
-    }
-}
-
-impl Drop for HeadGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard's existence proves this thread holds the get lock.
-        unsafe { sync::unlock(self.ring.header().get_lock.raw()) };
-        if self.wake {
-            self.ring.header().head.waiters.wake();
         }
     }
 }
