@@ -28,16 +28,24 @@
 //! capacity commits it.
 
 use std::cell::UnsafeCell;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::layout::{self, FRAME_HEADER, FrameHeader, Placement, frame_size};
-use crate::sys::shm::{self, Mapping};
+pub(crate) use super::layout::Position;
+use super::layout::{
+    self, Capacity, FRAME_HEADER, FrameHeader, MAX_CAPACITY, Placement, Span, frame_size,
+};
+use crate::sys::fd::{self, Kind};
+use crate::sys::shm::{self, Mapping, Seal};
 use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v004");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v005");
+/// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
+/// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
+const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Seal];
 /// The header's share of the file; the ring starts after it. 64 KiB, so that the ring's
 /// offset is a whole number of pages whatever the page size (4, 16 or 64 KiB); only the first
 /// page is ever touched.
@@ -51,6 +59,13 @@ const KEPT_WHEN_EMPTY: u64 = 32 << 20;
 
 /// How often [`Ring::len`] re-reads the two ends before it settles for a possible count.
 const LEN_RETRIES: u32 = 64;
+
+/// How often a lock-free read ([`Committed::read`], [`Ring::task_done`]) is retried when
+/// another process changes the word under it: spinning for the first [`READ_SPINS`], then
+/// yielding the CPU (a writer preempted mid-commit may need it). A commit takes nanoseconds,
+/// so failing this often means a process rewrites the word without end: corruption.
+const READ_ATTEMPTS: u32 = 10_000;
+const READ_SPINS: u32 = 64;
 
 /// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
@@ -72,15 +87,6 @@ pub(crate) enum Event {
     AllDone,
 }
 
-/// One end of the queue: a position in bytes and a count of items, both only growing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Position {
-    /// Bytes of frames (and skips) the end has passed.
-    pub(crate) bytes: u64,
-    /// Items the end has passed: put at the tail, taken at the head.
-    pub(crate) items: u64,
-}
-
 /// A [`Position`] committed by one store and readable without the lock (a seqlock over two
 /// copies): `version` names the current copy and changes on every commit.
 #[repr(C)]
@@ -91,21 +97,24 @@ struct Committed {
 
 impl Committed {
     /// A consistent snapshot, and the version it belongs to.
-    fn read(&self) -> (u64, Position) {
-        loop {
-            let version = self.version.load(Ordering::Acquire);
-            let [bytes, items] = &self.copies[(version & 1) as usize];
-            let position = Position {
-                bytes: bytes.load(Ordering::Relaxed),
-                items: items.load(Ordering::Relaxed),
-            };
-            // Pairs with the release fence in `commit`: if a later commit's write was read
-            // above, the version load below sees that commit's predecessor at least.
-            fence(Ordering::Acquire);
-            if self.version.load(Ordering::Relaxed) == version {
-                return (version, position);
-            }
-        }
+    ///
+    /// # Errors
+    /// Corruption, when the version changed under every one of [`READ_ATTEMPTS`] reads.
+    fn read(&self) -> io::Result<(u64, Position)> {
+        retry(|| self.try_read())
+    }
+
+    fn try_read(&self) -> Option<(u64, Position)> {
+        let version = self.version.load(Ordering::Acquire);
+        let [bytes, items] = &self.copies[(version & 1) as usize];
+        let position = Position {
+            bytes: bytes.load(Ordering::Relaxed),
+            items: items.load(Ordering::Relaxed),
+        };
+        // Pairs with the release fence in `commit`: if a later commit's write was read
+        // above, the version load below sees that commit's predecessor at least.
+        fence(Ordering::Acquire);
+        (self.version.load(Ordering::Relaxed) == version).then_some((version, position))
     }
 
     /// Writes `next` to the spare copy, then moves `version` to it: the single store a killed
@@ -183,10 +192,12 @@ struct Tasks {
     waiters: Waiters,
 }
 
+/// The first page of the memfd. Every field may be rewritten by any process holding the memfd,
+/// so all are atomics, and every number read from one is checked before it is used.
 #[repr(C)]
 struct Header {
-    magic: u64,
-    maxsize: u64,
+    magic: AtomicU64,
+    maxsize: AtomicU64,
     /// Bytes in the ring; changed only under both locks, so either lock makes it stable.
     capacity: AtomicU64,
     put_lock: Lock,
@@ -232,13 +243,14 @@ impl Ring {
     /// A new, empty ring; `maxsize` 0 means unbounded.
     pub(crate) fn create(maxsize: u64) -> io::Result<Ring> {
         let file = shm::create(c"shared-queue", HEADER_BYTES + INITIAL_CAPACITY)?;
+        shm::seal(&file, &SEALS)?;
         let header = Mapping::new(&file, 0, HEADER_BYTES as usize)?;
         let ptr = header.as_ptr().cast::<Header>();
         // SAFETY: the mapping is fresh, zeroed (all positions 0, all counts 0), page-aligned
         // and large enough for a Header; no other process has the memfd yet.
         unsafe {
-            (*ptr).magic = MAGIC;
-            (*ptr).maxsize = maxsize;
+            (*ptr).magic = AtomicU64::new(MAGIC);
+            (*ptr).maxsize = AtomicU64::new(maxsize);
             (*ptr).capacity = AtomicU64::new(INITIAL_CAPACITY);
             (*ptr).put_lock.0.init()?;
             (*ptr).get_lock.0.init()?;
@@ -247,14 +259,26 @@ impl Ring {
     }
 
     /// Opens a ring created by another process, from a descriptor of its memfd.
+    ///
+    /// # Errors
+    /// `InvalidData` ("not a queue made by shared") for anything but a memfd sealed as
+    /// [`create`](Self::create) seals it, at least as long as an empty ring, with the magic.
     pub(crate) fn open(file: OwnedFd) -> io::Result<Ring> {
-        let not_a_queue = || io::Error::new(io::ErrorKind::InvalidData, "not a queue's memory");
+        let not_a_queue =
+            || io::Error::new(io::ErrorKind::InvalidData, "not a queue made by shared");
+        // Sealed first: a file that cannot shrink stays as long as checked below, so no mapping
+        // within that length can ever fault (SIGBUS).
+        if fd::kind(file.as_fd())? != Kind::Regular || !shm::is_sealed(&file, &SEALS) {
+            return Err(not_a_queue());
+        }
         if shm::file_len(&file)? < HEADER_BYTES + INITIAL_CAPACITY {
             return Err(not_a_queue());
         }
         let header = Mapping::new(&file, 0, HEADER_BYTES as usize)?;
-        // SAFETY: the mapping holds at least a Header's bytes.
-        if unsafe { (*header.as_ptr().cast::<Header>()).magic } != MAGIC {
+        // SAFETY: the mapping holds at least a Header's bytes, page-aligned, and every field
+        // of a Header is an atomic or a mutex, so any bytes are a valid Header to read.
+        let magic = unsafe { &(*header.as_ptr().cast::<Header>()).magic };
+        if magic.load(Ordering::Relaxed) != MAGIC {
             return Err(not_a_queue());
         }
         Ring::with_header(file, header)
@@ -281,32 +305,55 @@ impl Ring {
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: the header mapping lives as long as `self` and never moves.
+        // SAFETY: the header mapping lives as long as `self` and never moves; `open` checked
+        // that the file covers it and cannot shrink. Any bytes make a valid Header (atomics
+        // and mutexes), so what other processes write there is read, never trusted.
         unsafe { &*self.header.as_ptr().cast::<Header>() }
     }
 
     /// The bound given at creation; 0 means unbounded.
     pub(crate) fn maxsize(&self) -> u64 {
-        self.header().maxsize
+        self.header().maxsize.load(Ordering::Relaxed)
     }
 
-    /// Items in the queue: a count it really held at some moment during the call.
+    /// Items in the queue: a count it really held at some moment during the call. On memory
+    /// another process corrupted: 0 when the ends are not a span of the ring (the head past the
+    /// tail, more items than bytes, a capacity that is not one, positions that never settle),
+    /// otherwise a count no larger than the ring could hold.
     pub(crate) fn len(&self) -> u64 {
-        let head = &self.header().head.position;
+        let header = self.header();
+        let head = &header.head.position;
         for _ in 0..LEN_RETRIES {
-            // Head first: the tail read after it is at least as far, so this never underflows.
-            let (version, taken) = head.read();
-            let (_, put) = self.header().tail.position.read();
+            // Head first: the tail read after it is at least as far.
+            let (Ok((version, taken)), Ok((_, put))) = (head.read(), header.tail.position.read())
+            else {
+                return 0;
+            };
             // If the head did not move while the tail was read, both held at that read.
             fence(Ordering::Acquire);
             if head.version.load(Ordering::Relaxed) == version {
-                return put.items - taken.items;
+                // Read after the tail: at least the capacity that tail was committed in.
+                let span = self.read_capacity().and_then(|c| Span::new(taken, put, c));
+                return span.map_or(0, Span::items);
             }
         }
-        // Consumers kept moving the head: give a count that may be stale but is possible.
-        let (_, taken) = head.read();
-        let (_, put) = self.header().tail.position.read();
-        let count = put.items.saturating_sub(taken.items);
+        self.stale_len()
+    }
+
+    /// When consumers kept moving the head: a count that may be stale but is possible.
+    fn stale_len(&self) -> u64 {
+        let header = self.header();
+        let (Ok((_, taken)), Ok((_, put)), Some(capacity)) = (
+            header.head.position.read(),
+            header.tail.position.read(),
+            self.read_capacity(),
+        ) else {
+            return 0;
+        };
+        let count = put
+            .items
+            .saturating_sub(taken.items)
+            .min(capacity.bytes() / FRAME_HEADER);
         match self.maxsize() {
             0 => count,
             maxsize => count.min(maxsize),
@@ -314,36 +361,41 @@ impl Ring {
     }
 
     /// Items put and not yet marked done (JoinableQueue).
-    pub(crate) fn unfinished(&self) -> u64 {
+    ///
+    /// # Errors
+    /// Corruption, when the tail never settles ([`Committed::read`]).
+    pub(crate) fn unfinished(&self) -> io::Result<u64> {
         let done = self.header().tasks.done.load(Ordering::Acquire);
-        let (_, tail) = self.header().tail.position.read();
-        tail.items.saturating_sub(done)
+        let (_, tail) = self.header().tail.position.read()?;
+        Ok(tail.items.saturating_sub(done))
     }
 
     /// Marks one item done. Returns `false`, changing nothing, when no item is unfinished.
     /// One atomic update, so it needs no lock and a kill cannot tear it.
-    pub(crate) fn task_done(&self) -> bool {
+    ///
+    /// # Errors
+    /// Corruption, when the tail or the count never settle.
+    pub(crate) fn task_done(&self) -> io::Result<bool> {
         let tasks = &self.header().tasks;
-        let mut done = tasks.done.load(Ordering::Relaxed);
-        loop {
-            let (_, tail) = self.header().tail.position.read();
+        let marked = retry(|| {
+            let done = tasks.done.load(Ordering::Relaxed);
+            let tail = match self.header().tail.position.read() {
+                Ok((_, tail)) => tail,
+                Err(error) => return Some(Err(error)),
+            };
             if done >= tail.items {
-                return false;
+                return Some(Ok(false));
             }
-            match tasks.done.compare_exchange_weak(
-                done,
-                done + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => done = now,
-            }
-        }
-        if self.unfinished() == 0 && tasks.waiters.announce() {
+            let next = Ordering::AcqRel;
+            let marked = tasks
+                .done
+                .compare_exchange_weak(done, done + 1, next, Ordering::Relaxed);
+            marked.is_ok().then_some(Ok(true))
+        })??;
+        if marked && matches!(self.unfinished(), Ok(0)) && tasks.waiters.announce() {
             tasks.waiters.wake();
         }
-        true
+        Ok(marked)
     }
 
     /// The word that changes when `event` may have happened, to pass to [`wait`](Self::wait)
@@ -419,74 +471,157 @@ impl Ring {
         }
     }
 
-    fn capacity(&self) -> u64 {
-        self.header().capacity.load(Ordering::Acquire)
+    /// The capacity in the header, if it is one this ring could have.
+    fn read_capacity(&self) -> Option<Capacity> {
+        let bytes = self.header().capacity.load(Ordering::Acquire);
+        Capacity::new(bytes).filter(|capacity| capacity.bytes() >= INITIAL_CAPACITY)
+    }
+
+    /// The capacity in the header, checked, with `data` mapped over all of it. Call with either
+    /// lock held: it keeps the capacity stable (growth takes both).
+    ///
+    /// # Errors
+    /// Corruption, when the capacity is not one or the file does not cover it; the system's
+    /// error when the mapping cannot grow.
+    fn mapped_capacity(&self, data: &mut Mapping) -> io::Result<Capacity> {
+        let capacity = self.read_capacity().ok_or_else(|| {
+            let bytes = self.header().capacity.load(Ordering::Relaxed);
+            corrupt(format!(
+                "capacity {bytes} is not a power of two from {INITIAL_CAPACITY} to {MAX_CAPACITY}"
+            ))
+        })?;
+        let bytes = capacity.bytes();
+        if bytes as usize <= data.len() {
+            return Ok(capacity);
+        }
+        // Another process grew the ring since `data` was mapped, or claims it did. The file
+        // cannot shrink (sealed), so once it covers the ring it always will.
+        let len = shm::file_len(&self.file)?;
+        if len < HEADER_BYTES + bytes {
+            return Err(corrupt(format!(
+                "capacity {bytes} is larger than the file ({len} bytes with the header)"
+            )));
+        }
+        data.grow(bytes as usize)?;
+        Ok(capacity)
     }
 
     /// Locks the producers' end, waiting at most until `deadline`; `None` on timeout.
+    ///
+    /// # Errors
+    /// Corruption ([`is_corruption`]) of the tail or the capacity; the system's errors.
     pub(crate) fn lock_tail(&self, deadline: Option<Instant>) -> io::Result<Option<TailGuard<'_>>> {
         let Some(lock) = self.header().put_lock.0.lock(deadline)? else {
             return Ok(None);
         };
-        let mut guard = TailGuard {
+        let (_, tail) = self.header().tail.position.read()?;
+        // SAFETY: we hold the put lock (`lock`), which excludes every other user of the view.
+        let view = unsafe { &mut *self.producer.get() };
+        let capacity = self.mapped_capacity(&mut view.data)?;
+        Ok(Some(TailGuard {
             ring: self,
-            tail: self.header().tail.position.read().1,
+            tail,
+            capacity,
+            deadline,
             _lock: lock,
             wake: Wake {
                 waiters: &self.header().tail.waiters,
                 pending: false,
             },
-        };
-        let capacity = self.capacity();
-        self.map_frames(&mut guard.view().data, capacity)?;
-        Ok(Some(guard))
+        }))
     }
 
     /// Locks the consumers' end, waiting at most until `deadline`; `None` on timeout.
+    ///
+    /// # Errors
+    /// Corruption ([`is_corruption`]) of either end or the capacity; the system's errors.
     pub(crate) fn lock_head(&self, deadline: Option<Instant>) -> io::Result<Option<HeadGuard<'_>>> {
         let Some(lock) = self.header().get_lock.0.lock(deadline)? else {
             return Ok(None);
         };
-        let (tail_version, tail) = self.header().tail.position.read();
-        let mut guard = HeadGuard {
+        let (tail_version, tail) = self.header().tail.position.read()?;
+        let (_, head) = self.header().head.position.read()?;
+        // SAFETY: we hold the get lock (`lock`), which excludes every other user of the
+        // consumer mapping.
+        let data = unsafe { &mut *self.consumer.get() };
+        let capacity = self.mapped_capacity(data)?;
+        Ok(Some(HeadGuard {
             ring: self,
-            head: self.header().head.position.read().1,
-            tail,
+            span: checked_span(head, tail, capacity)?,
             tail_version,
             front: None,
-            capacity: self.capacity(),
             _lock: lock,
             wake: Wake {
                 waiters: &self.header().head.waiters,
                 pending: false,
             },
-        };
-        let capacity = guard.capacity;
-        self.map_frames(guard.data_mut(), capacity)?;
-        Ok(Some(guard))
-    }
-
-    /// Another process may have grown the ring since `data` was mapped.
-    fn map_frames(&self, data: &mut Mapping, capacity: u64) -> io::Result<()> {
-        if capacity as usize <= data.len() {
-            return Ok(());
-        }
-        if shm::file_len(&self.file)? < HEADER_BYTES + capacity {
-            return Err(corrupt());
-        }
-        data.grow(capacity as usize)
+        }))
     }
 }
 
-fn corrupt() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "queue memory is corrupt")
+/// Calls `attempt` until it gives a value: spinning at first, then yielding the CPU.
+///
+/// # Errors
+/// Corruption after [`READ_ATTEMPTS`] failures: another process keeps changing the word.
+fn retry<T>(mut attempt: impl FnMut() -> Option<T>) -> io::Result<T> {
+    for tries in 0..READ_ATTEMPTS {
+        if let Some(value) = attempt() {
+            return Ok(value);
+        }
+        if tries < READ_SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    Err(corrupt("a position kept changing while it was read"))
+}
+
+/// `head` to `tail` as a span of a ring of `capacity`.
+///
+/// # Errors
+/// Corruption when they are not one.
+fn checked_span(head: Position, tail: Position, capacity: Capacity) -> io::Result<Span> {
+    Span::new(head, tail, capacity).ok_or_else(|| {
+        corrupt(format!(
+            "head {head:?} and tail {tail:?} are not the ends of a ring of {} bytes",
+            capacity.bytes()
+        ))
+    })
+}
+
+/// What another process did to the queue's memory, as found by a check; carried inside an
+/// `io::Error` of kind `InvalidData` so that [`is_corruption`] can tell it from the system's
+/// errors.
+#[derive(Debug)]
+struct Corruption(String);
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corruption {}
+
+fn corrupt(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Corruption(what.into()))
+}
+
+/// Whether `error` reports memory another process corrupted (rather than a system error).
+pub(crate) fn is_corruption(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<Corruption>())
 }
 
 /// Why a frame could not be added.
 pub(crate) enum PushError<E> {
     /// The frame is larger than any ring can be.
     TooLarge,
-    /// The memory could not grow.
+    /// Growing needed the consumers' lock, and it stayed taken until the deadline.
+    Busy,
+    /// The memory could not grow, or is corrupt ([`is_corruption`]).
     Os(io::Error),
     /// The caller's `fill` failed; nothing was added.
     Fill(E),
@@ -498,6 +633,10 @@ pub(crate) struct TailGuard<'a> {
     ring: &'a Ring,
     /// The committed tail.
     tail: Position,
+    /// The ring's size, checked and mapped; stable while the put lock is held.
+    capacity: Capacity,
+    /// How long this operation may wait for the get lock, should it have to grow the ring.
+    deadline: Option<Instant>,
     /// Dropped before `wake`: fields drop in declaration order.
     _lock: RobustGuard<'a>,
     wake: Wake<'a>,
@@ -510,20 +649,37 @@ impl TailGuard<'_> {
         unsafe { &mut *self.ring.producer.get() }
     }
 
-    fn refresh_head(&mut self) -> u64 {
-        let (version, head) = self.ring.header().head.position.read();
+    /// Re-reads the head: the [`watch`](Ring::watch) value of [`Event::NotFull`] it belongs
+    /// to, and the span from it to the tail.
+    ///
+    /// # Errors
+    /// Corruption when the head never settles or is not behind the tail within the ring.
+    fn refresh_head(&mut self) -> io::Result<(u64, Span)> {
+        let (version, head) = self.ring.header().head.position.read()?;
+        let span = checked_span(head, self.tail, self.capacity)?;
         self.view().head = head;
-        version
+        Ok((version, span))
     }
 
     /// Whether the queue holds `maxsize` (non-zero) items: if so, the [`watch`](Ring::watch)
     /// value of [`Event::NotFull`] that saw it full, to wait for room.
-    pub(crate) fn full(&mut self, maxsize: u64) -> Option<u64> {
-        if maxsize == 0 || self.tail.items - self.view().head.items < maxsize {
-            return None;
+    ///
+    /// # Errors
+    /// As [`refresh_head`](Self::refresh_head).
+    pub(crate) fn full(&mut self, maxsize: u64) -> io::Result<Option<u64>> {
+        if maxsize == 0 {
+            return Ok(None);
         }
-        let version = self.refresh_head();
-        (self.tail.items - self.view().head.items >= maxsize).then_some(version)
+        // The head seen last is a lower bound of the real one, so a count below `maxsize`
+        // from it is safe. One that is not (or a tail another process moved behind it)
+        // sends us to re-read.
+        let cached = self.view().head;
+        let counted = self.tail.items.checked_sub(cached.items);
+        if counted.is_some_and(|items| items < maxsize) {
+            return Ok(None);
+        }
+        let (version, span) = self.refresh_head()?;
+        Ok((span.items() >= maxsize).then_some(version))
     }
 
     /// Adds a frame of `len` payload bytes written by `fill`, growing the ring if needed
@@ -535,21 +691,18 @@ impl TailGuard<'_> {
     ) -> Result<(), PushError<E>> {
         let size = frame_size(len).ok_or(PushError::TooLarge)?;
         let placement = self.place(size)?;
-        let capacity = self.ring.capacity();
-        let tail = self.tail;
+        let (capacity, tail) = (self.capacity, self.tail);
         let data = &mut self.view().data;
         if placement.skip > 0 {
-            write_header(
-                data,
-                tail.bytes % capacity,
-                FrameHeader::Skip(placement.skip),
-            );
+            let skip = FrameHeader::Skip(placement.skip);
+            write_header(data, capacity.offset(tail.bytes), skip);
         }
-        let offset = placement.at % capacity;
+        let offset = capacity.offset(placement.at);
         write_header(data, offset, FrameHeader::Payload(len));
-        // SAFETY: `place` found `[offset, offset + size)` free and inside the ring, which the
-        // mapping covers; the put lock and `&mut self` exclude every other writer, and
-        // consumers read only committed frames.
+        // SAFETY: `place` found `[offset, offset + size)` free and inside the ring, checked
+        // against a span of this capacity, and the mapping covers the capacity; the put lock
+        // and `&mut self` exclude every other writer, and consumers read only committed
+        // frames.
         let payload = unsafe {
             std::slice::from_raw_parts_mut(
                 data.as_ptr().add((offset + FRAME_HEADER) as usize),
@@ -559,6 +712,7 @@ impl TailGuard<'_> {
         fill(payload).map_err(PushError::Fill)?;
         self.tail = Position {
             bytes: placement.end,
+            // The span checked in `place` keeps the tail's items below its bytes / 8.
             items: tail.items + 1,
         };
         let end = &self.ring.header().tail;
@@ -570,15 +724,13 @@ impl TailGuard<'_> {
     /// Where a frame of `size` bytes goes: after the tail, growing the ring if the head, even
     /// re-read, leaves no room.
     fn place<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        let capacity = self.ring.capacity();
-        let fits = |this: &mut Self| {
-            layout::place(this.view().head.bytes, this.tail.bytes, capacity, size)
-        };
-        if let Some(placement) = fits(self) {
+        // The head seen last first: a span from it, if it makes one, under-states the room.
+        let cached = Span::new(self.view().head, self.tail, self.capacity);
+        if let Some(placement) = cached.and_then(|span| layout::place(span, size)) {
             return Ok(placement);
         }
-        self.refresh_head();
-        match fits(self) {
+        let (_, span) = self.refresh_head().map_err(PushError::Os)?;
+        match layout::place(span, size) {
             Some(placement) => Ok(placement),
             None => self.grow(size),
         }
@@ -586,30 +738,31 @@ impl TailGuard<'_> {
 
     /// Grows the ring so that a frame of `size` bytes fits, and places it.
     fn grow<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        let ring = self.ring;
         // Consumers must not read while frames move: take their lock too (put lock first,
-        // always). Consumers wait for the copy, as long as one pass over the live frames.
-        let consumers = ring.header().get_lock.0.lock(None).map_err(PushError::Os)?;
-        let grown = self.grow_holding_both_locks(size);
-        drop(consumers);
-        grown
+        // always), within this operation's deadline. Consumers wait for the copy, as long as
+        // one pass over the live frames.
+        let lock = &self.ring.header().get_lock.0;
+        let Some(_consumers) = lock.lock(self.deadline).map_err(PushError::Os)? else {
+            return Err(PushError::Busy);
+        };
+        self.grow_holding_both_locks(size)
     }
 
     fn grow_holding_both_locks<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        self.refresh_head();
-        let (head, tail) = (self.view().head.bytes, self.tail.bytes);
-        let old = self.ring.capacity();
-        if let Some(placement) = layout::place(head, tail, old, size) {
+        let (_, span) = self.refresh_head().map_err(PushError::Os)?;
+        if let Some(placement) = layout::place(span, size) {
             return Ok(placement); // a consumer made room while we waited for its lock
         }
-        let new = layout::grown_capacity(old, tail - head, size).ok_or(PushError::TooLarge)?;
-        shm::grow_file(&self.ring.file, HEADER_BYTES + new).map_err(PushError::Os)?;
+        let new =
+            layout::grown_capacity(self.capacity, span.bytes(), size).ok_or(PushError::TooLarge)?;
+        shm::grow_file(&self.ring.file, HEADER_BYTES + new.bytes()).map_err(PushError::Os)?;
         let data = &mut self.view().data;
-        data.grow(new as usize).map_err(PushError::Os)?;
-        for step in layout::relocations(head, tail, old, new) {
-            // SAFETY: both ranges lie inside the mapping grown above; the destination lies at
-            // or above `old`, so it overlaps neither the source nor any frame the committed
-            // capacity can reach.
+        data.grow(new.bytes() as usize).map_err(PushError::Os)?;
+        for step in layout::relocations(span, new) {
+            // SAFETY: both ranges lie inside the mapping grown above (`relocations` keeps
+            // them within the old and new capacities, for a checked span); the destination
+            // lies at or above the old capacity, so it overlaps neither the source nor any
+            // frame the committed capacity can reach.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     data.as_ptr().add(step.from as usize),
@@ -618,8 +771,13 @@ impl TailGuard<'_> {
                 );
             }
         }
-        self.ring.header().capacity.store(new, Ordering::Release);
-        layout::place(head, tail, new, size).ok_or(PushError::TooLarge)
+        self.ring
+            .header()
+            .capacity
+            .store(new.bytes(), Ordering::Release);
+        self.capacity = new;
+        let grown = checked_span(span.head(), span.tail(), new).map_err(PushError::Os)?;
+        layout::place(grown, size).ok_or(PushError::TooLarge)
     }
 }
 
@@ -638,14 +796,13 @@ fn write_header(data: &mut Mapping, offset: u64, header: FrameHeader) {
 /// sleep on a full queue, if any.
 pub(crate) struct HeadGuard<'a> {
     ring: &'a Ring,
-    /// The committed head.
-    head: Position,
-    /// The tail when the lock was taken, and its version.
-    tail: Position,
+    /// The committed head, the tail when the lock was taken and the ring's size (stable under
+    /// the get lock), checked.
+    span: Span,
+    /// The tail's version when the lock was taken.
     tail_version: u64,
     /// The first frame, once [`front`](Self::front) found it: its position and size.
     front: Option<(u64, u64)>,
-    capacity: u64,
     /// Dropped before `wake`: fields drop in declaration order.
     _lock: RobustGuard<'a>,
     wake: Wake<'a>,
@@ -657,12 +814,6 @@ impl HeadGuard<'_> {
         unsafe { &*self.ring.consumer.get() }
     }
 
-    fn data_mut(&mut self) -> &mut Mapping {
-        // SAFETY: we hold the get lock, and `&mut self` excludes every reference this guard
-        // handed out.
-        unsafe { &mut *self.ring.consumer.get() }
-    }
-
     /// The [`watch`](Ring::watch) value of [`Event::NotEmpty`] when this guard saw the tail.
     pub(crate) fn tail_version(&self) -> u64 {
         self.tail_version
@@ -670,15 +821,20 @@ impl HeadGuard<'_> {
 
     /// `len` bytes of the ring at `position`, if they lie within the frames and do not wrap.
     fn frame_bytes(&self, position: u64, len: u64) -> io::Result<&[u8]> {
-        let offset = position % self.capacity;
-        let inside = position
+        let capacity = self.span.capacity();
+        let offset = capacity.offset(position);
+        let within_frames = position
             .checked_add(len)
-            .is_some_and(|end| end <= self.tail.bytes && offset + len <= self.capacity);
-        if !inside {
-            return Err(corrupt());
+            .is_some_and(|end| end <= self.span.tail().bytes);
+        let within_ring = offset
+            .checked_add(len)
+            .is_some_and(|end| end <= capacity.bytes());
+        if !(within_frames && within_ring) {
+            return Err(corrupt("a frame header points outside the frames"));
         }
-        // SAFETY: the range is inside the ring, which the mapping covers, and inside the
-        // committed frames, which no producer writes; the get lock excludes other consumers.
+        // SAFETY: the range is inside the ring, which the mapping covers (`lock_head` mapped
+        // the capacity), and inside the committed frames, which no producer writes; the get
+        // lock excludes other consumers.
         Ok(unsafe {
             std::slice::from_raw_parts(self.data().as_ptr().add(offset as usize), len as usize)
         })
@@ -686,51 +842,60 @@ impl HeadGuard<'_> {
 
     fn header_at(&self, position: u64) -> io::Result<FrameHeader> {
         let bytes = self.frame_bytes(position, FRAME_HEADER)?;
-        let word = u64::from_le_bytes(bytes.try_into().map_err(|_| corrupt())?);
+        let word = u64::from_le_bytes(bytes.try_into().map_err(|_| corrupt("short header"))?);
         Ok(FrameHeader::from_word(word))
     }
 
     /// The payload of the first frame, `None` when the queue is empty.
     ///
     /// # Errors
-    /// `InvalidData` if a header points outside the frames, which only memory corruption
+    /// Corruption if a header points outside the frames, which only memory corruption
     /// from outside this crate can cause.
     pub(crate) fn front(&mut self) -> io::Result<Option<&[u8]>> {
-        if self.head.items == self.tail.items {
+        if self.span.items() == 0 {
             return Ok(None);
         }
-        let mut at = self.head.bytes;
+        let mut at = self.span.head().bytes;
         if let FrameHeader::Skip(skip) = self.header_at(at)? {
             // It reached the end of the ring it was written in; the ring may have grown
             // since, so only check that it stays inside the ring and the frames.
             if skip % FRAME_HEADER != 0 || skip == 0 {
-                return Err(corrupt());
+                return Err(corrupt("a skip of a length no producer writes"));
             }
             self.frame_bytes(at, skip)?;
-            at += skip;
+            at += skip; // `frame_bytes` checked that `at + skip` is at most the tail
         }
         let FrameHeader::Payload(len) = self.header_at(at)? else {
-            return Err(corrupt());
+            return Err(corrupt("a skip after a skip"));
         };
-        let size = frame_size(len).ok_or_else(corrupt)?;
+        let size = frame_size(len).ok_or_else(|| corrupt("a frame larger than any ring"))?;
         self.frame_bytes(at, size)?;
         self.front = Some((at, size));
+        // Within the frame checked above, so no overflow.
         self.frame_bytes(at + FRAME_HEADER, len).map(Some)
     }
 
     /// Removes the first frame (commits); call after [`front`](Self::front) returned one.
+    ///
+    /// # Errors
+    /// Corruption when there is no such frame.
     pub(crate) fn pop_front(&mut self) -> io::Result<()> {
-        let (at, size) = self.front.take().ok_or_else(corrupt)?;
-        self.head = Position {
+        let (at, size) = self
+            .front
+            .take()
+            .ok_or_else(|| corrupt("no frame to remove"))?;
+        // `front` checked `at + size <= tail`, and a non-empty span has items left.
+        let head = Position {
             bytes: at + size,
-            items: self.head.items + 1,
+            items: self.span.head().items + 1,
         };
+        self.span = checked_span(head, self.span.tail(), self.span.capacity())?;
         let end = &self.ring.header().head;
-        end.position.commit(self.head);
+        end.position.commit(head);
         if self.ring.maxsize() > 0 {
             self.wake.pending |= end.waiters.announce();
         }
-        if self.head.items == self.tail.items && self.capacity > RELEASE_ABOVE {
+        if self.span.items() == 0 && self.span.capacity().bytes() > RELEASE_ABOVE {
             self.release_memory();
         }
         Ok(())
@@ -745,16 +910,21 @@ impl HeadGuard<'_> {
         };
         // With both locks held nobody writes or reads frames: if the queue is still empty,
         // no byte of the ring is live.
-        let (_, tail) = self.ring.header().tail.position.read();
+        let Ok((_, tail)) = self.ring.header().tail.position.read() else {
+            return;
+        };
         let released_at = &self.ring.header().released_at;
         // Frames since the last release touched at most this many bytes of pages: below
         // KEPT_WHEN_EMPTY, a release would cost a system call for little memory.
-        let touched = tail.bytes - released_at.load(Ordering::Relaxed);
-        if tail.items == self.head.items && touched >= KEPT_WHEN_EMPTY {
+        let touched = tail
+            .bytes
+            .saturating_sub(released_at.load(Ordering::Relaxed));
+        let capacity = self.span.capacity().bytes();
+        if tail == self.span.head() && touched >= KEPT_WHEN_EMPTY {
             let _ = shm::release(
                 &self.ring.file,
                 HEADER_BYTES + KEPT_WHEN_EMPTY,
-                self.capacity - KEPT_WHEN_EMPTY,
+                capacity - KEPT_WHEN_EMPTY,
             );
             released_at.store(tail.bytes, Ordering::Relaxed);
         }
