@@ -930,3 +930,280 @@ impl HeadGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Corruption as another process could cause it: these tests write the header and the
+    //! frames of a live queue directly, then check that every call gives an error or its
+    //! documented value, and never panics, faults or hangs.
+
+    use super::*;
+    use crate::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+    use serde_bytes::ByteBuf;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::thread;
+
+    /// Bounds every wait of these tests; reached only by a bug.
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    fn header<T>(queue: &Queue<T>) -> &Header {
+        queue.ring.header()
+    }
+
+    /// Writes `position` into both copies of an end, as a corrupting process could.
+    fn overwrite(end: &Committed, position: Position) {
+        for [bytes, items] in &end.copies {
+            bytes.store(position.bytes, Ordering::Relaxed);
+            items.store(position.items, Ordering::Relaxed);
+        }
+    }
+
+    /// Asserts that every get and a bounded put report corruption, and `qsize` says 0.
+    fn assert_corrupt(queue: &Queue<u32>, what: &str) {
+        assert!(queue.get().unwrap_err().is_corrupt(), "get: {what}");
+        assert!(
+            queue.get_nowait().unwrap_err().is_corrupt(),
+            "get_nowait: {what}"
+        );
+        let timed = queue.get_timeout(Duration::from_millis(10));
+        assert!(timed.unwrap_err().is_corrupt(), "get_timeout: {what}");
+        assert_eq!(queue.qsize(), 0, "qsize: {what}");
+        assert!(queue.empty() && !queue.full(), "{what}");
+        let error = queue.put_nowait(7).unwrap_err();
+        assert!(error.is_corrupt(), "put_nowait: {what}: {error}");
+        assert_eq!(error.into_inner(), 7);
+    }
+
+    #[test]
+    fn a_capacity_no_queue_can_have_is_corruption() {
+        for bytes in [0, 3, INITIAL_CAPACITY / 2, 3 << 20, u64::MAX] {
+            let queue = Queue::<u32>::with_maxsize(4).unwrap();
+            queue.put(1).unwrap();
+            header(&queue).capacity.store(bytes, Ordering::Relaxed);
+            assert_corrupt(&queue, &format!("capacity {bytes}"));
+            assert!(queue.put(2).unwrap_err().is_corrupt());
+        }
+    }
+
+    #[test]
+    fn a_capacity_beyond_the_file_is_corruption_not_sigbus() {
+        let queue = Queue::<u32>::with_maxsize(4).unwrap();
+        queue.put(1).unwrap();
+        header(&queue).capacity.store(1 << 30, Ordering::Relaxed);
+        assert!(queue.get().unwrap_err().is_corrupt());
+        assert!(queue.put(2).unwrap_err().is_corrupt());
+        // A power of two the ring could have: qsize counts within it.
+        assert_eq!(queue.qsize(), 1);
+    }
+
+    #[test]
+    fn a_head_past_the_tail_is_corruption() {
+        let queue = Queue::<u32>::with_maxsize(1).unwrap();
+        queue.put(1).unwrap();
+        let past = Position {
+            bytes: 1 << 20,
+            items: 5,
+        };
+        overwrite(&header(&queue).head.position, past);
+        assert_corrupt(&queue, "head past tail");
+        // An unbounded queue's put need not read the head (it remembers an older one): it
+        // may succeed or report the corruption, but never panics.
+        let unbounded = queue.retyped::<u32>();
+        header(&queue).maxsize.store(0, Ordering::Relaxed);
+        let put = unbounded.put(2);
+        assert!(
+            put.as_ref().map_or_else(PutError::is_corrupt, |()| true),
+            "{put:?}"
+        );
+    }
+
+    #[test]
+    fn more_items_than_bytes_or_ends_further_apart_than_the_ring_are_corruption() {
+        for tail in [
+            Position {
+                bytes: 16,
+                items: 100,
+            },
+            Position {
+                bytes: 1 << 40,
+                items: 1,
+            },
+            Position {
+                bytes: u64::MAX,
+                items: 1,
+            },
+        ] {
+            let queue = Queue::<u32>::with_maxsize(1).unwrap();
+            queue.put(1).unwrap();
+            overwrite(&header(&queue).tail.position, tail);
+            assert_corrupt(&queue, &format!("tail {tail:?}"));
+        }
+    }
+
+    #[test]
+    fn a_frame_header_that_points_outside_the_frames_is_corruption() {
+        for word in [u64::MAX >> 1, 1 << 20, FrameHeader::Skip(4096).to_word(), 0] {
+            let queue = Queue::<u32>::new().unwrap();
+            queue.put(1).unwrap();
+            let frames = Mapping::new(&queue.ring.file, HEADER_BYTES, 4096).unwrap();
+            // SAFETY: the mapping covers the first frame's 8-byte, 8-aligned header; writing it
+            // is what a corrupting process would do (the queue's own mapping is untouched).
+            unsafe { frames.as_ptr().cast::<u64>().write(word.to_le()) };
+            let got = queue.get_nowait();
+            // 0 is a valid empty payload: not a u32, so a decode error, and the queue goes on.
+            match word {
+                0 => assert!(matches!(got, Err(GetError::Decode { .. })), "{got:?}"),
+                _ => assert!(got.unwrap_err().is_corrupt(), "header word {word:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_position_that_never_settles_is_corruption_not_a_hang() {
+        let mut calls = 0;
+        let error = retry(|| {
+            calls += 1;
+            None::<()>
+        })
+        .unwrap_err();
+        assert!(is_corruption(&error), "{error}");
+        assert_eq!(calls, READ_ATTEMPTS);
+        // A thread keeps moving the head's version, as a rogue process could: every call
+        // returns, with its answer or a corruption error.
+        let queue = Queue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let stop = AtomicBool::new(false);
+        thread::scope(|scope| {
+            let version = &header(&queue).head.position.version;
+            let stop = &stop;
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    version.fetch_add(2, Ordering::Relaxed); // same copy, new version
+                }
+            });
+            assert!(queue.qsize() <= 1);
+            let got = queue.get_nowait();
+            assert!(matches!(got, Ok(1)) || got.unwrap_err().is_corrupt());
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    #[test]
+    fn joinable_counts_another_process_rewrote_give_errors_or_plain_answers() {
+        let queue = JoinableQueue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let header = queue.ring.header();
+        header.tasks.done.store(u64::MAX, Ordering::Relaxed);
+        assert!(matches!(
+            queue.task_done(),
+            Err(TaskDoneError::TooManyCalls)
+        ));
+        assert!(queue.join_timeout(Duration::from_millis(10)));
+        header.tasks.done.store(0, Ordering::Relaxed);
+        let tail = Position {
+            bytes: 16,
+            items: u64::MAX,
+        };
+        overwrite(&header.tail.position, tail);
+        assert!(queue.task_done().is_ok());
+        assert!(!queue.join_timeout(Duration::from_millis(10)));
+        assert!(queue.get_nowait().unwrap_err().is_corrupt());
+    }
+
+    #[test]
+    fn the_memfd_cannot_shrink_and_the_queue_keeps_working() {
+        let queue = Queue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let file = std::fs::File::from(queue.ring.file().try_clone_to_owned().unwrap());
+        let error = file.set_len(HEADER_BYTES).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}"); // EPERM: sealed
+        assert_eq!(
+            file.metadata().unwrap().len(),
+            HEADER_BYTES + INITIAL_CAPACITY
+        );
+        queue.put(2).unwrap();
+        assert_eq!((queue.get().unwrap(), queue.get().unwrap()), (1, 2));
+    }
+
+    /// Runs `body` while another thread holds `lock` and does nothing, as a stopped process
+    /// would. The holder lets go after `body` returns, or after [`LIMIT`]: a call that waited
+    /// for it would then see a free lock and fail the test's assertions, not hang it.
+    fn while_held<R>(lock: &RobustMutex, body: impl FnOnce() -> R) -> R {
+        thread::scope(|scope| {
+            let (locked, release) = (mpsc::channel(), mpsc::channel::<()>());
+            scope.spawn(move || {
+                let _guard = lock.lock(None).unwrap();
+                locked.0.send(()).unwrap();
+                let _ = release.1.recv_timeout(LIMIT);
+            });
+            locked
+                .1
+                .recv_timeout(LIMIT)
+                .expect("the holder took the lock");
+            let result = body();
+            release.0.send(()).unwrap();
+            result
+        })
+    }
+
+    #[test]
+    fn nowait_and_timed_calls_give_up_on_a_stopped_holder_of_the_lock() {
+        let short = Duration::from_millis(20);
+        for maxsize in [0, 5] {
+            let queue = Queue::<u32>::with_maxsize(maxsize).unwrap();
+            queue.put(1).unwrap();
+            let (nowait, timed) = while_held(&header(&queue).get_lock.0, || {
+                (queue.get_nowait(), queue.get_timeout(short))
+            });
+            assert!(nowait.unwrap_err().is_empty() && timed.unwrap_err().is_empty());
+            let (nowait, timed) = while_held(&header(&queue).put_lock.0, || {
+                (queue.put_nowait(2), queue.put_timeout(3, short))
+            });
+            assert_eq!(nowait.unwrap_err().into_inner(), 2, "maxsize {maxsize}");
+            assert!(timed.unwrap_err().is_full(), "maxsize {maxsize}");
+            assert_eq!(
+                queue.get_nowait().unwrap(),
+                1,
+                "the queue works once released"
+            );
+        }
+    }
+
+    #[test]
+    fn a_producer_that_must_grow_gives_up_on_a_stopped_consumer() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        let large = || ByteBuf::from(vec![7; 2 * INITIAL_CAPACITY as usize]);
+        let (nowait, timed) = while_held(&header(&queue).get_lock.0, || {
+            let timed = queue.put_timeout(large(), Duration::from_millis(20));
+            (queue.put_nowait(large()), timed)
+        });
+        assert!(nowait.unwrap_err().is_full() && timed.unwrap_err().is_full());
+        queue.put(large()).unwrap();
+        assert_eq!(queue.get().unwrap(), large());
+    }
+
+    #[test]
+    fn open_refuses_what_create_did_not_make() {
+        let refused = |file: OwnedFd, what: &str| {
+            let error = Ring::open(file)
+                .err()
+                .unwrap_or_else(|| panic!("{what} opened"));
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{what}");
+            assert_eq!(error.to_string(), "not a queue made by shared", "{what}");
+        };
+        let program = std::fs::File::open("/proc/self/exe").unwrap();
+        refused(program.into(), "a regular file");
+        let len = HEADER_BYTES + INITIAL_CAPACITY;
+        let unsealed = shm::create(c"test", len).unwrap();
+        let header = Mapping::new(&unsealed, 0, HEADER_BYTES as usize).unwrap();
+        // SAFETY: the mapping covers the header's first word, 8-aligned.
+        unsafe { header.as_ptr().cast::<u64>().write(MAGIC) };
+        refused(unsealed, "an unsealed memfd with the magic");
+        let sealed = shm::create(c"test", len).unwrap();
+        shm::seal(&sealed, &SEALS).unwrap();
+        refused(sealed, "a sealed memfd without the magic");
+        let ring = Ring::create(0).unwrap();
+        assert!(Ring::open(ring.file().try_clone_to_owned().unwrap()).is_ok());
+    }
+}
