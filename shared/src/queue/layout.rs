@@ -228,6 +228,36 @@ pub(crate) fn relocations(span: Span, new: Capacity) -> Vec<Move> {
     moves
 }
 
+/// A range of ring offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// The whole blocks of `block` bytes (a power of two, at most the capacity) that the positions
+/// `[from, to)` cover, as at most two ranges of ring offsets (the positions may wrap around
+/// the end). For giving back the pages of free ring space: none outside `[from, to)` is named,
+/// and none twice as long as the positions span at most the capacity. Empty when `from >= to`.
+pub(crate) fn whole_blocks(from: u64, to: u64, capacity: Capacity, block: u64) -> Vec<Range> {
+    let start = from.checked_next_multiple_of(block).unwrap_or(u64::MAX);
+    let end = to - to % block;
+    if start >= end {
+        return Vec::new();
+    }
+    let len = (end - start).min(capacity.bytes());
+    let offset = capacity.offset(start);
+    let first = len.min(capacity.bytes() - offset);
+    let mut ranges = vec![Range { offset, len: first }];
+    if first < len {
+        ranges.push(Range {
+            offset: 0,
+            len: len - first,
+        });
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +291,23 @@ mod tests {
         }
         assert_eq!(capacity(64).offset(200), 200 % 64);
         assert_eq!(capacity(MAX_CAPACITY).bytes(), MAX_CAPACITY);
+    }
+
+    #[test]
+    fn released_blocks_lie_inside_the_positions_and_wrap_at_the_end() {
+        let ring = capacity(1024);
+        let at = |offset, len| Range { offset, len };
+        assert_eq!(whole_blocks(0, 1024, ring, 256), vec![at(0, 1024)]);
+        // Partial blocks at either end are kept.
+        assert_eq!(whole_blocks(10, 600, ring, 256), vec![at(256, 256)]);
+        assert_eq!(whole_blocks(10, 500, ring, 256), vec![]);
+        // Positions [3 * 256, 6 * 256) are offsets [768, 1024) then [0, 512).
+        assert_eq!(
+            whole_blocks(768, 1536, ring, 256),
+            vec![at(768, 256), at(0, 512)]
+        );
+        assert_eq!(whole_blocks(900, 100, ring, 256), vec![]);
+        assert_eq!(whole_blocks(u64::MAX - 5, u64::MAX, ring, 256), vec![]);
     }
 
     #[test]

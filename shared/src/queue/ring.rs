@@ -52,10 +52,17 @@ const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Seal];
 const HEADER_BYTES: u64 = 64 * 1024;
 /// A new ring's size (a power of two, as every capacity is); it doubles as needed.
 const INITIAL_CAPACITY: u64 = 64 * 1024;
-/// When an emptied ring is larger than this, its pages past [`KEPT_WHEN_EMPTY`] go back to the
-/// system, so one burst of huge items does not pin that memory for the queue's lifetime.
-const RELEASE_ABOVE: u64 = 256 << 20;
-const KEPT_WHEN_EMPTY: u64 = 32 << 20;
+/// A ring larger than this gives the pages of the free space behind its head back to the
+/// system ([`HeadGuard::release_behind`]), so that one burst of huge items does not leave the
+/// whole ring resident under the steady traffic that follows. Smaller rings keep their pages:
+/// the check costs them one comparison per `get`, and nothing else.
+const RELEASE_ABOVE: u64 = 32 << 20;
+/// How far the head passes between two releases: each costs a system call, and the pages the
+/// head passed since the last one stay resident, so this bounds their memory.
+const RELEASE_EVERY: u64 = 8 << 20;
+/// Released ranges are whole blocks of this size, a multiple of every page size (4, 16 or
+/// 64 KiB): a partial page would only be zeroed, not given back.
+const RELEASE_BLOCK: u64 = 64 * 1024;
 
 /// How often [`Ring::len`] re-reads the two ends before it settles for a possible count.
 const LEN_RETRIES: u32 = 64;
@@ -207,8 +214,9 @@ struct Header {
     /// The consumers' end; its waiters wait for room (`NotFull`).
     head: End,
     tasks: Tasks,
-    /// The tail's byte position when the ring's pages were last released (under both locks).
-    released_at: AtomicU64,
+    /// The position up to which the free ring behind the head was given back to the system
+    /// (written under both locks; a hint, whose corruption costs memory, never safety).
+    released_to: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Header>() <= 4096);
@@ -895,39 +903,47 @@ impl HeadGuard<'_> {
         if self.ring.maxsize() > 0 {
             self.wake.pending |= end.waiters.announce();
         }
-        if self.span.items() == 0 && self.span.capacity().bytes() > RELEASE_ABOVE {
-            self.release_memory();
+        if self.span.capacity().bytes() > RELEASE_ABOVE {
+            self.release_behind();
         }
         Ok(())
     }
 
-    /// Gives the pages of a large, empty ring back to the system. Best effort: only if no
-    /// producer holds the put lock (taking it here would invert the lock order), and on
-    /// failure the pages simply stay in use.
-    fn release_memory(&self) {
-        let Ok(Some(_producers)) = self.ring.header().put_lock.0.try_lock() else {
+    /// Gives back to the system the pages of the free ring the head passed since the last
+    /// release, once that is [`RELEASE_EVERY`] bytes and the ring is at most a quarter full
+    /// (a fuller ring would soon fault the pages back in). Best effort: only if no producer
+    /// holds the put lock (taking it here would invert the lock order), and on failure the
+    /// pages simply stay in use.
+    fn release_behind(&self) {
+        let header = self.ring.header();
+        let (span, from) = (self.span, header.released_to.load(Ordering::Relaxed));
+        let head = span.head().bytes;
+        // A mark past the head is corrupt: release (nothing) and reset it below.
+        let passed = head.checked_sub(from).unwrap_or(u64::MAX);
+        let capacity = span.capacity().bytes();
+        if passed < RELEASE_EVERY || span.bytes() > capacity / 4 {
             return;
-        };
-        // With both locks held nobody writes or reads frames: if the queue is still empty,
-        // no byte of the ring is live.
-        let Ok((_, tail)) = self.ring.header().tail.position.read() else {
-            return;
-        };
-        let released_at = &self.ring.header().released_at;
-        // Frames since the last release touched at most this many bytes of pages: below
-        // KEPT_WHEN_EMPTY, a release would cost a system call for little memory.
-        let touched = tail
-            .bytes
-            .saturating_sub(released_at.load(Ordering::Relaxed));
-        let capacity = self.span.capacity().bytes();
-        if tail == self.span.head() && touched >= KEPT_WHEN_EMPTY {
-            let _ = shm::release(
-                &self.ring.file,
-                HEADER_BYTES + KEPT_WHEN_EMPTY,
-                capacity - KEPT_WHEN_EMPTY,
-            );
-            released_at.store(tail.bytes, Ordering::Relaxed);
         }
+        let Ok(Some(_producers)) = header.put_lock.0.try_lock() else {
+            return;
+        };
+        // With both locks held nobody writes frames, so every position from a whole ring
+        // behind the tail up to the head is free: a producer may only write there again once
+        // it holds the put lock.
+        let Ok((_, tail)) = header.tail.position.read() else {
+            return;
+        };
+        let Some(now) = Span::new(span.head(), tail, span.capacity()) else {
+            return;
+        };
+        let from = from.max(now.tail().bytes.saturating_sub(capacity));
+        for range in layout::whole_blocks(from, head, span.capacity(), RELEASE_BLOCK) {
+            let _ = shm::release(&self.ring.file, HEADER_BYTES + range.offset, range.len);
+        }
+        // The block holding the head was kept: the next release starts with it.
+        header
+            .released_to
+            .store(head - head % RELEASE_BLOCK, Ordering::Relaxed);
     }
 }
 
@@ -1181,6 +1197,55 @@ mod tests {
         assert!(nowait.unwrap_err().is_full() && timed.unwrap_err().is_full());
         queue.put(large()).unwrap();
         assert_eq!(queue.get().unwrap(), large());
+    }
+
+    /// The bytes of the queue's memfd that the system holds: its allocated pages, shared by
+    /// every mapping (`st_blocks`), whoever touched them.
+    fn resident<T>(queue: &Queue<T>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::from(queue.ring.file().try_clone_to_owned().unwrap());
+        file.metadata().unwrap().blocks() * 512
+    }
+
+    /// A burst of 300 items of 1 MiB grows an unbounded queue to 512 MiB. Drained to a few
+    /// items, steady traffic (put one, get one) then walks the whole ring, more than once: the
+    /// pages it leaves behind must go back, or the whole ring ends up resident again.
+    #[test]
+    fn after_a_burst_steady_traffic_keeps_little_of_the_ring_resident() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        for _ in 0..300 {
+            queue.put(ByteBuf::from(vec![1; 1 << 20])).unwrap();
+        }
+        while queue.qsize() > 4 {
+            queue.get().unwrap();
+        }
+        let header = header(&queue);
+        let capacity = header.capacity.load(Ordering::Relaxed);
+        assert!(
+            capacity > 256 << 20,
+            "the burst grew the ring to {capacity}"
+        );
+        let ends = || {
+            let (_, head) = header.head.position.read().unwrap();
+            let (_, tail) = header.tail.position.read().unwrap();
+            (head.bytes, tail.bytes)
+        };
+        let lap = ends().0 + capacity + capacity / 8;
+        let item = ByteBuf::from(vec![2; 64 << 10]);
+        while ends().0 < lap {
+            queue.put(item.clone()).unwrap();
+            queue.get().unwrap();
+        }
+        let (head, tail) = ends();
+        let live = tail - head;
+        // What the consumer has passed since its last release (under RELEASE_EVERY), the
+        // partial blocks at either end of each release, and the header.
+        let allowed = 4 * live + RELEASE_EVERY + 2 * RELEASE_BLOCK + HEADER_BYTES;
+        let resident = resident(&queue);
+        assert!(
+            resident <= allowed && resident < capacity / 16,
+            "{resident} bytes resident for {live} live bytes in a ring of {capacity}"
+        );
     }
 
     #[test]
