@@ -13,11 +13,15 @@
 //!
 //! - **Storage**: a ring buffer of frames (`layout`), grown by doubling when an item does not
 //!   fit, so on an unbounded queue `put` never waits for a reader: memory, not a kernel
-//!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads.
+//!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads. A ring
+//!   grown past 32 MiB gives the pages behind its head back to the system as consumers pass
+//!   them, so after a burst the queue's memory follows what it holds.
 //! - **Exclusion**: two process-shared *robust* mutexes, one for producers (the tail) and one
 //!   for consumers (the head), so a producer and a consumer never wait for each other. When a
 //!   process dies holding one, the kernel hands it to the next locker with `EOWNERDEAD`
-//!   instead of leaving it locked.
+//!   instead of leaving it locked. They are taken through a guard that unlocks on drop. A
+//!   holder that is stopped rather than dead keeps its lock: `get_nowait` and `put_nowait`
+//!   wait at most 100 ms for it, timed calls until their deadline, for every lock they take.
 //! - **Crash consistency**: each end's position (bytes and items passed) is kept twice and one
 //!   aligned word says which copy is current. A `put` writes the item into free space, then
 //!   the new tail into the spare copy, then flips the word: one store commits; a `get` does
@@ -32,6 +36,12 @@
 //!   cannot swallow it.
 //! - **Copies**: an item is encoded (rmp-serde) straight into the ring and decoded straight
 //!   from it. A first encoding pass only counts bytes.
+//! - **Distrust**: any process holding the memfd can write the header or the frames. The memfd
+//!   is sealed against shrinking (a spawned child refuses one that is not), so no mapping
+//!   faults; every number read from the header is parsed into a checked capacity and span
+//!   before anything divides, indexes or subtracts with it, and lock-free reads give up after
+//!   a bounded number of retries. What fails a check is a `Corrupt` error, never a panic.
+//!   (The mutexes' own words are glibc's and are trusted: see `sys::sync`.)
 //!
 //! Sockets were weighed and rejected: a socket buffer holds ~278 small messages before a writer
 //! blocks (the CPython deadlock again), a killed writer can leave half a message in a stream,

@@ -26,6 +26,29 @@
 //! Growing the ring (a producer that finds no room) takes both locks, always the put lock
 //! first, and copies only into the new space above the old ring; the single store of the new
 //! capacity commits it.
+//!
+//! Locks are [`RobustMutex`]es taken through guards: [`TailGuard`] and [`HeadGuard`] hold one
+//! and unlock it on drop, then wake sleepers. Every lock is taken with the caller's deadline,
+//! including the get lock a growing producer takes; only a consumer releasing pages takes the
+//! put lock out of order, and then only with `try_lock`.
+//!
+//! # Checked at the boundary
+//!
+//! The memfd is sealed against shrinking when created, and [`Ring::open`] refuses one that is
+//! not, so a mapping never runs past the file's end. Each number the header holds is parsed
+//! once per operation, under the lock that keeps it stable: the capacity into a
+//! [`Capacity`] that the mapping covers (checked against the file's length only when the
+//! mapping must grow, so the hot path makes no system call), the two ends into a [`Span`].
+//! Frame headers are checked against the span before a slice is made. Seqlock reads retry a
+//! bounded number of times. What fails is a corruption error ([`is_corruption`]).
+//!
+//! # Memory
+//!
+//! A ring larger than [`RELEASE_ABOVE`] and at most a quarter full gives the pages of its
+//! free space back once the head has passed [`RELEASE_EVERY`] bytes since the last release:
+//! the consumer, holding both locks, punches whole blocks between the last release and its
+//! head (never `[head, tail)`), so under steady traffic only the pages between the last
+//! release and the tail stay resident, whatever the ring's size.
 
 use std::cell::UnsafeCell;
 use std::fmt;
