@@ -112,7 +112,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// It cannot fail, as [`join`](Self::join).
+    /// It cannot fail, as [`join`](Self::join). Counts another process rewrote are taken as
+    /// they read (a done count past the items put reads as all done); counts it keeps
+    /// rewriting read as unfinished, so the call returns `false` at its deadline.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_waiting(Wait::after(timeout))
     }

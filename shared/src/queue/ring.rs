@@ -894,7 +894,10 @@ impl HeadGuard<'_> {
                 return Err(corrupt("a skip of a length no producer writes"));
             }
             self.frame_bytes(at, skip)?;
-            at += skip; // `frame_bytes` checked that `at + skip` is at most the tail
+            // `frame_bytes` checked that `at + skip` is at most the tail; checked anyway.
+            at = at
+                .checked_add(skip)
+                .ok_or_else(|| corrupt("a skip past the end"))?;
         }
         let FrameHeader::Payload(len) = self.header_at(at)? else {
             return Err(corrupt("a skip after a skip"));
