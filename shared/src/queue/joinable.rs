@@ -75,11 +75,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Errors
     /// [`TaskDoneError::TooManyCalls`] when every item put is already done (Python's
     /// `ValueError`). It is one atomic update of the shared count: no lock, no system call.
+    /// [`TaskDoneError::Corrupt`] when another process keeps rewriting the counts; counts it
+    /// merely changed give `TooManyCalls` or mark one more task done, never a panic.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
-        if self.queue.ring.task_done() {
-            Ok(())
-        } else {
-            Err(TaskDoneError::TooManyCalls)
+        match self.queue.ring.task_done() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TaskDoneError::TooManyCalls),
+            Err(error) => Err(TaskDoneError::Corrupt(error)),
         }
     }
 
@@ -94,7 +96,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// It cannot fail: it only reads the shared counts, without a lock.
+    /// It cannot fail: it only reads the shared counts, without a lock. Counts it cannot read
+    /// (another process keeps rewriting them) are never taken for "all done".
     pub fn join(&self) {
         self.join_waiting(Wait::Forever);
     }
@@ -109,7 +112,9 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// It cannot fail, as [`join`](Self::join).
+    /// It cannot fail, as [`join`](Self::join). Counts another process rewrote are taken as
+    /// they read (a done count past the items put reads as all done); counts it keeps
+    /// rewriting read as unfinished, so the call returns `false` at its deadline.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_waiting(Wait::after(timeout))
     }
@@ -119,14 +124,14 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         loop {
             // Read before the check, so a task_done in between ends the wait at once.
             let seen = ring.watch(Event::AllDone);
-            if ring.unfinished() == 0 {
+            if matches!(ring.unfinished(), Ok(0)) {
                 return true;
             }
             if wait.expired() {
                 return false;
             }
-            ring.wait(Event::AllDone, seen, wait.lock_deadline(), || {
-                ring.unfinished() > 0
+            ring.wait(Event::AllDone, seen, wait.deadline(), || {
+                !matches!(ring.unfinished(), Ok(0))
             });
         }
     }
@@ -174,16 +179,35 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 pub enum TaskDoneError {
     /// `task_done` was called more times than items were put. Python: `ValueError`.
     TooManyCalls,
+    /// Another process keeps rewriting the queue's shared counts, so none could be updated.
+    Corrupt(io::Error),
+}
+
+impl TaskDoneError {
+    /// Whether another process corrupted the queue's memory.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, TaskDoneError::Corrupt(_))
+    }
 }
 
 impl fmt::Display for TaskDoneError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TaskDoneError::TooManyCalls => f.write_str("task_done() called too many times"),
+            TaskDoneError::Corrupt(error) => {
+                write!(f, "another process corrupted the queue's memory: {error}")
+            }
         }
     }
 }
 
-impl std::error::Error for TaskDoneError {}
+impl std::error::Error for TaskDoneError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TaskDoneError::Corrupt(error) => Some(error),
+            TaskDoneError::TooManyCalls => None,
+        }
+    }
+}
 
 crate::debug_as_display!(TaskDoneError);

@@ -13,11 +13,15 @@
 //!
 //! - **Storage**: a ring buffer of frames (`layout`), grown by doubling when an item does not
 //!   fit, so on an unbounded queue `put` never waits for a reader: memory, not a kernel
-//!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads.
+//!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads. A ring
+//!   grown past 32 MiB gives the pages behind its head back to the system as consumers pass
+//!   them, so after a burst the queue's memory follows what it holds.
 //! - **Exclusion**: two process-shared *robust* mutexes, one for producers (the tail) and one
 //!   for consumers (the head), so a producer and a consumer never wait for each other. When a
 //!   process dies holding one, the kernel hands it to the next locker with `EOWNERDEAD`
-//!   instead of leaving it locked.
+//!   instead of leaving it locked. They are taken through a guard that unlocks on drop. A
+//!   holder that is stopped rather than dead keeps its lock: `get_nowait` and `put_nowait`
+//!   wait at most 100 ms for it, timed calls until their deadline, for every lock they take.
 //! - **Crash consistency**: each end's position (bytes and items passed) is kept twice and one
 //!   aligned word says which copy is current. A `put` writes the item into free space, then
 //!   the new tail into the spare copy, then flips the word: one store commits; a `get` does
@@ -32,6 +36,12 @@
 //!   cannot swallow it.
 //! - **Copies**: an item is encoded (rmp-serde) straight into the ring and decoded straight
 //!   from it. A first encoding pass only counts bytes.
+//! - **Distrust**: any process holding the memfd can write the header or the frames. The memfd
+//!   is sealed against shrinking (a spawned child refuses one that is not), so no mapping
+//!   faults; every number read from the header is parsed into a checked capacity and span
+//!   before anything divides, indexes or subtracts with it, and lock-free reads give up after
+//!   a bounded number of retries. What fails a check is a `Corrupt` error, never a panic.
+//!   (The mutexes' own words are glibc's and are trusted: see `sys::sync`.)
 //!
 //! Sockets were weighed and rejected: a socket buffer holds ~278 small messages before a writer
 //! blocks (the CPython deadlock again), a killed writer can leave half a message in a stream,
@@ -53,7 +63,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use joinable::{JoinableQueue, TaskDoneError};
-use ring::{Event, PushError, Ring};
+use ring::{Event, PushError, Ring, is_corruption};
 
 /// A FIFO queue of `T` shared by processes. Python: `multiprocessing.Queue`.
 ///
@@ -83,6 +93,14 @@ pub struct Queue<T> {
     items: PhantomData<fn(T) -> T>,
 }
 
+/// How long `get_nowait` and `put_nowait` wait for a lock another process holds before they
+/// report `Empty` or `Full`. A holder keeps a lock only while it copies one item (a growing
+/// producer: while it copies the live items), so a longer wait means it is stopped (SIGSTOP,
+/// a debugger) or hung; 100 ms spares a caller a false `Empty` behind a large copy without
+/// letting such a holder block it. CPython's `get(block=False)` raises `Empty` whenever the
+/// lock is taken at all.
+const NOWAIT_GRACE: Duration = Duration::from_millis(100);
+
 /// How long a blocking operation may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -98,9 +116,20 @@ impl Wait {
             .map_or(Wait::Forever, Wait::Until)
     }
 
-    /// The deadline for taking the lock: operations that do not wait for items still wait
-    /// for the lock, which is only ever held for one operation's copy.
+    /// The deadline for taking a lock. A lock is only ever held for one operation's copy, so
+    /// an operation that does not wait for items still waits for the lock, but at most
+    /// [`NOWAIT_GRACE`]: past that its holder is stopped or hung, and `get_nowait` and
+    /// `put_nowait` must not block. Call once per operation.
     fn lock_deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Forever => None,
+            Wait::Until(deadline) => Some(deadline),
+            Wait::No => Instant::now().checked_add(NOWAIT_GRACE),
+        }
+    }
+
+    /// The deadline for waiting for an event (`None` without one).
+    fn deadline(self) -> Option<Instant> {
         match self {
             Wait::Until(deadline) => Some(deadline),
             Wait::Forever | Wait::No => None,
@@ -162,7 +191,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`PutError::Closed`], [`PutError::Encode`], [`PutError::Os`]; each hands `item` back.
+    /// [`PutError::Closed`], [`PutError::Encode`], [`PutError::Os`], [`PutError::Corrupt`];
+    /// each hands `item` back.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_waiting(item, Wait::Forever)
     }
@@ -180,6 +210,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// On an unbounded queue it gives [`PutError::Full`] only when another process holds the
+    /// queue's lock past `timeout` (stopped, or copying a huge item).
+    ///
     /// # Errors
     /// As [`put`](Self::put), plus [`PutError::Full`].
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
@@ -195,6 +228,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(fila.put_nowait('b').unwrap_err().is_full());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// It waits for no room, but it waits up to 100 ms for the queue's lock, which another
+    /// process holds only while it copies one item; past that (the holder is stopped or hung)
+    /// it gives [`PutError::Full`], even on an unbounded queue. CPython's `put(block=False)`
+    /// fails at once when the queue's semaphore is taken.
     ///
     /// # Errors
     /// As [`put_timeout`](Self::put_timeout).
@@ -215,7 +253,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// [`GetError::Closed`]; [`GetError::Decode`] when the item is not a `T` (the item is
-    /// consumed and the queue stays usable); [`GetError::Os`].
+    /// consumed and the queue stays usable); [`GetError::Corrupt`] when another process
+    /// corrupted the queue's memory; [`GetError::Os`].
     pub fn get(&self) -> Result<T, GetError> {
         self.get_waiting(Wait::Forever)
     }
@@ -247,6 +286,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// It waits for no item, but it waits up to 100 ms for the queue's lock, which another
+    /// process holds only while it copies one item; past that (the holder is stopped or hung)
+    /// it gives [`GetError::Empty`]. CPython's `get(block=False)` raises `Empty` whenever the
+    /// lock is taken.
+    ///
     /// # Errors
     /// As [`get_timeout`](Self::get_timeout).
     pub fn get_nowait(&self) -> Result<T, GetError> {
@@ -266,6 +310,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// It takes no lock. While other processes put and get, the answer is a count the queue
     /// really held at some moment during the call (should consumers move 64 times while it
     /// reads, it settles for a count that may be a moment stale, never above `maxsize`).
+    ///
+    /// It cannot fail. If another process corrupted the queue's memory it returns 0 when the
+    /// two ends do not make sense (the head past the tail, more items than bytes, a capacity
+    /// that is not one), and never more items than the ring could hold; `get` and `put` then
+    /// report [`GetError::Corrupt`] and [`PutError::Corrupt`].
     pub fn qsize(&self) -> usize {
         self.ring.len() as usize
     }
@@ -345,38 +394,28 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             Err(error) => return Err(PutError::Encode { item, error }),
         };
         let maxsize = self.ring.maxsize();
-        // An unbounded queue is never full, so its put never gives up: it waits for the put
-        // lock as long as another producer holds it.
-        let lock_deadline = if maxsize == 0 {
-            None
-        } else {
-            wait.lock_deadline()
-        };
+        let lock_deadline = wait.lock_deadline();
         loop {
             let mut guard = match self.ring.lock_tail(lock_deadline) {
                 Ok(Some(guard)) => guard,
                 Ok(None) => return Err(PutError::Full(item)),
-                Err(error) => return Err(PutError::Os { item, error }),
+                Err(error) => return Err(PutError::from_ring(item, error)),
             };
-            let Some(seen) = guard.full(maxsize) else {
-                return match guard.push(len, |out| codec::encode_into(&item, out)) {
-                    Ok(()) => Ok(()),
-                    Err(PushError::Fill(error)) => Err(PutError::Encode { item, error }),
-                    Err(PushError::TooLarge) => Err(PutError::Os {
-                        item,
-                        error: io::Error::new(io::ErrorKind::OutOfMemory, "item too large"),
-                    }),
-                    Err(PushError::Os(error)) => Err(PutError::Os { item, error }),
-                };
+            let seen = match guard.full(maxsize) {
+                Ok(Some(seen)) => seen,
+                Ok(None) => {
+                    let pushed = guard.push(len, |out| codec::encode_into(&item, out));
+                    return PutError::from_push(item, pushed);
+                }
+                Err(error) => return Err(PutError::from_ring(item, error)),
             };
             drop(guard);
             if wait.expired() {
                 return Err(PutError::Full(item));
             }
-            self.ring
-                .wait(Event::NotFull, seen, wait.lock_deadline(), || {
-                    self.ring.len() >= maxsize
-                });
+            self.ring.wait(Event::NotFull, seen, wait.deadline(), || {
+                self.ring.len() >= maxsize
+            });
         }
     }
 
@@ -384,13 +423,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(GetError::Closed);
         }
+        let lock_deadline = wait.lock_deadline();
         loop {
-            let Some(mut guard) = self.ring.lock_head(wait.lock_deadline())? else {
+            let Some(mut guard) = self
+                .ring
+                .lock_head(lock_deadline)
+                .map_err(GetError::from_ring)?
+            else {
                 return Err(GetError::Empty);
             };
-            if let Some(payload) = guard.front()? {
+            if let Some(payload) = guard.front().map_err(GetError::from_ring)? {
                 let item = codec::decode::<T>(payload);
-                guard.pop_front()?;
+                guard.pop_front().map_err(GetError::from_ring)?;
                 return item.map_err(|error| GetError::Decode {
                     expected: std::any::type_name::<T>(),
                     error: error.to_string(),
@@ -401,10 +445,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             if wait.expired() {
                 return Err(GetError::Empty);
             }
-            self.ring
-                .wait(Event::NotEmpty, seen, wait.lock_deadline(), || {
-                    self.ring.len() == 0
-                });
+            self.ring.wait(Event::NotEmpty, seen, wait.deadline(), || {
+                self.ring.len() == 0
+            });
         }
     }
 }
@@ -473,6 +516,14 @@ pub enum PutError<T> {
         /// What the system said.
         error: io::Error,
     },
+    /// Another process corrupted the queue's shared memory (a header field no queue can
+    /// hold, or a file that does not cover the ring); nothing was put.
+    Corrupt {
+        /// The item.
+        item: T,
+        /// What was found.
+        error: io::Error,
+    },
 }
 
 impl<T> PutError<T> {
@@ -480,7 +531,38 @@ impl<T> PutError<T> {
     pub fn into_inner(self) -> T {
         match self {
             PutError::Full(item) | PutError::Closed(item) => item,
-            PutError::Encode { item, .. } | PutError::Os { item, .. } => item,
+            PutError::Encode { item, .. }
+            | PutError::Os { item, .. }
+            | PutError::Corrupt { item, .. } => item,
+        }
+    }
+
+    /// Whether another process corrupted the queue's memory.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, PutError::Corrupt { .. })
+    }
+
+    /// An error of the ring, as a `Corrupt` or an `Os` error.
+    fn from_ring(item: T, error: io::Error) -> PutError<T> {
+        if is_corruption(&error) {
+            PutError::Corrupt { item, error }
+        } else {
+            PutError::Os { item, error }
+        }
+    }
+
+    /// The outcome of a push of `item`.
+    fn from_push(item: T, pushed: Result<(), PushError<String>>) -> Result<(), PutError<T>> {
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(PushError::Fill(error)) => Err(PutError::Encode { item, error }),
+            Err(PushError::TooLarge) => Err(PutError::Os {
+                item,
+                error: io::Error::new(io::ErrorKind::OutOfMemory, "item too large"),
+            }),
+            // The consumers' lock, needed to grow, stayed taken until the deadline.
+            Err(PushError::Busy) => Err(PutError::Full(item)),
+            Err(PushError::Os(error)) => Err(PutError::from_ring(item, error)),
         }
     }
 
@@ -508,11 +590,21 @@ impl<T> fmt::Display for PutError<T> {
                 )
             }
             PutError::Os { error, .. } => write!(f, "the queue cannot hold the item: {error}"),
+            PutError::Corrupt { error, .. } => {
+                write!(f, "another process corrupted the queue's memory: {error}")
+            }
         }
     }
 }
 
-impl<T> std::error::Error for PutError<T> {}
+impl<T> std::error::Error for PutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PutError::Os { error, .. } | PutError::Corrupt { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(PutError<T>);
 
@@ -532,6 +624,9 @@ pub enum GetError {
     },
     /// The queue's memory is unusable.
     Os(io::Error),
+    /// Another process corrupted the queue's shared memory (a header field no queue can hold,
+    /// a frame that points outside the frames, a position that never stops changing).
+    Corrupt(io::Error),
 }
 
 impl GetError {
@@ -544,6 +639,20 @@ impl GetError {
     pub fn is_closed(&self) -> bool {
         matches!(self, GetError::Closed)
     }
+
+    /// Whether another process corrupted the queue's memory.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, GetError::Corrupt(_))
+    }
+
+    /// An error of the ring, as a `Corrupt` or an `Os` error.
+    fn from_ring(error: io::Error) -> GetError {
+        if is_corruption(&error) {
+            GetError::Corrupt(error)
+        } else {
+            GetError::Os(error)
+        }
+    }
 }
 
 impl fmt::Display for GetError {
@@ -555,6 +664,9 @@ impl fmt::Display for GetError {
                 write!(f, "cannot decode the item as `{expected}`: {error}")
             }
             GetError::Os(error) => write!(f, "queue memory is unusable: {error}"),
+            GetError::Corrupt(error) => {
+                write!(f, "another process corrupted the queue's memory: {error}")
+            }
         }
     }
 }
@@ -562,7 +674,7 @@ impl fmt::Display for GetError {
 impl std::error::Error for GetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            GetError::Os(error) => Some(error),
+            GetError::Os(error) | GetError::Corrupt(error) => Some(error),
             _ => None,
         }
     }

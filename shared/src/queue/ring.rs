@@ -26,31 +26,76 @@
 //! Growing the ring (a producer that finds no room) takes both locks, always the put lock
 //! first, and copies only into the new space above the old ring; the single store of the new
 //! capacity commits it.
+//!
+//! Locks are [`RobustMutex`]es taken through guards: [`TailGuard`] and [`HeadGuard`] hold one
+//! and unlock it on drop, then wake sleepers. Every lock is taken with the caller's deadline,
+//! including the get lock a growing producer takes; only a consumer releasing pages takes the
+//! put lock out of order, and then only with `try_lock`.
+//!
+//! # Checked at the boundary
+//!
+//! The memfd is sealed against shrinking when created, and [`Ring::open`] refuses one that is
+//! not, so a mapping never runs past the file's end. Each number the header holds is parsed
+//! once per operation, under the lock that keeps it stable: the capacity into a
+//! [`Capacity`] that the mapping covers (checked against the file's length only when the
+//! mapping must grow, so the hot path makes no system call), the two ends into a [`Span`].
+//! Frame headers are checked against the span before a slice is made. Seqlock reads retry a
+//! bounded number of times. What fails is a corruption error ([`is_corruption`]).
+//!
+//! # Memory
+//!
+//! A ring larger than [`RELEASE_ABOVE`] and at most a quarter full gives the pages of its
+//! free space back once the head has passed [`RELEASE_EVERY`] bytes since the last release:
+//! the consumer, holding both locks, punches whole blocks between the last release and its
+//! head (never `[head, tail)`), so under steady traffic only the pages between the last
+//! release and the tail stay resident, whatever the ring's size.
 
 use std::cell::UnsafeCell;
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::layout::{self, FRAME_HEADER, FrameHeader, Placement, frame_size};
-use crate::sys::shm::{self, Mapping};
-use crate::sys::sync::{self, RawMutex};
+pub(crate) use super::layout::Position;
+use super::layout::{
+    self, Capacity, FRAME_HEADER, FrameHeader, MAX_CAPACITY, Placement, Span, frame_size,
+};
+use crate::sys::fd::{self, Kind};
+use crate::sys::shm::{self, Mapping, Seal};
+use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v004");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v005");
+/// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
+/// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
+const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Seal];
 /// The header's share of the file; the ring starts after it. 64 KiB, so that the ring's
 /// offset is a whole number of pages whatever the page size (4, 16 or 64 KiB); only the first
 /// page is ever touched.
 const HEADER_BYTES: u64 = 64 * 1024;
 /// A new ring's size (a power of two, as every capacity is); it doubles as needed.
 const INITIAL_CAPACITY: u64 = 64 * 1024;
-/// When an emptied ring is larger than this, its pages past [`KEPT_WHEN_EMPTY`] go back to the
-/// system, so one burst of huge items does not pin that memory for the queue's lifetime.
-const RELEASE_ABOVE: u64 = 256 << 20;
-const KEPT_WHEN_EMPTY: u64 = 32 << 20;
+/// A ring larger than this gives the pages of the free space behind its head back to the
+/// system ([`HeadGuard::release_behind`]), so that one burst of huge items does not leave the
+/// whole ring resident under the steady traffic that follows. Smaller rings keep their pages:
+/// the check costs them one comparison per `get`, and nothing else.
+const RELEASE_ABOVE: u64 = 32 << 20;
+/// How far the head passes between two releases: each costs a system call, and the pages the
+/// head passed since the last one stay resident, so this bounds their memory.
+const RELEASE_EVERY: u64 = 8 << 20;
+/// Released ranges are whole blocks of this size, a multiple of every page size (4, 16 or
+/// 64 KiB): a partial page would only be zeroed, not given back.
+const RELEASE_BLOCK: u64 = 64 * 1024;
 
 /// How often [`Ring::len`] re-reads the two ends before it settles for a possible count.
 const LEN_RETRIES: u32 = 64;
+
+/// How often a lock-free read ([`Committed::read`], [`Ring::task_done`]) is retried when
+/// another process changes the word under it: spinning for the first [`READ_SPINS`], then
+/// yielding the CPU (a writer preempted mid-commit may need it). A commit takes nanoseconds,
+/// so failing this often means a process rewrites the word without end: corruption.
+const READ_ATTEMPTS: u32 = 10_000;
+const READ_SPINS: u32 = 64;
 
 /// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
@@ -72,15 +117,6 @@ pub(crate) enum Event {
     AllDone,
 }
 
-/// One end of the queue: a position in bytes and a count of items, both only growing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Position {
-    /// Bytes of frames (and skips) the end has passed.
-    pub(crate) bytes: u64,
-    /// Items the end has passed: put at the tail, taken at the head.
-    pub(crate) items: u64,
-}
-
 /// A [`Position`] committed by one store and readable without the lock (a seqlock over two
 /// copies): `version` names the current copy and changes on every commit.
 #[repr(C)]
@@ -91,21 +127,24 @@ struct Committed {
 
 impl Committed {
     /// A consistent snapshot, and the version it belongs to.
-    fn read(&self) -> (u64, Position) {
-        loop {
-            let version = self.version.load(Ordering::Acquire);
-            let [bytes, items] = &self.copies[(version & 1) as usize];
-            let position = Position {
-                bytes: bytes.load(Ordering::Relaxed),
-                items: items.load(Ordering::Relaxed),
-            };
-            // Pairs with the release fence in `commit`: if a later commit's write was read
-            // above, the version load below sees that commit's predecessor at least.
-            fence(Ordering::Acquire);
-            if self.version.load(Ordering::Relaxed) == version {
-                return (version, position);
-            }
-        }
+    ///
+    /// # Errors
+    /// Corruption, when the version changed under every one of [`READ_ATTEMPTS`] reads.
+    fn read(&self) -> io::Result<(u64, Position)> {
+        retry(|| self.try_read())
+    }
+
+    fn try_read(&self) -> Option<(u64, Position)> {
+        let version = self.version.load(Ordering::Acquire);
+        let [bytes, items] = &self.copies[(version & 1) as usize];
+        let position = Position {
+            bytes: bytes.load(Ordering::Relaxed),
+            items: items.load(Ordering::Relaxed),
+        };
+        // Pairs with the release fence in `commit`: if a later commit's write was read
+        // above, the version load below sees that commit's predecessor at least.
+        fence(Ordering::Acquire);
+        (self.version.load(Ordering::Relaxed) == version).then_some((version, position))
     }
 
     /// Writes `next` to the spare copy, then moves `version` to it: the single store a killed
@@ -151,11 +190,20 @@ impl Waiters {
 
 /// A robust process-shared mutex, on a cache line of its own.
 #[repr(C, align(64))]
-struct Lock(UnsafeCell<RawMutex>);
+struct Lock(RobustMutex);
 
-impl Lock {
-    fn raw(&self) -> *mut RawMutex {
-        self.0.get()
+/// Wakes the sleepers of one end when dropped, if a commit asked for it. Guards declare it
+/// after their lock, so it runs after the unlock: a woken process finds the lock free.
+struct Wake<'a> {
+    waiters: &'a Waiters,
+    pending: bool,
+}
+
+impl Drop for Wake<'_> {
+    fn drop(&mut self) {
+        if self.pending {
+            self.waiters.wake();
+        }
     }
 }
 
@@ -174,10 +222,12 @@ struct Tasks {
     waiters: Waiters,
 }
 
+/// The first page of the memfd. Every field may be rewritten by any process holding the memfd,
+/// so all are atomics, and every number read from one is checked before it is used.
 #[repr(C)]
 struct Header {
-    magic: u64,
-    maxsize: u64,
+    magic: AtomicU64,
+    maxsize: AtomicU64,
     /// Bytes in the ring; changed only under both locks, so either lock makes it stable.
     capacity: AtomicU64,
     put_lock: Lock,
@@ -187,8 +237,9 @@ struct Header {
     /// The consumers' end; its waiters wait for room (`NotFull`).
     head: End,
     tasks: Tasks,
-    /// The tail's byte position when the ring's pages were last released (under both locks).
-    released_at: AtomicU64,
+    /// The position up to which the free ring behind the head was given back to the system
+    /// (written under both locks; a hint, whose corruption costs memory, never safety).
+    released_to: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Header>() <= 4096);
@@ -223,29 +274,42 @@ impl Ring {
     /// A new, empty ring; `maxsize` 0 means unbounded.
     pub(crate) fn create(maxsize: u64) -> io::Result<Ring> {
         let file = shm::create(c"shared-queue", HEADER_BYTES + INITIAL_CAPACITY)?;
+        shm::seal(&file, &SEALS)?;
         let header = Mapping::new(&file, 0, HEADER_BYTES as usize)?;
         let ptr = header.as_ptr().cast::<Header>();
         // SAFETY: the mapping is fresh, zeroed (all positions 0, all counts 0), page-aligned
         // and large enough for a Header; no other process has the memfd yet.
         unsafe {
-            (*ptr).magic = MAGIC;
-            (*ptr).maxsize = maxsize;
+            (*ptr).magic = AtomicU64::new(MAGIC);
+            (*ptr).maxsize = AtomicU64::new(maxsize);
             (*ptr).capacity = AtomicU64::new(INITIAL_CAPACITY);
-            sync::init_mutex((*ptr).put_lock.raw())?;
-            sync::init_mutex((*ptr).get_lock.raw())?;
+            (*ptr).put_lock.0.init()?;
+            (*ptr).get_lock.0.init()?;
         }
         Ring::with_header(file, header)
     }
 
     /// Opens a ring created by another process, from a descriptor of its memfd.
+    ///
+    /// # Errors
+    /// `InvalidData` ("not a queue made by shared") for anything but a memfd sealed as
+    /// [`create`](Self::create) seals it, at least as long as an empty ring, with the magic.
     pub(crate) fn open(file: OwnedFd) -> io::Result<Ring> {
-        let not_a_queue = || io::Error::new(io::ErrorKind::InvalidData, "not a queue's memory");
+        let not_a_queue =
+            || io::Error::new(io::ErrorKind::InvalidData, "not a queue made by shared");
+        // Sealed first: a file that cannot shrink stays as long as checked below, so no mapping
+        // within that length can ever fault (SIGBUS).
+        if fd::kind(file.as_fd())? != Kind::Regular || !shm::is_sealed(&file, &SEALS) {
+            return Err(not_a_queue());
+        }
         if shm::file_len(&file)? < HEADER_BYTES + INITIAL_CAPACITY {
             return Err(not_a_queue());
         }
         let header = Mapping::new(&file, 0, HEADER_BYTES as usize)?;
-        // SAFETY: the mapping holds at least a Header's bytes.
-        if unsafe { (*header.as_ptr().cast::<Header>()).magic } != MAGIC {
+        // SAFETY: the mapping holds at least a Header's bytes, page-aligned, and every field
+        // of a Header is an atomic or a mutex, so any bytes are a valid Header to read.
+        let magic = unsafe { &(*header.as_ptr().cast::<Header>()).magic };
+        if magic.load(Ordering::Relaxed) != MAGIC {
             return Err(not_a_queue());
         }
         Ring::with_header(file, header)
@@ -272,32 +336,55 @@ impl Ring {
     }
 
     fn header(&self) -> &Header {
-        // SAFETY: the header mapping lives as long as `self` and never moves.
+        // SAFETY: the header mapping lives as long as `self` and never moves; `open` checked
+        // that the file covers it and cannot shrink. Any bytes make a valid Header (atomics
+        // and mutexes), so what other processes write there is read, never trusted.
         unsafe { &*self.header.as_ptr().cast::<Header>() }
     }
 
     /// The bound given at creation; 0 means unbounded.
     pub(crate) fn maxsize(&self) -> u64 {
-        self.header().maxsize
+        self.header().maxsize.load(Ordering::Relaxed)
     }
 
-    /// Items in the queue: a count it really held at some moment during the call.
+    /// Items in the queue: a count it really held at some moment during the call. On memory
+    /// another process corrupted: 0 when the ends are not a span of the ring (the head past the
+    /// tail, more items than bytes, a capacity that is not one, positions that never settle),
+    /// otherwise a count no larger than the ring could hold.
     pub(crate) fn len(&self) -> u64 {
-        let head = &self.header().head.position;
+        let header = self.header();
+        let head = &header.head.position;
         for _ in 0..LEN_RETRIES {
-            // Head first: the tail read after it is at least as far, so this never underflows.
-            let (version, taken) = head.read();
-            let (_, put) = self.header().tail.position.read();
+            // Head first: the tail read after it is at least as far.
+            let (Ok((version, taken)), Ok((_, put))) = (head.read(), header.tail.position.read())
+            else {
+                return 0;
+            };
             // If the head did not move while the tail was read, both held at that read.
             fence(Ordering::Acquire);
             if head.version.load(Ordering::Relaxed) == version {
-                return put.items - taken.items;
+                // Read after the tail: at least the capacity that tail was committed in.
+                let span = self.read_capacity().and_then(|c| Span::new(taken, put, c));
+                return span.map_or(0, Span::items);
             }
         }
-        // Consumers kept moving the head: give a count that may be stale but is possible.
-        let (_, taken) = head.read();
-        let (_, put) = self.header().tail.position.read();
-        let count = put.items.saturating_sub(taken.items);
+        self.stale_len()
+    }
+
+    /// When consumers kept moving the head: a count that may be stale but is possible.
+    fn stale_len(&self) -> u64 {
+        let header = self.header();
+        let (Ok((_, taken)), Ok((_, put)), Some(capacity)) = (
+            header.head.position.read(),
+            header.tail.position.read(),
+            self.read_capacity(),
+        ) else {
+            return 0;
+        };
+        let count = put
+            .items
+            .saturating_sub(taken.items)
+            .min(capacity.bytes() / FRAME_HEADER);
         match self.maxsize() {
             0 => count,
             maxsize => count.min(maxsize),
@@ -305,36 +392,41 @@ impl Ring {
     }
 
     /// Items put and not yet marked done (JoinableQueue).
-    pub(crate) fn unfinished(&self) -> u64 {
+    ///
+    /// # Errors
+    /// Corruption, when the tail never settles ([`Committed::read`]).
+    pub(crate) fn unfinished(&self) -> io::Result<u64> {
         let done = self.header().tasks.done.load(Ordering::Acquire);
-        let (_, tail) = self.header().tail.position.read();
-        tail.items.saturating_sub(done)
+        let (_, tail) = self.header().tail.position.read()?;
+        Ok(tail.items.saturating_sub(done))
     }
 
     /// Marks one item done. Returns `false`, changing nothing, when no item is unfinished.
     /// One atomic update, so it needs no lock and a kill cannot tear it.
-    pub(crate) fn task_done(&self) -> bool {
+    ///
+    /// # Errors
+    /// Corruption, when the tail or the count never settle.
+    pub(crate) fn task_done(&self) -> io::Result<bool> {
         let tasks = &self.header().tasks;
-        let mut done = tasks.done.load(Ordering::Relaxed);
-        loop {
-            let (_, tail) = self.header().tail.position.read();
+        let marked = retry(|| {
+            let done = tasks.done.load(Ordering::Relaxed);
+            let tail = match self.header().tail.position.read() {
+                Ok((_, tail)) => tail,
+                Err(error) => return Some(Err(error)),
+            };
             if done >= tail.items {
-                return false;
+                return Some(Ok(false));
             }
-            match tasks.done.compare_exchange_weak(
-                done,
-                done + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(now) => done = now,
-            }
-        }
-        if self.unfinished() == 0 && tasks.waiters.announce() {
+            let next = Ordering::AcqRel;
+            let marked = tasks
+                .done
+                .compare_exchange_weak(done, done + 1, next, Ordering::Relaxed);
+            marked.is_ok().then_some(Ok(true))
+        })??;
+        if marked && matches!(self.unfinished(), Ok(0)) && tasks.waiters.announce() {
             tasks.waiters.wake();
         }
-        true
+        Ok(marked)
     }
 
     /// The word that changes when `event` may have happened, to pass to [`wait`](Self::wait)
@@ -410,68 +502,157 @@ impl Ring {
         }
     }
 
-    fn capacity(&self) -> u64 {
-        self.header().capacity.load(Ordering::Acquire)
+    /// The capacity in the header, if it is one this ring could have.
+    fn read_capacity(&self) -> Option<Capacity> {
+        let bytes = self.header().capacity.load(Ordering::Acquire);
+        Capacity::new(bytes).filter(|capacity| capacity.bytes() >= INITIAL_CAPACITY)
+    }
+
+    /// The capacity in the header, checked, with `data` mapped over all of it. Call with either
+    /// lock held: it keeps the capacity stable (growth takes both).
+    ///
+    /// # Errors
+    /// Corruption, when the capacity is not one or the file does not cover it; the system's
+    /// error when the mapping cannot grow.
+    fn mapped_capacity(&self, data: &mut Mapping) -> io::Result<Capacity> {
+        let capacity = self.read_capacity().ok_or_else(|| {
+            let bytes = self.header().capacity.load(Ordering::Relaxed);
+            corrupt(format!(
+                "capacity {bytes} is not a power of two from {INITIAL_CAPACITY} to {MAX_CAPACITY}"
+            ))
+        })?;
+        let bytes = capacity.bytes();
+        if bytes as usize <= data.len() {
+            return Ok(capacity);
+        }
+        // Another process grew the ring since `data` was mapped, or claims it did. The file
+        // cannot shrink (sealed), so once it covers the ring it always will.
+        let len = shm::file_len(&self.file)?;
+        if len < HEADER_BYTES + bytes {
+            return Err(corrupt(format!(
+                "capacity {bytes} is larger than the file ({len} bytes with the header)"
+            )));
+        }
+        data.grow(bytes as usize)?;
+        Ok(capacity)
     }
 
     /// Locks the producers' end, waiting at most until `deadline`; `None` on timeout.
+    ///
+    /// # Errors
+    /// Corruption ([`is_corruption`]) of the tail or the capacity; the system's errors.
     pub(crate) fn lock_tail(&self, deadline: Option<Instant>) -> io::Result<Option<TailGuard<'_>>> {
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if unsafe { sync::lock(self.header().put_lock.raw(), deadline) }?.is_none() {
+        let Some(lock) = self.header().put_lock.0.lock(deadline)? else {
             return Ok(None);
-        }
-        let mut guard = TailGuard {
-            ring: self,
-            tail: self.header().tail.position.read().1,
-            wake: false,
         };
-        let capacity = self.capacity();
-        self.map_frames(&mut guard.view().data, capacity)?;
-        Ok(Some(guard))
+        let (_, tail) = self.header().tail.position.read()?;
+        // SAFETY: we hold the put lock (`lock`), which excludes every other user of the view.
+        let view = unsafe { &mut *self.producer.get() };
+        let capacity = self.mapped_capacity(&mut view.data)?;
+        Ok(Some(TailGuard {
+            ring: self,
+            tail,
+            capacity,
+            deadline,
+            _lock: lock,
+            wake: Wake {
+                waiters: &self.header().tail.waiters,
+                pending: false,
+            },
+        }))
     }
 
     /// Locks the consumers' end, waiting at most until `deadline`; `None` on timeout.
+    ///
+    /// # Errors
+    /// Corruption ([`is_corruption`]) of either end or the capacity; the system's errors.
     pub(crate) fn lock_head(&self, deadline: Option<Instant>) -> io::Result<Option<HeadGuard<'_>>> {
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if unsafe { sync::lock(self.header().get_lock.raw(), deadline) }?.is_none() {
+        let Some(lock) = self.header().get_lock.0.lock(deadline)? else {
             return Ok(None);
-        }
-        let (tail_version, tail) = self.header().tail.position.read();
-        let mut guard = HeadGuard {
+        };
+        let (tail_version, tail) = self.header().tail.position.read()?;
+        let (_, head) = self.header().head.position.read()?;
+        // SAFETY: we hold the get lock (`lock`), which excludes every other user of the
+        // consumer mapping.
+        let data = unsafe { &mut *self.consumer.get() };
+        let capacity = self.mapped_capacity(data)?;
+        Ok(Some(HeadGuard {
             ring: self,
-            head: self.header().head.position.read().1,
-            tail,
+            span: checked_span(head, tail, capacity)?,
             tail_version,
             front: None,
-            capacity: self.capacity(),
-            wake: false,
-        };
-        let capacity = guard.capacity;
-        self.map_frames(guard.data_mut(), capacity)?;
-        Ok(Some(guard))
-    }
-
-    /// Another process may have grown the ring since `data` was mapped.
-    fn map_frames(&self, data: &mut Mapping, capacity: u64) -> io::Result<()> {
-        if capacity as usize <= data.len() {
-            return Ok(());
-        }
-        if shm::file_len(&self.file)? < HEADER_BYTES + capacity {
-            return Err(corrupt());
-        }
-        data.grow(capacity as usize)
+            _lock: lock,
+            wake: Wake {
+                waiters: &self.header().head.waiters,
+                pending: false,
+            },
+        }))
     }
 }
 
-fn corrupt() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "queue memory is corrupt")
+/// Calls `attempt` until it gives a value: spinning at first, then yielding the CPU.
+///
+/// # Errors
+/// Corruption after [`READ_ATTEMPTS`] failures: another process keeps changing the word.
+fn retry<T>(mut attempt: impl FnMut() -> Option<T>) -> io::Result<T> {
+    for tries in 0..READ_ATTEMPTS {
+        if let Some(value) = attempt() {
+            return Ok(value);
+        }
+        if tries < READ_SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    Err(corrupt("a position kept changing while it was read"))
+}
+
+/// `head` to `tail` as a span of a ring of `capacity`.
+///
+/// # Errors
+/// Corruption when they are not one.
+fn checked_span(head: Position, tail: Position, capacity: Capacity) -> io::Result<Span> {
+    Span::new(head, tail, capacity).ok_or_else(|| {
+        corrupt(format!(
+            "head {head:?} and tail {tail:?} are not the ends of a ring of {} bytes",
+            capacity.bytes()
+        ))
+    })
+}
+
+/// What another process did to the queue's memory, as found by a check; carried inside an
+/// `io::Error` of kind `InvalidData` so that [`is_corruption`] can tell it from the system's
+/// errors.
+#[derive(Debug)]
+struct Corruption(String);
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corruption {}
+
+fn corrupt(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Corruption(what.into()))
+}
+
+/// Whether `error` reports memory another process corrupted (rather than a system error).
+pub(crate) fn is_corruption(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<Corruption>())
 }
 
 /// Why a frame could not be added.
 pub(crate) enum PushError<E> {
     /// The frame is larger than any ring can be.
     TooLarge,
-    /// The memory could not grow.
+    /// Growing needed the consumers' lock, and it stayed taken until the deadline.
+    Busy,
+    /// The memory could not grow, or is corrupt ([`is_corruption`]).
     Os(io::Error),
     /// The caller's `fill` failed; nothing was added.
     Fill(E),
@@ -483,7 +664,13 @@ pub(crate) struct TailGuard<'a> {
     ring: &'a Ring,
     /// The committed tail.
     tail: Position,
-    wake: bool,
+    /// The ring's size, checked and mapped; stable while the put lock is held.
+    capacity: Capacity,
+    /// How long this operation may wait for the get lock, should it have to grow the ring.
+    deadline: Option<Instant>,
+    /// Dropped before `wake`: fields drop in declaration order.
+    _lock: RobustGuard<'a>,
+    wake: Wake<'a>,
 }
 
 impl TailGuard<'_> {
@@ -493,20 +680,37 @@ impl TailGuard<'_> {
         unsafe { &mut *self.ring.producer.get() }
     }
 
-    fn refresh_head(&mut self) -> u64 {
-        let (version, head) = self.ring.header().head.position.read();
+    /// Re-reads the head: the [`watch`](Ring::watch) value of [`Event::NotFull`] it belongs
+    /// to, and the span from it to the tail.
+    ///
+    /// # Errors
+    /// Corruption when the head never settles or is not behind the tail within the ring.
+    fn refresh_head(&mut self) -> io::Result<(u64, Span)> {
+        let (version, head) = self.ring.header().head.position.read()?;
+        let span = checked_span(head, self.tail, self.capacity)?;
         self.view().head = head;
-        version
+        Ok((version, span))
     }
 
     /// Whether the queue holds `maxsize` (non-zero) items: if so, the [`watch`](Ring::watch)
     /// value of [`Event::NotFull`] that saw it full, to wait for room.
-    pub(crate) fn full(&mut self, maxsize: u64) -> Option<u64> {
-        if maxsize == 0 || self.tail.items - self.view().head.items < maxsize {
-            return None;
+    ///
+    /// # Errors
+    /// As [`refresh_head`](Self::refresh_head).
+    pub(crate) fn full(&mut self, maxsize: u64) -> io::Result<Option<u64>> {
+        if maxsize == 0 {
+            return Ok(None);
         }
-        let version = self.refresh_head();
-        (self.tail.items - self.view().head.items >= maxsize).then_some(version)
+        // The head seen last is a lower bound of the real one, so a count below `maxsize`
+        // from it is safe. One that is not (or a tail another process moved behind it)
+        // sends us to re-read.
+        let cached = self.view().head;
+        let counted = self.tail.items.checked_sub(cached.items);
+        if counted.is_some_and(|items| items < maxsize) {
+            return Ok(None);
+        }
+        let (version, span) = self.refresh_head()?;
+        Ok((span.items() >= maxsize).then_some(version))
     }
 
     /// Adds a frame of `len` payload bytes written by `fill`, growing the ring if needed
@@ -518,21 +722,18 @@ impl TailGuard<'_> {
     ) -> Result<(), PushError<E>> {
         let size = frame_size(len).ok_or(PushError::TooLarge)?;
         let placement = self.place(size)?;
-        let capacity = self.ring.capacity();
-        let tail = self.tail;
+        let (capacity, tail) = (self.capacity, self.tail);
         let data = &mut self.view().data;
         if placement.skip > 0 {
-            write_header(
-                data,
-                tail.bytes % capacity,
-                FrameHeader::Skip(placement.skip),
-            );
+            let skip = FrameHeader::Skip(placement.skip);
+            write_header(data, capacity.offset(tail.bytes), skip);
         }
-        let offset = placement.at % capacity;
+        let offset = capacity.offset(placement.at);
         write_header(data, offset, FrameHeader::Payload(len));
-        // SAFETY: `place` found `[offset, offset + size)` free and inside the ring, which the
-        // mapping covers; the put lock and `&mut self` exclude every other writer, and
-        // consumers read only committed frames.
+        // SAFETY: `place` found `[offset, offset + size)` free and inside the ring, checked
+        // against a span of this capacity, and the mapping covers the capacity; the put lock
+        // and `&mut self` exclude every other writer, and consumers read only committed
+        // frames.
         let payload = unsafe {
             std::slice::from_raw_parts_mut(
                 data.as_ptr().add((offset + FRAME_HEADER) as usize),
@@ -542,26 +743,25 @@ impl TailGuard<'_> {
         fill(payload).map_err(PushError::Fill)?;
         self.tail = Position {
             bytes: placement.end,
+            // The span checked in `place` keeps the tail's items below its bytes / 8.
             items: tail.items + 1,
         };
         let end = &self.ring.header().tail;
         end.position.commit(self.tail);
-        self.wake |= end.waiters.announce();
+        self.wake.pending |= end.waiters.announce();
         Ok(())
     }
 
     /// Where a frame of `size` bytes goes: after the tail, growing the ring if the head, even
     /// re-read, leaves no room.
     fn place<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        let capacity = self.ring.capacity();
-        let fits = |this: &mut Self| {
-            layout::place(this.view().head.bytes, this.tail.bytes, capacity, size)
-        };
-        if let Some(placement) = fits(self) {
+        // The head seen last first: a span from it, if it makes one, under-states the room.
+        let cached = Span::new(self.view().head, self.tail, self.capacity);
+        if let Some(placement) = cached.and_then(|span| layout::place(span, size)) {
             return Ok(placement);
         }
-        self.refresh_head();
-        match fits(self) {
+        let (_, span) = self.refresh_head().map_err(PushError::Os)?;
+        match layout::place(span, size) {
             Some(placement) => Ok(placement),
             None => self.grow(size),
         }
@@ -569,32 +769,31 @@ impl TailGuard<'_> {
 
     /// Grows the ring so that a frame of `size` bytes fits, and places it.
     fn grow<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        let ring = self.ring;
         // Consumers must not read while frames move: take their lock too (put lock first,
-        // always). Consumers wait for the copy, as long as one pass over the live frames.
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        unsafe { sync::lock(ring.header().get_lock.raw(), None) }.map_err(PushError::Os)?;
-        let grown = self.grow_holding_both_locks(size);
-        // SAFETY: we locked it above.
-        unsafe { sync::unlock(ring.header().get_lock.raw()) };
-        grown
+        // always), within this operation's deadline. Consumers wait for the copy, as long as
+        // one pass over the live frames.
+        let lock = &self.ring.header().get_lock.0;
+        let Some(_consumers) = lock.lock(self.deadline).map_err(PushError::Os)? else {
+            return Err(PushError::Busy);
+        };
+        self.grow_holding_both_locks(size)
     }
 
     fn grow_holding_both_locks<E>(&mut self, size: u64) -> Result<Placement, PushError<E>> {
-        self.refresh_head();
-        let (head, tail) = (self.view().head.bytes, self.tail.bytes);
-        let old = self.ring.capacity();
-        if let Some(placement) = layout::place(head, tail, old, size) {
+        let (_, span) = self.refresh_head().map_err(PushError::Os)?;
+        if let Some(placement) = layout::place(span, size) {
             return Ok(placement); // a consumer made room while we waited for its lock
         }
-        let new = layout::grown_capacity(old, tail - head, size).ok_or(PushError::TooLarge)?;
-        shm::grow_file(&self.ring.file, HEADER_BYTES + new).map_err(PushError::Os)?;
+        let new =
+            layout::grown_capacity(self.capacity, span.bytes(), size).ok_or(PushError::TooLarge)?;
+        shm::grow_file(&self.ring.file, HEADER_BYTES + new.bytes()).map_err(PushError::Os)?;
         let data = &mut self.view().data;
-        data.grow(new as usize).map_err(PushError::Os)?;
-        for step in layout::relocations(head, tail, old, new) {
-            // SAFETY: both ranges lie inside the mapping grown above; the destination lies at
-            // or above `old`, so it overlaps neither the source nor any frame the committed
-            // capacity can reach.
+        data.grow(new.bytes() as usize).map_err(PushError::Os)?;
+        for step in layout::relocations(span, new) {
+            // SAFETY: both ranges lie inside the mapping grown above (`relocations` keeps
+            // them within the old and new capacities, for a checked span); the destination
+            // lies at or above the old capacity, so it overlaps neither the source nor any
+            // frame the committed capacity can reach.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     data.as_ptr().add(step.from as usize),
@@ -603,18 +802,13 @@ impl TailGuard<'_> {
                 );
             }
         }
-        self.ring.header().capacity.store(new, Ordering::Release);
-        layout::place(head, tail, new, size).ok_or(PushError::TooLarge)
-    }
-}
-
-impl Drop for TailGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard's existence proves this thread holds the put lock.
-        unsafe { sync::unlock(self.ring.header().put_lock.raw()) };
-        if self.wake {
-            self.ring.header().tail.waiters.wake();
-        }
+        self.ring
+            .header()
+            .capacity
+            .store(new.bytes(), Ordering::Release);
+        self.capacity = new;
+        let grown = checked_span(span.head(), span.tail(), new).map_err(PushError::Os)?;
+        layout::place(grown, size).ok_or(PushError::TooLarge)
     }
 }
 
@@ -633,27 +827,22 @@ fn write_header(data: &mut Mapping, offset: u64, header: FrameHeader) {
 /// sleep on a full queue, if any.
 pub(crate) struct HeadGuard<'a> {
     ring: &'a Ring,
-    /// The committed head.
-    head: Position,
-    /// The tail when the lock was taken, and its version.
-    tail: Position,
+    /// The committed head, the tail when the lock was taken and the ring's size (stable under
+    /// the get lock), checked.
+    span: Span,
+    /// The tail's version when the lock was taken.
     tail_version: u64,
     /// The first frame, once [`front`](Self::front) found it: its position and size.
     front: Option<(u64, u64)>,
-    capacity: u64,
-    wake: bool,
+    /// Dropped before `wake`: fields drop in declaration order.
+    _lock: RobustGuard<'a>,
+    wake: Wake<'a>,
 }
 
 impl HeadGuard<'_> {
     fn data(&self) -> &Mapping {
         // SAFETY: we hold the get lock, which excludes every writer of the consumer mapping.
         unsafe { &*self.ring.consumer.get() }
-    }
-
-    fn data_mut(&mut self) -> &mut Mapping {
-        // SAFETY: we hold the get lock, and `&mut self` excludes every reference this guard
-        // handed out.
-        unsafe { &mut *self.ring.consumer.get() }
     }
 
     /// The [`watch`](Ring::watch) value of [`Event::NotEmpty`] when this guard saw the tail.
@@ -663,15 +852,20 @@ impl HeadGuard<'_> {
 
     /// `len` bytes of the ring at `position`, if they lie within the frames and do not wrap.
     fn frame_bytes(&self, position: u64, len: u64) -> io::Result<&[u8]> {
-        let offset = position % self.capacity;
-        let inside = position
+        let capacity = self.span.capacity();
+        let offset = capacity.offset(position);
+        let within_frames = position
             .checked_add(len)
-            .is_some_and(|end| end <= self.tail.bytes && offset + len <= self.capacity);
-        if !inside {
-            return Err(corrupt());
+            .is_some_and(|end| end <= self.span.tail().bytes);
+        let within_ring = offset
+            .checked_add(len)
+            .is_some_and(|end| end <= capacity.bytes());
+        if !(within_frames && within_ring) {
+            return Err(corrupt("a frame header points outside the frames"));
         }
-        // SAFETY: the range is inside the ring, which the mapping covers, and inside the
-        // committed frames, which no producer writes; the get lock excludes other consumers.
+        // SAFETY: the range is inside the ring, which the mapping covers (`lock_head` mapped
+        // the capacity), and inside the committed frames, which no producer writes; the get
+        // lock excludes other consumers.
         Ok(unsafe {
             std::slice::from_raw_parts(self.data().as_ptr().add(offset as usize), len as usize)
         })
@@ -679,91 +873,428 @@ impl HeadGuard<'_> {
 
     fn header_at(&self, position: u64) -> io::Result<FrameHeader> {
         let bytes = self.frame_bytes(position, FRAME_HEADER)?;
-        let word = u64::from_le_bytes(bytes.try_into().map_err(|_| corrupt())?);
+        let word = u64::from_le_bytes(bytes.try_into().map_err(|_| corrupt("short header"))?);
         Ok(FrameHeader::from_word(word))
     }
 
     /// The payload of the first frame, `None` when the queue is empty.
     ///
     /// # Errors
-    /// `InvalidData` if a header points outside the frames, which only memory corruption
+    /// Corruption if a header points outside the frames, which only memory corruption
     /// from outside this crate can cause.
     pub(crate) fn front(&mut self) -> io::Result<Option<&[u8]>> {
-        if self.head.items == self.tail.items {
+        if self.span.items() == 0 {
             return Ok(None);
         }
-        let mut at = self.head.bytes;
+        let mut at = self.span.head().bytes;
         if let FrameHeader::Skip(skip) = self.header_at(at)? {
             // It reached the end of the ring it was written in; the ring may have grown
             // since, so only check that it stays inside the ring and the frames.
             if skip % FRAME_HEADER != 0 || skip == 0 {
-                return Err(corrupt());
+                return Err(corrupt("a skip of a length no producer writes"));
             }
             self.frame_bytes(at, skip)?;
-            at += skip;
+            // `frame_bytes` checked that `at + skip` is at most the tail; checked anyway.
+            at = at
+                .checked_add(skip)
+                .ok_or_else(|| corrupt("a skip past the end"))?;
         }
         let FrameHeader::Payload(len) = self.header_at(at)? else {
-            return Err(corrupt());
+            return Err(corrupt("a skip after a skip"));
         };
-        let size = frame_size(len).ok_or_else(corrupt)?;
+        let size = frame_size(len).ok_or_else(|| corrupt("a frame larger than any ring"))?;
         self.frame_bytes(at, size)?;
         self.front = Some((at, size));
+        // Within the frame checked above, so no overflow.
         self.frame_bytes(at + FRAME_HEADER, len).map(Some)
     }
 
     /// Removes the first frame (commits); call after [`front`](Self::front) returned one.
+    ///
+    /// # Errors
+    /// Corruption when there is no such frame.
     pub(crate) fn pop_front(&mut self) -> io::Result<()> {
-        let (at, size) = self.front.take().ok_or_else(corrupt)?;
-        self.head = Position {
+        let (at, size) = self
+            .front
+            .take()
+            .ok_or_else(|| corrupt("no frame to remove"))?;
+        // `front` checked `at + size <= tail`, and a non-empty span has items left.
+        let head = Position {
             bytes: at + size,
-            items: self.head.items + 1,
+            items: self.span.head().items + 1,
         };
+        self.span = checked_span(head, self.span.tail(), self.span.capacity())?;
         let end = &self.ring.header().head;
-        end.position.commit(self.head);
+        end.position.commit(head);
         if self.ring.maxsize() > 0 {
-            self.wake |= end.waiters.announce();
+            self.wake.pending |= end.waiters.announce();
         }
-        if self.head.items == self.tail.items && self.capacity > RELEASE_ABOVE {
-            self.release_memory();
+        if self.span.capacity().bytes() > RELEASE_ABOVE {
+            self.release_behind();
         }
         Ok(())
     }
 
-    /// Gives the pages of a large, empty ring back to the system. Best effort: only if no
-    /// producer holds the put lock (taking it here would invert the lock order), and on
-    /// failure the pages simply stay in use.
-    fn release_memory(&self) {
-        let put_lock = self.ring.header().put_lock.raw();
-        // SAFETY: the mutex was initialised by `create` and lives in our mapping.
-        if !matches!(unsafe { sync::try_lock(put_lock) }, Ok(Some(_))) {
+    /// Gives back to the system the pages of the free ring the head passed since the last
+    /// release, once that is [`RELEASE_EVERY`] bytes and the ring is at most a quarter full
+    /// (a fuller ring would soon fault the pages back in). Best effort: only if no producer
+    /// holds the put lock (taking it here would invert the lock order), and on failure the
+    /// pages simply stay in use.
+    fn release_behind(&self) {
+        let header = self.ring.header();
+        let (span, from) = (self.span, header.released_to.load(Ordering::Relaxed));
+        let head = span.head().bytes;
+        // A mark past the head is corrupt: release (nothing) and reset it below.
+        let passed = head.checked_sub(from).unwrap_or(u64::MAX);
+        let capacity = span.capacity().bytes();
+        if passed < RELEASE_EVERY || span.bytes() > capacity / 4 {
             return;
         }
-        // With both locks held nobody writes or reads frames: if the queue is still empty,
-        // no byte of the ring is live.
-        let (_, tail) = self.ring.header().tail.position.read();
-        let released_at = &self.ring.header().released_at;
-        // Frames since the last release touched at most this many bytes of pages: below
-        // KEPT_WHEN_EMPTY, a release would cost a system call for little memory.
-        let touched = tail.bytes - released_at.load(Ordering::Relaxed);
-        if tail.items == self.head.items && touched >= KEPT_WHEN_EMPTY {
-            let _ = shm::release(
-                &self.ring.file,
-                HEADER_BYTES + KEPT_WHEN_EMPTY,
-                self.capacity - KEPT_WHEN_EMPTY,
-            );
-            released_at.store(tail.bytes, Ordering::Relaxed);
+        let Ok(Some(_producers)) = header.put_lock.0.try_lock() else {
+            return;
+        };
+        // With both locks held nobody writes frames, so every position from a whole ring
+        // behind the tail up to the head is free: a producer may only write there again once
+        // it holds the put lock.
+        let Ok((_, tail)) = header.tail.position.read() else {
+            return;
+        };
+        let Some(now) = Span::new(span.head(), tail, span.capacity()) else {
+            return;
+        };
+        let from = from.max(now.tail().bytes.saturating_sub(capacity));
+        for range in layout::whole_blocks(from, head, span.capacity(), RELEASE_BLOCK) {
+            let _ = shm::release(&self.ring.file, HEADER_BYTES + range.offset, range.len);
         }
-        // SAFETY: we locked it above.
-        unsafe { sync::unlock(put_lock) };
+        // The block holding the head was kept: the next release starts with it.
+        header
+            .released_to
+            .store(head - head % RELEASE_BLOCK, Ordering::Relaxed);
     }
 }
 
-impl Drop for HeadGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the guard's existence proves this thread holds the get lock.
-        unsafe { sync::unlock(self.ring.header().get_lock.raw()) };
-        if self.wake {
-            self.ring.header().head.waiters.wake();
+#[cfg(test)]
+mod tests {
+    //! Corruption as another process could cause it: these tests write the header and the
+    //! frames of a live queue directly, then check that every call gives an error or its
+    //! documented value, and never panics, faults or hangs.
+
+    use super::*;
+    use crate::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+    use serde_bytes::ByteBuf;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::thread;
+
+    /// Bounds every wait of these tests; reached only by a bug.
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    fn header<T>(queue: &Queue<T>) -> &Header {
+        queue.ring.header()
+    }
+
+    /// Writes `position` into both copies of an end, as a corrupting process could.
+    fn overwrite(end: &Committed, position: Position) {
+        for [bytes, items] in &end.copies {
+            bytes.store(position.bytes, Ordering::Relaxed);
+            items.store(position.items, Ordering::Relaxed);
         }
+    }
+
+    /// Asserts that every get and a bounded put report corruption, and `qsize` says 0.
+    fn assert_corrupt(queue: &Queue<u32>, what: &str) {
+        assert!(queue.get().unwrap_err().is_corrupt(), "get: {what}");
+        assert!(
+            queue.get_nowait().unwrap_err().is_corrupt(),
+            "get_nowait: {what}"
+        );
+        let timed = queue.get_timeout(Duration::from_millis(10));
+        assert!(timed.unwrap_err().is_corrupt(), "get_timeout: {what}");
+        assert_eq!(queue.qsize(), 0, "qsize: {what}");
+        assert!(queue.empty() && !queue.full(), "{what}");
+        let error = queue.put_nowait(7).unwrap_err();
+        assert!(error.is_corrupt(), "put_nowait: {what}: {error}");
+        assert_eq!(error.into_inner(), 7);
+    }
+
+    #[test]
+    fn a_capacity_no_queue_can_have_is_corruption() {
+        for bytes in [0, 3, INITIAL_CAPACITY / 2, 3 << 20, u64::MAX] {
+            let queue = Queue::<u32>::with_maxsize(4).unwrap();
+            queue.put(1).unwrap();
+            header(&queue).capacity.store(bytes, Ordering::Relaxed);
+            assert_corrupt(&queue, &format!("capacity {bytes}"));
+            assert!(queue.put(2).unwrap_err().is_corrupt());
+        }
+    }
+
+    #[test]
+    fn a_capacity_beyond_the_file_is_corruption_not_sigbus() {
+        let queue = Queue::<u32>::with_maxsize(4).unwrap();
+        queue.put(1).unwrap();
+        header(&queue).capacity.store(1 << 30, Ordering::Relaxed);
+        assert!(queue.get().unwrap_err().is_corrupt());
+        assert!(queue.put(2).unwrap_err().is_corrupt());
+        // A power of two the ring could have: qsize counts within it.
+        assert_eq!(queue.qsize(), 1);
+    }
+
+    #[test]
+    fn a_head_past_the_tail_is_corruption() {
+        let queue = Queue::<u32>::with_maxsize(1).unwrap();
+        queue.put(1).unwrap();
+        let past = Position {
+            bytes: 1 << 20,
+            items: 5,
+        };
+        overwrite(&header(&queue).head.position, past);
+        assert_corrupt(&queue, "head past tail");
+        // An unbounded queue's put need not read the head (it remembers an older one): it
+        // may succeed or report the corruption, but never panics.
+        let unbounded = queue.retyped::<u32>();
+        header(&queue).maxsize.store(0, Ordering::Relaxed);
+        let put = unbounded.put(2);
+        assert!(
+            put.as_ref().map_or_else(PutError::is_corrupt, |()| true),
+            "{put:?}"
+        );
+    }
+
+    #[test]
+    fn more_items_than_bytes_or_ends_further_apart_than_the_ring_are_corruption() {
+        for tail in [
+            Position {
+                bytes: 16,
+                items: 100,
+            },
+            Position {
+                bytes: 1 << 40,
+                items: 1,
+            },
+            Position {
+                bytes: u64::MAX,
+                items: 1,
+            },
+        ] {
+            let queue = Queue::<u32>::with_maxsize(1).unwrap();
+            queue.put(1).unwrap();
+            overwrite(&header(&queue).tail.position, tail);
+            assert_corrupt(&queue, &format!("tail {tail:?}"));
+        }
+    }
+
+    #[test]
+    fn a_frame_header_that_points_outside_the_frames_is_corruption() {
+        for word in [u64::MAX >> 1, 1 << 20, FrameHeader::Skip(4096).to_word(), 0] {
+            let queue = Queue::<u32>::new().unwrap();
+            queue.put(1).unwrap();
+            let frames = Mapping::new(&queue.ring.file, HEADER_BYTES, 4096).unwrap();
+            // SAFETY: the mapping covers the first frame's 8-byte, 8-aligned header; writing it
+            // is what a corrupting process would do (the queue's own mapping is untouched).
+            unsafe { frames.as_ptr().cast::<u64>().write(word.to_le()) };
+            let got = queue.get_nowait();
+            // 0 is a valid empty payload: not a u32, so a decode error, and the queue goes on.
+            match word {
+                0 => assert!(matches!(got, Err(GetError::Decode { .. })), "{got:?}"),
+                _ => assert!(got.unwrap_err().is_corrupt(), "header word {word:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_position_that_never_settles_is_corruption_not_a_hang() {
+        let mut calls = 0;
+        let error = retry(|| {
+            calls += 1;
+            None::<()>
+        })
+        .unwrap_err();
+        assert!(is_corruption(&error), "{error}");
+        assert_eq!(calls, READ_ATTEMPTS);
+        // A thread keeps moving the head's version, as a rogue process could: every call
+        // returns, with its answer or a corruption error.
+        let queue = Queue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let stop = AtomicBool::new(false);
+        thread::scope(|scope| {
+            let version = &header(&queue).head.position.version;
+            let stop = &stop;
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    version.fetch_add(2, Ordering::Relaxed); // same copy, new version
+                }
+            });
+            assert!(queue.qsize() <= 1);
+            let got = queue.get_nowait();
+            assert!(matches!(got, Ok(1)) || got.unwrap_err().is_corrupt());
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+
+    #[test]
+    fn joinable_counts_another_process_rewrote_give_errors_or_plain_answers() {
+        let queue = JoinableQueue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let header = queue.ring.header();
+        header.tasks.done.store(u64::MAX, Ordering::Relaxed);
+        assert!(matches!(
+            queue.task_done(),
+            Err(TaskDoneError::TooManyCalls)
+        ));
+        assert!(queue.join_timeout(Duration::from_millis(10)));
+        header.tasks.done.store(0, Ordering::Relaxed);
+        let tail = Position {
+            bytes: 16,
+            items: u64::MAX,
+        };
+        overwrite(&header.tail.position, tail);
+        assert!(queue.task_done().is_ok());
+        assert!(!queue.join_timeout(Duration::from_millis(10)));
+        assert!(queue.get_nowait().unwrap_err().is_corrupt());
+    }
+
+    #[test]
+    fn the_memfd_cannot_shrink_and_the_queue_keeps_working() {
+        let queue = Queue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        let file = std::fs::File::from(queue.ring.file().try_clone_to_owned().unwrap());
+        let error = file.set_len(HEADER_BYTES).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}"); // EPERM: sealed
+        assert_eq!(
+            file.metadata().unwrap().len(),
+            HEADER_BYTES + INITIAL_CAPACITY
+        );
+        queue.put(2).unwrap();
+        assert_eq!((queue.get().unwrap(), queue.get().unwrap()), (1, 2));
+    }
+
+    /// Runs `body` while another thread holds `lock` and does nothing, as a stopped process
+    /// would. The holder lets go after `body` returns, or after [`LIMIT`]: a call that waited
+    /// for it would then see a free lock and fail the test's assertions, not hang it.
+    fn while_held<R>(lock: &RobustMutex, body: impl FnOnce() -> R) -> R {
+        thread::scope(|scope| {
+            let (locked, release) = (mpsc::channel(), mpsc::channel::<()>());
+            scope.spawn(move || {
+                let _guard = lock.lock(None).unwrap();
+                locked.0.send(()).unwrap();
+                let _ = release.1.recv_timeout(LIMIT);
+            });
+            locked
+                .1
+                .recv_timeout(LIMIT)
+                .expect("the holder took the lock");
+            let result = body();
+            release.0.send(()).unwrap();
+            result
+        })
+    }
+
+    #[test]
+    fn nowait_and_timed_calls_give_up_on_a_stopped_holder_of_the_lock() {
+        let short = Duration::from_millis(20);
+        for maxsize in [0, 5] {
+            let queue = Queue::<u32>::with_maxsize(maxsize).unwrap();
+            queue.put(1).unwrap();
+            let (nowait, timed) = while_held(&header(&queue).get_lock.0, || {
+                (queue.get_nowait(), queue.get_timeout(short))
+            });
+            assert!(nowait.unwrap_err().is_empty() && timed.unwrap_err().is_empty());
+            let (nowait, timed) = while_held(&header(&queue).put_lock.0, || {
+                (queue.put_nowait(2), queue.put_timeout(3, short))
+            });
+            assert_eq!(nowait.unwrap_err().into_inner(), 2, "maxsize {maxsize}");
+            assert!(timed.unwrap_err().is_full(), "maxsize {maxsize}");
+            assert_eq!(
+                queue.get_nowait().unwrap(),
+                1,
+                "the queue works once released"
+            );
+        }
+    }
+
+    #[test]
+    fn a_producer_that_must_grow_gives_up_on_a_stopped_consumer() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        let large = || ByteBuf::from(vec![7; 2 * INITIAL_CAPACITY as usize]);
+        let (nowait, timed) = while_held(&header(&queue).get_lock.0, || {
+            let timed = queue.put_timeout(large(), Duration::from_millis(20));
+            (queue.put_nowait(large()), timed)
+        });
+        assert!(nowait.unwrap_err().is_full() && timed.unwrap_err().is_full());
+        queue.put(large()).unwrap();
+        assert_eq!(queue.get().unwrap(), large());
+    }
+
+    /// The bytes of the queue's memfd that the system holds: its allocated pages, shared by
+    /// every mapping (`st_blocks`), whoever touched them.
+    fn resident<T>(queue: &Queue<T>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::from(queue.ring.file().try_clone_to_owned().unwrap());
+        file.metadata().unwrap().blocks() * 512
+    }
+
+    /// A burst of 300 items of 1 MiB grows an unbounded queue to 512 MiB. Drained to a few
+    /// items, steady traffic (put one, get one) then walks the whole ring, more than once: the
+    /// pages it leaves behind must go back, or the whole ring ends up resident again.
+    #[test]
+    fn after_a_burst_steady_traffic_keeps_little_of_the_ring_resident() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        for _ in 0..300 {
+            queue.put(ByteBuf::from(vec![1; 1 << 20])).unwrap();
+        }
+        while queue.qsize() > 4 {
+            queue.get().unwrap();
+        }
+        let header = header(&queue);
+        let capacity = header.capacity.load(Ordering::Relaxed);
+        assert!(
+            capacity > 256 << 20,
+            "the burst grew the ring to {capacity}"
+        );
+        let ends = || {
+            let (_, head) = header.head.position.read().unwrap();
+            let (_, tail) = header.tail.position.read().unwrap();
+            (head.bytes, tail.bytes)
+        };
+        let lap = ends().0 + capacity + capacity / 8;
+        let item = ByteBuf::from(vec![2; 64 << 10]);
+        while ends().0 < lap {
+            queue.put(item.clone()).unwrap();
+            queue.get().unwrap();
+        }
+        let (head, tail) = ends();
+        let live = tail - head;
+        // What the consumer has passed since its last release (under RELEASE_EVERY), the
+        // partial blocks at either end of each release, and the header.
+        let allowed = 4 * live + RELEASE_EVERY + 2 * RELEASE_BLOCK + HEADER_BYTES;
+        let resident = resident(&queue);
+        assert!(
+            resident <= allowed && resident < capacity / 16,
+            "{resident} bytes resident for {live} live bytes in a ring of {capacity}"
+        );
+    }
+
+    #[test]
+    fn open_refuses_what_create_did_not_make() {
+        let refused = |file: OwnedFd, what: &str| {
+            let error = Ring::open(file)
+                .err()
+                .unwrap_or_else(|| panic!("{what} opened"));
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{what}");
+            assert_eq!(error.to_string(), "not a queue made by shared", "{what}");
+        };
+        let program = std::fs::File::open("/proc/self/exe").unwrap();
+        refused(program.into(), "a regular file");
+        let len = HEADER_BYTES + INITIAL_CAPACITY;
+        let unsealed = shm::create(c"test", len).unwrap();
+        let header = Mapping::new(&unsealed, 0, HEADER_BYTES as usize).unwrap();
+        // SAFETY: the mapping covers the header's first word, 8-aligned.
+        unsafe { header.as_ptr().cast::<u64>().write(MAGIC) };
+        refused(unsealed, "an unsealed memfd with the magic");
+        let sealed = shm::create(c"test", len).unwrap();
+        shm::seal(&sealed, &SEALS).unwrap();
+        refused(sealed, "a sealed memfd without the magic");
+        let ring = Ring::create(0).unwrap();
+        assert!(Ring::open(ring.file().try_clone_to_owned().unwrap()).is_ok());
     }
 }

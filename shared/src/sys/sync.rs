@@ -1,127 +1,174 @@
-//! Cross-process synchronisation in shared memory: a robust mutex and futex waits.
+//! Cross-process synchronisation in shared memory: a robust mutex behind a guard, and futex
+//! waits.
 //!
 //! The mutex is glibc's process-shared *robust* pthread mutex. When its holder dies, the kernel
 //! marks it, and the next locker is told (`EOWNERDEAD`) instead of waiting forever. That is what
 //! lets a queue survive a process killed in the middle of an operation.
 
+use std::cell::UnsafeCell;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use nix::libc;
 
-/// The storage of a robust mutex; it lives inside a shared mapping.
-pub(crate) type RawMutex = libc::pthread_mutex_t;
-
-/// How a lock was acquired.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    /// The previous holder unlocked it.
-    Normally,
-    /// The previous holder died while holding it; the caller must repair what it guards, if
-    /// anything, before it unlocks.
-    FromDeadOwner,
-}
-
-/// Initialises a process-shared robust mutex at `mutex`.
+/// A process-shared robust mutex whose storage lives in shared memory (a queue's header), with
+/// a safe [`lock`](Self::lock) that returns a guard: callers never pair lock and unlock by
+/// hand (the split of `lock_api`'s raw mutex and guard).
 ///
-/// # Safety
-/// `mutex` must point to writable memory that no process uses as a mutex yet.
-pub(crate) unsafe fn init_mutex(mutex: *mut RawMutex) -> io::Result<()> {
-    // SAFETY: standard attribute set-up on local storage, then init at a valid address.
-    unsafe {
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-        let attr = attr.as_mut_ptr();
-        let result = check(libc::pthread_mutexattr_setpshared(
-            attr,
-            libc::PTHREAD_PROCESS_SHARED,
-        ))
-        .and_then(|()| {
-            check(libc::pthread_mutexattr_setrobust(
+/// Invariant: a `RobustMutex` that anyone can reach was initialised by [`init`](Self::init)
+/// (the creator of the shared memory does it before any other process has it), and stays
+/// mapped while referenced.
+///
+/// What another process can do to it: any holder of the memory can overwrite the mutex's
+/// words. glibc then fails the call (`EINVAL`, `EDEADLK`, `EPERM`), which we return as
+/// errors, or sees a held or free lock that is not; a holder killed or stopped makes the
+/// next locker wait, bounded by the deadline it passes. glibc does follow the robust-list
+/// pointers stored in the mutex when it unlocks, so a process that rewrites them while we hold
+/// the lock can make glibc write where they point. No check of ours can prevent that: the
+/// mutex words are glibc's, and every holder of the memfd is trusted not to forge them (the
+/// queue's own header checks stop short of the mutexes for that reason).
+#[repr(C)]
+pub(crate) struct RobustMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+// SAFETY: glibc's process-shared mutex is made to be used from any thread (and process)
+// through a shared reference; every access goes through pthread calls.
+unsafe impl Sync for RobustMutex {}
+
+impl RobustMutex {
+    /// Initialises the mutex in place as process-shared and robust.
+    ///
+    /// # Safety
+    /// No thread or process may use this storage as a mutex yet, and none may until this
+    /// returns.
+    pub(crate) unsafe fn init(&self) -> io::Result<()> {
+        let mutex = self.0.get();
+        // SAFETY: standard attribute set-up on local storage, then init at a valid address
+        // that, by the caller's promise, nobody uses yet.
+        unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let attr = attr.as_mut_ptr();
+            let result = check(libc::pthread_mutexattr_setpshared(
                 attr,
-                libc::PTHREAD_MUTEX_ROBUST,
+                libc::PTHREAD_PROCESS_SHARED,
             ))
-        })
-        .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
-        libc::pthread_mutexattr_destroy(attr);
-        result
-    }
-}
-
-/// Locks `mutex`, waiting at most until `deadline` (`None`: no limit). Returns `None` on timeout.
-///
-/// # Safety
-/// `mutex` must point to a mutex initialised by [`init_mutex`] that stays mapped until unlocked.
-pub(crate) unsafe fn lock(
-    mutex: *mut RawMutex,
-    deadline: Option<Instant>,
-) -> io::Result<Option<Acquired>> {
-    // glibc's robust mutex never spins: a contended lock costs a futex wait, and its unlock a
-    // futex wake. Queue critical sections last a few hundred nanoseconds, so try briefly first.
-    for _ in 0..LOCK_SPINS {
-        // SAFETY: forwarded to the caller.
-        match unsafe { libc::pthread_mutex_trylock(mutex) } {
-            libc::EBUSY => std::hint::spin_loop(),
-            // SAFETY: forwarded to the caller.
-            code => return unsafe { acquired(mutex, code) },
+            .and_then(|()| {
+                check(libc::pthread_mutexattr_setrobust(
+                    attr,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))
+            })
+            .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
+            libc::pthread_mutexattr_destroy(attr);
+            result
         }
     }
-    let code = match deadline {
-        // SAFETY: forwarded to the caller.
-        None => unsafe { libc::pthread_mutex_lock(mutex) },
-        Some(deadline) => {
-            let wall = wall_clock_deadline(deadline);
-            // SAFETY: forwarded to the caller; `wall` is a valid timespec.
-            unsafe { libc::pthread_mutex_timedlock(mutex, &wall) }
+
+    /// Locks the mutex, waiting at most until `deadline` (`None`: no limit). `None` on
+    /// timeout.
+    ///
+    /// # Errors
+    /// What glibc reports for a mutex whose words another process overwrote.
+    pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<RobustGuard<'_>>> {
+        // glibc's robust mutex never spins: a contended lock costs a futex wait, and its
+        // unlock a futex wake. Queue critical sections last a few hundred nanoseconds, so try
+        // briefly first.
+        for _ in 0..LOCK_SPINS {
+            match self.try_lock_code() {
+                libc::EBUSY => std::hint::spin_loop(),
+                code => return self.acquired(code),
+            }
         }
-    };
-    // SAFETY: forwarded to the caller.
-    unsafe { acquired(mutex, code) }
-}
-
-/// Locks `mutex` only if it is free now; `None` when another thread holds it.
-///
-/// # Safety
-/// As [`lock`].
-pub(crate) unsafe fn try_lock(mutex: *mut RawMutex) -> io::Result<Option<Acquired>> {
-    // SAFETY: forwarded to the caller.
-    match unsafe { libc::pthread_mutex_trylock(mutex) } {
-        libc::EBUSY => Ok(None),
-        // SAFETY: forwarded to the caller.
-        code => unsafe { acquired(mutex, code) },
+        let mutex = self.0.get();
+        let code = match deadline {
+            // SAFETY: the type's invariant: initialised and mapped while `self` lives.
+            None => unsafe { libc::pthread_mutex_lock(mutex) },
+            Some(deadline) => {
+                let wall = wall_clock_deadline(deadline);
+                // SAFETY: as above; `wall` is a valid timespec.
+                unsafe { libc::pthread_mutex_timedlock(mutex, &wall) }
+            }
+        };
+        self.acquired(code)
     }
-}
 
-/// How many times [`lock`] tries before it blocks.
-const LOCK_SPINS: u32 = 100;
+    /// Locks the mutex only if it is free now; `None` when another thread holds it.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock).
+    pub(crate) fn try_lock(&self) -> io::Result<Option<RobustGuard<'_>>> {
+        match self.try_lock_code() {
+            libc::EBUSY => Ok(None),
+            code => self.acquired(code),
+        }
+    }
 
-/// Interprets the result of a lock call on `mutex`.
-///
-/// # Safety
-/// As [`lock`].
-unsafe fn acquired(mutex: *mut RawMutex, code: libc::c_int) -> io::Result<Option<Acquired>> {
-    match code {
-        0 => Ok(Some(Acquired::Normally)),
-        libc::EOWNERDEAD => {
-            // SAFETY: we hold the mutex; the callers keep what it guards consistent at every
+    fn try_lock_code(&self) -> libc::c_int {
+        // SAFETY: the type's invariant: initialised and mapped while `self` lives.
+        unsafe { libc::pthread_mutex_trylock(self.0.get()) }
+    }
+
+    /// Interprets the result of a lock call: a guard when this thread now holds the mutex.
+    fn acquired(&self, code: libc::c_int) -> io::Result<Option<RobustGuard<'_>>> {
+        let previous_owner_died = match code {
+            0 => false,
+            libc::EOWNERDEAD => true,
+            libc::ETIMEDOUT => return Ok(None),
+            other => return Err(io::Error::from_raw_os_error(other)),
+        };
+        // From here this thread holds the mutex: the guard unlocks it even if marking it
+        // consistent fails below.
+        let guard = RobustGuard {
+            mutex: self,
+            previous_owner_died,
+            not_send: PhantomData,
+        };
+        if previous_owner_died {
+            // SAFETY: we hold the mutex; its users keep what it guards consistent at every
             // step (see `queue::ring`), so it can be declared consistent straight away.
-            check(unsafe { libc::pthread_mutex_consistent(mutex) })?;
-            Ok(Some(Acquired::FromDeadOwner))
+            check(unsafe { libc::pthread_mutex_consistent(self.0.get()) })?;
         }
-        libc::ETIMEDOUT => Ok(None),
-        other => Err(io::Error::from_raw_os_error(other)),
+        Ok(Some(guard))
     }
 }
 
-/// Unlocks `mutex`.
-///
-/// # Safety
-/// The calling thread must hold `mutex`.
-pub(crate) unsafe fn unlock(mutex: *mut RawMutex) {
-    // SAFETY: forwarded to the caller. Unlocking a held mutex cannot fail.
-    unsafe { libc::pthread_mutex_unlock(mutex) };
+/// Proof that this thread holds a [`RobustMutex`]; unlocks it on drop.
+pub(crate) struct RobustGuard<'a> {
+    mutex: &'a RobustMutex,
+    previous_owner_died: bool,
+    /// Not `Send`: a pthread mutex must be unlocked by the thread that locked it.
+    not_send: PhantomData<*const ()>,
 }
+
+impl RobustGuard<'_> {
+    /// Whether the previous holder died holding the mutex (`EOWNERDEAD`): what it guarded may
+    /// be half-updated, unless its users keep it consistent at every step.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the queue keeps its state consistent at every step"
+        )
+    )]
+    pub(crate) fn previous_owner_died(&self) -> bool {
+        self.previous_owner_died
+    }
+}
+
+impl Drop for RobustGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the guard exists only while this thread holds the mutex (it is created by
+        // a successful lock and is not `Send`), and the mutex outlives `'a`. Unlocking a held
+        // mutex cannot fail; should another process have overwritten its words, glibc reports
+        // an error that there is nobody to tell.
+        unsafe { libc::pthread_mutex_unlock(self.mutex.0.get()) };
+    }
+}
+
+/// How many times [`RobustMutex::lock`] tries before it blocks.
+const LOCK_SPINS: u32 = 100;
 
 /// Sleeps while `word` still holds `expected`, at most `timeout` (`None`: no limit). Returns on
 /// a wake-up, a timeout, a signal, or at once if the word already changed: callers re-check.
@@ -180,5 +227,69 @@ fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
             .saturating_add(seconds)
             .saturating_add((total_nanos / 1_000_000_000) as libc::time_t),
         tv_nsec: (total_nanos % 1_000_000_000) as libc::c_long,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A mutex in this process's memory, initialised as a queue's creator does.
+    fn mutex() -> Box<RobustMutex> {
+        // SAFETY: an all-zero pthread_mutex_t is a valid bit pattern (it is the static
+        // initialiser), and the box is fresh, so nobody uses it yet.
+        let mutex: Box<RobustMutex> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: as above.
+        unsafe { mutex.init() }.unwrap();
+        mutex
+    }
+
+    #[test]
+    fn the_guard_unlocks_on_drop() {
+        let mutex = mutex();
+        let guard = mutex.lock(None).unwrap().expect("a free mutex locks");
+        assert!(!guard.previous_owner_died());
+        drop(guard);
+        assert!(
+            mutex.try_lock().unwrap().is_some(),
+            "still locked after drop"
+        );
+    }
+
+    #[test]
+    fn a_held_mutex_is_not_taken_by_try_lock_nor_after_a_deadline() {
+        let mutex: &'static RobustMutex = Box::leak(mutex());
+        let (locked, release) = (mpsc::channel(), mpsc::channel::<()>());
+        let holder = std::thread::spawn(move || {
+            let _guard = mutex.lock(None).unwrap();
+            locked.0.send(()).unwrap();
+            // Bounded: the test releases it, or gives up after a minute.
+            let _ = release.1.recv_timeout(Duration::from_secs(60));
+        });
+        locked.1.recv().unwrap();
+        assert!(mutex.try_lock().unwrap().is_none());
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert!(mutex.lock(Some(deadline)).unwrap().is_none());
+        release.0.send(()).unwrap();
+        holder.join().unwrap();
+        assert!(mutex.lock(None).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_next_locker_learns_that_the_holder_died() {
+        let mutex: &'static RobustMutex = Box::leak(mutex());
+        // A thread that exits holding a robust mutex is, to the kernel, an owner that died.
+        std::thread::spawn(move || std::mem::forget(mutex.lock(None).unwrap()))
+            .join()
+            .unwrap();
+        let guard = mutex
+            .lock(None)
+            .unwrap()
+            .expect("a dead owner's mutex locks");
+        assert!(guard.previous_owner_died());
+        drop(guard);
+        let guard = mutex.lock(None).unwrap().unwrap();
+        assert!(!guard.previous_owner_died(), "it was made consistent");
     }
 }
