@@ -68,7 +68,7 @@ use crate::sys::sync::{self, RobustGuard, RobustMutex};
 const MAGIC: u64 = u64::from_le_bytes(*b"shq-v005");
 /// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
 /// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
-const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Seal];
+const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Sealing];
 /// The header's share of the file; the ring starts after it. 64 KiB, so that the ring's
 /// offset is a whole number of pages whatever the page size (4, 16 or 64 KiB); only the first
 /// page is ever touched.

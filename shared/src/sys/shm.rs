@@ -27,14 +27,6 @@ pub(crate) fn create(name: &CStr, len: u64) -> io::Result<OwnedFd> {
 
 /// What a seal forbids, for every holder of the file, for the rest of its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "the queue seals only Shrink and Seal; Grow and Write complete the set"
-)]
-#[allow(
-    clippy::enum_variant_names,
-    reason = "`Seal::Seal` is `F_SEAL_SEAL`, named after the kernel's seal"
-)]
 pub(crate) enum Seal {
     /// Making the file smaller: a mapping of it can never run past its end (no SIGBUS).
     Shrink,
