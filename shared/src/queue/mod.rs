@@ -497,6 +497,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 }
 
 /// Why a `put` failed; every variant hands the item back ([`into_inner`](Self::into_inner)).
+#[non_exhaustive]
 pub enum PutError<T> {
     /// The bounded queue stayed full (`put_nowait`, `put_timeout`). Python: `queue.Full`.
     Full(T),
