@@ -160,9 +160,14 @@ fn dash() -> String {
     "—".to_owned()
 }
 
-/// Three significant figures or so, with k and M for large values.
+/// Three significant figures, with k and M for large values: at most five characters for
+/// anything below a thousand million, so the table's columns have a known width.
 pub fn number(value: f64) -> String {
+    // Round first, then pick the format from the rounded value: 9.996 is "10.0", not "10.00".
+    let value = three_significant_figures(value);
     match value.abs() {
+        v if v >= 1e8 => format!("{:.0}M", value / 1e6),
+        v if v >= 1e7 => format!("{:.1}M", value / 1e6),
         v if v >= 1e6 => format!("{:.2}M", value / 1e6),
         v if v >= 1e5 => format!("{:.0}k", value / 1e3),
         v if v >= 1e4 => format!("{:.1}k", value / 1e3),
@@ -171,6 +176,14 @@ pub fn number(value: f64) -> String {
         v if v >= 0.1 => format!("{value:.2}"),
         _ => format!("{value:.3}"),
     }
+}
+
+fn three_significant_figures(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let scale = 10f64.powi(value.abs().log10().floor() as i32 - 2);
+    (value / scale).round() * scale
 }
 
 /// A Markdown table whose columns are padded to line up in plain text too.
@@ -249,6 +262,19 @@ mod tests {
         assert_eq!(number(12_345.0), "12.3k");
         assert_eq!(number(115_000.0), "115k");
         assert_eq!(number(1_234_567.0), "1.23M");
+        assert_eq!(number(12_345_678.0), "12.3M");
+        assert_eq!(number(123_456_789.0), "123M");
+    }
+
+    #[test]
+    fn rounding_up_does_not_widen_a_number() {
+        assert_eq!(number(9.996), "10.0");
+        assert_eq!(number(99.96), "100");
+        assert_eq!(number(99_960.0), "100k");
+        assert_eq!(number(999_600.0), "1.00M");
+        assert_eq!(number(9_996_000.0), "10.0M");
+        assert_eq!(number(0.099_96), "0.10");
+        assert_eq!(number(0.0), "0.000");
     }
 
     #[test]
