@@ -215,7 +215,7 @@ pub fn number(value: f64) -> String {
         v if v >= 1e4 => format!("{:.1}k", value / 1e3),
         v if v >= 100.0 => format!("{value:.0}"),
         v if v >= 10.0 => format!("{value:.1}"),
-        v if v >= 0.1 => format!("{value:.2}"),
+        v if v >= 1.0 => format!("{value:.2}"),
         _ => format!("{value:.3}"),
     }
 }
@@ -304,6 +304,7 @@ mod tests {
     #[test]
     fn numbers_keep_about_three_figures() {
         assert_eq!(number(0.0123), "0.012");
+        assert_eq!(number(0.1234), "0.123");
         assert_eq!(number(2.456), "2.46");
         assert_eq!(number(51.23), "51.2");
         assert_eq!(number(716.4), "716");
@@ -321,7 +322,8 @@ mod tests {
         assert_eq!(number(99_960.0), "100k");
         assert_eq!(number(999_600.0), "1.00M");
         assert_eq!(number(9_996_000.0), "10.0M");
-        assert_eq!(number(0.099_96), "0.10");
+        assert_eq!(number(0.099_96), "0.100");
+        assert_eq!(number(0.9996), "1.00");
         assert_eq!(number(0.0), "0.000");
     }
 
