@@ -7,12 +7,16 @@ use crate::harness::Results;
 use crate::measurement::Measurement;
 use crate::stats::{self, Summary};
 
-/// What the footer says about how the figures were obtained.
+/// Where the figures come from and how they were obtained, for the lines around the tables.
 #[derive(Debug)]
 pub struct Environment {
+    /// Kernel, architecture and CPU model: `Linux 6.8.0-45-generic x86_64, Intel(R) ...`.
+    pub machine: String,
+    /// The day of the run (UTC), `2025-03-14`, if the clock says.
+    pub date: Option<String>,
     /// Rounds per side.
     pub rounds: usize,
-    /// CPUs available.
+    /// CPUs this run could use.
     pub cpus: usize,
     /// `CPython 3.x.y`, or `None` when the Python side did not run.
     pub python_version: Option<String>,
@@ -49,7 +53,8 @@ struct Tally {
     missed: usize,
 }
 
-/// The speed table and its notes, then the peak-RSS table and its notes.
+/// Where the figures come from, the speed table and its notes, then the peak-RSS table and its
+/// notes, and how many targets were missed.
 pub fn render(results: &[Results], environment: &Environment) -> String {
     let mut tally = Tally::default();
     let mut speed = Vec::new();
@@ -60,7 +65,8 @@ pub fn render(results: &[Results], environment: &Environment) -> String {
     if let Some(entry) = results.iter().find(|e| e.workload.name == RSS_WORKLOAD) {
         rss.push(lesson_like_row(entry, &mut tally));
     }
-    let mut text = String::from("\n");
+    let mut text = sources(environment);
+    text += "\n";
     text += &markdown_table(&SPEED_HEADER, &speed);
     text += &speed_notes(environment);
     text += "\n";
@@ -281,20 +287,31 @@ fn rss_notes() -> String {
     )
 }
 
-fn summary(environment: &Environment, tally: &Tally) -> String {
+/// The machine, the CPUs, the Python and the date: the reader's figures will differ.
+fn sources(environment: &Environment) -> String {
     let python = environment
         .python_version
         .as_deref()
-        .unwrap_or("not found: Rust side only");
-    let verdict = match (environment.python_version.is_some(), tally) {
-        (false, _) => "no ratios, as the Python side did not run".to_owned(),
-        (true, Tally { missed: 0, .. }) => "every target shown was met".to_owned(),
-        (true, Tally { shown, missed }) => format!("{missed} of {shown} targets missed"),
-    };
+        .unwrap_or("not found, Rust side only");
+    let date = environment
+        .date
+        .as_ref()
+        .map_or_else(String::new, |date| format!("; run on {date} (UTC)"));
     format!(
-        "\n{} CPUs; Python: {python}; {verdict}.\n",
-        environment.cpus
+        "\nMachine: {}, {} CPU{}\nPython: {python}{date}\n",
+        environment.machine,
+        environment.cpus,
+        if environment.cpus == 1 { "" } else { "s" },
     )
+}
+
+fn summary(environment: &Environment, tally: &Tally) -> String {
+    let verdict = match (environment.python_version.is_some(), tally) {
+        (false, _) => "No ratios: the Python side did not run.".to_owned(),
+        (true, Tally { missed: 0, .. }) => "Every target shown was met.".to_owned(),
+        (true, Tally { shown, missed }) => format!("Targets missed: {missed} of {shown}."),
+    };
+    format!("\n{verdict}\n")
 }
 
 #[cfg(test)]
@@ -401,10 +418,15 @@ mod tests {
             .collect()
     }
 
+    /// A machine with long names, as some are.
     fn environment() -> Environment {
         Environment {
+            machine: "Linux 5.15.153.1-microsoft-standard-WSL2 x86_64, AMD Ryzen Threadripper PRO \
+                      5995WX 64-Cores"
+                .to_owned(),
+            date: Some("2025-03-14".to_owned()),
             rounds: 5,
-            cpus: 2,
+            cpus: 128,
             python_version: Some("CPython 3.11.7".to_owned()),
             pinned_cpu: Some(1),
         }
@@ -482,7 +504,25 @@ mod tests {
             text.contains("| ≥ 8×   ") && !text.contains("met"),
             "{text}"
         );
-        assert!(text.contains("no ratios"), "{text}");
+        assert!(
+            text.contains("No ratios") && text.contains("not found"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_sources_come_first() {
+        let text = render(&results(&TYPICAL), &environment());
+        let head: Vec<&str> = text.lines().skip(1).take(2).collect();
+        assert_eq!(
+            head,
+            [
+                "Machine: Linux 5.15.153.1-microsoft-standard-WSL2 x86_64, AMD Ryzen Threadripper \
+                 PRO 5995WX 64-Cores, 128 CPUs",
+                "Python: CPython 3.11.7; run on 2025-03-14 (UTC)",
+            ]
+        );
+        assert!(text.contains("Targets missed: 4 of 9."), "{text}");
     }
 
     #[test]
