@@ -55,14 +55,15 @@ pub struct Workload {
     pub metric: Metric,
     /// The unit `metric` is in, for the table.
     pub unit: &'static str,
-    /// The speed-up `shared` should reach (Rust speed ÷ Python speed), if the project set one.
+    /// The speed-up `shared` should reach (Rust speed ÷ Python speed), if the project set one;
+    /// `bench/README.md` says why each is what it is.
     pub target: Option<f64>,
     /// Whether the workload's processes are pinned to one CPU (latency-bound ping-pong).
     pub pinned: bool,
 }
 
-/// The speed-up target for peak RSS: a lesson-like process of `shared` uses at most a quarter
-/// of the memory of CPython's.
+/// The target for peak RSS, as Python ÷ Rust: a lesson-like process of `shared` uses at most a
+/// quarter of the memory of CPython's.
 pub const RSS_TARGET: f64 = 4.0;
 
 /// The workload whose main-process peak RSS stands for a lesson-like program.

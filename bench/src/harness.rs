@@ -1,5 +1,6 @@
 //! The harness: command-line options, and the rounds that run every workload on both sides.
 
+mod machine;
 pub mod options;
 mod runner;
 
@@ -58,6 +59,8 @@ pub fn run(options: &Options) -> Result<(), String> {
         }
     }
     let environment = report::Environment {
+        machine: machine::describe(),
+        date: machine::today_utc(),
         rounds: options.rounds,
         cpus: runner::cpu_count(),
         python_version: python.as_ref().map(Side::describe),

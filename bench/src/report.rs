@@ -1,18 +1,22 @@
-//! The results table (Markdown, so it can be pasted into a README) and its footer.
-
-use std::fmt::Write;
+//! The results: a speed table, then a peak-RSS table, each with a few lines of notes. The tables
+//! are Markdown, so they can be pasted into a README, and padded so that they line up as plain
+//! text; every line fits in [`MAX_COLUMNS`].
 
 use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD};
 use crate::harness::Results;
 use crate::measurement::Measurement;
 use crate::stats::{self, Summary};
 
-/// What the footer says about how the figures were obtained.
+/// Where the figures come from and how they were obtained, for the lines around the tables.
 #[derive(Debug)]
 pub struct Environment {
+    /// Kernel, architecture and CPU model: `Linux 6.8.0-45-generic x86_64, Intel(R) ...`.
+    pub machine: String,
+    /// The day of the run (UTC), `2025-03-14`, if the clock says.
+    pub date: Option<String>,
     /// Rounds per side.
     pub rounds: usize,
-    /// CPUs available.
+    /// CPUs this run could use.
     pub cpus: usize,
     /// `CPython 3.x.y`, or `None` when the Python side did not run.
     pub python_version: Option<String>,
@@ -20,36 +24,60 @@ pub struct Environment {
     pub pinned_cpu: Option<usize>,
 }
 
-const HEADER: [&str; 9] = [
+/// The speed table's columns. Rust and Python cells are the median (min–max) over the rounds.
+const SPEED_HEADER: [&str; 6] = [
     "workload",
     "unit",
-    "Rust median (min–max)",
-    "Python median (min–max)",
+    "Rust (min–max)",
+    "Python (min–max)",
     "ratio",
     "target",
-    "met?",
-    "peak RSS Rust",
-    "peak RSS Python",
 ];
 
-/// The table and its footer.
+/// The peak-RSS table's columns.
+const RSS_HEADER: [&str; 5] = [
+    "workload",
+    "Rust MiB (min–max)",
+    "Python MiB (min–max)",
+    "Python ÷ Rust",
+    "target",
+];
+
+/// The widest line the output may have, so that it reads in a terminal or a plain-text file.
+pub const MAX_COLUMNS: usize = 120;
+
+/// How many targets were shown, and how many of them were missed.
+#[derive(Debug, Default)]
+struct Tally {
+    shown: usize,
+    missed: usize,
+}
+
+/// Where the figures come from, the speed table and its notes, then the peak-RSS table and its
+/// notes, and how many targets were missed.
 pub fn render(results: &[Results], environment: &Environment) -> String {
-    let mut rows = Vec::new();
-    let mut missed = Vec::new();
+    let mut tally = Tally::default();
+    let mut speed = Vec::new();
     for entry in results {
-        rows.extend(workload_rows(entry, &mut missed));
+        speed.extend(speed_rows(entry, &mut tally));
     }
+    let mut rss: Vec<Vec<String>> = results.iter().map(rss_row).collect();
     if let Some(entry) = results.iter().find(|e| e.workload.name == RSS_WORKLOAD) {
-        rows.push(rss_row(entry, &mut missed));
+        rss.push(lesson_like_row(entry, &mut tally));
     }
-    let mut text = String::from("\n");
-    text += &markdown_table(&HEADER, &rows);
-    text += &footer(environment, &missed);
+    let mut text = sources(environment);
+    text += "\n";
+    text += &markdown_table(&SPEED_HEADER, &speed);
+    text += &speed_notes(environment);
+    text += "\n";
+    text += &markdown_table(&RSS_HEADER, &rss);
+    text += &rss_notes();
+    text += &summary(environment, &tally);
     text
 }
 
-/// A workload's row (two for byte workloads: MB/s, then items/s).
-fn workload_rows(entry: &Results, missed: &mut Vec<String>) -> Vec<Vec<String>> {
+/// A workload's speed row (two for byte workloads: MB/s, then items/s).
+fn speed_rows(entry: &Results, tally: &mut Tally) -> Vec<Vec<String>> {
     let workload = entry.workload;
     let rust = summarize(&entry.rust, workload.metric);
     let python = summarize(&entry.python, workload.metric);
@@ -60,17 +88,16 @@ fn workload_rows(entry: &Results, missed: &mut Vec<String>) -> Vec<Vec<String>> 
             workload.metric.higher_is_better(),
         )
     });
-    let verdict = verdict(ratio, workload.target, workload.title, missed);
+    let target = workload.target.map_or_else(dash, |target| {
+        judged(format!("≥ {target}×"), verdict(ratio, target, tally))
+    });
     let mut rows = vec![vec![
         workload.title.to_owned(),
         workload.unit.to_owned(),
         cell(rust),
         cell(python),
-        ratio.map_or_else(dash, |r| format!("{r:.1}×")),
-        workload.target.map_or_else(dash, |t| format!("≥ {t}×")),
-        verdict,
-        rss_cell(&entry.rust),
-        rss_cell(&entry.python),
+        ratio.map_or_else(dash, times),
+        target,
     ]];
     if let Metric::MegabytesPerSecond { .. } = workload.metric {
         rows.push(items_row(entry));
@@ -88,45 +115,70 @@ fn items_row(entry: &Results) -> Vec<String> {
         cell(rust),
         cell(python),
     ];
-    row.resize(HEADER.len(), String::new());
+    row.resize(SPEED_HEADER.len(), String::new());
     row
 }
 
-/// Peak RSS of a lesson-like main process (start one child, join it): Python ÷ Rust.
-fn rss_row(entry: &Results, missed: &mut Vec<String>) -> Vec<String> {
+/// A workload's peak RSS on each side, and Python ÷ Rust.
+fn rss_row(entry: &Results) -> Vec<String> {
+    let (rust, python, ratio) = rss_figures(entry);
+    vec![
+        entry.workload.title.to_owned(),
+        cell(rust),
+        cell(python),
+        ratio.map_or_else(dash, times),
+        dash(),
+    ]
+}
+
+/// Peak RSS of a lesson-like main process (start one child, join it), with its target.
+fn lesson_like_row(entry: &Results, tally: &mut Tally) -> Vec<String> {
+    let (rust, python, ratio) = rss_figures(entry);
+    vec![
+        "lesson-like main process".to_owned(),
+        cell(rust),
+        cell(python),
+        ratio.map_or_else(dash, times),
+        judged("≤ ¼".to_owned(), verdict(ratio, RSS_TARGET, tally)),
+    ]
+}
+
+fn rss_figures(entry: &Results) -> (Option<Summary>, Option<Summary>, Option<f64>) {
     let rust = rss_summary(&entry.rust);
     let python = rss_summary(&entry.python);
     let ratio = rust
         .zip(python)
         .map(|(rust, python)| python.median / rust.median);
-    let title = "peak RSS, lesson-like main process";
-    let verdict = verdict(ratio, Some(RSS_TARGET), title, missed);
-    vec![
-        title.to_owned(),
-        "MiB".to_owned(),
-        cell(rust),
-        cell(python),
-        ratio.map_or_else(dash, |r| format!("{r:.1}× smaller")),
-        format!("≤ ¼ (≥ {RSS_TARGET}×)"),
-        verdict,
-        String::new(),
-        String::new(),
-    ]
+    (rust, python, ratio)
 }
 
-fn verdict(
-    ratio: Option<f64>,
-    target: Option<f64>,
-    title: &str,
-    missed: &mut Vec<String>,
-) -> String {
-    match ratio.zip(target) {
-        Some((ratio, target)) if ratio >= target => "met".to_owned(),
-        Some((ratio, target)) => {
-            missed.push(format!("{title} ({ratio:.1}× of ≥ {target}×)"));
-            "**missed**".to_owned()
-        }
-        None => dash(),
+/// "met" or "missed", counted in `tally`; empty when there is no ratio to judge.
+fn verdict(ratio: Option<f64>, target: f64, tally: &mut Tally) -> &'static str {
+    let Some(ratio) = ratio else { return "" };
+    tally.shown += 1;
+    if ratio >= target {
+        "met"
+    } else {
+        tally.missed += 1;
+        "missed"
+    }
+}
+
+/// A target and its verdict, in one cell: `≥ 8× met`; the target alone when there is none.
+fn judged(target: String, verdict: &str) -> String {
+    if verdict.is_empty() {
+        target
+    } else {
+        format!("{target} {verdict}")
+    }
+}
+
+/// A ratio with three significant figures at most: `2.5×`, `12.3×`, `143×`.
+fn times(ratio: f64) -> String {
+    if ratio < 99.95 {
+        format!("{ratio:.1}×")
+    } else {
+        format!("{ratio:.0}×")
     }
 }
 
@@ -146,10 +198,6 @@ fn rss_summary(measurements: &[Measurement]) -> Option<Summary> {
     Summary::of(&mebibytes)
 }
 
-fn rss_cell(measurements: &[Measurement]) -> String {
-    rss_summary(measurements).map_or_else(dash, |s| format!("{} MiB", number(s.median)))
-}
-
 fn cell(summary: Option<Summary>) -> String {
     summary.map_or_else(dash, |s| {
         format!("{} ({}–{})", number(s.median), number(s.min), number(s.max))
@@ -160,17 +208,30 @@ fn dash() -> String {
     "—".to_owned()
 }
 
-/// Three significant figures or so, with k and M for large values.
+/// Three significant figures, with k and M for large values: at most five characters for
+/// anything below a thousand million, so the table's columns have a known width.
 pub fn number(value: f64) -> String {
+    // Round first, then pick the format from the rounded value: 9.996 is "10.0", not "10.00".
+    let value = three_significant_figures(value);
     match value.abs() {
+        v if v >= 1e8 => format!("{:.0}M", value / 1e6),
+        v if v >= 1e7 => format!("{:.1}M", value / 1e6),
         v if v >= 1e6 => format!("{:.2}M", value / 1e6),
         v if v >= 1e5 => format!("{:.0}k", value / 1e3),
         v if v >= 1e4 => format!("{:.1}k", value / 1e3),
         v if v >= 100.0 => format!("{value:.0}"),
         v if v >= 10.0 => format!("{value:.1}"),
-        v if v >= 0.1 => format!("{value:.2}"),
+        v if v >= 1.0 => format!("{value:.2}"),
         _ => format!("{value:.3}"),
     }
+}
+
+fn three_significant_figures(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    let scale = 10f64.powi(value.abs().log10().floor() as i32 - 2);
+    (value / scale).round() * scale
 }
 
 /// A Markdown table whose columns are padded to line up in plain text too.
@@ -199,41 +260,58 @@ fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
-fn footer(environment: &Environment, missed: &[String]) -> String {
-    let mut text = String::new();
+fn speed_notes(environment: &Environment) -> String {
+    let pinning = environment.pinned_cpu.map_or_else(
+        || "Pipe ping-pong ran unpinned, as did the rest.".to_owned(),
+        |cpu| {
+            format!(
+                "Pipe ping-pong ran pinned to CPU {cpu} on both sides (parent and echo child share \
+                 it); the rest ran unpinned."
+            )
+        },
+    );
+    format!(
+        "\nRust, Python: median (min–max) over {} round{} per side, sides alternated (Rust first in odd rounds).\n\
+         ratio = Rust speed ÷ Python speed, from the medians (ms, µs: Python time ÷ Rust time).\n\
+         target: the project's, explained in bench/README.md.\n\
+         {pinning}\n",
+        environment.rounds,
+        if environment.rounds == 1 { "" } else { "s" },
+    )
+}
+
+fn rss_notes() -> String {
+    format!(
+        "\nPeak RSS: ru_maxrss of each side's main process, median (min–max). The lesson-like main process is the one of\n\
+         {RSS_WORKLOAD} (it starts a child and joins it); its target ≤ ¼ means Python ÷ Rust ≥ {RSS_TARGET}.\n"
+    )
+}
+
+/// The machine, the CPUs, the Python and the date: the reader's figures will differ.
+fn sources(environment: &Environment) -> String {
     let python = environment
         .python_version
         .as_deref()
-        .unwrap_or("not found: Rust side only");
-    let _ = writeln!(
-        text,
-        "\n{} round{} per side, sides alternated (Rust first in odd rounds, Python first in even \
-         ones); median (min–max) over the rounds. {} CPUs; Python: {python}.",
-        environment.rounds,
-        if environment.rounds == 1 { "" } else { "s" },
-        environment.cpus
-    );
-    let _ = writeln!(
-        text,
-        "ratio = Rust speed ÷ Python speed, from the medians (for ms and µs: Python time ÷ Rust \
-         time). RSS: peak resident set (ru_maxrss) of each side's main process; the RSS row's \
-         ratio is Python ÷ Rust, from the start+join fork workload."
-    );
-    let pinning = environment.pinned_cpu.map_or_else(
-        || "unpinned".to_owned(),
-        |cpu| format!("pinned to CPU {cpu} (parent and echo child share it)"),
-    );
-    let _ = writeln!(
-        text,
-        "CPU placement: pipe ping-pong runs, on both sides, {pinning}; every other workload \
-         unpinned on both sides."
-    );
-    let _ = match (environment.python_version.is_some(), missed.is_empty()) {
-        (false, _) => writeln!(text, "No ratios: the Python side did not run."),
-        (true, true) => writeln!(text, "Every target shown was met."),
-        (true, false) => writeln!(text, "Missed targets: {}.", missed.join("; ")),
+        .unwrap_or("not found, Rust side only");
+    let date = environment
+        .date
+        .as_ref()
+        .map_or_else(String::new, |date| format!("; run on {date} (UTC)"));
+    format!(
+        "\nMachine: {}, {} CPU{}\nPython: {python}{date}\n",
+        environment.machine,
+        environment.cpus,
+        if environment.cpus == 1 { "" } else { "s" },
+    )
+}
+
+fn summary(environment: &Environment, tally: &Tally) -> String {
+    let verdict = match (environment.python_version.is_some(), tally) {
+        (false, _) => "No ratios: the Python side did not run.".to_owned(),
+        (true, Tally { missed: 0, .. }) => "Every target shown was met.".to_owned(),
+        (true, Tally { shown, missed }) => format!("Targets missed: {missed} of {shown}."),
     };
-    text
+    format!("\n{verdict}\n")
 }
 
 #[cfg(test)]
@@ -243,12 +321,208 @@ mod tests {
     #[test]
     fn numbers_keep_about_three_figures() {
         assert_eq!(number(0.0123), "0.012");
+        assert_eq!(number(0.1234), "0.123");
         assert_eq!(number(2.456), "2.46");
         assert_eq!(number(51.23), "51.2");
         assert_eq!(number(716.4), "716");
         assert_eq!(number(12_345.0), "12.3k");
         assert_eq!(number(115_000.0), "115k");
         assert_eq!(number(1_234_567.0), "1.23M");
+        assert_eq!(number(12_345_678.0), "12.3M");
+        assert_eq!(number(123_456_789.0), "123M");
+    }
+
+    #[test]
+    fn rounding_up_does_not_widen_a_number() {
+        assert_eq!(number(9.996), "10.0");
+        assert_eq!(number(99.96), "100");
+        assert_eq!(number(99_960.0), "100k");
+        assert_eq!(number(999_600.0), "1.00M");
+        assert_eq!(number(9_996_000.0), "10.0M");
+        assert_eq!(number(0.099_96), "0.100");
+        assert_eq!(number(0.9996), "1.00");
+        assert_eq!(number(0.0), "0.000");
+    }
+
+    /// Fake runs: on the Rust side `rate` (for rates) or `time` (for ms and µs) spread as
+    /// median, min and max; the Python side `ratio` times slower; peak RSS likewise.
+    struct Scenario {
+        rate: f64,
+        time: f64,
+        ratio: f64,
+        rss_rust_mib: f64,
+        rss_python_mib: f64,
+    }
+
+    /// The widest figures `number` prints (five characters) on both sides, and every target
+    /// missed (the widest verdict).
+    const WIDEST: Scenario = Scenario {
+        rate: 2.08e6,
+        time: 0.0512,
+        ratio: 1.5,
+        rss_rust_mib: 12_345.0,
+        rss_python_mib: 45_678.0,
+    };
+
+    /// Figures of the kind a run prints, with some targets missed.
+    const TYPICAL: Scenario = Scenario {
+        rate: 1.23e6,
+        time: 0.345,
+        ratio: 6.0,
+        rss_rust_mib: 2.1,
+        rss_python_mib: 12.4,
+    };
+
+    const SPREAD: [f64; 3] = [1.0, 0.8, 1.34];
+
+    /// A run whose figure, in `metric`'s unit, is `value`.
+    fn run(metric: Metric, value: f64, rss_mib: f64) -> Measurement {
+        let ops = 1000;
+        let n = ops as f64;
+        let elapsed_s = match metric {
+            Metric::MillisPerOp => value * n / 1e3,
+            Metric::MicrosPerOp => value * n / 1e6,
+            Metric::OpsPerSecond => n / value,
+            Metric::MegabytesPerSecond { item_bytes } => n * item_bytes as f64 / 1e6 / value,
+        };
+        Measurement {
+            elapsed_s,
+            ops,
+            maxrss_kib: (rss_mib * 1024.0) as u64,
+        }
+    }
+
+    /// Results for every workload of the catalogue.
+    fn results(scenario: &Scenario) -> Vec<Results> {
+        crate::catalogue::WORKLOADS
+            .iter()
+            .map(|workload| {
+                let metric = workload.metric;
+                let (rust, python) = if metric.higher_is_better() {
+                    (scenario.rate, scenario.rate / scenario.ratio)
+                } else {
+                    (scenario.time, scenario.time * scenario.ratio)
+                };
+                let runs = |value: f64, rss: f64| -> Vec<Measurement> {
+                    SPREAD
+                        .iter()
+                        .map(|s| run(metric, value * s, rss * s))
+                        .collect()
+                };
+                Results {
+                    workload,
+                    rust: runs(rust, scenario.rss_rust_mib),
+                    python: runs(python, scenario.rss_python_mib),
+                }
+            })
+            .collect()
+    }
+
+    /// A machine with long names, as some are.
+    fn environment() -> Environment {
+        Environment {
+            machine: "Linux 5.15.153.1-microsoft-standard-WSL2 x86_64, AMD Ryzen Threadripper PRO \
+                      5995WX 64-Cores"
+                .to_owned(),
+            date: Some("2025-03-14".to_owned()),
+            rounds: 5,
+            cpus: 128,
+            python_version: Some("CPython 3.11.7".to_owned()),
+            pinned_cpu: Some(1),
+        }
+    }
+
+    #[test]
+    fn every_line_fits_in_120_columns() {
+        for scenario in [&WIDEST, &TYPICAL] {
+            let text = render(&results(scenario), &environment());
+            let wide: Vec<&str> = text
+                .lines()
+                .filter(|line| line.chars().count() > MAX_COLUMNS)
+                .collect();
+            assert!(
+                wide.is_empty(),
+                "lines wider than {MAX_COLUMNS}: {wide:#?}\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_widest_figures_are_in_the_table() {
+        let text = render(&results(&WIDEST), &environment());
+        assert!(text.contains("2.08M (1.66M–2.79M)"), "{text}");
+        assert!(text.contains("1.39M (1.11M–1.86M)"), "{text}");
+        assert!(text.contains("0.051 (0.041–0.069)"), "{text}");
+        assert!(text.contains("≥ 2.5× missed"), "{text}");
+    }
+
+    #[test]
+    fn both_tables_are_padded_markdown_with_every_workload() {
+        let text = render(&results(&TYPICAL), &environment());
+        let tables: Vec<Vec<&str>> = text
+            .split("\n\n")
+            .map(|block| block.lines().filter(|l| l.starts_with('|')).collect())
+            .filter(|lines: &Vec<&str>| !lines.is_empty())
+            .collect();
+        assert_eq!(tables.len(), 2, "{text}");
+        for table in &tables {
+            let width = table[0].chars().count();
+            let cells = table[0].matches(" | ").count();
+            for line in table {
+                assert!(line.ends_with(" |"), "{line}");
+                assert_eq!(line.chars().count(), width, "{line}");
+                assert_eq!(line.matches(" | ").count(), cells, "{line}");
+            }
+            assert!(
+                table[1].trim_matches(['|', '-', ' ']).is_empty(),
+                "{}",
+                table[1]
+            );
+        }
+        for workload in crate::catalogue::WORKLOADS {
+            for table in &tables {
+                assert!(table.iter().any(|l| l.contains(workload.title)), "{text}");
+            }
+        }
+        assert!(tables[1].iter().any(|l| l.contains("≤ ¼ met")), "{text}");
+        assert!(
+            text.contains("≥ 8× missed") && text.contains("≥ 2.5× met"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_python_targets_stand_unjudged() {
+        let mut results = results(&TYPICAL);
+        results.iter_mut().for_each(|entry| entry.python.clear());
+        let environment = Environment {
+            python_version: None,
+            ..environment()
+        };
+        let text = render(&results, &environment);
+        assert!(
+            text.contains("| ≥ 8×   ") && !text.contains("met"),
+            "{text}"
+        );
+        assert!(
+            text.contains("No ratios") && text.contains("not found"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_sources_come_first() {
+        let text = render(&results(&TYPICAL), &environment());
+        let head: Vec<&str> = text.lines().skip(1).take(2).collect();
+        assert_eq!(
+            head,
+            [
+                "Machine: Linux 5.15.153.1-microsoft-standard-WSL2 x86_64, AMD Ryzen Threadripper \
+                 PRO 5995WX 64-Cores, 128 CPUs",
+                "Python: CPython 3.11.7; run on 2025-03-14 (UTC)",
+            ]
+        );
+        assert!(text.contains("Targets missed: 4 of 9."), "{text}");
     }
 
     #[test]
