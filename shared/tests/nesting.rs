@@ -9,9 +9,12 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use shared::{GetError, MAX_DEPTH, Pipe, Queue, RecvError};
 
-/// An array of itself, as deep as the bytes say.
+/// An array of itself, as deep as the bytes say: two levels each (a newtype and an array).
 #[derive(Debug, Deserialize, Serialize)]
 struct Nested(Vec<Nested>);
+
+/// The most arrays a `Nested` may hold in one another.
+const DEEPEST: usize = MAX_DEPTH / 2;
 
 /// Encodes as `self.0 + 1` arrays, each the only element of the one around it.
 struct Deep(usize);
@@ -51,7 +54,7 @@ fn a_message_nested_a_thousand_deep_is_a_decode_error() {
     let (sender, receiver) = Pipe::new().unwrap();
     on_stack(LARGE, move || {
         sender.send(&Deep(1000)).unwrap();
-        sender.send(&Deep(MAX_DEPTH - 1)).unwrap();
+        sender.send(&Deep(DEEPEST - 1)).unwrap();
     });
     let (first, second) = on_stack(SMALL, move || {
         (receiver.recv::<Nested>(), receiver.recv::<Nested>())
@@ -68,7 +71,7 @@ fn a_queue_item_nested_a_thousand_deep_is_a_decode_error() {
     let deep = queue.retyped::<Deep>();
     on_stack(LARGE, move || {
         deep.put(Deep(1000)).unwrap();
-        deep.put(Deep(MAX_DEPTH - 1)).unwrap();
+        deep.put(Deep(DEEPEST - 1)).unwrap();
     });
     let (first, second) = on_stack(SMALL, move || (queue.get(), queue.get()));
     let error = first.expect_err("too deep");
