@@ -531,7 +531,9 @@ impl fmt::Display for ProcessError {
             }
             ProcessError::SpawnNeedsFunction => f.write_str(
                 "the spawn start method needs a function defined with `fn` (pass values \
-                 through args); closures and function pointers work only under fork",
+                 through args); closures and function pointers work only under fork, and a \
+                 constructor such as `Some` or a function of an `extern` block must be wrapped \
+                 in a `fn`",
             ),
             ProcessError::SpawnOutsideExecutable => f.write_str(
                 "the spawn start method needs a target compiled into the program's executable, \

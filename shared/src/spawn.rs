@@ -127,15 +127,22 @@ fn section() -> (usize, usize) {
     )
 }
 
-/// Where `entry` lies in this image's spawn entries, or `None` if it lies elsewhere: in
-/// another image (a shared library, `dlopen`ed code) that a spawned child, an `exec` of the
-/// executable alone, would not have at the same place.
+/// Where `entry` lies in the executable's spawn entries, or `None` if it lies elsewhere: in a
+/// shared library or `dlopen`ed code (which may hold a section of its own), where a spawned
+/// child, an `exec` of the executable alone, would not find it.
 pub(crate) fn entry_offset(entry: EntryFn) -> Option<u64> {
     let (start, stop) = section();
     let address = entry as usize;
-    (start..stop)
-        .contains(&address)
-        .then(|| (address - start) as u64)
+    let in_executable =
+        sys::process::in_main_executable(start) && sys::process::in_main_executable(address);
+    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
+}
+
+/// The size of this image's spawn entries section: a child refuses a payload made by a parent
+/// whose section differs, which a different build of the program would.
+fn section_len() -> u64 {
+    let (start, stop) = section();
+    (stop - start) as u64
 }
 
 /// The entry at `offset` in this image's spawn entries, if the offset lies inside them.
@@ -153,7 +160,8 @@ fn entry_at(offset: u64) -> Option<EntryFn> {
     // parent, running this same executable (`/proc/self/exe`, which names the running image
     // even if its file was replaced since), computed the offset from such a function's
     // address with `entry_offset`. The section check alone stops every other offset (into
-    // `main`, a target, or libc) even if that reasoning failed.
+    // `main`, a target, or libc) even if that reasoning failed; an offset inside the section
+    // but not at an entry's start would pass it, and only the token excludes that.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
@@ -207,6 +215,7 @@ struct Body {
     name: String,
     daemon: bool,
     parent: u32,
+    section_len: u64,
 }
 
 /// Starts a spawned child that runs `outgoing`; returns its PID.
@@ -228,6 +237,7 @@ pub(crate) fn start_child(
         name: name.to_owned(),
         daemon: me.daemon,
         parent,
+        section_len: section_len(),
     };
     let mut preamble = Preamble {
         magic: *MAGIC,
@@ -359,6 +369,11 @@ pub(crate) fn is_child_without_init() -> bool {
         && std::env::var_os(TOKEN_VARIABLE).is_some()
 }
 
+/// Whether this process is a spawned child that was given its target.
+pub(crate) fn is_dispatched() -> bool {
+    DISPATCHED.load(Ordering::Relaxed)
+}
+
 /// Why this process refuses to act as a spawned child.
 struct Refusal(String);
 
@@ -385,25 +400,49 @@ fn refuse(reason: impl Into<String>) -> Refusal {
 /// shared::run_if_spawned_child(); // in the main process: returns at once
 /// ```
 pub fn run_if_spawned_child() {
-    // Read the command line from /proc rather than `std::env::args`: this may run from
-    // `.init_array`, before the standard library has recorded the arguments.
-    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
-        return;
-    };
-    // Each argument ends with a NUL.
-    let cmdline = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).skip(1).collect();
-    if args.first() != Some(&MARKER.as_bytes()) {
+    // Only the first call may act. A later one runs after the program's own code, which may
+    // have opened descriptors of its own that the checks below would take for inherited ones.
+    if ENTERED.swap(true, Ordering::Relaxed) {
         return;
     }
+    let Some(args) = command_line() else {
+        return;
+    };
+    if args.get(1).map(Vec::as_slice) != Some(MARKER.as_bytes()) {
+        return;
+    }
+    // A Rust `main` ignores SIGPIPE, so that writing to a closed pipe is an error, not death.
+    // This may run before that set-up (from `.init_array`), and the refusal below writes.
+    sys::process::ignore_broken_pipe_signal();
+    let args: Vec<&[u8]> = args[1..].iter().map(Vec::as_slice).collect();
     let code = match accept(&args) {
         Ok(child) => child.run(),
         Err(refusal) => {
-            eprintln!("{refusal}");
+            // Not `eprintln!`, which panics when stderr is closed: the exit code must be 2.
+            let _ = writeln!(std::io::stderr(), "{refusal}");
             REFUSED
         }
     };
     runtime::finish_child(code)
+}
+
+/// Set by the first call of [`run_if_spawned_child`].
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// This process's arguments, the program's name first. From /proc rather than
+/// `std::env::args`, which may be empty here: this may run from `.init_array`, before the
+/// standard library has recorded the arguments. Without /proc (a chroot or a mount namespace
+/// that hides it), from `std::env::args_os`, which `init` in `main` always has.
+fn command_line() -> Option<Vec<Vec<u8>>> {
+    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
+        let args: Vec<Vec<u8>> = std::env::args_os()
+            .map(|arg| arg.as_bytes().to_vec())
+            .collect();
+        return (!args.is_empty()).then_some(args);
+    };
+    // Each argument ends with a NUL.
+    let cmdline = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
+    Some(cmdline.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
 }
 
 /// A payload that passed every check, with its descriptors adopted.
@@ -415,6 +454,14 @@ struct Accepted {
 
 /// Checks the command line, the token and the payload, then adopts the handle descriptors.
 fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
+    if sys::process::is_secure_execution() {
+        // The loader runs a setuid, setgid or file-capability program in secure mode: it
+        // ignores LD_PRELOAD because the environment is its user's choice. So is the token.
+        return Err(refuse(
+            "this program runs with privileges its user does not have (setuid, setgid or file \
+             capabilities), so its environment, and the token in it, is the user's choice",
+        ));
+    }
     let token = std::env::var_os(TOKEN_VARIABLE)
         .ok_or_else(|| refuse(format!("no {TOKEN_VARIABLE} in the environment")))?;
     let token = unhex(&token).ok_or_else(|| {
@@ -439,6 +486,14 @@ fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
             ))
         })?;
     let body = read_payload(payload_fd, &token)?;
+    if body.section_len != section_len() {
+        return Err(refuse(format!(
+            "the payload names spawn entries of {} bytes, and this program has {}: it was made \
+             by another build",
+            body.section_len,
+            section_len()
+        )));
+    }
     let entry = entry_at(body.entry).ok_or_else(|| {
         refuse(format!(
             "the entry offset {:#x} is not a spawn entry of this program",
@@ -462,31 +517,36 @@ fn read_payload(fd: RawFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
     if !(PREAMBLE as u64..=MAX_PAYLOAD).contains(&len) {
         return Err(described(&format!("holds {len} bytes, not a payload")));
     }
-    let mut bytes = Vec::with_capacity(len as usize);
     let mut file = std::fs::File::from(fd);
+    let mut preamble = [0; PREAMBLE];
     std::io::Seek::rewind(&mut file)
-        .and_then(|_| file.read_to_end(&mut bytes))
+        .and_then(|_| file.read_exact(&mut preamble))
         .map_err(|e| described(&format!("cannot be read: {e}")))?;
-    let (preamble, body) = bytes.split_at(PREAMBLE.min(bytes.len()));
-    if preamble.len() < PREAMBLE || &preamble[..MAGIC.len()] != MAGIC {
-        return Err(described("does not start with a spawn payload's magic"));
+    check_preamble(&preamble, token).map_err(|what| described(&what))?;
+    // Only a payload with the right token is read further.
+    let mut body = Vec::with_capacity((len as usize).saturating_sub(PREAMBLE));
+    file.read_to_end(&mut body)
+        .map_err(|e| described(&format!("cannot be read: {e}")))?;
+    crate::wire::decode(&body).map_err(|e| described(&format!("holds an unreadable body: {e}")))
+}
+
+/// Checks the magic, the version and the token; says what is wrong otherwise.
+fn check_preamble(preamble: &[u8; PREAMBLE], token: &[u8; TOKEN_BYTES]) -> Result<(), String> {
+    let (magic, rest) = preamble.split_at(MAGIC.len());
+    let (version, theirs) = rest.split_at(4);
+    if magic != MAGIC {
+        return Err("does not start with a spawn payload's magic".to_owned());
     }
-    let version = u32::from_le_bytes(
-        preamble[MAGIC.len()..MAGIC.len() + 4]
-            .try_into()
-            .unwrap_or_default(),
-    );
+    let version = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
     if version != VERSION {
-        return Err(described(&format!(
+        return Err(format!(
             "holds payload version {version}; this program reads version {VERSION}"
-        )));
+        ));
     }
-    if !same_token(&preamble[MAGIC.len() + 4..], token) {
-        return Err(described(&format!(
-            "carries a token other than {TOKEN_VARIABLE}'s"
-        )));
+    if !same_token(theirs, token) {
+        return Err(format!("carries a token other than {TOKEN_VARIABLE}'s"));
     }
-    crate::wire::decode(body).map_err(|e| described(&format!("holds an unreadable body: {e}")))
+    Ok(())
 }
 
 /// Compares tokens in time independent of where they differ.
@@ -520,9 +580,6 @@ impl Accepted {
     fn run(self) -> i32 {
         let Accepted { entry, body, fds } = self;
         DISPATCHED.store(true, Ordering::Relaxed);
-        // A Rust `main` ignores SIGPIPE, so writing to a closed pipe is an error, not death.
-        // This may run before that set-up (from `.init_array`), so do it here too.
-        sys::process::ignore_broken_pipe_signal();
         if body.daemon
             && let Err(error) = runtime::die_with_parent(body.parent)
         {

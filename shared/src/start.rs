@@ -98,6 +98,11 @@ impl FromStr for StartMethod {
 /// forkserver start method needs a server started here).
 pub fn init() -> Result<(), InitError> {
     run_if_spawned_child();
+    if crate::spawn::is_dispatched() {
+        // A spawned child's target called `init` again: its command line is the spawn's, not
+        // the user's, and there is nothing left to set up.
+        return Ok(());
+    }
     let program = crate::cli::program_name();
     match parse_args(std::env::args_os().skip(1)) {
         Ok(Invocation::Run { start_method }) => {

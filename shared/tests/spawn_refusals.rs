@@ -119,3 +119,23 @@ fn a_closure_is_refused_under_spawn_even_if_it_captures_nothing() {
         shared::ProcessError::SpawnNeedsFunction
     ));
 }
+
+/// A target that opens a descriptor without close-on-exec, as C code and `dup` do, then calls
+/// the entry again: only the first call may act, so the descriptor stays its own.
+fn opens_a_descriptor_then_calls_init_again() -> Result<(), String> {
+    let copy = nix::unistd::dup(std::io::stderr()).map_err(|error| error.to_string())?;
+    shared::run_if_spawned_child();
+    shared::init().map_err(|error| error.to_string())?;
+    nix::unistd::write(&copy, b"").map_err(|error| format!("the descriptor was taken: {error}"))?;
+    Ok(())
+}
+
+#[test]
+fn a_second_call_of_the_entry_in_a_spawned_child_does_nothing() {
+    let mut child = Child::start(
+        StartMethod::Spawn,
+        opens_a_descriptor_then_calls_init_again,
+        (),
+    );
+    child.expect_success();
+}

@@ -163,3 +163,33 @@ fn without_the_marker_the_lesson_runs_as_usual() {
     assert!(output.status.success(), "{output:?}");
     assert!(!output.stdout.is_empty());
 }
+
+/// A setuid program's environment is chosen by a user with fewer privileges than the program:
+/// the token variable is then no proof. Needs root, to make a setuid-root copy of the lesson
+/// and run it as `nobody`; CI runs as root. Elsewhere it says so and checks nothing.
+#[test]
+fn a_setuid_program_refuses_to_be_a_spawned_child_whatever_its_environment() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to make and run a setuid copy of the lesson");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("setuid-lesson-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("lesson01-processes");
+    std::fs::copy(LESSON.path(), &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mut command = Command::new("/usr/bin/setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&copy)
+        .args([MARKER, "3"])
+        .env(shared::TOKEN_VARIABLE, TOKEN);
+    let output = assert_cmd::Command::from_std(command)
+        .timeout(TIMEOUT)
+        .output()
+        .expect("run the setuid copy");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_refused(&output, "privileges");
+}

@@ -53,6 +53,52 @@ pub(crate) fn watch_parent(parent: u32) -> io::Result<Option<OwnedFd>> {
     Ok((getppid().as_raw() as u32 == parent).then_some(exited))
 }
 
+/// Whether the loader started this process in secure-execution mode (`AT_SECURE`): a setuid,
+/// setgid or file-capability program, whose environment is chosen by a user with fewer
+/// privileges than the program has.
+pub(crate) fn is_secure_execution() -> bool {
+    // SAFETY: `getauxval` reads the auxiliary vector the kernel gave this process; it takes
+    // and returns plain integers and touches no memory of ours.
+    unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) != 0 }
+}
+
+/// Whether `address` lies in a loaded segment of the main executable, rather than in a shared
+/// library or `dlopen`ed code.
+pub(crate) fn in_main_executable(address: usize) -> bool {
+    use nix::libc::{c_int, c_void, dl_phdr_info, size_t};
+
+    /// Called for each loaded object, the main program first: looks at that one, then stops.
+    unsafe extern "C" fn first_object(
+        info: *mut dl_phdr_info,
+        _size: size_t,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, and
+        // `data` is the `(usize, bool)` that `in_main_executable` lent it.
+        let (info, (address, found)) = unsafe { (&*info, &mut *data.cast::<(usize, bool)>()) };
+        let headers = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `dlpi_phdr` points to the object's `dlpi_phnum` program headers.
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+        };
+        *found = headers
+            .iter()
+            .filter(|header| header.p_type == nix::libc::PT_LOAD)
+            .any(|header| {
+                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+                (start..start.saturating_add(header.p_memsz as usize)).contains(address)
+            });
+        1 // a non-zero return stops the iteration
+    }
+
+    let mut data = (address, false);
+    // SAFETY: `first_object` matches the callback type and only reads what the loader passes;
+    // `data` outlives the call, which does not keep it.
+    unsafe { nix::libc::dl_iterate_phdr(Some(first_object), (&raw mut data).cast()) };
+    data.1
+}
+
 /// Ends this process with SIGKILL, as if killed from outside: no exit work runs.
 pub(crate) fn kill_self() -> ! {
     let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
