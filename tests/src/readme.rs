@@ -98,18 +98,20 @@ impl Readme {
                         {
                             *body = text;
                         }
-                        blocks.push(Block {
+                        let block = Block {
                             line: line(range.start),
-                            source: markdown[range].to_owned(),
+                            source: markdown[range.clone()].to_owned(),
                             kind,
-                        });
+                        };
+                        blocks.push((range.start, block));
                     }
                 }
                 _ => {}
             }
         }
         // A code block inside a list ends before the list does.
-        blocks.sort_by_key(|block| block.line);
+        blocks.sort_by_key(|(start, _)| *start);
+        let blocks = blocks.into_iter().map(|(_, block)| block).collect();
         Readme { blocks, links }
     }
 
