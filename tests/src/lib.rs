@@ -1,17 +1,19 @@
-//! Harness for the integration tests in `tests/`: it runs the lesson binaries and checks what the
-//! logic of each Python listing guarantees, with real PIDs.
+//! Harness for the lessons' tests: it runs a lesson binary and reads a README's sample run, so
+//! that each lesson checks one guarantees function against a fork run, a spawn run and its
+//! README (in `lesson0N-*/tests/lesson.rs`).
 //!
-//! - [`Lesson`] builds a sibling package's binary (or example) once per test process (with
-//!   `escargot`, into the workspace's target directory) and runs it with
-//!   `--start-method fork|spawn`.
-//! - [`Lesson::run`] starts the binary in a process group of its own, waits for it with a
-//!   timeout and fails if anything in that group outlives it.
-//! - [`Run::expect_lines`] makes the checks shared by every lesson (exit status, empty stderr,
-//!   first line, each line once, the lines of the listing and nothing else, no printed PID still
-//!   alive) and returns a [`Transcript`] for the lesson's own ordering checks.
+//! - [`run`] starts a binary with `--start-method fork|spawn` in a process group of its own,
+//!   waits for it with a timeout and fails if anything in that group outlives it.
+//!   [`Run::transcript`] checks what every lesson shares (exit status 0, empty stderr, a first
+//!   line that names the main process's PID, no printed PID still alive).
+//! - [`readme::sample`] gives the README's sample run of a binary as a [`Transcript`] too.
+//! - [`Lesson`] builds a binary or an example of another package with `escargot`, for the tests
+//!   in `tests/tests/` that run one.
 //!
-//! PIDs are written [`PID`] in the expected lines and in the patterns given to
-//! [`Transcript::find`]. Every failure message shows the whole stdout.
+//! PIDs are written [`PID`] in the patterns given to [`Transcript::find`]. Every failure
+//! message shows the whole stdout.
+
+pub mod readme;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -25,7 +27,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use assert_cmd::assert::OutputAssertExt;
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
@@ -99,44 +100,51 @@ impl Lesson {
             .get_or_init(|| build(self.package, self.bin, self.example))
     }
 
-    /// Runs the binary with `--start-method`, stdout and stderr piped, and waits for it.
-    ///
-    /// Fails (after killing the whole process group) if the binary runs longer than
-    /// [`TIMEOUT`], if any process of its group is still alive once it has exited, or if its
-    /// output pipes stay open after it has exited.
+    /// Builds the binary if need be and [`run`]s it.
     #[track_caller]
     pub fn run(&self, method: StartMethod) -> Run {
-        let context = format!("{} --start-method {}", self.bin, method.name());
-        let mut child = self.spawn(method);
-        let pid = child.id();
-        let stdout = drain(child.stdout.take().expect("stdout is piped"));
-        let stderr = drain(child.stderr.take().expect("stderr is piped"));
-
-        let outcome = wait_for_group(&mut child);
-        let pipes_deadline = Instant::now() + PIPE_CLOSE_TIMEOUT;
-        let stdout = collect(&stdout, pipes_deadline);
-        let stderr = collect(&stderr, pipes_deadline);
-        match into_output(outcome, stdout, stderr) {
-            Ok(output) => Run {
-                context,
-                pid,
-                output,
-            },
-            Err(failure) => panic!("{context} (PID {pid}) {failure}"),
-        }
+        run(self.path(), method)
     }
+}
 
-    fn spawn(&self, method: StartMethod) -> Child {
-        Command::new(self.path())
-            .args(["--start-method", method.name()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // A group of its own, inherited by every child: the group can be scanned for
-            // survivors (printed or not) and killed as a whole on timeout.
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|error| panic!("could not start {}: {error}", self.bin))
+/// Runs the binary at `path` with `--start-method`, stdout and stderr piped, and waits for it.
+///
+/// Fails (after killing the whole process group) if the binary runs longer than [`TIMEOUT`],
+/// if any process of its group is still alive once it has exited, or if its output pipes stay
+/// open after it has exited.
+#[track_caller]
+pub fn run(path: impl AsRef<Path>, method: StartMethod) -> Run {
+    let path = path.as_ref();
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let context = format!("{name} --start-method {}", method.name());
+    let mut child = Command::new(path)
+        .args(["--start-method", method.name()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A group of its own, inherited by every child: the group can be scanned for survivors
+        // (printed or not) and killed as a whole on timeout.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|error| panic!("could not start {}: {error}", path.display()));
+    let pid = child.id();
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+
+    let outcome = wait_for_group(&mut child);
+    let pipes_deadline = Instant::now() + PIPE_CLOSE_TIMEOUT;
+    let stdout = collect(&stdout, pipes_deadline);
+    let stderr = collect(&stderr, pipes_deadline);
+    match into_output(outcome, stdout, stderr) {
+        Ok(output) => Run {
+            context,
+            pid,
+            output,
+        },
+        Err(failure) => panic!("{context} (PID {pid}) {failure}"),
     }
 }
 
@@ -151,35 +159,41 @@ pub struct Run {
 }
 
 impl Run {
-    /// Makes the checks every lesson shares and returns the transcript for the lesson's own.
-    ///
-    /// `expected` holds every line the listing prints, once, with PIDs written [`PID`]; the
-    /// order does not matter. Checks: exit status 0, empty stderr, every line exactly once,
-    /// the same lines as `expected` once PIDs are redacted, a first line that names this
-    /// process's PID, and no printed PID still alive.
+    /// Makes the checks every lesson shares and returns the transcript for the lesson's own:
+    /// exit status 0, empty stderr, a first line that names this process's PID (see
+    /// [`Transcript::main_pid`]), and no printed PID still alive.
     #[track_caller]
-    pub fn expect_lines(&self, expected: &[&str]) -> Transcript {
-        self.output
-            .clone()
-            .assert()
-            .append_context("lesson", self.context.clone())
-            .success()
-            .stderr("");
-        let transcript = Transcript::parse(&self.context, self.pid, &self.output.stdout);
-        transcript.assert_each_line_once();
-        transcript.assert_redacted_lines(expected);
-        transcript.assert_at(0, &format!("Processo principal {} inicializado", self.pid));
-        transcript.assert_printed_pids_gone();
+    pub fn transcript(&self) -> Transcript {
+        let (status, stderr) = (self.output.status, &self.output.stderr);
+        let transcript = Transcript::parse(&self.context, &self.output.stdout);
+        if !status.success() || !stderr.is_empty() {
+            let stderr = String::from_utf8_lossy(stderr);
+            transcript.fail(&format!("{status}, stderr:\n{stderr}"));
+        }
+        if transcript.main_pid() != self.pid {
+            transcript.fail(&format!(
+                "the first line is not of this process, {}",
+                self.pid
+            ));
+        }
+        let alive: Vec<&u32> = transcript
+            .pids
+            .iter()
+            .filter(|&&pid| is_alive(pid))
+            .collect();
+        if !alive.is_empty() {
+            transcript.fail(&format!(
+                "printed PIDs still alive after it exited: {alive:?}"
+            ));
+        }
         transcript
     }
 }
 
-/// The stdout of a run, split into lines, with the PIDs it names.
+/// The stdout of a run (or of a README's sample run), split into lines, with the PIDs it names.
 pub struct Transcript {
     context: String,
-    main_pid: u32,
     lines: Vec<String>,
-    redacted: Vec<String>,
     pids: BTreeSet<u32>,
 }
 
@@ -193,8 +207,8 @@ pub struct Match {
 }
 
 impl Transcript {
-    /// Splits `stdout` of the run of `context` whose main process is `main_pid`.
-    pub fn parse(context: &str, main_pid: u32, stdout: &[u8]) -> Transcript {
+    /// Splits `stdout`, what `context` printed.
+    pub fn parse(context: &str, stdout: &[u8]) -> Transcript {
         let text = String::from_utf8(stdout.to_vec()).unwrap_or_else(|_| {
             panic!(
                 "{context}: stdout is not UTF-8:\n{}",
@@ -202,25 +216,27 @@ impl Transcript {
             )
         });
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        let mut pids = BTreeSet::new();
-        let redacted = lines.iter().map(|line| redact(line, &mut pids)).collect();
+        let pids = lines.iter().flat_map(|line| printed_pids(line)).collect();
         Transcript {
             context: context.to_owned(),
-            main_pid,
             lines,
-            redacted,
             pids,
         }
     }
 
-    /// The PID of the lesson's main process.
+    /// The PID of the main process: every listing's first line is `Processo principal P
+    /// inicializado`, printed before any child exists. Fails unless the first line is that.
+    #[track_caller]
     pub fn main_pid(&self) -> u32 {
-        self.main_pid
-    }
-
-    /// Every PID named anywhere in the output.
-    pub fn pids(&self) -> &BTreeSet<u32> {
-        &self.pids
+        let first = format!("Processo principal {PID} inicializado");
+        match self
+            .lines
+            .first()
+            .and_then(|line| capture_pids(&first, line))
+        {
+            Some(pids) => pids[0],
+            None => self.fail(&format!("expected the first line to be like `{first}`")),
+        }
     }
 
     /// The lines that match `pattern`, where each [`PID`] stands for a number.
@@ -244,6 +260,27 @@ impl Transcript {
             found => self.fail(&format!(
                 "expected one line like `{pattern}`, found {found:?}"
             )),
+        }
+    }
+
+    /// Fails unless the lines are `expected`, each exactly once, in any order. Given with real
+    /// PIDs, `expected` ties every printed PID to its process.
+    #[track_caller]
+    pub fn assert_lines(&self, expected: &[impl AsRef<str>]) {
+        let mut seen = BTreeSet::new();
+        // A line printed twice is what a `fork` with unflushed stdout buffers produces.
+        if let Some(line) = self.lines.iter().find(|line| !seen.insert(*line)) {
+            self.fail(&format!("line `{line}` appears more than once"));
+        }
+        let mut actual: Vec<&str> = self.lines.iter().map(String::as_str).collect();
+        let mut expected: Vec<&str> = expected.iter().map(AsRef::as_ref).collect();
+        actual.sort_unstable();
+        expected.sort_unstable();
+        if actual != expected {
+            self.fail(&format!(
+                "the lines differ from the listing's (sorted)\n\
+                 expected: {expected:#?}\nactual: {actual:#?}"
+            ));
         }
     }
 
@@ -278,11 +315,11 @@ impl Transcript {
 
     /// Fails unless each of `lines` is present once and they appear in this order.
     #[track_caller]
-    pub fn assert_order(&self, lines: &[&str]) {
+    pub fn assert_order(&self, lines: &[impl AsRef<str>]) {
         for pair in lines.windows(2) {
-            let (earlier, later) = (self.position(pair[0]), self.position(pair[1]));
-            if earlier >= later {
-                self.fail(&format!("expected `{}` before `{}`", pair[0], pair[1]));
+            let (earlier, later) = (pair[0].as_ref(), pair[1].as_ref());
+            if self.position(earlier) >= self.position(later) {
+                self.fail(&format!("expected `{earlier}` before `{later}`"));
             }
         }
     }
@@ -304,54 +341,11 @@ impl Transcript {
     pub fn fail(&self, message: &str) -> ! {
         panic!("{}: {message}\n{self}", self.context)
     }
-
-    // A line printed twice is what a `fork` with unflushed stdout buffers produces.
-    #[track_caller]
-    fn assert_each_line_once(&self) {
-        let mut seen = BTreeSet::new();
-        if let Some(line) = self.lines.iter().find(|line| !seen.insert(*line)) {
-            self.fail(&format!("line `{line}` appears more than once"));
-        }
-    }
-
-    #[track_caller]
-    fn assert_redacted_lines(&self, expected: &[&str]) {
-        let mut actual: Vec<&str> = self.redacted.iter().map(String::as_str).collect();
-        let mut expected = expected.to_vec();
-        actual.sort_unstable();
-        expected.sort_unstable();
-        if actual != expected {
-            self.fail(&format!(
-                "the lines differ from the listing's (PIDs redacted, sorted)\n\
-                 expected: {expected:#?}\nactual: {actual:#?}"
-            ));
-        }
-    }
-
-    #[track_caller]
-    fn assert_printed_pids_gone(&self) {
-        let alive: Vec<u32> = self
-            .pids
-            .iter()
-            .copied()
-            .filter(|&pid| is_alive(pid))
-            .collect();
-        if !alive.is_empty() {
-            self.fail(&format!(
-                "printed PIDs still alive after the lesson exited: {alive:?}"
-            ));
-        }
-    }
 }
 
 impl fmt::Display for Transcript {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "--- stdout ({} lines, main PID {}) ---",
-            self.lines.len(),
-            self.main_pid
-        )?;
+        writeln!(f, "--- stdout ({} lines) ---", self.lines.len())?;
         for (index, line) in self.lines.iter().enumerate() {
             writeln!(f, "{index:>3}| {line}")?;
         }
@@ -359,22 +353,17 @@ impl fmt::Display for Transcript {
     }
 }
 
-/// Replaces each PID in `line` by [`PID`] and adds it to `pids`. The listings print a PID
-/// only right after "processo" or "principal", which keeps "Tarefa 1" or "qsize(): 3" intact.
-fn redact(line: &str, pids: &mut BTreeSet<u32>) -> String {
-    let mut previous = "";
-    let words = line.split(' ').map(|word| {
-        let labelled = previous.eq_ignore_ascii_case("processo") || previous == "principal";
-        previous = word;
-        match word.parse::<u32>() {
-            Ok(pid) if labelled && word.bytes().all(|byte| byte.is_ascii_digit()) => {
-                pids.insert(pid);
-                PID
-            }
-            _ => word,
-        }
-    });
-    words.collect::<Vec<_>>().join(" ")
+/// The PIDs `line` prints. The listings print a PID only right after "processo" or
+/// "principal", which leaves out "Tarefa 1" or "qsize(): 3".
+fn printed_pids(line: &str) -> Vec<u32> {
+    let words: Vec<&str> = line.split(' ').collect();
+    let labelled =
+        |pair: &[&str]| pair[0].eq_ignore_ascii_case("processo") || pair[0] == "principal";
+    let digits = |word: &str| !word.is_empty() && word.bytes().all(|byte| byte.is_ascii_digit());
+    let pids = words
+        .windows(2)
+        .filter(|pair| labelled(pair) && digits(pair[1]));
+    pids.filter_map(|pair| pair[1].parse().ok()).collect()
 }
 
 /// The numbers standing where `pattern` has [`PID`], if `line` matches it.
@@ -595,25 +584,11 @@ mod unit {
     use super::*;
 
     #[test]
-    fn redact_replaces_only_labelled_numbers() {
-        let mut pids = BTreeSet::new();
-        let line = redact(
-            "Processo 12 ouviu: Olá, aqui é o processo principal 34",
-            &mut pids,
-        );
-        assert_eq!(
-            line,
-            "Processo [PID] ouviu: Olá, aqui é o processo principal [PID]"
-        );
-        assert_eq!(
-            redact("Processo 5 concluiu: Tarefa 1", &mut pids),
-            "Processo [PID] concluiu: Tarefa 1"
-        );
-        assert_eq!(
-            redact("qsize(): 3 empty(): False", &mut pids),
-            "qsize(): 3 empty(): False"
-        );
-        assert_eq!(pids, BTreeSet::from([5, 12, 34]));
+    fn printed_pids_are_only_labelled_numbers() {
+        let line = "Processo 12 ouviu: Olá, aqui é o processo principal 34";
+        assert_eq!(printed_pids(line), [12, 34]);
+        assert_eq!(printed_pids("Processo 5 concluiu: Tarefa 1"), [5]);
+        assert!(printed_pids("qsize(): 3 empty(): False").is_empty());
     }
 
     #[test]
