@@ -6,11 +6,9 @@ use std::process::ExitCode;
 use bench::harness::{self, Options};
 
 fn main() -> ExitCode {
-    // Spawned children of the workloads must run their target, not the benchmark.
-    if let Err(error) = shared::init() {
-        eprintln!("bench: {error}");
-        return ExitCode::FAILURE;
-    }
+    // Spawned children of the workloads must run their target, not the benchmark. The bench
+    // reads its own command line, so it takes the guard without `init`'s options.
+    shared::run_if_spawned_child();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.split_first() {
         Some((first, rest)) if first == "workload" => run_workload(rest),

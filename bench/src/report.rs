@@ -308,6 +308,11 @@ fn sources(environment: &Environment) -> String {
 fn summary(environment: &Environment, tally: &Tally) -> String {
     let verdict = match (environment.python_version.is_some(), tally) {
         (false, _) => "No ratios: the Python side did not run.".to_owned(),
+        (true, Tally { shown: 0, .. }) => {
+            "No target judged: no workload has figures from both sides (failed runs are \
+             reported above the tables)."
+                .to_owned()
+        }
         (true, Tally { missed: 0, .. }) => "Every target shown was met.".to_owned(),
         (true, Tally { shown, missed }) => format!("Targets missed: {missed} of {shown}."),
     };
@@ -317,6 +322,21 @@ fn summary(environment: &Environment, tally: &Tally) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_not_called_met_when_no_ratio_could_be_computed() {
+        let environment = Environment {
+            rounds: 1,
+            cpus: 2,
+            python_version: Some("CPython 3.11.7".to_owned()),
+            pinned_cpu: None,
+            machine: "Linux".to_owned(),
+            date: None,
+        };
+        let text = summary(&environment, &Tally::default());
+        assert!(text.contains("No target judged"), "{text}");
+        assert!(!text.contains("met"), "{text}");
+    }
 
     #[test]
     fn numbers_keep_about_three_figures() {

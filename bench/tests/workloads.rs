@@ -1,0 +1,43 @@
+//! The harness starts each Rust workload as `bench workload PROGRAM ARGS`: each must run there,
+//! under both start methods, and print its one result line. (The comparison itself is not run
+//! by `cargo test`: it takes minutes and measures speed.)
+
+use std::process::Command;
+
+fn workload(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("workload")
+        .args(args)
+        .output()
+        .expect("run the bench binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bench workload {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn small_runs_of_every_workload_print_their_result_line() {
+    let runs: &[&[&str]] = &[
+        &["start_join", "fork", "2"],
+        &["start_join", "spawn", "2"],
+        &["queue_str", "100"],
+        &["queue_bytes", "1024", "10"],
+        &["queue_2x2", "100"],
+        &["pipe_pingpong", "objects", "10"],
+        &["pipe_pingpong", "bytes", "10"],
+        &["joinable", "10"],
+    ];
+    for args in runs {
+        let line = workload(args);
+        assert!(
+            line.starts_with("elapsed_s=")
+                && line.contains(" ops=")
+                && line.contains(" maxrss_kib="),
+            "bench workload {args:?} printed {line:?}"
+        );
+    }
+}
