@@ -1,27 +1,9 @@
 //! Lição 01: what the listing guarantees, checked on a fork run, a spawn run and the README's
 //! sample run.
 
-use lesson_tests::{PID, StartMethod, Transcript, readme, run};
+use lesson_tests::{PID, Transcript};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lesson01-processes");
-
-#[test]
-fn fork() {
-    guarantees(&run(BIN, StartMethod::Fork).transcript());
-}
-
-#[test]
-fn spawn() {
-    guarantees(&run(BIN, StartMethod::Spawn).transcript());
-}
-
-#[test]
-fn readme_sample() {
-    guarantees(&readme::sample(
-        env!("CARGO_MANIFEST_DIR"),
-        "lesson01-processes",
-    ));
-}
+lesson_tests::check_lesson!("lesson01-processes", guarantees);
 
 /// The README's "Sempre verdadeiro": the main process's line first, two PIDs, the four lines
 /// once each, and each process's own lines in order.

@@ -1,43 +1,17 @@
 //! Lição 02: what the two listings guarantee, each checked on a fork run, a spawn run and the
 //! README's sample run.
 
-use lesson_tests::{PID, StartMethod, Transcript, readme, run};
+use lesson_tests::{PID, Transcript};
 
-const QUEUE: &str = env!("CARGO_BIN_EXE_lesson02-queue");
-const TWO_PROCESSES: &str = env!("CARGO_BIN_EXE_lesson02-queue-two-processes");
-
-#[test]
-fn queue_fork() {
-    queue_guarantees(&run(QUEUE, StartMethod::Fork).transcript());
+mod queue {
+    lesson_tests::check_lesson!("lesson02-queue", super::queue_guarantees);
 }
 
-#[test]
-fn queue_spawn() {
-    queue_guarantees(&run(QUEUE, StartMethod::Spawn).transcript());
-}
-
-#[test]
-fn queue_readme_sample() {
-    queue_guarantees(&readme::sample(
-        env!("CARGO_MANIFEST_DIR"),
-        "lesson02-queue",
-    ));
-}
-
-#[test]
-fn two_processes_fork() {
-    two_processes_guarantees(&run(TWO_PROCESSES, StartMethod::Fork).transcript());
-}
-
-#[test]
-fn two_processes_spawn() {
-    two_processes_guarantees(&run(TWO_PROCESSES, StartMethod::Spawn).transcript());
-}
-
-#[test]
-fn two_processes_readme_sample() {
-    let crate_dir = env!("CARGO_MANIFEST_DIR");
-    two_processes_guarantees(&readme::sample(crate_dir, "lesson02-queue-two-processes"));
+mod two_processes {
+    lesson_tests::check_lesson!(
+        "lesson02-queue-two-processes",
+        super::two_processes_guarantees
+    );
 }
 
 /// `lesson02-queue`: the whole order is forced. The main process joins the producer before

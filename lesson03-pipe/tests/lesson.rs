@@ -1,24 +1,9 @@
 //! Lição 03: what the listing guarantees, checked on a fork run, a spawn run and the README's
 //! sample run.
 
-use lesson_tests::{PID, StartMethod, Transcript, readme, run};
+use lesson_tests::{PID, Transcript};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lesson03-pipe");
-
-#[test]
-fn fork() {
-    guarantees(&run(BIN, StartMethod::Fork).transcript());
-}
-
-#[test]
-fn spawn() {
-    guarantees(&run(BIN, StartMethod::Spawn).transcript());
-}
-
-#[test]
-fn readme_sample() {
-    guarantees(&readme::sample(env!("CARGO_MANIFEST_DIR"), "lesson03-pipe"));
-}
+lesson_tests::check_lesson!("lesson03-pipe", guarantees);
 
 #[test]
 #[should_panic(expected = "before")]

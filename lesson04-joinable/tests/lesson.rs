@@ -2,27 +2,9 @@
 //! sample run. A run also checks that the daemon worker, which loops forever, is gone once the
 //! main process exits.
 
-use lesson_tests::{PID, StartMethod, Transcript, readme, run};
+use lesson_tests::{PID, Transcript};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lesson04-joinable");
-
-#[test]
-fn fork() {
-    guarantees(&run(BIN, StartMethod::Fork).transcript());
-}
-
-#[test]
-fn spawn() {
-    guarantees(&run(BIN, StartMethod::Spawn).transcript());
-}
-
-#[test]
-fn readme_sample() {
-    guarantees(&readme::sample(
-        env!("CARGO_MANIFEST_DIR"),
-        "lesson04-joinable",
-    ));
-}
+lesson_tests::check_lesson!("lesson04-joinable", guarantees);
 
 /// The README's "Sempre verdadeiro": the whole order is forced. The queue is full (maxsize 3)
 /// before start(); one worker takes the tasks in FIFO order; join() returns after the last

@@ -579,6 +579,35 @@ fn group_members(pgid: u32) -> Vec<ProcStat> {
         .collect()
 }
 
+/// The three checks of one lesson binary: `fork` and `spawn` run it and `readme_sample` reads
+/// the sample run in its crate's README; all three transcripts go through `guarantees`, the
+/// one statement of what the listing guarantees.
+///
+/// ```ignore
+/// lesson_tests::check_lesson!("lesson01-processes", guarantees);
+/// ```
+#[macro_export]
+macro_rules! check_lesson {
+    ($bin:literal, $guarantees:path) => {
+        #[test]
+        fn fork() {
+            let bin = env!(concat!("CARGO_BIN_EXE_", $bin));
+            $guarantees(&$crate::run(bin, $crate::StartMethod::Fork).transcript());
+        }
+
+        #[test]
+        fn spawn() {
+            let bin = env!(concat!("CARGO_BIN_EXE_", $bin));
+            $guarantees(&$crate::run(bin, $crate::StartMethod::Spawn).transcript());
+        }
+
+        #[test]
+        fn readme_sample() {
+            $guarantees(&$crate::readme::sample(env!("CARGO_MANIFEST_DIR"), $bin));
+        }
+    };
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
