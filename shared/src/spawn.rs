@@ -244,7 +244,9 @@ pub(crate) fn start_child(
         version: VERSION,
         token,
     };
-    if let Some(tamper) = TAMPER.with(|slot| slot.borrow_mut().take()) {
+    let tamper = TAMPER.with(|slot| slot.borrow_mut().take());
+    let tampered = tamper.is_some();
+    if let Some(tamper) = tamper {
         tamper.apply(&mut preamble, &mut body);
     }
     let payload = write_payload(&preamble, &body)?;
@@ -258,6 +260,11 @@ pub(crate) fn start_child(
         .arg(MARKER)
         .arg(payload_fd.to_string())
         .env(TOKEN_VARIABLE, hex(&token));
+    if tampered {
+        // A test expects the refusal: its exit code says what the test needs, and the
+        // message would only look like a failure in a green run.
+        command.stderr(std::process::Stdio::null());
+    }
     // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
     // async-signal-safe, on descriptors this process owns (the handles and the payload, all
     // kept open by the caller and `payload` until `spawn` returns).
@@ -323,7 +330,8 @@ thread_local! {
     static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Makes this thread's next spawn send a payload changed by `tamper`. Test support only.
+/// Makes this thread's next spawn send a payload changed by `tamper`, with the child's stderr
+/// discarded (the refusal it prints is expected). Test support only.
 #[doc(hidden)]
 pub fn tamper_with_next_spawn(tamper: Tamper) {
     TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
