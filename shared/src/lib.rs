@@ -116,6 +116,7 @@ macro_rules! debug_as_display {
 }
 pub(crate) use debug_as_display;
 
+mod block;
 mod cli;
 mod handoff;
 mod pipe;
@@ -124,6 +125,7 @@ mod queue;
 mod runtime;
 mod spawn;
 mod start;
+mod sync;
 mod sys;
 mod wire;
 
@@ -133,6 +135,7 @@ pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;
 pub use start::{StartMethod, get_start_method, init, run_if_spawned_child, set_start_method};
+pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

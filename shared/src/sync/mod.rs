@@ -1,0 +1,13 @@
+//! Synchronisation primitives and shared values across processes and threads, with the names
+//! and semantics of Python's `multiprocessing` (`Lock`, `RLock`, `Semaphore`,
+//! `BoundedSemaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array`).
+//!
+//! Each lives in a [`Block`](crate::block::Block) of its own, a sealed memfd that every
+//! process holding it maps; a handle crosses to a child like a [`Queue`](crate::Queue), in a
+//! [`Process`](crate::Process)'s arguments. Exclusion rests on glibc's robust mutexes: when a
+//! holder dies, the next acquirer gets the lock and is told ([`AcquireError::OwnerDied`]),
+//! where CPython's would stay locked forever.
+
+mod error;
+
+pub use error::{AcquireError, BrokenBarrierError, ReleaseError};
