@@ -20,11 +20,6 @@
 //!
 //! [`open`]: Block::open
 
-#![allow(
-    dead_code,
-    reason = "the primitives of issue 12 are being built on it; remove once they use it all"
-)]
-
 use std::ffi::CStr;
 use std::io;
 use std::marker::PhantomData;

@@ -76,6 +76,13 @@ pub enum ReleaseError {
     Os(io::Error),
 }
 
+impl ReleaseError {
+    /// Whether the calling thread did not hold it.
+    pub fn is_not_held(&self) -> bool {
+        matches!(self, ReleaseError::NotHeld)
+    }
+}
+
 impl fmt::Display for ReleaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -8,6 +8,12 @@
 //! holder dies, the next acquirer gets the lock and is told ([`AcquireError::OwnerDied`]),
 //! where CPython's would stay locked forever.
 
+mod condition;
 mod error;
+mod lock;
+mod value;
 
+pub use condition::Condition;
 pub use error::{AcquireError, BrokenBarrierError, ReleaseError};
+pub use lock::{ConditionLock, Lock, LockGuard, RLock, RLockGuard};
+pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};

@@ -66,6 +66,55 @@ impl RobustMutex {
         }
     }
 
+    /// Initialises the mutex in place as process-shared and robust, of glibc's `kind`
+    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often;
+    /// [`Kind::ErrorCheck`]: its owner locking it again gets `EDEADLK` instead of waiting for
+    /// itself).
+    ///
+    /// # Safety
+    /// As [`init`](Self::init).
+    pub(crate) unsafe fn init_kind(&self, kind: Kind) -> io::Result<()> {
+        let kind = match kind {
+            Kind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
+            Kind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
+        };
+        let mutex = self.0.get();
+        // SAFETY: as in `init`.
+        unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let attr = attr.as_mut_ptr();
+            let result = check(libc::pthread_mutexattr_setpshared(
+                attr,
+                libc::PTHREAD_PROCESS_SHARED,
+            ))
+            .and_then(|()| {
+                check(libc::pthread_mutexattr_setrobust(
+                    attr,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))
+            })
+            .and_then(|()| check(libc::pthread_mutexattr_settype(attr, kind)))
+            .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
+            libc::pthread_mutexattr_destroy(attr);
+            result
+        }
+    }
+
+    /// Unlocks the mutex (one level of a recursive one) without a guard: the other half of a
+    /// guard given up with `mem::forget`. glibc checks the owner of a robust mutex, so a thread
+    /// that does not hold it gets `EPERM` and nothing changes.
+    ///
+    /// # Safety
+    /// No live [`RobustGuard`] of this thread may stand for the level this unlocks while
+    /// something relies on it for exclusive access to data (the caller's own types decide:
+    /// a bare lock guards no data).
+    pub(crate) unsafe fn unlock(&self) -> io::Result<()> {
+        // SAFETY: the type's invariant; glibc refuses a non-owner (robust mutexes always
+        // check), and the caller answers for guards.
+        check(unsafe { libc::pthread_mutex_unlock(self.0.get()) })
+    }
+
     /// Locks the mutex, waiting at most until `deadline` (`None`: no limit). `None` on
     /// timeout.
     ///
@@ -134,6 +183,15 @@ impl RobustMutex {
     }
 }
 
+/// A robust mutex's behaviour when its owner locks it again (see [`RobustMutex::init_kind`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    /// Counts the levels; the owner unlocks once per lock.
+    Recursive,
+    /// Refuses with `EDEADLK`.
+    ErrorCheck,
+}
+
 /// Proof that this thread holds a [`RobustMutex`]; unlocks it on drop.
 pub(crate) struct RobustGuard<'a> {
     mutex: &'a RobustMutex,
@@ -145,13 +203,6 @@ pub(crate) struct RobustGuard<'a> {
 impl RobustGuard<'_> {
     /// Whether the previous holder died holding the mutex (`EOWNERDEAD`): what it guarded may
     /// be half-updated, unless its users keep it consistent at every step.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the queue keeps its state consistent at every step"
-        )
-    )]
     pub(crate) fn previous_owner_died(&self) -> bool {
         self.previous_owner_died
     }

@@ -1,0 +1,561 @@
+//! [`Lock`] and [`RLock`]: Python's `multiprocessing.Lock` and `RLock`, each a robust
+//! process-shared mutex in a [`Block`] of its own.
+//!
+//! # Owners
+//!
+//! glibc's robust mutex records the thread that locked it (its kernel thread id, in the mutex
+//! word), so that the kernel can tell the next locker when that thread dies. The same record
+//! decides who may unlock: glibc refuses (`EPERM`) an unlock by any other thread. So a lock
+//! here is released by the thread that acquired it, and a guard, which unlocks on drop, is not
+//! `Send`. CPython's `Lock` is a semaphore that any thread or process may release; its `RLock`
+//! already refuses a release by a non-owner, as here.
+//!
+//! An `RLock` is glibc's *recursive* robust mutex: glibc keeps the owner and the count in the
+//! mutex, and resets the count to one for the thread that takes over a dead owner's mutex.
+//! Nothing of ours needs to be stored beside it, so nothing of ours can disagree with it.
+//!
+//! # A dead holder
+//!
+//! The next acquirer gets the lock with [`AcquireError::OwnerDied`], which carries its guard
+//! (std's poisoning idiom). Only that acquirer is told: once it releases, the lock is an
+//! ordinary free lock again. CPython's lock stays held by the dead process for ever, and every
+//! later `acquire()` waits for ever (or until its timeout).
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{AcquireError, ReleaseError};
+use crate::block::{Block, BlockState};
+use crate::sys::sync::{Kind, RobustGuard, RobustMutex};
+
+/// The state of a lock's block: one robust mutex; `RECURSIVE` for an [`RLock`].
+#[repr(C)]
+pub(crate) struct LockState<const RECURSIVE: bool> {
+    mutex: RobustMutex,
+}
+
+// SAFETY: a `pthread_mutex_t` is integers, so every bit pattern is a value (glibc checks what
+// it reads); zeroed is where `init` starts; its alignment is 8.
+unsafe impl<const RECURSIVE: bool> BlockState for LockState<RECURSIVE> {
+    const KIND: [u8; 8] = if RECURSIVE { *b"rlock--1" } else { *b"lock---1" };
+
+    unsafe fn init(&self) -> io::Result<()> {
+        if RECURSIVE {
+            // SAFETY: the caller's promise: fresh, and nobody uses it yet.
+            unsafe { self.mutex.init_kind(Kind::Recursive) }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.mutex.init() }
+        }
+    }
+}
+
+/// The deadline `timeout` from now; `None` (no limit) when it is too far to represent.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Turns what [`RobustMutex::lock`] returned into an acquire's result, wrapping the guard.
+pub(crate) fn acquired<'a, G>(
+    locked: io::Result<Option<RobustGuard<'a>>>,
+    wrap: impl FnOnce(RobustGuard<'a>) -> G,
+) -> Result<Option<G>, AcquireError<G>> {
+    match locked? {
+        None => Ok(None),
+        Some(guard) if guard.previous_owner_died() => Err(AcquireError::OwnerDied(wrap(guard))),
+        Some(guard) => Ok(Some(wrap(guard))),
+    }
+}
+
+/// An acquire without a deadline: it returns only holding the lock.
+pub(crate) fn held<G>(acquired: Result<Option<G>, AcquireError<G>>) -> Result<G, AcquireError<G>> {
+    acquired?.ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut).into())
+}
+
+/// What [`Lock`] and [`RLock`] share: a handle to the block.
+struct Raw<const RECURSIVE: bool> {
+    block: Arc<Block<LockState<RECURSIVE>>>,
+}
+
+impl<const RECURSIVE: bool> Raw<RECURSIVE> {
+    fn new(name: &CStr) -> io::Result<Self> {
+        Ok(Raw {
+            block: Arc::new(Block::create(name, 0)?),
+        })
+    }
+
+    fn mutex(&self) -> &RobustMutex {
+        &self.block.state().mutex
+    }
+
+    fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<RobustGuard<'_>>> {
+        self.mutex().lock(deadline)
+    }
+
+    fn release(&self) -> Result<(), ReleaseError> {
+        // SAFETY: a lock guards no data of ours, so releasing a level that a guard of this
+        // thread stands for breaks no exclusive access; the guard's own unlock then fails
+        // with EPERM, which it ignores.
+        match unsafe { self.mutex().unlock() } {
+            Ok(()) => Ok(()),
+            Err(error) if error.raw_os_error() == Some(nix::libc::EPERM) => {
+                Err(ReleaseError::NotHeld)
+            }
+            Err(error) => Err(ReleaseError::Os(error)),
+        }
+    }
+}
+
+impl<const RECURSIVE: bool> Clone for Raw<RECURSIVE> {
+    fn clone(&self) -> Self {
+        Raw {
+            block: Arc::clone(&self.block),
+        }
+    }
+}
+
+/// A lock shared by processes and threads. Python: `multiprocessing.Lock`.
+///
+/// [`acquire`](Self::acquire) returns a guard that releases the lock when dropped: the
+/// counterpart of `with lock:`. Clone it, or pass it in a [`Process`](crate::Process)'s
+/// arguments, to use it from another thread or process (fork or spawn).
+///
+/// ```
+/// use shared::{Lock, Process};
+///
+/// fn filho(trava: Lock) -> Result<(), Box<dyn std::error::Error>> {
+///     let _guarda = trava.acquire()?; // `with trava:`
+///     Ok(())
+/// }
+///
+/// let trava = Lock::new()?;
+/// let mut processo = Process::new(filho, (trava.clone(),));
+/// processo.start()?;
+/// processo.join()?;
+/// assert_eq!(processo.exitcode(), Some(0));
+/// assert!(trava.try_acquire()?.is_some(), "the child released it");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    raw: Raw<false>,
+}
+
+/// Proof that this thread holds a [`Lock`]; releases it when dropped. Not `Send`: the thread
+/// that acquired a lock releases it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    _guard: RobustGuard<'a>,
+    lock: &'a Lock,
+}
+
+impl Lock {
+    /// A new, free lock. Python: `multiprocessing.Lock()`.
+    ///
+    /// # Errors
+    /// The system refused the shared memory (`memfd_create`, `mmap`).
+    pub fn new() -> io::Result<Lock> {
+        Ok(Lock {
+            raw: Raw::new(c"shared-lock")?,
+        })
+    }
+
+    /// Waits until the lock is free and takes it. Python: `lock.acquire()`, or `with lock:`.
+    ///
+    /// As in Python, a thread that acquires a `Lock` it holds waits for itself for ever; use
+    /// an [`RLock`] to acquire again.
+    ///
+    /// ```
+    /// let trava = shared::Lock::new()?;
+    /// {
+    ///     let _guarda = trava.acquire()?;
+    ///     assert!(trava.try_acquire()?.is_none(), "held");
+    /// }
+    /// assert!(trava.try_acquire()?.is_some(), "released when the guard was dropped");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AcquireError::OwnerDied`] when the previous holder died holding it: the guard inside
+    /// holds it now. [`AcquireError::Os`] if the system refused.
+    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        held(self.acquire_until(None))
+    }
+
+    /// As [`acquire`](Self::acquire), but gives up after `timeout`: `Ok(None)`. Python:
+    /// `lock.acquire(timeout=t)`, which returns `False` then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let trava = shared::Lock::new()?;
+    /// let guarda = trava.acquire_timeout(Duration::from_millis(10))?;
+    /// assert!(guarda.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+        self.acquire_until(deadline_after(timeout))
+    }
+
+    /// Takes the lock only if it is free now: `Ok(None)` if it is held. Python:
+    /// `lock.acquire(False)` (`block=False`).
+    ///
+    /// ```
+    /// let trava = shared::Lock::new()?;
+    /// let guarda = trava.try_acquire()?.expect("free");
+    /// assert!(trava.try_acquire()?.is_none());
+    /// drop(guarda);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+        acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
+    }
+
+    /// Releases the lock that this thread holds without a guard, after
+    /// [`LockGuard::forget`]: Python's `lock.acquire()` … `lock.release()` pair.
+    ///
+    /// ```
+    /// let trava = shared::Lock::new()?;
+    /// trava.acquire()?.forget(); // held, with no guard
+    /// assert!(trava.try_acquire()?.is_none());
+    /// trava.release()?;
+    /// assert!(trava.release().unwrap_err().is_not_held());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`] when the calling thread does not hold it: free, or held by
+    /// another thread or process (CPython's `Lock` lets any thread release it; see the crate's
+    /// "Differences from Python").
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.raw.release()
+    }
+
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+        acquired(self.raw.lock(deadline), |guard| self.guard(guard))
+    }
+
+    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> LockGuard<'a> {
+        LockGuard {
+            _guard: guard,
+            lock: self,
+        }
+    }
+}
+
+impl LockGuard<'_> {
+    /// Keeps the lock held past the guard, for a later [`Lock::release`] from this thread.
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// A re-entrant lock: the thread that holds it may acquire it again, and releases it once per
+/// acquire. Python: `multiprocessing.RLock` (and the default lock of a
+/// [`Condition`](crate::Condition)).
+///
+/// ```
+/// let trava = shared::RLock::new()?;
+/// let fora = trava.acquire()?;
+/// let dentro = trava.acquire()?; // the owner again: no wait
+/// drop(dentro);
+/// drop(fora);
+/// assert!(trava.release().unwrap_err().is_not_held());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct RLock {
+    raw: Raw<true>,
+}
+
+/// Proof that this thread holds one level of an [`RLock`]; releases that level when dropped.
+/// Not `Send`.
+#[must_use = "the level is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    _guard: RobustGuard<'a>,
+    lock: &'a RLock,
+}
+
+impl RLock {
+    /// A new, free re-entrant lock. Python: `multiprocessing.RLock()`.
+    ///
+    /// # Errors
+    /// The system refused the shared memory (`memfd_create`, `mmap`).
+    pub fn new() -> io::Result<RLock> {
+        Ok(RLock {
+            raw: Raw::new(c"shared-rlock")?,
+        })
+    }
+
+    /// Takes the lock, or one more level of it if this thread holds it. Python:
+    /// `rlock.acquire()`, `with rlock:`.
+    ///
+    /// # Errors
+    /// [`AcquireError::OwnerDied`] when the previous holder died holding it (however many
+    /// levels): the guard inside holds one level now. [`AcquireError::Os`] if the system
+    /// refused, or the count would overflow.
+    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        held(self.acquire_until(None))
+    }
+
+    /// As [`acquire`](Self::acquire), but gives up after `timeout`: `Ok(None)`. Python:
+    /// `rlock.acquire(timeout=t)`.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+        self.acquire_until(deadline_after(timeout))
+    }
+
+    /// Takes the lock (or a level) only if that needs no wait: `Ok(None)` if another thread
+    /// holds it. Python: `rlock.acquire(False)`.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+        acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
+    }
+
+    /// Releases one level that this thread holds without a guard, after
+    /// [`RLockGuard::forget`]. Python: `rlock.release()`.
+    ///
+    /// ```
+    /// let trava = shared::RLock::new()?;
+    /// trava.acquire()?.forget();
+    /// trava.acquire()?.forget();
+    /// trava.release()?;
+    /// trava.release()?;
+    /// assert!(trava.release().unwrap_err().is_not_held());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`] when the calling thread holds no level. Python:
+    /// `RuntimeError: cannot release un-acquired lock`.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.raw.release()
+    }
+
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+        acquired(self.raw.lock(deadline), |guard| self.guard(guard))
+    }
+
+    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> RLockGuard<'a> {
+        RLockGuard {
+            _guard: guard,
+            lock: self,
+        }
+    }
+}
+
+impl RLockGuard<'_> {
+    /// Keeps this level held past the guard, for a later [`RLock::release`] from this thread.
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// The locks a [`Condition`](crate::Condition) can stand on: [`Lock`] and [`RLock`]. Sealed;
+/// its methods are the condition's own business.
+pub trait ConditionLock: private::Sealed + Clone + Send + Sync + 'static {
+    /// The guard of one acquire.
+    type Guard<'a>;
+
+    #[doc(hidden)]
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Self::Guard<'_>>, AcquireError<Self::Guard<'_>>>;
+
+    #[doc(hidden)]
+    fn release_one(&self) -> Result<(), ReleaseError>;
+
+    /// Whether `guard` is a guard of this lock (of its block, through any handle).
+    #[doc(hidden)]
+    fn owns(&self, guard: &Self::Guard<'_>) -> bool;
+
+    /// Releases every level this thread holds; how many. Consumes the guard of one of them.
+    #[doc(hidden)]
+    fn release_all(guard: Self::Guard<'_>) -> u32;
+
+    /// Takes `levels - 1` more levels (`guard` holds one).
+    #[doc(hidden)]
+    fn restore(guard: &Self::Guard<'_>, levels: u32) -> io::Result<()>;
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::Lock {}
+    impl Sealed for super::RLock {}
+}
+
+impl ConditionLock for Lock {
+    type Guard<'a> = LockGuard<'a>;
+
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+        Lock::acquire_until(self, deadline)
+    }
+
+    fn release_one(&self) -> Result<(), ReleaseError> {
+        self.release()
+    }
+
+    fn owns(&self, guard: &LockGuard<'_>) -> bool {
+        std::ptr::eq(guard.lock.raw.mutex(), self.raw.mutex())
+    }
+
+    fn release_all(guard: LockGuard<'_>) -> u32 {
+        drop(guard);
+        1
+    }
+
+    fn restore(_: &LockGuard<'_>, _: u32) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ConditionLock for RLock {
+    type Guard<'a> = RLockGuard<'a>;
+
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+        RLock::acquire_until(self, deadline)
+    }
+
+    fn release_one(&self) -> Result<(), ReleaseError> {
+        self.release()
+    }
+
+    fn owns(&self, guard: &RLockGuard<'_>) -> bool {
+        std::ptr::eq(guard.lock.raw.mutex(), self.raw.mutex())
+    }
+
+    fn release_all(guard: RLockGuard<'_>) -> u32 {
+        let lock = guard.lock;
+        // The guard's level is released below with the others: glibc counts levels, not
+        // guards. The outer guards of this thread stay valid: `restore` takes the levels back
+        // before they can be dropped (they are borrowed below the condition's wait).
+        guard.forget();
+        let mut levels = 0;
+        while lock.raw.release().is_ok() {
+            levels += 1;
+        }
+        levels.max(1)
+    }
+
+    fn restore(guard: &RLockGuard<'_>, levels: u32) -> io::Result<()> {
+        for _ in 1..levels {
+            match guard.lock.raw.lock(None)? {
+                Some(level) => std::mem::forget(level),
+                None => return Err(io::ErrorKind::TimedOut.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").finish_non_exhaustive()
+    }
+}
+
+/// A block handle as it crosses to a spawned child (see [`Block::serialize`]); `what` names
+/// the handle in errors.
+pub(crate) struct Handle<'a, S> {
+    pub(crate) block: &'a Block<S>,
+    pub(crate) what: &'static str,
+}
+
+impl<S: BlockState> Serialize for Handle<'_, S> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        self.block.serialize(serializer, self.what)
+    }
+}
+
+/// A block received by a spawned child, checked by [`Block::open`].
+pub(crate) struct Received<S>(pub(crate) Block<S>);
+
+impl<'de, S: BlockState> Deserialize<'de> for Received<S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Block::deserialize(deserializer).map(Received)
+    }
+}
+
+impl Serialize for Lock {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        self.raw.block.serialize(serializer, "Lock")
+    }
+}
+
+impl<'de> Deserialize<'de> for Lock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Lock {
+            raw: Raw {
+                block: Arc::new(Block::deserialize(deserializer)?),
+            },
+        })
+    }
+}
+
+impl Serialize for RLock {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        self.raw.block.serialize(serializer, "RLock")
+    }
+}
+
+impl<'de> Deserialize<'de> for RLock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(RLock {
+            raw: Raw {
+                block: Arc::new(Block::deserialize(deserializer)?),
+            },
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! What `shared::Lock`, `RLock` and `Condition` guarantee across real processes and threads,
+//! each guarantee checked by a test that fails when it is broken: the methods' semantics
+//! (timeouts, non-blocking acquires, release errors), mutual exclusion under contention (a
+//! count that a lost update would break), waits and notifications, and a holder killed by
+//! SIGKILL: the next acquirer gets the lock within a bound and is told, and the acquire after
+//! it is an ordinary one.
+//!
+//! Every child is bounded ([`Child`]); blocking calls in the test process run under
+//! [`within`] or with a timeout, so a deadlock fails the test instead of hanging it.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use shared::{AcquireError, Condition, Lock, Queue, RLock, RawValue, StartMethod};
+
+shared::enable_test_support!();
+
+#[macro_use]
+mod common;
+use common::{Child, LIMIT, within};
+
+under_both_start_methods!(
+    a_lock_excludes_processes,
+    an_rlock_excludes_processes,
+    a_lock_held_by_a_child_times_out_and_refuses_try,
+    a_killed_lock_holder_is_reported_to_the_next_acquirer,
+    a_killed_rlock_holder_is_reported_to_the_next_acquirer,
+    a_killed_condition_holder_is_reported_to_the_next_acquirer,
+    a_condition_wakes_a_waiting_process,
+);
+
+const PROCESSES: usize = 4;
+const ROUNDS: u64 = 2000;
+
+/// Adds one to `count` `ROUNDS` times, as two steps (a read, then a write) under `lock`: only
+/// mutual exclusion keeps every update.
+fn add_under_lock(lock: Lock, count: RawValue<u64>) -> Result<(), String> {
+    for _ in 0..ROUNDS {
+        let _guard = lock.acquire().map_err(|error| error.to_string())?;
+        count.set_value(count.value() + 1);
+    }
+    Ok(())
+}
+
+/// As [`add_under_lock`], two levels deep in an `RLock`.
+fn add_under_rlock(lock: RLock, count: RawValue<u64>) -> Result<(), String> {
+    for _ in 0..ROUNDS {
+        let _outer = lock.acquire().map_err(|error| error.to_string())?;
+        let _inner = lock.acquire().map_err(|error| error.to_string())?;
+        count.set_value(count.value() + 1);
+    }
+    Ok(())
+}
+
+fn a_lock_excludes_processes(method: StartMethod) {
+    let lock = Lock::new().unwrap();
+    let count = RawValue::new(0_u64).unwrap();
+    let mut children: Vec<Child> = (0..PROCESSES)
+        .map(|_| Child::start(method, add_under_lock, (lock.clone(), count.clone())))
+        .collect();
+    children.iter_mut().for_each(Child::expect_success);
+    assert_eq!(count.value(), PROCESSES as u64 * ROUNDS, "an update was lost");
+}
+
+fn an_rlock_excludes_processes(method: StartMethod) {
+    let lock = RLock::new().unwrap();
+    let count = RawValue::new(0_u64).unwrap();
+    let mut children: Vec<Child> = (0..PROCESSES)
+        .map(|_| Child::start(method, add_under_rlock, (lock.clone(), count.clone())))
+        .collect();
+    children.iter_mut().for_each(Child::expect_success);
+    assert_eq!(count.value(), PROCESSES as u64 * ROUNDS, "an update was lost");
+}
+
+/// Acquires `lock` (twice, for an `RLock`), says so on `ready`, then holds it until killed.
+fn hold_lock(lock: Lock, ready: Queue<()>, never: Queue<()>) -> Result<(), String> {
+    let _guard = lock.acquire().map_err(|error| error.to_string())?;
+    ready.put(()).map_err(|error| error.to_string())?;
+    let _ = never.get_timeout(LIMIT);
+    Err("not killed".to_owned())
+}
+
+fn hold_rlock(lock: RLock, ready: Queue<()>, never: Queue<()>) -> Result<(), String> {
+    let _outer = lock.acquire().map_err(|error| error.to_string())?;
+    let _inner = lock.acquire().map_err(|error| error.to_string())?;
+    ready.put(()).map_err(|error| error.to_string())?;
+    let _ = never.get_timeout(LIMIT);
+    Err("not killed".to_owned())
+}
+
+fn hold_condition(cond: Condition, ready: Queue<()>, never: Queue<()>) -> Result<(), String> {
+    let _guard = cond.acquire().map_err(|error| error.to_string())?;
+    ready.put(()).map_err(|error| error.to_string())?;
+    let _ = never.get_timeout(LIMIT);
+    Err("not killed".to_owned())
+}
+
+/// Starts a holder under `method` and kills it once it holds its lock.
+macro_rules! kill_holder {
+    ($method:expr, $target:path, $handle:expr) => {{
+        let (ready, never) = (Queue::new().unwrap(), Queue::new().unwrap());
+        let mut child = Child::start($method, $target, ($handle, ready.clone(), never));
+        ready.get_timeout(LIMIT).expect("the holder said it holds");
+        assert_eq!(child.kill_and_reap(), -9);
+    }};
+}
+
+fn a_killed_lock_holder_is_reported_to_the_next_acquirer(method: StartMethod) {
+    let lock = Lock::new().unwrap();
+    kill_holder!(method, hold_lock, lock.clone());
+    let (died, repaired, next_normal) = within(LIMIT, move || {
+        let died = match lock.acquire() {
+            Err(AcquireError::OwnerDied(guard)) => {
+                drop(guard); // nothing to repair: a bare lock
+                true
+            }
+            Ok(_) | Err(_) => false,
+        };
+        let repaired = lock.try_acquire().is_ok_and(|guard| guard.is_some());
+        (died, repaired, lock.acquire().is_ok())
+    });
+    assert!(died, "the next acquirer was not told that the holder died");
+    assert!(repaired && next_normal, "the acquire after it was not ordinary");
+}
+
+fn a_killed_rlock_holder_is_reported_to_the_next_acquirer(method: StartMethod) {
+    let lock = RLock::new().unwrap();
+    kill_holder!(method, hold_rlock, lock.clone());
+    let (died, one_level, next_normal) = within(LIMIT, move || {
+        let died = match lock.acquire() {
+            Err(AcquireError::OwnerDied(guard)) => {
+                drop(guard);
+                true
+            }
+            Ok(_) | Err(_) => false,
+        };
+        // The dead owner's two levels are gone: one release after the OwnerDied guard's
+        // drop finds nothing to release.
+        let one_level = lock.release().is_err_and(|error| error.is_not_held());
+        (died, one_level, lock.acquire().is_ok())
+    });
+    assert!(died, "the next acquirer was not told that the holder died");
+    assert!(one_level, "the dead owner's count was kept");
+    assert!(next_normal);
+}
+
+fn a_killed_condition_holder_is_reported_to_the_next_acquirer(method: StartMethod) {
+    let cond = Condition::new().unwrap();
+    kill_holder!(method, hold_condition, cond.clone());
+    let (died, next_normal) = within(LIMIT, move || {
+        let died = cond.acquire().is_err_and(|error| error.is_owner_died());
+        (died, cond.acquire().is_ok())
+    });
+    assert!(died, "the next acquirer was not told that the holder died");
+    assert!(next_normal);
+}
+
+fn a_lock_held_by_a_child_times_out_and_refuses_try(method: StartMethod) {
+    let lock = Lock::new().unwrap();
+    let (ready, never) = (Queue::new().unwrap(), Queue::<()>::new().unwrap());
+    let mut child = Child::start(method, hold_lock, (lock.clone(), ready.clone(), never));
+    ready.get_timeout(LIMIT).unwrap();
+    assert!(lock.try_acquire().unwrap().is_none());
+    let timed_out = lock.acquire_timeout(Duration::from_millis(20)).unwrap();
+    assert!(timed_out.is_none());
+    drop(timed_out);
+    assert!(
+        lock.release().unwrap_err().is_not_held(),
+        "a lock another process holds is not ours to release"
+    );
+    assert_eq!(child.kill_and_reap(), -9);
+}
+
+/// Waits on `cond` until `flag` is 1, then sets it to 2 and notifies.
+fn wait_for_flag(cond: Condition, flag: RawValue<u8>) -> Result<(), String> {
+    let guard = cond.acquire().map_err(|error| error.to_string())?;
+    let (guard, done) = cond
+        .wait_for_timeout(guard, LIMIT, || flag.value() >= 1)
+        .map_err(|error| error.to_string())?;
+    if !done {
+        return Err("never notified".to_owned());
+    }
+    flag.set_value(2);
+    cond.notify_all();
+    drop(guard);
+    Ok(())
+}
+
+fn a_condition_wakes_a_waiting_process(method: StartMethod) {
+    let cond = Condition::new().unwrap();
+    let flag = RawValue::new(0_u8).unwrap();
+    let mut child = Child::start(method, wait_for_flag, (cond.clone(), flag.clone()));
+    let (set, answered) = within(LIMIT, move || {
+        let guard = cond.acquire().unwrap();
+        flag.set_value(1);
+        cond.notify(1);
+        let (guard, answered) = cond
+            .wait_for_timeout(guard, LIMIT, || flag.value() == 2)
+            .unwrap();
+        drop(guard);
+        (flag.value(), answered)
+    });
+    assert_eq!((set, answered), (2, true));
+    child.expect_success();
+}
+
+#[test]
+fn lock_smoke() {
+    let lock = Lock::new().unwrap();
+    let guard = lock.acquire().unwrap();
+    assert!(lock.try_acquire().unwrap().is_none());
+    assert!(
+        lock.acquire_timeout(Duration::from_millis(10))
+            .unwrap()
+            .is_none()
+    );
+    drop(guard);
+    lock.acquire().unwrap().forget();
+    lock.release().unwrap();
+    assert!(lock.release().unwrap_err().is_not_held());
+    assert_eq!(
+        lock.release().unwrap_err().to_string(),
+        "cannot release un-acquired lock"
+    );
+}
+
+#[test]
+fn a_lock_is_released_only_by_the_thread_that_holds_it() {
+    let lock = Lock::new().unwrap();
+    lock.acquire().unwrap().forget();
+    let other = lock.clone();
+    let refused = thread::spawn(move || other.release().unwrap_err().is_not_held());
+    assert!(refused.join().unwrap());
+    lock.release().unwrap();
+}
+
+#[test]
+fn an_rlock_counts_its_owners_levels() {
+    let lock = RLock::new().unwrap();
+    lock.acquire().unwrap().forget();
+    lock.acquire().unwrap().forget();
+    let other = lock.clone();
+    let (blocked, refused) = thread::spawn(move || {
+        let blocked = other.try_acquire().unwrap().is_none();
+        (blocked, other.release().unwrap_err().is_not_held())
+    })
+    .join()
+    .unwrap();
+    assert!(blocked && refused, "another thread neither takes nor releases it");
+    lock.release().unwrap();
+    let other = lock.clone();
+    let still_held = thread::spawn(move || other.try_acquire().unwrap().is_none());
+    assert!(still_held.join().unwrap(), "one level is left");
+    lock.release().unwrap();
+    assert!(lock.release().unwrap_err().is_not_held());
+    let other = lock.clone();
+    let free = thread::spawn(move || other.try_acquire().unwrap().is_some());
+    assert!(free.join().unwrap());
+}
+
+#[test]
+fn a_killed_thread_holding_a_lock_is_a_dead_owner() {
+    let lock = Lock::new().unwrap();
+    let other = lock.clone();
+    // A thread that ends holding a robust mutex is, to the kernel, an owner that died.
+    thread::spawn(move || other.acquire().unwrap().forget())
+        .join()
+        .unwrap();
+    assert!(lock.acquire().is_err_and(|error| error.is_owner_died()));
+    assert!(lock.acquire().is_ok());
+}
+
+#[test]
+fn condition_wait_timeout_without_notify_times_out() {
+    let cond = Condition::new().unwrap();
+    let (guard, notified) = cond
+        .wait_timeout(cond.acquire().unwrap(), Duration::from_millis(10))
+        .unwrap();
+    assert!(!notified);
+    drop(guard);
+    let (guard, done) = cond
+        .wait_for_timeout(cond.acquire().unwrap(), Duration::from_millis(10), || false)
+        .unwrap();
+    assert!(!done);
+    let guard = cond.wait_for(guard, || true).unwrap();
+    drop(guard);
+}
+
+#[test]
+fn condition_refuses_another_locks_guard() {
+    let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
+    let other = Lock::new().unwrap();
+    let error = cond.wait(other.acquire().unwrap()).unwrap_err();
+    assert!(matches!(error, AcquireError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput));
+    drop(error);
+    assert!(other.try_acquire().unwrap().is_some(), "the guard was dropped");
+}
+
+/// A waiter on an `RLock` held two levels deep releases both while it waits (another thread
+/// gets the lock) and holds both again afterwards.
+#[test]
+fn condition_wait_releases_every_rlock_level() {
+    let cond = Condition::new().unwrap();
+    let flag = RawValue::new(0_u8).unwrap();
+    let (waiter_cond, waiter_flag) = (cond.clone(), flag.clone());
+    let (sender, levels) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let outer = waiter_cond.acquire().unwrap();
+        let inner = waiter_cond.acquire().unwrap();
+        let inner = waiter_cond
+            .wait_for(inner, || waiter_flag.value() == 1)
+            .unwrap();
+        drop(inner);
+        // Still one level held: the outer guard's.
+        sender.send(waiter_cond.lock().release().is_ok()).unwrap();
+        waiter_cond.lock().acquire().unwrap().forget();
+        drop(outer);
+        let none_left = waiter_cond.lock().release().is_err();
+        sender.send(none_left).unwrap();
+    });
+    within(LIMIT, move || {
+        let guard = cond.acquire().unwrap();
+        flag.set_value(1);
+        cond.notify_all();
+        drop(guard);
+    });
+    assert!(levels.recv_timeout(LIMIT).unwrap(), "the outer level was lost");
+    assert!(levels.recv_timeout(LIMIT).unwrap(), "a level was left over");
+    waiter.join().unwrap();
+}
+
+/// `notify(1)` three times lets three waiters out, one each time; `notify_all` lets out all.
+#[test]
+fn condition_notify_and_notify_all_wake_waiting_threads() {
+    let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
+    let registered = RawValue::new(0_u32).unwrap();
+    for notify_all in [false, true] {
+        registered.set_value(0);
+        let (sender, woken) = mpsc::channel();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (cond, registered, sender) = (cond.clone(), registered.clone(), sender.clone());
+                thread::spawn(move || {
+                    let guard = cond.acquire().unwrap();
+                    registered.set_value(registered.value() + 1);
+                    // Registered under the lock: once the notifier holds the lock and counts
+                    // three, all three wait.
+                    let (_guard, notified) = cond.wait_timeout(guard, LIMIT).unwrap();
+                    sender.send(notified).unwrap();
+                })
+            })
+            .collect();
+        let all_waiting = || {
+            let guard = cond.acquire().unwrap();
+            let (_guard, three) = cond
+                .wait_for_timeout(guard, Duration::from_millis(1), || registered.value() == 3)
+                .unwrap();
+            three
+        };
+        while !all_waiting() {}
+        if notify_all {
+            let _guard = cond.acquire().unwrap();
+            cond.notify_all();
+        }
+        for _ in 0..3 {
+            if !notify_all {
+                let _guard = cond.acquire().unwrap();
+                cond.notify(1);
+            }
+            assert!(woken.recv_timeout(LIMIT).unwrap(), "a waiter timed out");
+        }
+        waiters.into_iter().for_each(|w| w.join().unwrap());
+    }
+}
