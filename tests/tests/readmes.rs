@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use lesson_tests::readme::{Kind, Readme, marked};
 
 /// Each lesson crate (its directory is its package name) and its binaries.
-const DOCS: [(&str, &[&str]); 4] = [
+const DOCS: [(&str, &[&str]); 5] = [
     ("lesson01-processes", &["lesson01-processes"]),
     (
         "lesson02-queue",
@@ -27,6 +27,7 @@ const DOCS: [(&str, &[&str]); 4] = [
     ),
     ("lesson03-pipe", &["lesson03-pipe"]),
     ("lesson04-joinable", &["lesson04-joinable"]),
+    ("lesson05-value", &["lesson05-value"]),
 ];
 
 /// The level-2 sections of every README, in order, each with the level-3 sections it must hold.

@@ -177,7 +177,7 @@ impl<L: ConditionLock> Condition<L> {
     /// # Errors
     /// As the lock's `acquire`: [`AcquireError::OwnerDied`] carries the guard when the
     /// previous holder died.
-    pub fn acquire(&self) -> Result<L::Guard<'_>, AcquireError<L::Guard<'_>>> {
+    pub fn acquire(&self) -> Result<L::Guard, AcquireError<L::Guard>> {
         held(self.lock.acquire_until(None))
     }
 
@@ -189,7 +189,7 @@ impl<L: ConditionLock> Condition<L> {
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<L::Guard<'_>>, AcquireError<L::Guard<'_>>> {
+    ) -> Result<Option<L::Guard>, AcquireError<L::Guard>> {
         self.lock.acquire_until(deadline_after(timeout))
     }
 
@@ -210,10 +210,10 @@ impl<L: ConditionLock> Condition<L> {
     /// the guard inside holds the lock again. [`AcquireError::Os`] (`InvalidInput`) when
     /// `guard` is not a guard of this condition's lock (the lock is then released), or if the
     /// system refused.
-    pub fn wait<'a>(
-        &'a self,
-        guard: L::Guard<'a>,
-    ) -> Result<L::Guard<'a>, AcquireError<L::Guard<'a>>> {
+    pub fn wait(
+        &self,
+        guard: L::Guard,
+    ) -> Result<L::Guard, AcquireError<L::Guard>> {
         self.wait_until(guard, None).map(|(guard, _)| guard)
     }
 
@@ -232,11 +232,11 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_timeout<'a>(
-        &'a self,
-        guard: L::Guard<'a>,
+    pub fn wait_timeout(
+        &self,
+        guard: L::Guard,
         timeout: Duration,
-    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'a>>> {
+    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
         self.wait_until(guard, deadline_after(timeout))
     }
 
@@ -245,11 +245,11 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_for<'a>(
-        &'a self,
-        guard: L::Guard<'a>,
+    pub fn wait_for(
+        &self,
+        guard: L::Guard,
         mut predicate: impl FnMut() -> bool,
-    ) -> Result<L::Guard<'a>, AcquireError<L::Guard<'a>>> {
+    ) -> Result<L::Guard, AcquireError<L::Guard>> {
         let mut guard = guard;
         while !predicate() {
             guard = self.wait(guard)?;
@@ -273,12 +273,12 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_for_timeout<'a>(
-        &'a self,
-        guard: L::Guard<'a>,
+    pub fn wait_for_timeout(
+        &self,
+        guard: L::Guard,
         timeout: Duration,
         mut predicate: impl FnMut() -> bool,
-    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'a>>> {
+    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
         let deadline = deadline_after(timeout);
         let mut guard = guard;
         loop {
@@ -310,11 +310,11 @@ impl<L: ConditionLock> Condition<L> {
         self.block.state().notify(u32::MAX);
     }
 
-    fn wait_until<'a>(
-        &'a self,
-        guard: L::Guard<'a>,
+    fn wait_until(
+        &self,
+        guard: L::Guard,
         deadline: Option<Instant>,
-    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'a>>> {
+    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
         if !self.lock.owns(&guard) {
             return Err(AcquireError::Os(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -77,6 +77,42 @@ pub(crate) fn held<G>(acquired: Result<Option<G>, AcquireError<G>>) -> Result<G,
     acquired?.ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut).into())
 }
 
+/// A robust guard that keeps the block of its mutex mapped, so that it borrows nothing: an
+/// acquire's error, which carries it, can then leave a function with `?` (into a
+/// `Box<dyn Error>`, which needs `'static`). It costs a reference count per acquire.
+pub(crate) struct Held<S> {
+    // Declared first: dropped (unlocked) before the block below can be unmapped.
+    guard: RobustGuard<'static>,
+    block: Arc<Block<S>>,
+}
+
+impl<S: BlockState> Held<S> {
+    /// # Safety
+    /// `guard` locks a mutex in `block`'s state.
+    pub(crate) unsafe fn new(guard: RobustGuard<'_>, block: &Arc<Block<S>>) -> Held<S> {
+        // SAFETY: the mutex lives in the mapping that `block` keeps alive, which never
+        // moves; the guard is dropped before `block` (field order), and `forget` drops no
+        // guard at all.
+        let guard = unsafe { std::mem::transmute::<RobustGuard<'_>, RobustGuard<'static>>(guard) };
+        Held {
+            guard,
+            block: Arc::clone(block),
+        }
+    }
+
+    /// The block whose mutex this holds.
+    pub(crate) fn block(&self) -> &Arc<Block<S>> {
+        &self.block
+    }
+
+    /// Leaves the mutex locked, for an explicit release later.
+    pub(crate) fn forget(self) {
+        let Held { guard, block } = self;
+        std::mem::forget(guard);
+        drop(block);
+    }
+}
+
 /// What [`Lock`] and [`RLock`] share: a handle to the block.
 struct Raw<const RECURSIVE: bool> {
     block: Arc<Block<LockState<RECURSIVE>>>,
@@ -149,9 +185,8 @@ pub struct Lock {
 /// Proof that this thread holds a [`Lock`]; releases it when dropped. Not `Send`: the thread
 /// that acquired a lock releases it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
-    _guard: RobustGuard<'a>,
-    lock: &'a Lock,
+pub struct LockGuard {
+    held: Held<LockState<false>>,
 }
 
 impl Lock {
@@ -183,7 +218,7 @@ impl Lock {
     /// # Errors
     /// [`AcquireError::OwnerDied`] when the previous holder died holding it: the guard inside
     /// holds it now. [`AcquireError::Os`] if the system refused.
-    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+    pub fn acquire(&self) -> Result<LockGuard, AcquireError<LockGuard>> {
         held(self.acquire_until(None))
     }
 
@@ -204,7 +239,7 @@ impl Lock {
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
         self.acquire_until(deadline_after(timeout))
     }
 
@@ -221,7 +256,7 @@ impl Lock {
     ///
     /// # Errors
     /// As [`acquire`](Self::acquire).
-    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+    pub fn try_acquire(&self) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
         acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
     }
 
@@ -248,22 +283,21 @@ impl Lock {
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
         acquired(self.raw.lock(deadline), |guard| self.guard(guard))
     }
 
-    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> LockGuard<'a> {
-        LockGuard {
-            _guard: guard,
-            lock: self,
-        }
+    fn guard(&self, guard: RobustGuard<'_>) -> LockGuard {
+        // SAFETY: `guard` locks this lock's mutex, in its block.
+        let held = unsafe { Held::new(guard, &self.raw.block) };
+        LockGuard { held }
     }
 }
 
-impl LockGuard<'_> {
+impl LockGuard {
     /// Keeps the lock held past the guard, for a later [`Lock::release`] from this thread.
     pub fn forget(self) {
-        std::mem::forget(self);
+        self.held.forget();
     }
 }
 
@@ -288,9 +322,8 @@ pub struct RLock {
 /// Proof that this thread holds one level of an [`RLock`]; releases that level when dropped.
 /// Not `Send`.
 #[must_use = "the level is released as soon as the guard is dropped"]
-pub struct RLockGuard<'a> {
-    _guard: RobustGuard<'a>,
-    lock: &'a RLock,
+pub struct RLockGuard {
+    held: Held<LockState<true>>,
 }
 
 impl RLock {
@@ -311,7 +344,7 @@ impl RLock {
     /// [`AcquireError::OwnerDied`] when the previous holder died holding it (however many
     /// levels): the guard inside holds one level now. [`AcquireError::Os`] if the system
     /// refused, or the count would overflow.
-    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+    pub fn acquire(&self) -> Result<RLockGuard, AcquireError<RLockGuard>> {
         held(self.acquire_until(None))
     }
 
@@ -323,7 +356,7 @@ impl RLock {
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+    ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         self.acquire_until(deadline_after(timeout))
     }
 
@@ -332,7 +365,7 @@ impl RLock {
     ///
     /// # Errors
     /// As [`acquire`](Self::acquire).
-    pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+    pub fn try_acquire(&self) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
     }
 
@@ -359,22 +392,21 @@ impl RLock {
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+    ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         acquired(self.raw.lock(deadline), |guard| self.guard(guard))
     }
 
-    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> RLockGuard<'a> {
-        RLockGuard {
-            _guard: guard,
-            lock: self,
-        }
+    fn guard(&self, guard: RobustGuard<'_>) -> RLockGuard {
+        // SAFETY: `guard` locks this lock's mutex, in its block.
+        let held = unsafe { Held::new(guard, &self.raw.block) };
+        RLockGuard { held }
     }
 }
 
-impl RLockGuard<'_> {
+impl RLockGuard {
     /// Keeps this level held past the guard, for a later [`RLock::release`] from this thread.
     pub fn forget(self) {
-        std::mem::forget(self);
+        self.held.forget();
     }
 }
 
@@ -382,28 +414,28 @@ impl RLockGuard<'_> {
 /// its methods are the condition's own business.
 pub trait ConditionLock: private::Sealed + Clone + Send + Sync + 'static {
     /// The guard of one acquire.
-    type Guard<'a>;
+    type Guard;
 
     #[doc(hidden)]
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<Self::Guard<'_>>, AcquireError<Self::Guard<'_>>>;
+    ) -> Result<Option<Self::Guard>, AcquireError<Self::Guard>>;
 
     #[doc(hidden)]
     fn release_one(&self) -> Result<(), ReleaseError>;
 
     /// Whether `guard` is a guard of this lock (of its block, through any handle).
     #[doc(hidden)]
-    fn owns(&self, guard: &Self::Guard<'_>) -> bool;
+    fn owns(&self, guard: &Self::Guard) -> bool;
 
     /// Releases every level this thread holds; how many. Consumes the guard of one of them.
     #[doc(hidden)]
-    fn release_all(guard: Self::Guard<'_>) -> u32;
+    fn release_all(guard: Self::Guard) -> u32;
 
     /// Takes `levels - 1` more levels (`guard` holds one).
     #[doc(hidden)]
-    fn restore(guard: &Self::Guard<'_>, levels: u32) -> io::Result<()>;
+    fn restore(guard: &Self::Guard, levels: u32) -> io::Result<()>;
 }
 
 mod private {
@@ -413,12 +445,12 @@ mod private {
 }
 
 impl ConditionLock for Lock {
-    type Guard<'a> = LockGuard<'a>;
+    type Guard = LockGuard;
 
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'_>>> {
+    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
         Lock::acquire_until(self, deadline)
     }
 
@@ -426,27 +458,27 @@ impl ConditionLock for Lock {
         self.release()
     }
 
-    fn owns(&self, guard: &LockGuard<'_>) -> bool {
-        std::ptr::eq(guard.lock.raw.mutex(), self.raw.mutex())
+    fn owns(&self, guard: &LockGuard) -> bool {
+        std::ptr::eq(&guard.held.block().state().mutex, self.raw.mutex())
     }
 
-    fn release_all(guard: LockGuard<'_>) -> u32 {
+    fn release_all(guard: LockGuard) -> u32 {
         drop(guard);
         1
     }
 
-    fn restore(_: &LockGuard<'_>, _: u32) -> io::Result<()> {
+    fn restore(_: &LockGuard, _: u32) -> io::Result<()> {
         Ok(())
     }
 }
 
 impl ConditionLock for RLock {
-    type Guard<'a> = RLockGuard<'a>;
+    type Guard = RLockGuard;
 
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<RLockGuard<'_>>, AcquireError<RLockGuard<'_>>> {
+    ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         RLock::acquire_until(self, deadline)
     }
 
@@ -454,26 +486,29 @@ impl ConditionLock for RLock {
         self.release()
     }
 
-    fn owns(&self, guard: &RLockGuard<'_>) -> bool {
-        std::ptr::eq(guard.lock.raw.mutex(), self.raw.mutex())
+    fn owns(&self, guard: &RLockGuard) -> bool {
+        std::ptr::eq(&guard.held.block().state().mutex, self.raw.mutex())
     }
 
-    fn release_all(guard: RLockGuard<'_>) -> u32 {
-        let lock = guard.lock;
+    fn release_all(guard: RLockGuard) -> u32 {
+        let lock = Raw {
+            block: Arc::clone(guard.held.block()),
+        };
         // The guard's level is released below with the others: glibc counts levels, not
         // guards. The outer guards of this thread stay valid: `restore` takes the levels back
         // before they can be dropped (they are borrowed below the condition's wait).
         guard.forget();
         let mut levels = 0;
-        while lock.raw.release().is_ok() {
+        while lock.release().is_ok() {
             levels += 1;
         }
         levels.max(1)
     }
 
-    fn restore(guard: &RLockGuard<'_>, levels: u32) -> io::Result<()> {
+    fn restore(guard: &RLockGuard, levels: u32) -> io::Result<()> {
+        let mutex = &guard.held.block().state().mutex;
         for _ in 1..levels {
-            match guard.lock.raw.lock(None)? {
+            match mutex.lock(None)? {
                 Some(level) => std::mem::forget(level),
                 None => return Err(io::ErrorKind::TimedOut.into()),
             }
@@ -494,13 +529,13 @@ impl fmt::Debug for RLock {
     }
 }
 
-impl fmt::Debug for LockGuard<'_> {
+impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard").finish_non_exhaustive()
     }
 }
 
-impl fmt::Debug for RLockGuard<'_> {
+impl fmt::Debug for RLockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLockGuard").finish_non_exhaustive()
     }

@@ -47,7 +47,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::AcquireError;
-use super::lock::{acquired, deadline_after, held};
+use super::lock::{Held, acquired, deadline_after, held};
 use crate::block::{Block, BlockState};
 use crate::sys::sync::{Kind, RobustGuard, RobustMutex};
 
@@ -264,9 +264,10 @@ pub struct Value<T> {
 /// Proof that this thread holds a [`Value`]'s lock; derefs to the value and releases the lock
 /// when dropped. Not `Send`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ValueGuard<'a, T> {
-    _guard: RobustGuard<'a>,
-    value: &'a mut T,
+pub struct ValueGuard<T> {
+    // Declared first: unlocked before the block is let go.
+    _held: Held<Locked<false>>,
+    value: *mut T,
 }
 
 impl<T: Pod> Value<T> {
@@ -300,7 +301,7 @@ impl<T: Pod> Value<T> {
     /// holds it now, and the value is whatever bytes that holder had written. [`AcquireError::Os`]
     /// if the system refused, or (`EDEADLK`) when this thread already holds it: the lock is
     /// not re-entrant (Python's is an `RLock`).
-    pub fn get_lock(&self) -> Result<ValueGuard<'_, T>, AcquireError<ValueGuard<'_, T>>> {
+    pub fn get_lock(&self) -> Result<ValueGuard<T>, AcquireError<ValueGuard<T>>> {
         held(acquired(self.mutex().lock(None), |guard| self.guard(guard)))
     }
 
@@ -312,7 +313,7 @@ impl<T: Pod> Value<T> {
     pub fn get_lock_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<ValueGuard<'_, T>>, AcquireError<ValueGuard<'_, T>>> {
+    ) -> Result<Option<ValueGuard<T>>, AcquireError<ValueGuard<T>>> {
         acquired(self.mutex().lock(deadline_after(timeout)), |guard| {
             self.guard(guard)
         })
@@ -360,28 +361,31 @@ impl<T: Pod> Value<T> {
         &self.cells.block.state().mutex
     }
 
-    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> ValueGuard<'a, T> {
-        // SAFETY: this thread holds the lock (`guard`), which every access to the value takes,
-        // in every process; the lock is error-checking, so this thread cannot hold a second
-        // guard of it; the block outlives `'a`; the element is aligned and any bytes are a `T`.
-        let value = unsafe { &mut *self.cells.as_ptr() };
+    fn guard(&self, guard: RobustGuard<'_>) -> ValueGuard<T> {
         ValueGuard {
-            _guard: guard,
-            value,
+            // SAFETY: `guard` locks this value's mutex, in its block.
+            _held: unsafe { Held::new(guard, &self.cells.block) },
+            value: self.cells.as_ptr(),
         }
     }
 }
 
-impl<T> Deref for ValueGuard<'_, T> {
+// SAFETY (of the derefs below): the guard holds the lock, which every access to the value
+// takes, in every process; the lock is error-checking, so this thread holds no other guard of
+// it, and the guard is not `Send`; `held` keeps the block mapped while the guard lives; the
+// element is aligned (`Cells::FITS`) and any bytes are a `T` (`Pod`).
+impl<T> Deref for ValueGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.value
+        // SAFETY: see above.
+        unsafe { &*self.value }
     }
 }
 
-impl<T> DerefMut for ValueGuard<'_, T> {
+impl<T> DerefMut for ValueGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.value
+        // SAFETY: see above; `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.value }
     }
 }
 
@@ -413,9 +417,9 @@ pub struct Array<T> {
 /// Proof that this thread holds an [`Array`]'s lock; derefs to the elements and releases the
 /// lock when dropped. Not `Send`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ArrayGuard<'a, T> {
-    _guard: RobustGuard<'a>,
-    items: &'a mut [T],
+pub struct ArrayGuard<T> {
+    _held: Held<Locked<true>>,
+    items: *mut [T],
 }
 
 impl<T: Pod> Array<T> {
@@ -452,7 +456,7 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`Value::get_lock`].
-    pub fn get_lock(&self) -> Result<ArrayGuard<'_, T>, AcquireError<ArrayGuard<'_, T>>> {
+    pub fn get_lock(&self) -> Result<ArrayGuard<T>, AcquireError<ArrayGuard<T>>> {
         held(acquired(self.mutex().lock(None), |guard| self.guard(guard)))
     }
 
@@ -463,7 +467,7 @@ impl<T: Pod> Array<T> {
     pub fn get_lock_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<ArrayGuard<'_, T>>, AcquireError<ArrayGuard<'_, T>>> {
+    ) -> Result<Option<ArrayGuard<T>>, AcquireError<ArrayGuard<T>>> {
         acquired(self.mutex().lock(deadline_after(timeout)), |guard| {
             self.guard(guard)
         })
@@ -509,26 +513,27 @@ impl<T: Pod> Array<T> {
         &self.cells.block.state().mutex
     }
 
-    fn guard<'a>(&'a self, guard: RobustGuard<'a>) -> ArrayGuard<'a, T> {
-        // SAFETY: as in `Value::guard`, for `len` elements (checked on open).
-        let items = unsafe { std::slice::from_raw_parts_mut(self.cells.as_ptr(), self.cells.len) };
+    fn guard(&self, guard: RobustGuard<'_>) -> ArrayGuard<T> {
         ArrayGuard {
-            _guard: guard,
-            items,
+            // SAFETY: `guard` locks this array's mutex, in its block.
+            _held: unsafe { Held::new(guard, &self.cells.block) },
+            items: std::ptr::slice_from_raw_parts_mut(self.cells.as_ptr(), self.cells.len),
         }
     }
 }
 
-impl<T> Deref for ArrayGuard<'_, T> {
+impl<T> Deref for ArrayGuard<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        self.items
+        // SAFETY: as for `ValueGuard`, over `len` elements (checked by `Cells::open`).
+        unsafe { &*self.items }
     }
 }
 
-impl<T> DerefMut for ArrayGuard<'_, T> {
+impl<T> DerefMut for ArrayGuard<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        self.items
+        // SAFETY: as above.
+        unsafe { &mut *self.items }
     }
 }
 
@@ -677,15 +682,15 @@ handle_impls!(Array, Locked<true>, false);
 handle_impls!(RawValue, Unlocked<false>, true);
 handle_impls!(RawArray, Unlocked<true>, false);
 
-impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+impl<T: fmt::Debug> fmt::Debug for ValueGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ValueGuard").field(&self.value).finish()
+        f.debug_tuple("ValueGuard").field(&**self).finish()
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+impl<T: fmt::Debug> fmt::Debug for ArrayGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ArrayGuard").field(&self.items).finish()
+        f.debug_tuple("ArrayGuard").field(&&**self).finish()
     }
 }
 
