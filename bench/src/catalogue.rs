@@ -194,6 +194,22 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::OpsPerSecond, "tasks/s"),
         Some(8.0),
     ),
+    workload(
+        "lock_uncontended",
+        "Lock acquire+release (1M)",
+        "lock_uncontended",
+        &["1000000"],
+        (Metric::MicrosPerOp, "µs/acquire"),
+        Some(3.0),
+    ),
+    workload(
+        "value_2procs",
+        "Value +1 locked, 2 procs (100k)",
+        "value_contended",
+        &["100000"],
+        (Metric::MicrosPerOp, "µs/increment"),
+        Some(10.0),
+    ),
 ];
 
 /// The workloads `only` selects: those whose name equals or starts with one of its entries

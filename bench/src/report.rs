@@ -542,7 +542,7 @@ mod tests {
                 "Python: CPython 3.11.7; run on 2025-03-14 (UTC)",
             ]
         );
-        assert!(text.contains("Targets missed: 4 of 9."), "{text}");
+        assert!(text.contains("Targets missed: 5 of 11."), "{text}");
     }
 
     #[test]

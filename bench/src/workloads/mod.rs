@@ -6,6 +6,7 @@ mod joinable;
 mod pipe;
 mod queue;
 mod start_join;
+mod sync;
 
 use std::error::Error;
 use std::str::FromStr;
@@ -27,6 +28,8 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "queue_2x2" => queue::two_by_two(arg(args, 0)?),
         "pipe_pingpong" => pipe::ping_pong(arg(args, 0)?, arg(args, 1)?),
         "joinable" => joinable::run(arg(args, 0)?),
+        "lock_uncontended" => sync::lock_uncontended(arg(args, 0)?),
+        "value_contended" => sync::value_contended(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
