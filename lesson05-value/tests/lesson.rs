@@ -11,12 +11,17 @@ lesson_tests::check_lesson!("lesson05-value", guarantees);
 fn guarantees(t: &Transcript) {
     let main = t.main_pid();
     // `[PID]` stands for any number in a pattern: here, the total that survived.
-    let sem_trava = match t.find(&format!("somar_sem_trava: {PID} de 400000")).as_slice() {
+    let sem_trava = match t
+        .find(&format!("somar_sem_trava: {PID} de 400000"))
+        .as_slice()
+    {
         [found] => found.pids[0],
         _ => t.fail("expected one line `somar_sem_trava: N de 400000`"),
     };
     if !(1..=400_000).contains(&sem_trava) {
-        t.fail(&format!("the unlocked total {sem_trava} is not between 1 and 400000"));
+        t.fail(&format!(
+            "the unlocked total {sem_trava} is not between 1 and 400000"
+        ));
     }
     let lines = [
         format!("Processo principal {main} inicializado"),

@@ -1,5 +1,6 @@
-//! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`] and
-//! [`Pipe`]/[`Connection`] across real OS processes, with the fork and spawn start methods.
+//! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
+//! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Value`] and [`Array`] across
+//! real OS processes, with the fork and spawn start methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //!
 //! This is the library under the lessons of a Portuguese-language course on processes; each
@@ -43,6 +44,22 @@
 //! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
 //! | pickle | MessagePack through serde; a type mismatch is [`GetError::Decode`] / [`RecvError::Decode`] |
 //! | `RecursionError` while unpickling a deeply nested value | a decode error past [`MAX_DEPTH`] levels |
+//! | `multiprocessing.Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
+//! | `with lock:`, `lock.acquire()` | [`Lock::acquire`] (a [`LockGuard`] releases on drop), [`RLock::acquire`] |
+//! | `lock.acquire(timeout=t)`, `lock.acquire(False)` | [`Lock::acquire_timeout`], [`Lock::try_acquire`] (`None`: not acquired) |
+//! | `lock.release()` | [`LockGuard::forget`] then [`Lock::release`], [`RLock::release`] |
+//! | `RuntimeError: cannot release un-acquired lock` | [`ReleaseError::NotHeld`] |
+//! | `multiprocessing.Condition()`, `Condition(lock)` | [`Condition::new`] (over an `RLock`), [`Condition::with_lock`] |
+//! | `cond.wait()`, `cond.wait(timeout)` | [`Condition::wait`], [`Condition::wait_timeout`] (take and return the guard) |
+//! | `cond.wait_for(pred)`, `cond.wait_for(pred, timeout)` | [`Condition::wait_for`], [`Condition::wait_for_timeout`] |
+//! | `cond.notify(n)`, `cond.notify_all()` | [`Condition::notify`], [`Condition::notify_all`] |
+//! | `multiprocessing.Value('i', 0)` | [`Value::new`]`(0_i32)`, any `T: bytemuck::Pod` |
+//! | `with v.get_lock(): v.value += 1` | `*v.`[`get_lock`](Value::get_lock)`()? += 1` (a [`ValueGuard`] derefs to the value) |
+//! | `v.value`, `v.value = x` | [`Value::value`], [`Value::set_value`] (each takes the lock on its own) |
+//! | `multiprocessing.Array('i', n)`, `Array('i', items)` | [`Array::new`], [`Array::from_slice`] |
+//! | `arr[i]`, `arr[i] = x`, `arr[:]`, `len(arr)` | [`Array::get`], [`Array::set`], [`Array::to_vec`], [`Array::len`]; slices through [`Array::get_lock`] |
+//! | `RawValue`, `RawArray`, `Value(..., lock=False)` | [`RawValue`], [`RawArray`] |
+//! | a holder that died: the lock stays held for ever | [`AcquireError::OwnerDied`], carrying the guard |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
 //!
 //! # Differences from Python
@@ -84,6 +101,27 @@
 //!   `join_timeout`.
 //! - **A target may return `Result`**: an `Err` is printed to stderr and gives exit code 1, as
 //!   an uncaught exception does.
+//! - **A lock's holder that dies does not hang the others.** When a process holding a
+//!   [`Lock`], [`RLock`], a [`Condition`]'s lock or a [`Value`]'s or [`Array`]'s lock is killed,
+//!   the next acquirer gets it with [`AcquireError::OwnerDied`], which carries the guard, as
+//!   std's `PoisonError` does: repair what it protects and go on (only that acquirer is told).
+//!   CPython's lock stays held by the dead process, and every later `acquire()` waits for ever.
+//! - **A lock is released by the thread that acquired it.** Guards are not `Send`, and
+//!   [`Lock::release`] from another thread or process is [`ReleaseError::NotHeld`]; CPython's
+//!   `Lock` (a semaphore) may be released by anyone. glibc's robust mutex records its owner in
+//!   order to report its death, and refuses anyone else's unlock.
+//! - **A `Value`'s lock is not re-entrant.** CPython gives a `Value` an `RLock`, so
+//!   `v.value` inside `with v.get_lock():` takes it again. Here the guard gives the value
+//!   (`*guard`), and [`Value::value`] on the thread that holds the guard is an error (`EDEADLK`)
+//!   rather than a wait for itself or a second mutable reference.
+//! - **Shared values are typed, and plain.** A `Value<T>` or `Array<T>` holds any
+//!   `T: bytemuck::Pod` (integers, floats, `#[repr(C)]` structs of them) instead of a ctypes
+//!   type code; a `bool` is a `u8`, as not every byte is a `bool`. [`RawValue`] and [`RawArray`]
+//!   copy with atomic loads and stores, so racing accesses are not undefined behaviour: a `T`
+//!   of up to 8 bytes is never torn, a larger one may be (CPython's copies may tear too).
+//! - **`Condition` waits take the guard and give it back**, as std's `Condvar` does;
+//!   `notify` is not checked to be called with the lock held (Python raises `RuntimeError`).
+//!   Wake-ups may be spurious, as in Python; a waiter killed in its wait can cause one.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //!

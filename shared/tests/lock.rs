@@ -60,7 +60,11 @@ fn a_lock_excludes_processes(method: StartMethod) {
         .map(|_| Child::start(method, add_under_lock, (lock.clone(), count.clone())))
         .collect();
     children.iter_mut().for_each(Child::expect_success);
-    assert_eq!(count.value(), PROCESSES as u64 * ROUNDS, "an update was lost");
+    assert_eq!(
+        count.value(),
+        PROCESSES as u64 * ROUNDS,
+        "an update was lost"
+    );
 }
 
 fn an_rlock_excludes_processes(method: StartMethod) {
@@ -70,7 +74,11 @@ fn an_rlock_excludes_processes(method: StartMethod) {
         .map(|_| Child::start(method, add_under_rlock, (lock.clone(), count.clone())))
         .collect();
     children.iter_mut().for_each(Child::expect_success);
-    assert_eq!(count.value(), PROCESSES as u64 * ROUNDS, "an update was lost");
+    assert_eq!(
+        count.value(),
+        PROCESSES as u64 * ROUNDS,
+        "an update was lost"
+    );
 }
 
 /// Acquires `lock` (twice, for an `RLock`), says so on `ready`, then holds it until killed.
@@ -121,7 +129,10 @@ fn a_killed_lock_holder_is_reported_to_the_next_acquirer(method: StartMethod) {
         (died, repaired, lock.acquire().is_ok())
     });
     assert!(died, "the next acquirer was not told that the holder died");
-    assert!(repaired && next_normal, "the acquire after it was not ordinary");
+    assert!(
+        repaired && next_normal,
+        "the acquire after it was not ordinary"
+    );
 }
 
 fn a_killed_rlock_holder_is_reported_to_the_next_acquirer(method: StartMethod) {
@@ -247,7 +258,10 @@ fn an_rlock_counts_its_owners_levels() {
     })
     .join()
     .unwrap();
-    assert!(blocked && refused, "another thread neither takes nor releases it");
+    assert!(
+        blocked && refused,
+        "another thread neither takes nor releases it"
+    );
     lock.release().unwrap();
     let other = lock.clone();
     let still_held = thread::spawn(move || other.try_acquire().unwrap().is_none());
@@ -292,9 +306,14 @@ fn condition_refuses_another_locks_guard() {
     let cond = Condition::with_lock(Lock::new().unwrap()).unwrap();
     let other = Lock::new().unwrap();
     let error = cond.wait(other.acquire().unwrap()).unwrap_err();
-    assert!(matches!(error, AcquireError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput));
+    assert!(
+        matches!(error, AcquireError::Os(ref e) if e.kind() == std::io::ErrorKind::InvalidInput)
+    );
     drop(error);
-    assert!(other.try_acquire().unwrap().is_some(), "the guard was dropped");
+    assert!(
+        other.try_acquire().unwrap().is_some(),
+        "the guard was dropped"
+    );
 }
 
 /// A waiter on an `RLock` held two levels deep releases both while it waits (another thread
@@ -325,7 +344,10 @@ fn condition_wait_releases_every_rlock_level() {
         cond.notify_all();
         drop(guard);
     });
-    assert!(levels.recv_timeout(LIMIT).unwrap(), "the outer level was lost");
+    assert!(
+        levels.recv_timeout(LIMIT).unwrap(),
+        "the outer level was lost"
+    );
     assert!(levels.recv_timeout(LIMIT).unwrap(), "a level was left over");
     waiter.join().unwrap();
 }

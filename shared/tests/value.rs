@@ -39,7 +39,9 @@ fn add_with_lock(count: Value<i64>) -> Result<(), String> {
 fn add_without_lock(count: Value<i64>) -> Result<(), String> {
     for _ in 0..ROUNDS {
         let value = count.value().map_err(|error| error.to_string())?;
-        count.set_value(value + 1).map_err(|error| error.to_string())?;
+        count
+            .set_value(value + 1)
+            .map_err(|error| error.to_string())?;
     }
     Ok(())
 }
@@ -142,7 +144,11 @@ fn a_killed_value_holder_is_reported_and_the_value_repaired(method: StartMethod)
         };
         (seen, pair.value().ok())
     });
-    assert_eq!(seen, Some([1, 0]), "not told, or not the dead holder's bytes");
+    assert_eq!(
+        seen,
+        Some([1, 0]),
+        "not told, or not the dead holder's bytes"
+    );
     assert_eq!(after, Some([1, 1]), "the next read was not an ordinary one");
 }
 

@@ -112,20 +112,20 @@ impl ConditionState {
 /// ```
 /// use shared::{Condition, Process, RawValue};
 ///
-/// fn avisar(cond: Condition, pronto: RawValue<bool>) -> Result<(), Box<dyn std::error::Error>> {
+/// fn avisar(cond: Condition, pronto: RawValue<u8>) -> Result<(), Box<dyn std::error::Error>> {
 ///     let _guarda = cond.acquire()?;
-///     pronto.set_value(true);
+///     pronto.set_value(1);
 ///     cond.notify_all();
 ///     Ok(())
 /// }
 ///
 /// let cond = Condition::new()?;
-/// let pronto = RawValue::new(false)?;
+/// let pronto = RawValue::new(0_u8)?;
 /// let mut processo = Process::new(avisar, (cond.clone(), pronto.clone()));
 /// let guarda = cond.acquire()?;
 /// processo.start()?;
-/// let guarda = cond.wait_for(guarda, || pronto.value())?;
-/// assert!(pronto.value());
+/// let guarda = cond.wait_for(guarda, || pronto.value() == 1)?;
+/// assert_eq!(pronto.value(), 1);
 /// drop(guarda);
 /// processo.join()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -210,10 +210,7 @@ impl<L: ConditionLock> Condition<L> {
     /// the guard inside holds the lock again. [`AcquireError::Os`] (`InvalidInput`) when
     /// `guard` is not a guard of this condition's lock (the lock is then released), or if the
     /// system refused.
-    pub fn wait(
-        &self,
-        guard: L::Guard,
-    ) -> Result<L::Guard, AcquireError<L::Guard>> {
+    pub fn wait(&self, guard: L::Guard) -> Result<L::Guard, AcquireError<L::Guard>> {
         self.wait_until(guard, None).map(|(guard, _)| guard)
     }
 

@@ -42,7 +42,11 @@ pub(crate) struct LockState<const RECURSIVE: bool> {
 // SAFETY: a `pthread_mutex_t` is integers, so every bit pattern is a value (glibc checks what
 // it reads); zeroed is where `init` starts; its alignment is 8.
 unsafe impl<const RECURSIVE: bool> BlockState for LockState<RECURSIVE> {
-    const KIND: [u8; 8] = if RECURSIVE { *b"rlock--1" } else { *b"lock---1" };
+    const KIND: [u8; 8] = if RECURSIVE {
+        *b"rlock--1"
+    } else {
+        *b"lock---1"
+    };
 
     unsafe fn init(&self) -> io::Result<()> {
         if RECURSIVE {

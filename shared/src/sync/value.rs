@@ -215,9 +215,14 @@ unsafe fn atomic_copy(shared: *mut u8, local: *mut u8, len: usize, direction: Di
                 let word = unsafe { local.add(offset).cast::<$int>() };
                 match direction {
                     // SAFETY: as above.
-                    Direction::Load => unsafe { word.write_unaligned(cell.load(Ordering::Acquire)) },
-                    // SAFETY: as above.
-                    Direction::Store => cell.store(unsafe { word.read_unaligned() }, Ordering::Release),
+                    Direction::Load => unsafe {
+                        word.write_unaligned(cell.load(Ordering::Acquire))
+                    },
+                    Direction::Store => {
+                        // SAFETY: as above.
+                        let bits = unsafe { word.read_unaligned() };
+                        cell.store(bits, Ordering::Release);
+                    }
                 }
             }
         }};
@@ -637,7 +642,9 @@ impl<T: Pod> RawArray<T> {
 
     /// A copy of every element, each read on its own. Python: `arr[:]`.
     pub fn to_vec(&self) -> Vec<T> {
-        (0..self.cells.len).filter_map(|i| self.cells.load(i)).collect()
+        (0..self.cells.len)
+            .filter_map(|i| self.cells.load(i))
+            .collect()
     }
 }
 
@@ -737,7 +744,7 @@ mod tests {
     fn a_value_lock_is_not_taken_twice_by_its_holder() {
         let value = Value::new(1_i64).unwrap();
         let guard = value.get_lock().unwrap();
-        let again = value.get_lock().err().expect("EDEADLK");
+        let again = value.get_lock().expect_err("EDEADLK");
         assert!(
             matches!(&again, AcquireError::Os(error) if error.raw_os_error() == Some(nix::libc::EDEADLK))
         );
