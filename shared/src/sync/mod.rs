@@ -9,5 +9,9 @@
 //! where CPython's would stay locked forever.
 
 mod error;
+mod event;
+mod semaphore;
 
 pub use error::{AcquireError, BrokenBarrierError, ReleaseError};
+pub use event::Event;
+pub use semaphore::{BoundedSemaphore, MAX_SLOTS, Semaphore, SemaphoreGuard};

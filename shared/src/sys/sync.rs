@@ -145,13 +145,6 @@ pub(crate) struct RobustGuard<'a> {
 impl RobustGuard<'_> {
     /// Whether the previous holder died holding the mutex (`EOWNERDEAD`): what it guarded may
     /// be half-updated, unless its users keep it consistent at every step.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the queue keeps its state consistent at every step"
-        )
-    )]
     pub(crate) fn previous_owner_died(&self) -> bool {
         self.previous_owner_died
     }
