@@ -136,7 +136,9 @@ pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;
 pub use start::{StartMethod, get_start_method, init, run_if_spawned_child, set_start_method};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
-pub use sync::{BoundedSemaphore, Event, MAX_SLOTS, Semaphore, SemaphoreGuard};
+pub use sync::{
+    Barrier, BoundedSemaphore, Event, MAX_PARTIES, MAX_SLOTS, Semaphore, SemaphoreGuard,
+};
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

@@ -8,10 +8,12 @@
 //! holder dies, the next acquirer gets the lock and is told ([`AcquireError::OwnerDied`]),
 //! where CPython's would stay locked forever.
 
+mod barrier;
 mod error;
 mod event;
 mod semaphore;
 
+pub use barrier::{Barrier, MAX_PARTIES};
 pub use error::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use event::Event;
 pub use semaphore::{BoundedSemaphore, MAX_SLOTS, Semaphore, SemaphoreGuard};
