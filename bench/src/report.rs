@@ -262,11 +262,11 @@ fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 fn speed_notes(environment: &Environment) -> String {
     let pinning = environment.pinned_cpu.map_or_else(
-        || "Pipe ping-pong ran unpinned, as did the rest.".to_owned(),
+        || "The ping-pong workloads ran unpinned, as did the rest.".to_owned(),
         |cpu| {
             format!(
-                "Pipe ping-pong ran pinned to CPU {cpu} on both sides (parent and echo child share \
-                 it); the rest ran unpinned."
+                "The ping-pongs (Pipe, Event) ran pinned to CPU {cpu} on both sides (parent and child \
+                 share it); the rest ran unpinned."
             )
         },
     );
@@ -542,7 +542,7 @@ mod tests {
                 "Python: CPython 3.11.7; run on 2025-03-14 (UTC)",
             ]
         );
-        assert!(text.contains("Targets missed: 4 of 9."), "{text}");
+        assert!(text.contains("Targets missed: 4 of 10."), "{text}");
     }
 
     #[test]

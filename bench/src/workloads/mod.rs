@@ -2,6 +2,7 @@
 //! `python/PROGRAM.py ARGS...`. Each runs in its own process, times the workload only, and
 //! prints one [`Measurement`] line.
 
+mod event;
 mod joinable;
 mod pipe;
 mod queue;
@@ -27,6 +28,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "queue_2x2" => queue::two_by_two(arg(args, 0)?),
         "pipe_pingpong" => pipe::ping_pong(arg(args, 0)?, arg(args, 1)?),
         "joinable" => joinable::run(arg(args, 0)?),
+        "event_pingpong" => event::ping_pong(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
