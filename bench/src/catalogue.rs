@@ -210,6 +210,14 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MicrosPerOp, "µs/increment"),
         Some(10.0),
     ),
+    pinned(workload(
+        "event_pingpong",
+        "Event ping-pong, set/wait (20k)",
+        "event_pingpong",
+        &["20000"],
+        US_PER_ROUND_TRIP,
+        Some(2.0),
+    )),
 ];
 
 /// The workloads `only` selects: those whose name equals or starts with one of its entries

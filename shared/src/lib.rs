@@ -1,6 +1,7 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
-//! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Value`] and [`Array`] across
-//! real OS processes, with the fork and spawn start methods.
+//! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Semaphore`], [`Event`],
+//! [`Barrier`], [`Value`] and [`Array`] across real OS processes, with the fork and spawn start
+//! methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //!
 //! This is the library under the lessons of a Portuguese-language course on processes; each
@@ -42,6 +43,21 @@
 //! | `EOFError` from `recv` | [`RecvError::Closed`] |
 //! | `BrokenPipeError` from `send` | [`SendError::Closed`] |
 //! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
+//! | `multiprocessing.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new`], [`BoundedSemaphore::new`] (`n` ≤ [`MAX_SLOTS`]) |
+//! | `with sem:`, `sem.acquire()` … `sem.release()` | [`Semaphore::acquire`] returns a [`SemaphoreGuard`] that releases on drop |
+//! | `sem.acquire(timeout=t)`, `sem.acquire(False)` | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] (`Ok(None)` for `False`) |
+//! | `sem.acquire()` never released; `sem.release()` by another process | [`SemaphoreGuard::forget`]; [`Semaphore::release`], [`BoundedSemaphore::release`] |
+//! | `sem.get_value()` | [`Semaphore::get_value`] |
+//! | `ValueError: Semaphore released too many times` | [`ReleaseError::TooManyReleases`] |
+//! | a semaphore unit lost for ever when its holder is killed | [`AcquireError::OwnerDied`], which carries the guard |
+//! | `multiprocessing.Event()` | [`Event::new`] |
+//! | `e.set()`, `e.clear()`, `e.is_set()` | [`Event::set`], [`Event::clear`], [`Event::is_set`] |
+//! | `e.wait()`, `e.wait(timeout)` | [`Event::wait`], [`Event::wait_timeout`] |
+//! | `multiprocessing.Barrier(parties)` | [`Barrier::new`] (`parties` ≤ [`MAX_PARTIES`]) |
+//! | `b.wait()`, `b.wait(timeout)` | [`Barrier::wait`], [`Barrier::wait_timeout`] (both return the arrival index) |
+//! | `b.abort()`, `b.reset()` | [`Barrier::abort`], [`Barrier::reset`] |
+//! | `b.parties`, `b.n_waiting`, `b.broken` | [`Barrier::parties`], [`Barrier::n_waiting`], [`Barrier::broken`] |
+//! | `threading.BrokenBarrierError` | [`BrokenBarrierError::Broken`]; [`BrokenBarrierError::PartyDied`] when a waiting party died |
 //! | pickle | MessagePack through serde; a type mismatch is [`GetError::Decode`] / [`RecvError::Decode`] |
 //! | `RecursionError` while unpickling a deeply nested value | a decode error past [`MAX_DEPTH`] levels |
 //! | `multiprocessing.Lock()`, `RLock()` | [`Lock::new`], [`RLock::new`] |
@@ -75,6 +91,27 @@
 //! - **A killed process does not break a queue.** A process killed in the middle of `put` or
 //!   `get` loses at most that one item; the others never see a torn, duplicated or stuck queue.
 //!   In CPython it can leave the queue's lock held forever or half a message in the pipe.
+//! - **A semaphore unit survives its holder's death.** A [`Semaphore`] or
+//!   [`BoundedSemaphore`] starts as slots, one robust mutex each: when a process is killed
+//!   holding one, the next acquirer gets it with [`AcquireError::OwnerDied`]. CPython's
+//!   semaphore loses that unit for ever (a `Semaphore(1)` used as a lock stays taken). Units
+//!   added by a [`Semaphore::release`] beyond the start are plain counts, lost with their
+//!   holder as in CPython. A semaphore starts with at most [`MAX_SLOTS`] units.
+//! - **A semaphore unit is released by its guard.** `acquire` returns a guard that gives the
+//!   unit back on drop; to keep it (Python's `acquire()` with no `release()`, or a `release()`
+//!   made elsewhere), call [`SemaphoreGuard::forget`]. `release()` without a guard revives such
+//!   a unit, or adds one; a [`BoundedSemaphore`] refuses one beyond its start
+//!   ([`ReleaseError::TooManyReleases`]), as Python's does.
+//! - **`Event::wait` returns `true` for a set that was cleared at once.** A waiter returns once
+//!   the flag was set at any moment during its wait, as `threading.Event` does; CPython's
+//!   `multiprocessing.Event.wait` re-reads the flag after waking and returns `False` if another
+//!   process cleared it in between.
+//! - **A barrier whose party died breaks.** If a process dies while waiting at a [`Barrier`],
+//!   the others fail with [`BrokenBarrierError::PartyDied`] within about 100 ms (it is checked
+//!   by PID and start time, so a reused PID is not taken for the dead party, and a zombie
+//!   counts as dead); CPython's barrier waits for ever. A party that dies *before* arriving
+//!   looks like a slow one, as in CPython: use [`Barrier::wait_timeout`]. [`Barrier::new`]
+//!   takes no `action` nor default `timeout`, and at most [`MAX_PARTIES`] parties.
 //! - **Items are typed.** A `Queue<T>` carries `T`; [`Queue::retyped`] gives a handle of another
 //!   type over the same queue, and an item that does not decode is an error, not a crash.
 //! - **`init()` is the `__main__` guard.** Under spawn a child is a fresh run of the program;
@@ -175,6 +212,9 @@ pub use spawn::TOKEN_VARIABLE;
 pub use start::{StartMethod, get_start_method, init, run_if_spawned_child, set_start_method};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
+pub use sync::{
+    Barrier, BoundedSemaphore, Event, MAX_PARTIES, MAX_SLOTS, Semaphore, SemaphoreGuard,
+};
 pub use sync::{Condition, ConditionLock, Lock, LockGuard, RLock, RLockGuard};
 pub use wire::MAX_DEPTH;
 

@@ -2,6 +2,7 @@
 //! `python/PROGRAM.py ARGS...`. Each runs in its own process, times the workload only, and
 //! prints one [`Measurement`] line.
 
+mod event;
 mod joinable;
 mod pipe;
 mod queue;
@@ -30,6 +31,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "joinable" => joinable::run(arg(args, 0)?),
         "lock_uncontended" => sync::lock_uncontended(arg(args, 0)?),
         "value_contended" => sync::value_contended(arg(args, 0)?),
+        "event_pingpong" => event::ping_pong(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");

@@ -8,12 +8,18 @@
 //! holder dies, the next acquirer gets the lock and is told ([`AcquireError::OwnerDied`]),
 //! where CPython's would stay locked forever.
 
+mod barrier;
 mod condition;
 mod error;
+mod event;
 mod lock;
+mod semaphore;
 mod value;
 
+pub use barrier::{Barrier, MAX_PARTIES};
 pub use condition::Condition;
 pub use error::{AcquireError, BrokenBarrierError, ReleaseError};
+pub use event::Event;
 pub use lock::{ConditionLock, Lock, LockGuard, RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, MAX_SLOTS, Semaphore, SemaphoreGuard};
 pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};

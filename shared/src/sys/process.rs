@@ -180,3 +180,76 @@ pub(crate) fn ignore_broken_pipe_signal() {
         nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_IGN);
     }
 }
+
+/// What `/proc` says of process `pid`: whether it is still there, and when it started, so
+/// that a PID the kernel gave to a new process is not taken for the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Running (or stopped), started `start_time` clock ticks after boot.
+    Running {
+        /// Field 22 of `/proc/PID/stat`.
+        start_time: u64,
+    },
+    /// Exited: no such process, or a zombie its parent has not reaped yet.
+    Gone,
+    /// Cannot tell: `/proc` hides it (mounted with `hidepid`), or says something unexpected.
+    Unknown,
+}
+
+/// Whether process `pid` is still there (see [`Liveness`]). A zombie is gone: a parent
+/// blocked waiting on a dead child's behalf never reaps it.
+pub(crate) fn liveness(pid: u32) -> Liveness {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Liveness::Unknown;
+    }
+    match std::fs::read(format!("/proc/{pid}/stat")) {
+        Ok(stat) => parse_stat(&stat),
+        // Missing from /proc: gone, unless /proc only hides it (then `kill` still finds it).
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            match kill(Pid::from_raw(pid as i32), None) {
+                Err(nix::errno::Errno::ESRCH) => Liveness::Gone,
+                _ => Liveness::Unknown,
+            }
+        }
+        Err(_) => Liveness::Unknown,
+    }
+}
+
+/// Reads the state (field 3) and the start time (field 22) of a `/proc/PID/stat` line. The
+/// command name (field 2) is in parentheses and may hold spaces and parentheses itself, so
+/// fields are counted from the last `)`.
+fn parse_stat(stat: &[u8]) -> Liveness {
+    let Some(close) = stat.iter().rposition(|&byte| byte == b')') else {
+        return Liveness::Unknown;
+    };
+    let Ok(rest) = std::str::from_utf8(&stat[close + 1..]) else {
+        return Liveness::Unknown;
+    };
+    let mut fields = rest.split_ascii_whitespace();
+    match fields.next() {
+        Some("Z" | "X" | "x") => Liveness::Gone,
+        Some(_) => match fields.nth(18).map(str::parse) {
+            Some(Ok(start_time)) => Liveness::Running { start_time },
+            _ => Liveness::Unknown,
+        },
+        None => Liveness::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    #[test]
+    fn this_process_runs_and_a_stat_line_is_read_from_its_last_parenthesis() {
+        assert!(matches!(
+            liveness(std::process::id()),
+            Liveness::Running { .. }
+        ));
+        let line = b"42 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20";
+        assert_eq!(parse_stat(line), Liveness::Running { start_time: 777 });
+        assert_eq!(parse_stat(b"42 (x) Z 1 2"), Liveness::Gone);
+        assert_eq!(parse_stat(b"garbage"), Liveness::Unknown);
+        assert_eq!(liveness(0), Liveness::Unknown);
+    }
+}
