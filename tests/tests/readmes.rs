@@ -26,7 +26,10 @@ const DOCS: [(&str, &[&str]); 4] = [
         &["lesson02-queue", "lesson02-queue-two-processes"],
     ),
     ("lesson03-pipe", &["lesson03-pipe"]),
-    ("lesson04-joinable", &["lesson04-joinable"]),
+    (
+        "lesson04-joinable",
+        &["lesson04-joinable", "lesson04-joinable-threads"],
+    ),
 ];
 
 /// The level-2 sections of every README, in order, each with the level-3 sections it must hold.
