@@ -58,6 +58,11 @@ struct State<T> {
     items: VecDeque<T>,
     /// Items put and not yet marked done with `task_done`.
     unfinished: usize,
+    /// Threads asleep on each condition: a notification (a system call with std's `Condvar`)
+    /// is made only when someone sleeps.
+    getters: usize,
+    putters: usize,
+    joiners: usize,
 }
 
 impl<T> ThreadQueue<T> {
@@ -86,6 +91,9 @@ impl<T> ThreadQueue<T> {
                 state: Mutex::new(State {
                     items: VecDeque::new(),
                     unfinished: 0,
+                    getters: 0,
+                    putters: 0,
+                    joiners: 0,
                 }),
                 maxsize,
                 not_empty: Condvar::new(),
@@ -272,7 +280,7 @@ impl<T> ThreadQueue<T> {
             return Err(TaskDoneError::TooManyCalls);
         }
         state.unfinished -= 1;
-        if state.unfinished == 0 {
+        if state.unfinished == 0 && state.joiners > 0 {
             self.shared.all_tasks_done.notify_all();
         }
         Ok(())
@@ -315,12 +323,16 @@ impl<T> ThreadQueue<T> {
         }
         let shared = &*self.shared;
         let full = |state: &mut State<T>| shared.maxsize > 0 && state.items.len() >= shared.maxsize;
-        let Some(mut state) = wait.until(self.state(), &shared.not_full, full) else {
+        let Some(mut state) = wait.until(self.state(), &shared.not_full, full, |state| {
+            &mut state.putters
+        }) else {
             return Err(PutError::Full(item));
         };
         state.items.push_back(item);
         state.unfinished += 1;
-        shared.not_empty.notify_one();
+        if state.getters > 0 {
+            shared.not_empty.notify_one();
+        }
         Ok(())
     }
 
@@ -331,17 +343,24 @@ impl<T> ThreadQueue<T> {
         let shared = &*self.shared;
         let empty = |state: &mut State<T>| state.items.is_empty();
         let mut state = wait
-            .until(self.state(), &shared.not_empty, empty)
+            .until(self.state(), &shared.not_empty, empty, |state| {
+                &mut state.getters
+            })
             .ok_or(GetError::Empty)?;
         let item = state.items.pop_front().ok_or(GetError::Empty)?;
-        shared.not_full.notify_one();
+        if state.putters > 0 {
+            shared.not_full.notify_one();
+        }
         Ok(item)
     }
 
     fn join_until(&self, wait: Wait) -> bool {
         let unfinished = |state: &mut State<T>| state.unfinished > 0;
         let condvar = &self.shared.all_tasks_done;
-        wait.until(self.state(), condvar, unfinished).is_some()
+        wait.until(self.state(), condvar, unfinished, |state| {
+            &mut state.joiners
+        })
+        .is_some()
     }
 }
 
@@ -388,27 +407,36 @@ impl Wait {
             .map_or(Wait::Forever, Wait::Until)
     }
 
-    /// Waits on `condvar` while `blocked(state)`; the guard once it is not, or `None` when the
-    /// wait is over first.
+    /// Waits on `condvar` while `blocked(state)`, counted among its `sleepers(state)`; the
+    /// guard once it is not blocked, or `None` when the wait is over first.
     fn until<'a, S>(
         self,
         mut state: MutexGuard<'a, S>,
         condvar: &Condvar,
         mut blocked: impl FnMut(&mut S) -> bool,
+        sleepers: fn(&mut S) -> &mut usize,
     ) -> Option<MutexGuard<'a, S>> {
         while blocked(&mut state) {
-            state = match self {
+            let left = match self {
                 Wait::No => return None,
-                Wait::Forever => condvar.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Wait::Forever => None,
                 Wait::Until(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return None;
                     }
+                    Some(left)
+                }
+            };
+            *sleepers(&mut state) += 1;
+            state = match left {
+                None => condvar.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(left) => {
                     let waited = condvar.wait_timeout(state, left);
                     waited.unwrap_or_else(PoisonError::into_inner).0
                 }
             };
+            *sleepers(&mut state) -= 1;
         }
         Some(state)
     }
