@@ -194,7 +194,20 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::OpsPerSecond, "tasks/s"),
         Some(8.0),
     ),
+    workload(
+        "joinable_threads",
+        "queue.Queue, 2 threads (10k)",
+        "joinable_threads",
+        &["10000"],
+        (Metric::OpsPerSecond, "tasks/s"),
+        None,
+    ),
 ];
+
+/// Workloads that run a process workload with threads instead, as (threads, processes): the
+/// notes under the speed table give, for each side, the threads' speed ÷ the processes',
+/// what crossing a process costs.
+pub const THREAD_TWINS: &[(&str, &str)] = &[("joinable_threads", "joinable")];
 
 /// The workloads `only` selects: those whose name equals or starts with one of its entries
 /// (`queue` selects every queue workload); all of them when `only` is empty.
@@ -215,6 +228,14 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), WORKLOADS.len());
+    }
+
+    #[test]
+    fn thread_twins_name_workloads_of_the_same_metric() {
+        for (threads, processes) in THREAD_TWINS {
+            let find = |name: &str| WORKLOADS.iter().find(|w| w.name == name).unwrap();
+            assert_eq!(find(threads).metric, find(processes).metric);
+        }
     }
 
     #[test]

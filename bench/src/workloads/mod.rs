@@ -3,6 +3,7 @@
 //! prints one [`Measurement`] line.
 
 mod joinable;
+mod joinable_threads;
 mod pipe;
 mod queue;
 mod start_join;
@@ -27,6 +28,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "queue_2x2" => queue::two_by_two(arg(args, 0)?),
         "pipe_pingpong" => pipe::ping_pong(arg(args, 0)?, arg(args, 1)?),
         "joinable" => joinable::run(arg(args, 0)?),
+        "joinable_threads" => joinable_threads::run(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
