@@ -195,6 +195,14 @@ pub const WORKLOADS: &[Workload] = &[
         Some(8.0),
     ),
     workload(
+        "joinable_threads",
+        "queue.Queue, 2 threads (10k)",
+        "joinable_threads",
+        &["10000"],
+        (Metric::OpsPerSecond, "tasks/s"),
+        None,
+    ),
+    workload(
         "lock_uncontended",
         "Lock acquire+release (1M)",
         "lock_uncontended",
@@ -220,6 +228,11 @@ pub const WORKLOADS: &[Workload] = &[
     )),
 ];
 
+/// Workloads that run a process workload with threads instead, as (threads, processes): the
+/// notes under the speed table give, for each side, the threads' speed ÷ the processes',
+/// what crossing a process costs.
+pub const THREAD_TWINS: &[(&str, &str)] = &[("joinable_threads", "joinable")];
+
 /// The workloads `only` selects: those whose name equals or starts with one of its entries
 /// (`queue` selects every queue workload); all of them when `only` is empty.
 pub fn select(only: &[String]) -> Vec<&'static Workload> {
@@ -239,6 +252,14 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), WORKLOADS.len());
+    }
+
+    #[test]
+    fn thread_twins_name_workloads_of_the_same_metric() {
+        for (threads, processes) in THREAD_TWINS {
+            let find = |name: &str| WORKLOADS.iter().find(|w| w.name == name).unwrap();
+            assert_eq!(find(threads).metric, find(processes).metric);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! are Markdown, so they can be pasted into a README, and padded so that they line up as plain
 //! text; every line fits in [`MAX_COLUMNS`].
 
-use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD};
+use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD, THREAD_TWINS};
 use crate::harness::Results;
 use crate::measurement::Measurement;
 use crate::stats::{self, Summary};
@@ -69,6 +69,7 @@ pub fn render(results: &[Results], environment: &Environment) -> String {
     text += "\n";
     text += &markdown_table(&SPEED_HEADER, &speed);
     text += &speed_notes(environment);
+    text += &thread_twin_notes(results);
     text += "\n";
     text += &markdown_table(&RSS_HEADER, &rss);
     text += &rss_notes();
@@ -278,6 +279,35 @@ fn speed_notes(environment: &Environment) -> String {
         environment.rounds,
         if environment.rounds == 1 { "" } else { "s" },
     )
+}
+
+/// For each workload run with threads and with processes: threads' speed ÷ processes', per
+/// side, from the medians. What crossing a process costs; not a Rust ÷ Python ratio.
+fn thread_twin_notes(results: &[Results]) -> String {
+    let median = |name: &str, side: fn(&Results) -> &[Measurement]| {
+        let entry = results.iter().find(|entry| entry.workload.name == name)?;
+        summarize(side(entry), entry.workload.metric).map(|s| (s.median, entry.workload.metric))
+    };
+    let mut text = String::new();
+    for (threads, processes) in THREAD_TWINS {
+        let ratio = |side: fn(&Results) -> &[Measurement]| {
+            let (threads, metric) = median(threads, side)?;
+            let (processes, _) = median(processes, side)?;
+            let ratio = stats::speed_ratio(threads, processes, metric.higher_is_better());
+            Some(times(ratio))
+        };
+        let rust = ratio(|entry| &entry.rust);
+        let python = ratio(|entry| &entry.python);
+        if rust.is_none() && python.is_none() {
+            continue;
+        }
+        let [rust, python] = [rust, python].map(|r| r.unwrap_or_else(dash));
+        text += &format!(
+            "{threads} ÷ {processes}: threads' speed ÷ processes', Rust {rust}, Python {python} \
+             (what crossing a process costs).\n"
+        );
+    }
+    text
 }
 
 fn rss_notes() -> String {
@@ -509,6 +539,22 @@ mod tests {
             text.contains("≥ 8× missed") && text.contains("≥ 2.5× met"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn thread_twins_get_a_note_with_each_sides_ratio() {
+        let mut results = results(&TYPICAL);
+        for entry in &mut results {
+            if entry.workload.name == "joinable_threads" {
+                // Ten times the process workload's rate on the Rust side, twice on Python's.
+                entry.rust.iter_mut().for_each(|m| m.elapsed_s /= 10.0);
+                entry.python.iter_mut().for_each(|m| m.elapsed_s /= 2.0);
+            }
+        }
+        let text = render(&results, &environment());
+        let expected =
+            "joinable_threads ÷ joinable: threads' speed ÷ processes', Rust 10.0×, Python 2.0×";
+        assert!(text.contains(expected), "{text}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn small_runs_of_every_workload_print_their_result_line() {
         &["pipe_pingpong", "bytes", "10"],
         &["joinable", "10"],
         &["event_pingpong", "10"],
+        &["joinable_threads", "10"],
     ];
     for args in runs {
         let line = workload(args);

@@ -1,12 +1,17 @@
 //! Lição 04: `JoinableQueue`. Os slides terminam com a tabela de métodos de `Queue` (qsize,
-//! put, get, empty, full, task_done, join); esta lição usa todos numa só fila.
+//! put, get, empty, full, task_done, join); esta lição usa todos numa só fila. O par desta
+//! lição com threads é `src/bin/lesson04-joinable-threads.rs`.
 
 use std::error::Error;
 use std::process;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use shared::{JoinableQueue, Process};
+
+// Contador global: cada processo tem a sua cópia desta variável
+static CONCLUIDAS: AtomicUsize = AtomicUsize::new(0);
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01)
@@ -38,6 +43,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         py(fila.empty()),
         py(fila.full())
     );
+    println!(
+        "Tarefas concluídas, segundo o principal: {}",
+        CONCLUIDAS.load(Ordering::Relaxed)
+    );
 
     println!("Processo principal {} finalizado", process::id());
     Ok(())
@@ -50,6 +59,7 @@ fn trabalhador(fila: JoinableQueue<String>) -> Result<(), Box<dyn Error>> {
         let tarefa = fila.get()?;
         thread::sleep(Duration::from_millis(500));
         println!("Processo {} concluiu: {tarefa}", process::id());
+        CONCLUIDAS.fetch_add(1, Ordering::Relaxed);
         fila.task_done()?;
     }
 }

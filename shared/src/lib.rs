@@ -3,6 +3,8 @@
 //! [`Barrier`], [`Value`] and [`Array`] across real OS processes, with the fork and spawn start
 //! methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
+//! Their counterparts inside one process, Python's `threading.Thread` and `queue.Queue`, are
+//! [`Thread`] and [`ThreadQueue`], with the same API.
 //!
 //! This is the library under the lessons of a Portuguese-language course on processes; each
 //! lesson mirrors a Python listing line by line. It is meant to be used after the lessons too.
@@ -76,6 +78,12 @@
 //! | `arr[i]`, `arr[i] = x`, `arr[:]`, `len(arr)` | [`Array::get`], [`Array::set`], [`Array::to_vec`], [`Array::len`]; slices through [`Array::get_lock`] |
 //! | `RawValue`, `RawArray`, `Value(..., lock=False)` | [`RawValue`], [`RawArray`] |
 //! | a holder that died: the lock stays held for ever | [`AcquireError::OwnerDied`], carrying the guard |
+//! | `threading.Thread(target=f, args=(a, b), daemon=True)` | [`Thread::new`]`(f, (a, b)).daemon(true)`; any `Send` closure, nothing serialized |
+//! | `t.start()`, `t.join()`, `t.join(timeout)`, `t.is_alive()` | [`Thread::start`], [`Thread::join`], [`Thread::join_timeout`], [`Thread::is_alive`] |
+//! | `t.name`, `t.daemon`, `t.native_id` | [`Thread::name`], [`Thread::is_daemon`] / [`Thread::set_daemon`], [`Thread::native_id`] |
+//! | `threading.get_native_id()` | [`get_native_id`] |
+//! | `RuntimeError` from `Thread.start()` / `join()` | [`ThreadError::AlreadyStarted`], [`ThreadError::NotStarted`], [`ThreadError::JoinCurrent`] |
+//! | `queue.Queue(maxsize)` and its methods, between threads | [`ThreadQueue::with_maxsize`]; the methods and errors of [`JoinableQueue`] |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
 //!
 //! # Differences from Python
@@ -126,10 +134,18 @@
 //!   decode error, not a stack overflow; pickle raises `RecursionError` near 1,000.
 //! - **A daemon lives as long as its parent process**, whichever thread started it, and is
 //!   killed when its parent dies, even by SIGKILL (CPython leaves it running).
-//! - **A child does not wait for its own threads.** When a target returns, the child exits
-//!   and any thread it started with `std::thread::spawn` stops with it, as when a Rust `main`
-//!   returns; CPython joins the non-daemonic `threading.Thread`s first. Join the threads a
-//!   target starts before it returns.
+//! - **Only [`Thread`]s are joined at exit.** When `main` or a child's target returns, the
+//!   non-daemonic [`Thread`]s that process started are joined, as CPython joins its
+//!   `threading.Thread`s; a thread started with `std::thread::spawn` stops with the process,
+//!   as when a plain Rust `main` returns. `std::process::exit` waits for them too, except on
+//!   the thread that calls it. A forked child starts with no threads to join: the parent's
+//!   do not exist in it, and there its handles to them report not alive and join at once.
+//! - **A [`Thread`]'s name is `Thread-N`**, without CPython's ` (target)` suffix, and its
+//!   target's `Err` or panic is printed as `Error: ...` or by the panic hook, not as a
+//!   traceback. `start` returns once the thread runs, so [`Thread::native_id`] is known.
+//! - **[`ThreadQueue`] has a per-handle `close()`** like [`Queue`] (CPython's `queue.Queue` has
+//!   none; 3.13 adds `shutdown()`), so its `put` and `get` return the same `Result`s as the
+//!   process queues and a lesson switches between them by changing the type.
 //! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
 //!   so a [`Connection`] end given to a child reaches EOF when that child exits.
 //! - **No feeder thread**, so there is no `join_thread()` or `cancel_join_thread()`; `close()`
@@ -165,8 +181,8 @@
 //! # Start-up and exit, as in CPython
 //!
 //! Under fork, stdout and stderr are flushed before the fork, so a line is never printed twice
-//! when output goes to a pipe. When `main` returns, daemonic children are terminated and the
-//! others joined; a child process does the same for its own children before it exits. A
+//! when output goes to a pipe. When `main` returns, non-daemonic [`Thread`]s are joined, then
+//! daemonic children are terminated and the others joined; a child process does the same for its own children before it exits. A
 //! daemonic child is also killed if its parent dies (it watches a pidfd of its parent).
 //!
 //! # Trust
@@ -202,6 +218,7 @@ mod spawn;
 mod start;
 mod sync;
 mod sys;
+mod thread;
 mod wire;
 
 pub use cli::{InitError, Invocation, parse_args};
@@ -216,6 +233,7 @@ pub use sync::{
     Barrier, BoundedSemaphore, Event, MAX_PARTIES, MAX_SLOTS, Semaphore, SemaphoreGuard,
 };
 pub use sync::{Condition, ConditionLock, Lock, LockGuard, RLock, RLockGuard};
+pub use thread::{Thread, ThreadError, ThreadQueue, get_native_id};
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

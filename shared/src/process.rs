@@ -320,6 +320,8 @@ fn fork_child(
     stdout.flush()?;
     stderr.flush()?;
     let mut children = runtime::children();
+    // Nor the registry of threads to join at exit, which the child starts empty.
+    let mut threads = crate::thread::registry();
     // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
     let mappings = sys::shm::hold_mappings_still();
     // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
@@ -336,6 +338,8 @@ fn fork_child(
     match unsafe { sys::process::fork() }? {
         Forked::Child => {
             drop(mappings);
+            threads.clear();
+            drop(threads);
             children.clear();
             drop(children);
             drop(stderr);
@@ -351,6 +355,7 @@ fn fork_child(
             runtime::finish_child(code)
         }
         Forked::Parent(pid) => {
+            drop(threads);
             children.push(ChildRecord {
                 pid,
                 daemon: me.daemon,
@@ -421,12 +426,12 @@ where
 }
 
 /// Runs the target; a panic becomes exit code 1 (its message is already on stderr).
-fn run_guarded<F: Target<A>, A>(target: F, args: A) -> i32 {
+pub(crate) fn run_guarded<F: Target<A>, A>(target: F, args: A) -> i32 {
     catch_unwind(AssertUnwindSafe(|| target.run(args))).unwrap_or(1)
 }
 
-/// A function a [`Process`] can run with arguments of tuple type `A`: any `FnOnce` of up to six
-/// arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function defined
+/// A function a [`Process`] (or a [`Thread`](crate::Thread)) can run with arguments of tuple
+/// type `A`: any `FnOnce` of up to six arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function defined
 /// with `fn` (a spawned child recreates it from its type; a closure, even one that captures
 /// nothing, could stand for state the child does not have); under fork any closure works.
 pub trait Target<A>: Send + 'static {

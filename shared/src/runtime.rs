@@ -31,7 +31,8 @@ pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called.
+/// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called: it
+/// joins the non-daemonic threads, then settles the children, in CPython's order.
 pub(crate) fn install_exit_hook() -> io::Result<()> {
     let mut result = Ok(());
     EXIT_HOOK.call_once(|| result = sys::process::at_exit(exit_hook));
@@ -39,6 +40,7 @@ pub(crate) fn install_exit_hook() -> io::Result<()> {
 }
 
 extern "C" fn exit_hook() {
+    crate::thread::settle_threads();
     settle_children();
 }
 
@@ -118,9 +120,11 @@ pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// The end of a child process: settle its own children, flush, and leave with `code` without
-/// running the exit work it inherited from its parent.
+/// The end of a child process: join the non-daemonic threads it started, settle its own
+/// children, flush, and leave with `code` without running the exit work it inherited from its
+/// parent.
 pub(crate) fn finish_child(code: i32) -> ! {
+    crate::thread::settle_threads();
     settle_children();
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();

@@ -26,7 +26,10 @@ const DOCS: [(&str, &[&str]); 5] = [
         &["lesson02-queue", "lesson02-queue-two-processes"],
     ),
     ("lesson03-pipe", &["lesson03-pipe"]),
-    ("lesson04-joinable", &["lesson04-joinable"]),
+    (
+        "lesson04-joinable",
+        &["lesson04-joinable", "lesson04-joinable-threads"],
+    ),
     ("lesson05-value", &["lesson05-value"]),
 ];
 

@@ -4,6 +4,7 @@
 
 mod event;
 mod joinable;
+mod joinable_threads;
 mod pipe;
 mod queue;
 mod start_join;
@@ -32,6 +33,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "lock_uncontended" => sync::lock_uncontended(arg(args, 0)?),
         "value_contended" => sync::value_contended(arg(args, 0)?),
         "event_pingpong" => event::ping_pong(arg(args, 0)?),
+        "joinable_threads" => joinable_threads::run(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");

@@ -13,6 +13,7 @@ pub(crate) mod fd;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod sync;
+pub(crate) mod thread;
 
 use std::io;
 
