@@ -176,7 +176,11 @@ fn a_setuid_program_refuses_to_be_a_spawned_child_whatever_its_environment() {
     let dir = std::env::temp_dir().join(format!("setuid-lesson-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("lesson01-processes");
-    std::fs::copy(LESSON.path(), &copy).unwrap();
+    // Copied by `cp`, not by this process: a process forked meanwhile by another test thread
+    // would inherit our descriptor of the copy open for writing, and exec would then fail
+    // with "text file busy".
+    let copied = Command::new("cp").arg(LESSON.path()).arg(&copy).status();
+    assert!(copied.is_ok_and(|status| status.success()), "cp the lesson");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
