@@ -159,10 +159,14 @@
 //!   the next acquirer gets it with [`AcquireError::OwnerDied`], which carries the guard, as
 //!   std's `PoisonError` does: repair what it protects and go on (only that acquirer is told).
 //!   CPython's lock stays held by the dead process, and every later `acquire()` waits for ever.
+//!   A `Lock`'s waiter notices the death within 100 ms (it asks `/proc` about the holder's
+//!   thread), and a thread that ends holding a `Lock` counts as dead too.
 //! - **A lock is released by the thread that acquired it.** Guards are not `Send`, and
 //!   [`Lock::release`] from another thread or process is [`ReleaseError::NotHeld`]; CPython's
-//!   `Lock` (a semaphore) may be released by anyone. glibc's robust mutex records its owner in
-//!   order to report its death, and refuses anyone else's unlock.
+//!   `Lock` (a semaphore) may be released by anyone. Each lock records its owner's thread id in
+//!   order to report its death, and refuses anyone else's release.
+//! - **A `Lock` acquired again by its holder is an error** (`EDEADLK`) rather than a wait for
+//!   itself for ever; `try_acquire` and `acquire_timeout` answer "held" at once.
 //! - **A `Value`'s lock is not re-entrant.** CPython gives a `Value` an `RLock`, so
 //!   `v.value` inside `with v.get_lock():` takes it again. Here the guard gives the value
 //!   (`*guard`), and [`Value::value`] on the thread that holds the guard is an error (`EDEADLK`)

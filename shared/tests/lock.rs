@@ -28,7 +28,16 @@ under_both_start_methods!(
     a_killed_rlock_holder_is_reported_to_the_next_acquirer,
     a_killed_condition_holder_is_reported_to_the_next_acquirer,
     a_condition_wakes_a_waiting_process,
+    a_killed_holder_not_yet_reaped_is_a_dead_owner_to_a_waiter,
 );
+
+/// Fork only: a spawned child is a new program, which inherits no thread id to be wrong about.
+mod fork_only {
+    #[test]
+    fn a_forked_child_does_not_inherit_the_lock() {
+        super::a_forked_child_does_not_inherit_the_lock();
+    }
+}
 
 const PROCESSES: usize = 4;
 const ROUNDS: u64 = 2000;
@@ -277,12 +286,82 @@ fn an_rlock_counts_its_owners_levels() {
 fn a_killed_thread_holding_a_lock_is_a_dead_owner() {
     let lock = Lock::new().unwrap();
     let other = lock.clone();
-    // A thread that ends holding a robust mutex is, to the kernel, an owner that died.
+    // A thread that ends holding a lock is an owner that died, though its process lives on:
+    // `/proc` no longer lists its thread id.
     thread::spawn(move || other.acquire().unwrap().forget())
         .join()
         .unwrap();
     assert!(lock.acquire().is_err_and(|error| error.is_owner_died()));
     assert!(lock.acquire().is_ok());
+}
+
+/// The waiter sleeps on the lock (or is about to) when its holder is killed; the holder is
+/// reaped only after the waiter got the lock, so the waiter sees a zombie: as the parent of a
+/// killed process, blocked in `acquire`, would.
+fn a_killed_holder_not_yet_reaped_is_a_dead_owner_to_a_waiter(method: StartMethod) {
+    let lock = Lock::new().unwrap();
+    let (ready, never) = (Queue::new().unwrap(), Queue::<()>::new().unwrap());
+    let mut child = Child::start(method, hold_lock, (lock.clone(), ready.clone(), never));
+    ready.get_timeout(LIMIT).expect("the holder said it holds");
+    let (sender, result) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let died = lock.acquire().is_err_and(|error| error.is_owner_died());
+        sender.send(died).unwrap();
+    });
+    child.kill().unwrap();
+    let died = result
+        .recv_timeout(LIMIT)
+        .expect("the waiter never got the lock");
+    waiter.join().unwrap();
+    assert!(died, "the waiter was not told that the holder died");
+    assert_eq!(child.kill_and_reap(), -9);
+}
+
+/// The child is a copy of the parent's thread, holding a copy of its guard, but not the lock:
+/// its thread has another id. It neither releases nor takes it.
+fn a_forked_child_does_not_inherit_the_lock() {
+    fn child_side(lock: Lock) -> Result<(), String> {
+        if !lock.release().is_err_and(|error| error.is_not_held()) {
+            return Err("the child released its parent's lock".to_owned());
+        }
+        match lock.try_acquire() {
+            Ok(None) => Ok(()),
+            Ok(Some(guard)) => {
+                guard.forget();
+                Err("the child took a lock its parent holds".to_owned())
+            }
+            Err(error) => Err(format!("try_acquire: {error}")),
+        }
+    }
+    let lock = Lock::new().unwrap();
+    let guard = lock.acquire().unwrap();
+    let mut child = Child::start(StartMethod::Fork, child_side, (lock.clone(),));
+    child.expect_success();
+    drop(guard);
+    assert!(
+        lock.try_acquire().unwrap().is_some(),
+        "the parent released it"
+    );
+}
+
+/// A thread that acquires the `Lock` it holds is told (`EDEADLK`): Python's would wait for
+/// itself for ever. Without waiting, the answer is "held".
+#[test]
+fn a_lock_relocked_by_its_owner_is_an_error_not_a_hang() {
+    let lock = Lock::new().unwrap();
+    let (error, tried, timed) = within(LIMIT, move || {
+        let _guard = lock.acquire().unwrap();
+        let error = match lock.acquire() {
+            Err(AcquireError::Os(error)) => Some(error.to_string()),
+            Ok(_) | Err(_) => None,
+        };
+        let tried = lock.try_acquire().unwrap().is_none();
+        let timed = lock.acquire_timeout(LIMIT).unwrap().is_none();
+        (error, tried, timed)
+    });
+    let error = error.expect("an OS error");
+    assert!(error.contains("deadlock"), "EDEADLK expected: {error}");
+    assert!(tried && timed, "held by this thread");
 }
 
 #[test]

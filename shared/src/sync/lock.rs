@@ -1,14 +1,21 @@
-//! [`Lock`] and [`RLock`]: Python's `multiprocessing.Lock` and `RLock`, each a robust
-//! process-shared mutex in a [`Block`] of its own.
+//! [`Lock`] and [`RLock`]: Python's `multiprocessing.Lock` and `RLock`, each in a [`Block`]
+//! of its own: a `Lock` is one lock word (see `lock_word`), an `RLock` a robust
+//! process-shared mutex.
 //!
 //! # Owners
 //!
-//! glibc's robust mutex records the thread that locked it (its kernel thread id, in the mutex
-//! word), so that the kernel can tell the next locker when that thread dies. The same record
-//! decides who may unlock: glibc refuses (`EPERM`) an unlock by any other thread. So a lock
-//! here is released by the thread that acquired it, and a guard, which unlocks on drop, is not
-//! `Send`. CPython's `Lock` is a semaphore that any thread or process may release; its `RLock`
-//! already refuses a release by a non-owner, as here.
+//! Both record the thread that holds them (its kernel thread id: in the lock word, or in
+//! glibc's mutex word), so that the next acquirer can be told when that thread dies. The same
+//! record decides who may release: any other thread is refused. So a lock here is released by
+//! the thread that acquired it, and a guard, which releases on drop, is not `Send`. CPython's
+//! `Lock` is a semaphore that any thread or process may release; its `RLock` already refuses
+//! a release by a non-owner, as here.
+//!
+//! A `Lock` is not glibc's mutex because of its price: the robust list that lets the kernel
+//! release a dead thread's mutexes costs bookkeeping on every lock and unlock, which made an
+//! uncontended `Lock` only 1.7× faster than CPython's (see `bench/README.md`). The lock word
+//! is taken and released with one compare-and-swap each; a waiter finds a dead owner in
+//! `/proc` instead.
 //!
 //! An `RLock` is glibc's *recursive* robust mutex: glibc keeps the owner and the count in the
 //! mutex, and resets the count to one for the thread that takes over a dead owner's mutex.
@@ -24,38 +31,49 @@
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{AcquireError, ReleaseError};
+use super::lock_word::{LockWord, Taken, Unlocked};
 use crate::block::{Block, BlockState};
 use crate::sys::sync::{Kind, RobustGuard, RobustMutex};
 
-/// The state of a lock's block: one robust mutex; `RECURSIVE` for an [`RLock`].
+/// The state of a [`Lock`]'s block: one lock word.
 #[repr(C)]
-pub(crate) struct LockState<const RECURSIVE: bool> {
+pub(crate) struct LockState {
+    word: LockWord,
+}
+
+// SAFETY: one `u32` atomic: every bit pattern is a state (`lock_word` handles any), zero is
+// a free lock, its alignment is 4.
+unsafe impl BlockState for LockState {
+    // Not "lock---1", glibc's mutex: a block of the old layout is refused.
+    const KIND: [u8; 8] = *b"lock---2";
+
+    unsafe fn init(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The state of an [`RLock`]'s block: one recursive robust mutex.
+#[repr(C)]
+pub(crate) struct RLockState {
     mutex: RobustMutex,
 }
 
 // SAFETY: a `pthread_mutex_t` is integers, so every bit pattern is a value (glibc checks what
 // it reads); zeroed is where `init` starts; its alignment is 8.
-unsafe impl<const RECURSIVE: bool> BlockState for LockState<RECURSIVE> {
-    const KIND: [u8; 8] = if RECURSIVE {
-        *b"rlock--1"
-    } else {
-        *b"lock---1"
-    };
+unsafe impl BlockState for RLockState {
+    const KIND: [u8; 8] = *b"rlock--1";
 
     unsafe fn init(&self) -> io::Result<()> {
-        if RECURSIVE {
-            // SAFETY: the caller's promise: fresh, and nobody uses it yet.
-            unsafe { self.mutex.init_kind(Kind::Recursive) }
-        } else {
-            // SAFETY: as above.
-            unsafe { self.mutex.init() }
-        }
+        // SAFETY: the caller's promise: fresh, and nobody uses it yet.
+        unsafe { self.mutex.init_kind(Kind::Recursive) }
     }
 }
 
@@ -117,12 +135,12 @@ impl<S: BlockState> Held<S> {
     }
 }
 
-/// What [`Lock`] and [`RLock`] share: a handle to the block.
-struct Raw<const RECURSIVE: bool> {
-    block: Arc<Block<LockState<RECURSIVE>>>,
+/// An [`RLock`]'s handle to its block.
+struct Raw {
+    block: Arc<Block<RLockState>>,
 }
 
-impl<const RECURSIVE: bool> Raw<RECURSIVE> {
+impl Raw {
     fn new(name: &CStr) -> io::Result<Self> {
         Ok(Raw {
             block: Arc::new(Block::create(name, 0)?),
@@ -151,7 +169,7 @@ impl<const RECURSIVE: bool> Raw<RECURSIVE> {
     }
 }
 
-impl<const RECURSIVE: bool> Clone for Raw<RECURSIVE> {
+impl Clone for Raw {
     fn clone(&self) -> Self {
         Raw {
             block: Arc::clone(&self.block),
@@ -183,14 +201,20 @@ impl<const RECURSIVE: bool> Clone for Raw<RECURSIVE> {
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    raw: Raw<false>,
+    block: Arc<Block<LockState>>,
 }
 
 /// Proof that this thread holds a [`Lock`]; releases it when dropped. Not `Send`: the thread
 /// that acquired a lock releases it.
+///
+/// It keeps the lock's block mapped (a reference count), so that it borrows nothing: an
+/// acquire's error, which carries it, can then leave a function with `?` into a
+/// `Box<dyn Error>`, which needs `'static`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard {
-    held: Held<LockState<false>>,
+    block: Arc<Block<LockState>>,
+    /// Not `Send`: the owner recorded in the word is this thread.
+    not_send: PhantomData<*const ()>,
 }
 
 impl Lock {
@@ -200,14 +224,18 @@ impl Lock {
     /// The system refused the shared memory (`memfd_create`, `mmap`).
     pub fn new() -> io::Result<Lock> {
         Ok(Lock {
-            raw: Raw::new(c"shared-lock")?,
+            block: Arc::new(Block::create(c"shared-lock", 0)?),
         })
+    }
+
+    fn word(&self) -> &LockWord {
+        &self.block.state().word
     }
 
     /// Waits until the lock is free and takes it. Python: `lock.acquire()`, or `with lock:`.
     ///
-    /// As in Python, a thread that acquires a `Lock` it holds waits for itself for ever; use
-    /// an [`RLock`] to acquire again.
+    /// A thread that acquires a `Lock` it holds gets an error (`EDEADLK`), where Python would
+    /// wait for itself for ever; use an [`RLock`] to acquire again.
     ///
     /// ```
     /// let trava = shared::Lock::new()?;
@@ -220,14 +248,16 @@ impl Lock {
     /// ```
     ///
     /// # Errors
-    /// [`AcquireError::OwnerDied`] when the previous holder died holding it: the guard inside
-    /// holds it now. [`AcquireError::Os`] if the system refused.
+    /// [`AcquireError::OwnerDied`] when the previous holder died holding it (a process killed,
+    /// a thread that ended): the guard inside holds it now. A waiter notices such a death
+    /// within 100 ms. [`AcquireError::Os`] (`EDEADLK`) when this thread holds it already.
     pub fn acquire(&self) -> Result<LockGuard, AcquireError<LockGuard>> {
         held(self.acquire_until(None))
     }
 
     /// As [`acquire`](Self::acquire), but gives up after `timeout`: `Ok(None)`. Python:
-    /// `lock.acquire(timeout=t)`, which returns `False` then.
+    /// `lock.acquire(timeout=t)`, which returns `False` then. A thread that holds the lock
+    /// gets `Ok(None)` at once: nobody else can release it meanwhile.
     ///
     /// ```
     /// use std::time::Duration;
@@ -258,10 +288,14 @@ impl Lock {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// It never sleeps; when the lock is held, it reads the holder's `/proc` entry to tell a
+    /// dead holder (microseconds), so it is no way to spin on a held lock.
+    ///
     /// # Errors
-    /// As [`acquire`](Self::acquire).
+    /// [`AcquireError::OwnerDied`] when the holder died holding it: the guard inside holds it
+    /// now.
     pub fn try_acquire(&self) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
-        acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
+        self.taken(Ok(self.word().try_lock()))
     }
 
     /// Releases the lock that this thread holds without a guard, after
@@ -281,27 +315,56 @@ impl Lock {
     /// another thread or process (CPython's `Lock` lets any thread release it; see the crate's
     /// "Differences from Python").
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.raw.release()
+        match self.word().unlock() {
+            Ok(()) => Ok(()),
+            Err(Unlocked::NotHeld) => Err(ReleaseError::NotHeld),
+        }
     }
 
+    #[inline]
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
-        acquired(self.raw.lock(deadline), |guard| self.guard(guard))
+        self.taken(self.word().lock(deadline))
     }
 
-    fn guard(&self, guard: RobustGuard<'_>) -> LockGuard {
-        // SAFETY: `guard` locks this lock's mutex, in its block.
-        let held = unsafe { Held::new(guard, &self.raw.block) };
-        LockGuard { held }
+    /// Turns how the word was taken into an acquire's result.
+    #[inline]
+    fn taken(
+        &self,
+        taken: io::Result<Option<Taken>>,
+    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
+        let guard = || LockGuard {
+            block: Arc::clone(&self.block),
+            not_send: PhantomData,
+        };
+        match taken? {
+            None => Ok(None),
+            Some(Taken::Free) => Ok(Some(guard())),
+            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
+        }
     }
 }
 
 impl LockGuard {
     /// Keeps the lock held past the guard, for a later [`Lock::release`] from this thread.
     pub fn forget(self) {
-        self.held.forget();
+        let guard = ManuallyDrop::new(self);
+        // SAFETY: `guard` is never used nor dropped again (ManuallyDrop), so the block's
+        // reference count is read out of it exactly once, and dropped here: only the release
+        // that `Drop` would do is skipped.
+        drop(unsafe { std::ptr::read(&guard.block) });
+    }
+}
+
+impl Drop for LockGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // The guard exists only while this thread owns the word (made by a successful
+        // acquire, not `Send`). Should another process have overwritten the word, the release
+        // changes nothing and there is nobody to tell.
+        let _ = self.block.state().word.unlock();
     }
 }
 
@@ -320,14 +383,14 @@ impl LockGuard {
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    raw: Raw<true>,
+    raw: Raw,
 }
 
 /// Proof that this thread holds one level of an [`RLock`]; releases that level when dropped.
 /// Not `Send`.
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard {
-    held: Held<LockState<true>>,
+    held: Held<RLockState>,
 }
 
 impl RLock {
@@ -463,7 +526,7 @@ impl ConditionLock for Lock {
     }
 
     fn owns(&self, guard: &LockGuard) -> bool {
-        std::ptr::eq(&guard.held.block().state().mutex, self.raw.mutex())
+        std::ptr::eq(guard.block.state(), self.block.state())
     }
 
     fn release_all(guard: LockGuard) -> u32 {
@@ -569,16 +632,14 @@ impl<'de, S: BlockState> Deserialize<'de> for Received<S> {
 
 impl Serialize for Lock {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        self.raw.block.serialize(serializer, "Lock")
+        self.block.serialize(serializer, "Lock")
     }
 }
 
 impl<'de> Deserialize<'de> for Lock {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(Lock {
-            raw: Raw {
-                block: Arc::new(Block::deserialize(deserializer)?),
-            },
+            block: Arc::new(Block::deserialize(deserializer)?),
         })
     }
 }
@@ -596,5 +657,28 @@ impl<'de> Deserialize<'de> for RLock {
                 block: Arc::new(Block::deserialize(deserializer)?),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another process wrote a thread id that never existed (above any `pid_max`) into the
+    /// word: a dead owner, not a hang.
+    #[test]
+    fn a_lock_whose_word_names_no_thread_is_a_dead_owners() {
+        let lock = Lock::new().unwrap();
+        lock.block.state().word.store(0x3fff_ffff);
+        let guard = lock.acquire().unwrap_err().into_guard().expect("OwnerDied");
+        assert!(
+            lock.try_acquire().unwrap().is_none(),
+            "held by this thread now"
+        );
+        drop(guard);
+        assert!(
+            lock.try_acquire().unwrap().is_some(),
+            "an ordinary lock again"
+        );
     }
 }

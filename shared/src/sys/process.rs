@@ -27,7 +27,12 @@ pub(crate) enum Forked {
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: forwarded to the caller.
     match unsafe { nix::unistd::fork() }.map_err(io_error)? {
-        ForkResult::Child => Ok(Forked::Child),
+        ForkResult::Child => {
+            // The atfork handler did it already once registered; this covers a fork made
+            // before any thread id was cached (harmless twice: the epoch only has to move).
+            super::thread::forked();
+            Ok(Forked::Child)
+        }
         ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw() as u32)),
     }
 }

@@ -243,6 +243,14 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     }
 }
 
+/// Wakes one thread (of any process) sleeping in [`futex_wait`] on `word`.
+pub(crate) fn futex_wake_one(word: &AtomicU32) {
+    // SAFETY: as in `futex_wait`: the kernel only reads the address as a futex key.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
 /// Wakes every process sleeping in [`futex_wait`] on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: as in `futex_wait`.
