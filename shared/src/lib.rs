@@ -178,7 +178,10 @@
 //!   of up to 8 bytes is never torn, a larger one may be (CPython's copies may tear too).
 //! - **`Condition` waits take the guard and give it back**, as std's `Condvar` does;
 //!   `notify` is not checked to be called with the lock held (Python raises `RuntimeError`).
-//!   Wake-ups may be spurious, as in Python; a waiter killed in its wait can cause one.
+//!   A notify wakes the oldest waiters that were waiting when it was made, as in Python, and
+//!   skips one whose process died (CPython's `notify` then waits forever for it to wake).
+//!   Wake-ups may be spurious, as in Python; beyond 64 waiters at once, each wakes every
+//!   100 ms to look.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //!

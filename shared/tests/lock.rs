@@ -474,3 +474,54 @@ fn condition_notify_and_notify_all_wake_waiting_threads() {
         waiters.into_iter().for_each(|w| w.join().unwrap());
     }
 }
+
+/// A notify wakes only waiters that were waiting when it was made: the notifier that waits
+/// next cannot take its own notification, which would leave the waiter it meant asleep.
+#[test]
+fn a_notifier_that_waits_next_does_not_take_its_own_notification() {
+    let cond = Condition::new().unwrap();
+    let about_to_wait = RawValue::new(0_u8).unwrap();
+    let (waiter_cond, waiter_flag) = (cond.clone(), about_to_wait.clone());
+    let waiter = thread::spawn(move || {
+        let guard = waiter_cond.acquire().unwrap();
+        // Set under the lock, then the wait registers before it lets the lock go.
+        waiter_flag.set_value(1);
+        let (guard, notified) = waiter_cond.wait_timeout(guard, LIMIT).unwrap();
+        drop(guard);
+        notified
+    });
+    // Until the flag is seen under the lock, the waiter has not registered.
+    let guard = loop {
+        let guard = cond.acquire().unwrap();
+        if about_to_wait.value() == 1 {
+            break guard;
+        }
+        drop(guard);
+        thread::yield_now();
+    };
+    cond.notify(1);
+    let (guard, notified) = cond
+        .wait_timeout(guard, Duration::from_millis(200))
+        .unwrap();
+    drop(guard);
+    assert!(
+        !notified,
+        "the notifier took the notification meant for the waiter"
+    );
+    assert!(
+        within(LIMIT, move || waiter.join().unwrap()),
+        "the waiter was not notified"
+    );
+}
+
+/// Every notify before a waiter arrives is spent: the later waiter times out.
+#[test]
+fn a_notify_made_before_a_wait_does_not_wake_it() {
+    let cond = Condition::new().unwrap();
+    let guard = cond.acquire().unwrap();
+    cond.notify(1);
+    cond.notify_all();
+    let (guard, notified) = cond.wait_timeout(guard, Duration::from_millis(50)).unwrap();
+    drop(guard);
+    assert!(!notified);
+}

@@ -1,27 +1,28 @@
 //! [`Condition`]: Python's `multiprocessing.Condition`, a [`Lock`] or [`RLock`] plus a block of
-//! three words that waiters sleep on.
+//! waiter slots that waiters sleep on.
 //!
 //! # Design
 //!
-//! A waiter registers (`waiting += 1`) while it holds the lock, releases the lock (every level
-//! of an `RLock`, as CPython does), and waits for a *token*. `notify(n)`, called with the lock
-//! held, turns at most `n` registered waiters into tokens (`waiting -= t`, `tokens += t`), bumps
-//! the futex word `sequence` and wakes the sleepers. A waiter leaves with a token (notified)
-//! or, at its deadline, by taking back its registration (timed out); if a notify already turned
-//! it into a token, it takes the token instead. Waiters are anonymous: any waiter may take any
-//! token, which is what "wake at most `n` of them" needs.
+//! A waiter takes a *ticket* (its place in the order of arrival) and a slot, while it holds the
+//! lock, marks the slot waiting, releases the lock (every level of an `RLock`, as CPython
+//! does), and sleeps on the futex word `sequence` until its slot says notified. `notify(n)`
+//! marks the `n` waiting slots with the lowest tickets notified, bumps `sequence` and wakes
+//! the sleepers. So a notify wakes only waiters that were waiting when it was made, oldest
+//! first, as Python's does: a thread that notifies and then waits itself cannot take its own
+//! notification (anonymous wake-up tokens would let it, and leave the waiter it meant asleep).
 //!
-//! A sleeper never trusts a wake-up to arrive: it re-checks at least every
-//! [`LONGEST_SLEEP`], so a notifier killed between its token and its wake-up costs a delay,
-//! never a hang. A waiter killed in its wait leaves one registration or token behind: a later
-//! waiter may then wake once without a notify, a spurious wake-up, which Python allows too.
-//! Counters written by a hostile process can cause spurious or missed wake-ups, never a hang
-//! past a deadline or a crash.
+//! A slot is one word, the ticket and the state together, changed only by compare-and-swap:
+//! a waiter that times out takes its slot back only if no notify marked it first. A sleeper
+//! never trusts a wake-up to arrive: it re-checks its slot at least every [`LONGEST_SLEEP`],
+//! so a notifier killed between its mark and its wake-up costs a delay, never a hang. A notify
+//! skips (and frees) the slot of a waiter whose process is gone, so a waiter killed in its wait
+//! does not swallow a notification meant for the living. Words written by a hostile process
+//! can cause spurious or missed wake-ups, never a hang past a deadline or a crash.
 
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -29,76 +30,192 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::error::{AcquireError, ReleaseError};
 use super::lock::{ConditionLock, Handle, RLock, Received, deadline_after, held};
 use crate::block::{Block, BlockState};
+use crate::sys::process::{Liveness, liveness};
 use crate::sys::sync;
 
-/// The longest a waiter sleeps before it re-checks for a token (see the module's docs).
+/// The longest a waiter sleeps before it re-checks its slot (see the module's docs).
 const LONGEST_SLEEP: Duration = Duration::from_millis(100);
+
+/// How many threads, in all processes together, can wait on one condition at once. A waiter
+/// beyond them still waits, by re-checking every [`LONGEST_SLEEP`] (a spurious wake-up each
+/// time), so it cannot miss a notification, only be late for it.
+const MAX_WAITERS: usize = 64;
+
+/// A slot word: `ticket << 2 | state`; 0 is a free slot.
+const WAITING: u64 = 1;
+const NOTIFIED: u64 = 2;
+const STATE_BITS: u64 = 0b11;
+
+#[repr(C)]
+struct Slot {
+    /// The ticket and the state, changed only by compare-and-swap.
+    word: AtomicU64,
+    /// The waiter's process, so that a notify can skip a waiter that died.
+    pid: AtomicU32,
+}
 
 #[repr(C)]
 pub(crate) struct ConditionState {
-    /// The futex word: bumped by every notify that made tokens.
+    /// The futex word: bumped by every notify that marked a slot.
     sequence: AtomicU32,
-    /// Waiters registered and neither notified nor timed out.
-    waiting: AtomicU32,
-    /// Notifications made and not yet taken by a waiter.
-    tokens: AtomicU32,
+    /// The next ticket (tickets start at 1, so a slot word is never 0 while taken).
+    next_ticket: AtomicU64,
+    slots: [Slot; MAX_WAITERS],
 }
 
-// SAFETY: three atomics: every bit pattern is valid, zero is the start, align 4.
+// SAFETY: atomics only: every bit pattern is valid, zero is the start (every slot free),
+// align 8.
 unsafe impl BlockState for ConditionState {
-    const KIND: [u8; 8] = *b"cond---1";
+    const KIND: [u8; 8] = *b"cond---2";
 
     unsafe fn init(&self) -> io::Result<()> {
         Ok(())
     }
 }
 
-/// Takes one from `counter` if it is above zero.
-fn take(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-        .is_ok()
+/// A waiter's slot, once it has one.
+struct Waiting<'a> {
+    slot: &'a Slot,
+    /// The slot's word while waiting: the ticket and [`WAITING`].
+    word: u64,
 }
 
 impl ConditionState {
-    /// Waits for a token until `deadline`: `true` if it took one (notified), `false` if it
-    /// took its registration back (timed out).
-    fn wait_for_token(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            if take(&self.tokens) {
-                return true;
+    /// Takes a slot for a waiter of this process; `None` when every slot is taken. Called
+    /// holding the condition's lock, so any notify made after it sees the slot.
+    fn register(&self) -> Option<Waiting<'_>> {
+        let ticket = self
+            .next_ticket
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
+        let word = (ticket << 2) | WAITING;
+        let pid = std::process::id();
+        for _ in 0..2 {
+            for slot in &self.slots {
+                if slot
+                    .word
+                    .compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    slot.pid.store(pid, Ordering::Release);
+                    return Some(Waiting { slot, word });
+                }
             }
+            // Full: free the slots of waiters whose process died, then look once more.
+            self.free_dead_slots();
+        }
+        None
+    }
+
+    fn free_dead_slots(&self) {
+        for slot in &self.slots {
+            let word = slot.word.load(Ordering::Acquire);
+            if word & STATE_BITS == WAITING && is_gone(slot.pid.load(Ordering::Acquire)) {
+                let _ = slot
+                    .word
+                    .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+    }
+
+    /// Waits until `waiting`'s slot is notified or `deadline` passes; frees the slot. `true`
+    /// if notified (or if another process rewrote the slot: a spurious wake-up).
+    fn wait(&self, waiting: Waiting<'_>, deadline: Option<Instant>) -> bool {
+        let Waiting { slot, word } = waiting;
+        loop {
             let sequence = self.sequence.load(Ordering::Acquire);
-            // A notify between the check above and the load made its token before its bump:
-            // look again, now that a later bump would make the sleep return at once.
-            if take(&self.tokens) {
+            let now = slot.word.load(Ordering::Acquire);
+            if now != word {
+                // Notified (or rewritten): the slot is ours to free either way.
+                let _ = slot
+                    .word
+                    .compare_exchange(now, 0, Ordering::AcqRel, Ordering::Acquire);
                 return true;
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|left| left.is_zero()) {
-                // Registered still, or a notify made a token of us; either is ours to take.
-                // Neither is there only if another process rewrote the counters.
-                return !take(&self.waiting) && take(&self.tokens);
+                // Take the slot back, unless a notify marked it first: then we were notified.
+                return match slot.word.compare_exchange(
+                    word,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => false,
+                    Err(marked) => {
+                        let _ = slot.word.compare_exchange(
+                            marked,
+                            0,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        true
+                    }
+                };
             }
             let sleep = left.map_or(LONGEST_SLEEP, |left| left.min(LONGEST_SLEEP));
             sync::futex_wait(&self.sequence, sequence, Some(sleep));
         }
     }
 
-    /// Makes up to `n` tokens of registered waiters, and wakes the sleepers if it made any.
+    /// Marks up to `n` waiting slots notified, lowest tickets first, skipping (and freeing)
+    /// the slots of waiters whose process is gone; wakes the sleepers if it marked any.
     fn notify(&self, n: u32) {
-        let Ok(waiting) =
-            self.waiting
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
-                    (waiting > 0 && n > 0).then(|| waiting - waiting.min(n))
-                })
-        else {
+        if n == 0 {
             return;
-        };
-        self.tokens.fetch_add(waiting.min(n), Ordering::AcqRel);
-        self.sequence.fetch_add(1, Ordering::Release);
-        sync::futex_wake_all(&self.sequence);
+        }
+        let mut waiting: Vec<(u64, &Slot)> = self
+            .slots
+            .iter()
+            .map(|slot| (slot.word.load(Ordering::Acquire), slot))
+            .filter(|(word, _)| word & STATE_BITS == WAITING)
+            .collect();
+        waiting.sort_unstable_by_key(|&(word, _)| word >> 2);
+        let mut marked = 0;
+        for (word, slot) in waiting {
+            if marked == n {
+                break;
+            }
+            if is_gone(slot.pid.load(Ordering::Acquire)) {
+                let _ = slot
+                    .word
+                    .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
+                continue;
+            }
+            let notified = (word & !STATE_BITS) | NOTIFIED;
+            if slot
+                .word
+                .compare_exchange(word, notified, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                marked += 1;
+            }
+        }
+        if marked > 0 {
+            self.sequence.fetch_add(1, Ordering::Release);
+            sync::futex_wake_all(&self.sequence);
+        }
     }
+
+    /// A waiter beyond [`MAX_WAITERS`]: sleeps at most [`LONGEST_SLEEP`] (or to `deadline`),
+    /// and reports a spurious wake-up.
+    fn wait_without_slot(&self, deadline: Option<Instant>) -> bool {
+        let sequence = self.sequence.load(Ordering::Acquire);
+        let left = deadline.map_or(LONGEST_SLEEP, |d| {
+            d.saturating_duration_since(Instant::now())
+                .min(LONGEST_SLEEP)
+        });
+        if !left.is_zero() {
+            sync::futex_wait(&self.sequence, sequence, Some(left));
+        }
+        deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+/// Whether the process `pid` is known to be gone. A PID of our own process is not: its
+/// threads that wait are alive, or the process would not be asking.
+fn is_gone(pid: u32) -> bool {
+    pid != std::process::id() && matches!(liveness(pid), Liveness::Gone)
 }
 
 /// A condition variable shared by processes and threads, over a [`Lock`](crate::Lock) or an
@@ -320,9 +437,12 @@ impl<L: ConditionLock> Condition<L> {
         }
         let state = self.block.state();
         // Registered while the lock is held, so a notify made after this wait began sees it.
-        state.waiting.fetch_add(1, Ordering::AcqRel);
+        let waiting = state.register();
         let levels = L::release_all(guard);
-        let notified = state.wait_for_token(deadline);
+        let notified = match waiting {
+            Some(waiting) => state.wait(waiting, deadline),
+            None => state.wait_without_slot(deadline),
+        };
         match held(self.lock.acquire_until(None)) {
             Ok(guard) => {
                 L::restore(&guard, levels)?;
