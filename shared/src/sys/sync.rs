@@ -43,6 +43,29 @@ impl RobustMutex {
     /// No thread or process may use this storage as a mutex yet, and none may until this
     /// returns.
     pub(crate) unsafe fn init(&self) -> io::Result<()> {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.init_with(None) }
+    }
+
+    /// Initialises the mutex in place as process-shared and robust, of glibc's `kind`
+    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often;
+    /// [`Kind::ErrorCheck`]: its owner locking it again gets `EDEADLK` instead of waiting for
+    /// itself).
+    ///
+    /// # Safety
+    /// As [`init`](Self::init).
+    pub(crate) unsafe fn init_kind(&self, kind: Kind) -> io::Result<()> {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.init_with(Some(kind)) }
+    }
+
+    /// # Safety
+    /// As [`init`](Self::init).
+    unsafe fn init_with(&self, kind: Option<Kind>) -> io::Result<()> {
+        let kind = kind.map(|kind| match kind {
+            Kind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
+            Kind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
+        });
         let mutex = self.0.get();
         // SAFETY: standard attribute set-up on local storage, then init at a valid address
         // that, by the caller's promise, nobody uses yet.
@@ -60,41 +83,11 @@ impl RobustMutex {
                     libc::PTHREAD_MUTEX_ROBUST,
                 ))
             })
-            .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
-            libc::pthread_mutexattr_destroy(attr);
-            result
-        }
-    }
-
-    /// Initialises the mutex in place as process-shared and robust, of glibc's `kind`
-    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often;
-    /// [`Kind::ErrorCheck`]: its owner locking it again gets `EDEADLK` instead of waiting for
-    /// itself).
-    ///
-    /// # Safety
-    /// As [`init`](Self::init).
-    pub(crate) unsafe fn init_kind(&self, kind: Kind) -> io::Result<()> {
-        let kind = match kind {
-            Kind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
-            Kind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
-        };
-        let mutex = self.0.get();
-        // SAFETY: as in `init`.
-        unsafe {
-            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-            let attr = attr.as_mut_ptr();
-            let result = check(libc::pthread_mutexattr_setpshared(
-                attr,
-                libc::PTHREAD_PROCESS_SHARED,
-            ))
             .and_then(|()| {
-                check(libc::pthread_mutexattr_setrobust(
-                    attr,
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))
+                kind.map_or(Ok(()), |kind| {
+                    check(libc::pthread_mutexattr_settype(attr, kind))
+                })
             })
-            .and_then(|()| check(libc::pthread_mutexattr_settype(attr, kind)))
             .and_then(|()| check(libc::pthread_mutex_init(mutex, attr)));
             libc::pthread_mutexattr_destroy(attr);
             result
