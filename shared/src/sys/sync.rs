@@ -67,16 +67,14 @@ impl RobustMutex {
     }
 
     /// Initialises the mutex in place as process-shared and robust, of glibc's `kind`
-    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often;
-    /// [`Kind::ErrorCheck`]: its owner locking it again gets `EDEADLK` instead of waiting for
-    /// itself).
+    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often).
+    /// (A `Value`'s error-checking mutex was the other kind; it is a lock word now.)
     ///
     /// # Safety
     /// As [`init`](Self::init).
     pub(crate) unsafe fn init_kind(&self, kind: Kind) -> io::Result<()> {
         let kind = match kind {
             Kind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
-            Kind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
         };
         let mutex = self.0.get();
         // SAFETY: as in `init`.
@@ -188,8 +186,6 @@ impl RobustMutex {
 pub(crate) enum Kind {
     /// Counts the levels; the owner unlocks once per lock.
     Recursive,
-    /// Refuses with `EDEADLK`.
-    ErrorCheck,
 }
 
 /// Proof that this thread holds a [`RobustMutex`]; unlocks it on drop.
