@@ -159,8 +159,9 @@
 //!   the next acquirer gets it with [`AcquireError::OwnerDied`], which carries the guard, as
 //!   std's `PoisonError` does: repair what it protects and go on (only that acquirer is told).
 //!   CPython's lock stays held by the dead process, and every later `acquire()` waits for ever.
-//!   A `Lock`'s waiter notices the death within 100 ms (it asks `/proc` about the holder's
-//!   thread), and a thread that ends holding a `Lock` counts as dead too.
+//!   A waiter on a `Lock`, a `Value` or an `Array` notices the death within 100 ms (it asks
+//!   `/proc` about the holder's thread), and a thread that ends holding one counts as dead
+//!   too.
 //! - **A lock is released by the thread that acquired it.** Guards are not `Send`, and
 //!   [`Lock::release`] from another thread or process is [`ReleaseError::NotHeld`]; CPython's
 //!   `Lock` (a semaphore) may be released by anyone. Each lock records its owner's thread id in

@@ -294,7 +294,7 @@ impl<L: ConditionLock> Condition<L> {
     /// # Errors
     /// As the lock's `acquire`: [`AcquireError::OwnerDied`] carries the guard when the
     /// previous holder died.
-    pub fn acquire(&self) -> Result<L::Guard, AcquireError<L::Guard>> {
+    pub fn acquire(&self) -> Result<L::Guard<'_>, AcquireError<L::Guard<'static>>> {
         held(self.lock.acquire_until(None))
     }
 
@@ -306,7 +306,7 @@ impl<L: ConditionLock> Condition<L> {
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<L::Guard>, AcquireError<L::Guard>> {
+    ) -> Result<Option<L::Guard<'_>>, AcquireError<L::Guard<'static>>> {
         self.lock.acquire_until(deadline_after(timeout))
     }
 
@@ -327,7 +327,10 @@ impl<L: ConditionLock> Condition<L> {
     /// the guard inside holds the lock again. [`AcquireError::Os`] (`InvalidInput`) when
     /// `guard` is not a guard of this condition's lock (the lock is then released), or if the
     /// system refused.
-    pub fn wait(&self, guard: L::Guard) -> Result<L::Guard, AcquireError<L::Guard>> {
+    pub fn wait<'a>(
+        &'a self,
+        guard: L::Guard<'a>,
+    ) -> Result<L::Guard<'a>, AcquireError<L::Guard<'static>>> {
         self.wait_until(guard, None).map(|(guard, _)| guard)
     }
 
@@ -346,11 +349,11 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_timeout(
-        &self,
-        guard: L::Guard,
+    pub fn wait_timeout<'a>(
+        &'a self,
+        guard: L::Guard<'a>,
         timeout: Duration,
-    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
+    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'static>>> {
         self.wait_until(guard, deadline_after(timeout))
     }
 
@@ -359,11 +362,11 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_for(
-        &self,
-        guard: L::Guard,
+    pub fn wait_for<'a>(
+        &'a self,
+        guard: L::Guard<'a>,
         mut predicate: impl FnMut() -> bool,
-    ) -> Result<L::Guard, AcquireError<L::Guard>> {
+    ) -> Result<L::Guard<'a>, AcquireError<L::Guard<'static>>> {
         let mut guard = guard;
         while !predicate() {
             guard = self.wait(guard)?;
@@ -387,12 +390,12 @@ impl<L: ConditionLock> Condition<L> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
-    pub fn wait_for_timeout(
-        &self,
-        guard: L::Guard,
+    pub fn wait_for_timeout<'a>(
+        &'a self,
+        guard: L::Guard<'a>,
         timeout: Duration,
         mut predicate: impl FnMut() -> bool,
-    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
+    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'static>>> {
         let deadline = deadline_after(timeout);
         let mut guard = guard;
         loop {
@@ -424,11 +427,11 @@ impl<L: ConditionLock> Condition<L> {
         self.block.state().notify(u32::MAX);
     }
 
-    fn wait_until(
-        &self,
-        guard: L::Guard,
+    fn wait_until<'a>(
+        &'a self,
+        guard: L::Guard<'a>,
         deadline: Option<Instant>,
-    ) -> Result<(L::Guard, bool), AcquireError<L::Guard>> {
+    ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'static>>> {
         if !self.lock.owns(&guard) {
             return Err(AcquireError::Os(io::Error::new(
                 io::ErrorKind::InvalidInput,

@@ -95,7 +95,9 @@ pub(crate) fn acquired<'a, G>(
 }
 
 /// An acquire without a deadline: it returns only holding the lock.
-pub(crate) fn held<G>(acquired: Result<Option<G>, AcquireError<G>>) -> Result<G, AcquireError<G>> {
+pub(crate) fn held<G, E>(
+    acquired: Result<Option<G>, AcquireError<E>>,
+) -> Result<G, AcquireError<E>> {
     acquired?.ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut).into())
 }
 
@@ -207,14 +209,35 @@ pub struct Lock {
 /// Proof that this thread holds a [`Lock`]; releases it when dropped. Not `Send`: the thread
 /// that acquired a lock releases it.
 ///
-/// It keeps the lock's block mapped (a reference count), so that it borrows nothing: an
-/// acquire's error, which carries it, can then leave a function with `?` into a
-/// `Box<dyn Error>`, which needs `'static`.
+/// A successful acquire's guard borrows the [`Lock`] handle (`'a`), which costs nothing. The
+/// guard inside an acquire's error ([`AcquireError::OwnerDied`]) is a `LockGuard<'static>`
+/// instead, which keeps the lock's block mapped (a reference count): the error borrows
+/// nothing, so it can leave a function with `?` into a `Box<dyn Error>`, which needs
+/// `'static`. Either converts to the other's type where a guard of the handle's lifetime is
+/// expected.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard {
-    block: Arc<Block<LockState>>,
+pub struct LockGuard<'a> {
+    block: BlockRef<'a>,
     /// Not `Send`: the owner recorded in the word is this thread.
     not_send: PhantomData<*const ()>,
+}
+
+/// How a [`LockGuard`] reaches the lock's block.
+enum BlockRef<'a> {
+    /// Through the handle it was acquired from.
+    Borrowed(&'a Arc<Block<LockState>>),
+    /// Keeping the block mapped itself: a guard that travels in an error.
+    Owned(Arc<Block<LockState>>),
+}
+
+impl BlockRef<'_> {
+    #[inline]
+    fn word(&self) -> &LockWord {
+        match self {
+            BlockRef::Borrowed(block) => &block.state().word,
+            BlockRef::Owned(block) => &block.state().word,
+        }
+    }
 }
 
 impl Lock {
@@ -251,7 +274,7 @@ impl Lock {
     /// [`AcquireError::OwnerDied`] when the previous holder died holding it (a process killed,
     /// a thread that ended): the guard inside holds it now. A waiter notices such a death
     /// within 100 ms. [`AcquireError::Os`] (`EDEADLK`) when this thread holds it already.
-    pub fn acquire(&self) -> Result<LockGuard, AcquireError<LockGuard>> {
+    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'static>>> {
         held(self.acquire_until(None))
     }
 
@@ -273,7 +296,7 @@ impl Lock {
     pub fn acquire_timeout(
         &self,
         timeout: Duration,
-    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
         self.acquire_until(deadline_after(timeout))
     }
 
@@ -294,7 +317,7 @@ impl Lock {
     /// # Errors
     /// [`AcquireError::OwnerDied`] when the holder died holding it: the guard inside holds it
     /// now.
-    pub fn try_acquire(&self) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
+    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
         self.taken(Ok(self.word().try_lock()))
     }
 
@@ -325,7 +348,7 @@ impl Lock {
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
         self.taken(self.word().lock(deadline))
     }
 
@@ -334,37 +357,63 @@ impl Lock {
     fn taken(
         &self,
         taken: io::Result<Option<Taken>>,
-    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
-        let guard = || LockGuard {
-            block: Arc::clone(&self.block),
-            not_send: PhantomData,
-        };
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
         match taken? {
             None => Ok(None),
-            Some(Taken::Free) => Ok(Some(guard())),
-            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
+            Some(Taken::Free) => Ok(Some(LockGuard {
+                block: BlockRef::Borrowed(&self.block),
+                not_send: PhantomData,
+            })),
+            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(LockGuard {
+                block: BlockRef::Owned(Arc::clone(&self.block)),
+                not_send: PhantomData,
+            })),
         }
     }
 }
 
-impl LockGuard {
+impl LockGuard<'_> {
     /// Keeps the lock held past the guard, for a later [`Lock::release`] from this thread.
     pub fn forget(self) {
         let guard = ManuallyDrop::new(self);
-        // SAFETY: `guard` is never used nor dropped again (ManuallyDrop), so the block's
-        // reference count is read out of it exactly once, and dropped here: only the release
-        // that `Drop` would do is skipped.
+        // SAFETY: `guard` is never used nor dropped again (ManuallyDrop), so its `BlockRef`
+        // (a borrow, or a reference count) is read out of it exactly once, and dropped here:
+        // only the release that `Drop` would do is skipped.
         drop(unsafe { std::ptr::read(&guard.block) });
+    }
+
+    /// The same hold as a guard that keeps the block mapped itself, so borrows nothing: to
+    /// keep the lock held past the handle it was acquired from, or to put it in an error
+    /// that leaves a function with `?`.
+    ///
+    /// ```
+    /// let trava = shared::Lock::new()?;
+    /// let guarda: shared::LockGuard<'static> = trava.clone().acquire()?.into_owned();
+    /// assert!(trava.try_acquire()?.is_none(), "still held");
+    /// drop(guarda);
+    /// assert!(trava.try_acquire()?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_owned(self) -> LockGuard<'static> {
+        let block = match &self.block {
+            BlockRef::Borrowed(block) => Arc::clone(block),
+            BlockRef::Owned(block) => Arc::clone(block),
+        };
+        self.forget();
+        LockGuard {
+            block: BlockRef::Owned(block),
+            not_send: PhantomData,
+        }
     }
 }
 
-impl Drop for LockGuard {
+impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         // The guard exists only while this thread owns the word (made by a successful
         // acquire, not `Send`). Should another process have overwritten the word, the release
         // changes nothing and there is nobody to tell.
-        let _ = self.block.state().word.unlock();
+        let _ = self.block.word().unlock();
     }
 }
 
@@ -480,29 +529,30 @@ impl RLockGuard {
 /// The locks a [`Condition`](crate::Condition) can stand on: [`Lock`] and [`RLock`]. Sealed;
 /// its methods are the condition's own business.
 pub trait ConditionLock: private::Sealed + Clone + Send + Sync + 'static {
-    /// The guard of one acquire.
-    type Guard;
+    /// The guard of one acquire, through a handle borrowed for `'a`; `Guard<'static>` is the
+    /// one that an acquire's error carries.
+    type Guard<'a>;
 
     #[doc(hidden)]
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<Self::Guard>, AcquireError<Self::Guard>>;
+    ) -> Result<Option<Self::Guard<'_>>, AcquireError<Self::Guard<'static>>>;
 
     #[doc(hidden)]
     fn release_one(&self) -> Result<(), ReleaseError>;
 
     /// Whether `guard` is a guard of this lock (of its block, through any handle).
     #[doc(hidden)]
-    fn owns(&self, guard: &Self::Guard) -> bool;
+    fn owns(&self, guard: &Self::Guard<'_>) -> bool;
 
     /// Releases every level this thread holds; how many. Consumes the guard of one of them.
     #[doc(hidden)]
-    fn release_all(guard: Self::Guard) -> u32;
+    fn release_all(guard: Self::Guard<'_>) -> u32;
 
     /// Takes `levels - 1` more levels (`guard` holds one).
     #[doc(hidden)]
-    fn restore(guard: &Self::Guard, levels: u32) -> io::Result<()>;
+    fn restore(guard: &Self::Guard<'_>, levels: u32) -> io::Result<()>;
 }
 
 mod private {
@@ -512,12 +562,12 @@ mod private {
 }
 
 impl ConditionLock for Lock {
-    type Guard = LockGuard;
+    type Guard<'a> = LockGuard<'a>;
 
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Option<LockGuard>, AcquireError<LockGuard>> {
+    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
         Lock::acquire_until(self, deadline)
     }
 
@@ -525,22 +575,22 @@ impl ConditionLock for Lock {
         self.release()
     }
 
-    fn owns(&self, guard: &LockGuard) -> bool {
-        std::ptr::eq(guard.block.state(), self.block.state())
+    fn owns(&self, guard: &LockGuard<'_>) -> bool {
+        std::ptr::eq(guard.block.word(), self.word())
     }
 
-    fn release_all(guard: LockGuard) -> u32 {
+    fn release_all(guard: LockGuard<'_>) -> u32 {
         drop(guard);
         1
     }
 
-    fn restore(_: &LockGuard, _: u32) -> io::Result<()> {
+    fn restore(_: &LockGuard<'_>, _: u32) -> io::Result<()> {
         Ok(())
     }
 }
 
 impl ConditionLock for RLock {
-    type Guard = RLockGuard;
+    type Guard<'a> = RLockGuard;
 
     fn acquire_until(
         &self,
@@ -596,7 +646,7 @@ impl fmt::Debug for RLock {
     }
 }
 
-impl fmt::Debug for LockGuard {
+impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard").finish_non_exhaustive()
     }
@@ -680,5 +730,21 @@ mod tests {
             lock.try_acquire().unwrap().is_some(),
             "an ordinary lock again"
         );
+    }
+
+    /// The guard in an acquire's error keeps the block itself: the error outlives the handle
+    /// it came from, as a `Box<dyn Error>` returned with `?` would, and still releases.
+    #[test]
+    fn an_errors_guard_outlives_its_handle() {
+        let lock = Lock::new().unwrap();
+        lock.block.state().word.store(0x3fff_ffff);
+        let error: Box<dyn std::error::Error> = {
+            let handle = lock.clone();
+            handle.acquire().unwrap_err().into()
+        };
+        assert!(lock.try_acquire().unwrap().is_none(), "held by the error");
+        drop(error);
+        let guard = lock.try_acquire().unwrap().expect("released");
+        assert!(matches!(guard.block, BlockRef::Borrowed(_)), "no count");
     }
 }

@@ -220,6 +220,12 @@ impl LockWord {
         Ok(())
     }
 
+    /// Whether the calling thread owns the word. Only this thread can make that change.
+    #[inline]
+    pub(crate) fn held_by_me(&self) -> bool {
+        owner(self.0.load(Ordering::Relaxed)) == Some(cached_id())
+    }
+
     /// The owner's TID, for tests; `None` when free.
     #[cfg(test)]
     pub(crate) fn owner(&self) -> Option<u32> {

@@ -5,8 +5,8 @@
 //! Each lives in a [`Block`](crate::block::Block) of its own, a sealed memfd that every
 //! process holding it maps; a handle crosses to a child like a [`Queue`](crate::Queue), in a
 //! [`Process`](crate::Process)'s arguments. Exclusion rests on glibc's robust mutexes, and for
-//! [`Lock`] on a lock word of its own (`lock_word`) that asks `/proc` whether its owner lives:
-//! when a holder dies, the next acquirer gets the lock and is told
+//! [`Lock`], [`Value`] and [`Array`] on a lock word (`lock_word`) that asks `/proc` whether its
+//! owner lives: when a holder dies, the next acquirer gets the lock and is told
 //! ([`AcquireError::OwnerDied`]), where CPython's would stay locked forever.
 
 mod barrier;

@@ -15,13 +15,16 @@
 //!
 //! # Synchronised: `Value`, `Array`
 //!
-//! A robust mutex (error-checking: the thread that holds it gets an error, not a wait for
-//! itself, if it takes it again) guards the elements. [`Value::get_lock`] returns a guard that
-//! derefs to the `T`; `value()` and `set_value()` each take the lock on their own, as Python's
-//! property does, so `set_value(value()? + 1)` from several processes loses updates exactly as
-//! `contador.value += 1` does. A holder killed halfway through a write leaves the bytes it had
-//! written: the next acquirer is told ([`AcquireError::OwnerDied`]), and whatever the bytes are,
-//! they are a `T`.
+//! A lock word guards the elements: the one under [`Lock`](crate::Lock), a `u32` holding
+//! its owner's thread id, taken and released with one compare-and-swap each, that tells the
+//! next acquirer when its holder died (see `lock_word`). It is not re-entrant: the thread
+//! that holds it gets an error, not a wait for itself, if it takes it again.
+//! [`Value::get_lock`] returns a guard that derefs to the `T`; `value()` and `set_value()`
+//! each take the lock on their own, as Python's property does, so `set_value(value()? + 1)`
+//! from several processes loses updates exactly as `contador.value += 1` does. A holder killed
+//! halfway through a write leaves the bytes it had written: the next acquirer is told
+//! ([`AcquireError::OwnerDied`]), within 100 ms if it was already waiting, and whatever the
+//! bytes are, they are a `T`.
 //!
 //! # Unsynchronised: `RawValue`, `RawArray`
 //!
@@ -41,30 +44,76 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::AcquireError;
-use super::lock::{Held, acquired, deadline_after, held};
+use super::lock::{deadline_after, held};
+use super::lock_word::{LockWord, Taken};
 use crate::block::{Block, BlockState};
-use crate::sys::sync::{Kind, RobustGuard, RobustMutex};
 
-/// The state of a [`Value`]'s or an [`Array`]'s block: the lock.
+/// The state of a [`Value`]'s or an [`Array`]'s block: the lock word.
 #[repr(C)]
 pub(crate) struct Locked<const ARRAY: bool> {
-    mutex: RobustMutex,
+    word: LockWord,
 }
 
-// SAFETY: a `pthread_mutex_t` is integers, so every bit pattern is a value; zeroed is where
-// `init` starts; align 8.
+// SAFETY: one `u32` atomic: every bit pattern is a state (`lock_word` handles any), zero is
+// a free lock, its alignment is 4.
 unsafe impl<const ARRAY: bool> BlockState for Locked<ARRAY> {
-    const KIND: [u8; 8] = if ARRAY { *b"array--1" } else { *b"value--1" };
+    // Not "…--1", glibc's robust mutex: a block of the old layout is refused.
+    const KIND: [u8; 8] = if ARRAY { *b"array--2" } else { *b"value--2" };
 
     unsafe fn init(&self) -> io::Result<()> {
-        // SAFETY: the caller's promise: fresh, and nobody uses it yet.
-        unsafe { self.mutex.init_kind(Kind::ErrorCheck) }
+        Ok(())
+    }
+}
+
+impl<T: Pod, const ARRAY: bool> Cells<T, Locked<ARRAY>> {
+    /// Takes the lock word, waiting at most until `deadline` (`None`: no limit), and wraps
+    /// what it holds with `guard`; `Ok(None)` at the deadline.
+    fn lock<G>(
+        &self,
+        deadline: Option<Instant>,
+        guard: impl FnOnce(Holding<ARRAY>) -> G,
+    ) -> Result<Option<G>, AcquireError<G>> {
+        let word = &self.block.state().word;
+        // The word would give its owner `Ok(None)` at once when there is a deadline; a
+        // value's lock promises its owner an error either way. Race-free: only this thread
+        // can make the word its own, or release it.
+        if deadline.is_some() && word.held_by_me() {
+            return Err(io::Error::from_raw_os_error(nix::libc::EDEADLK).into());
+        }
+        let holding = || {
+            guard(Holding {
+                block: Arc::clone(&self.block),
+            })
+        };
+        match word.lock(deadline)? {
+            None => Ok(None),
+            Some(Taken::Free) => Ok(Some(holding())),
+            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(holding())),
+        }
+    }
+}
+
+/// Proof that this thread holds the lock word of a [`Value`]'s or an [`Array`]'s block;
+/// releases it when dropped. It keeps the block mapped (a reference count), so that a guard
+/// borrows nothing: an acquire's error, which carries it, can then leave a function with `?`
+/// into a `Box<dyn Error>`, which needs `'static`.
+struct Holding<const ARRAY: bool> {
+    block: Arc<Block<Locked<ARRAY>>>,
+}
+
+impl<const ARRAY: bool> Drop for Holding<ARRAY> {
+    #[inline]
+    fn drop(&mut self) {
+        // Made only by a successful acquire, on this thread (the guards that hold it are not
+        // `Send`). Should another process have overwritten the word, the release changes
+        // nothing and there is nobody to tell.
+        let _ = self.block.state().word.unlock();
     }
 }
 
@@ -270,8 +319,9 @@ pub struct Value<T> {
 /// when dropped. Not `Send`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<T> {
-    // Declared first: unlocked before the block is let go.
-    _held: Held<Locked<false>>,
+    _holding: Holding<false>,
+    /// In the block that `_holding` keeps mapped. A raw pointer: not `Send`, as the owner
+    /// recorded in the word is this thread.
     value: *mut T,
 }
 
@@ -307,7 +357,7 @@ impl<T: Pod> Value<T> {
     /// if the system refused, or (`EDEADLK`) when this thread already holds it: the lock is
     /// not re-entrant (Python's is an `RLock`).
     pub fn get_lock(&self) -> Result<ValueGuard<T>, AcquireError<ValueGuard<T>>> {
-        held(acquired(self.mutex().lock(None), |guard| self.guard(guard)))
+        held(self.lock_until(None))
     }
 
     /// As [`get_lock`](Self::get_lock), giving up after `timeout` with `Ok(None)`. Python:
@@ -319,9 +369,7 @@ impl<T: Pod> Value<T> {
         &self,
         timeout: Duration,
     ) -> Result<Option<ValueGuard<T>>, AcquireError<ValueGuard<T>>> {
-        acquired(self.mutex().lock(deadline_after(timeout)), |guard| {
-            self.guard(guard)
-        })
+        self.lock_until(deadline_after(timeout))
     }
 
     /// Reads the value, taking the lock for the read alone. Python: `contador.value`.
@@ -362,23 +410,24 @@ impl<T: Pod> Value<T> {
         }
     }
 
-    fn mutex(&self) -> &RobustMutex {
-        &self.cells.block.state().mutex
-    }
-
-    fn guard(&self, guard: RobustGuard<'_>) -> ValueGuard<T> {
-        ValueGuard {
-            // SAFETY: `guard` locks this value's mutex, in its block.
-            _held: unsafe { Held::new(guard, &self.cells.block) },
+    #[inline]
+    fn lock_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ValueGuard<T>>, AcquireError<ValueGuard<T>>> {
+        self.cells.lock(deadline, |holding| ValueGuard {
+            _holding: holding,
             value: self.cells.as_ptr(),
-        }
+        })
     }
 }
 
-// SAFETY (of the derefs below): the guard holds the lock, which every access to the value
-// takes, in every process; the lock is error-checking, so this thread holds no other guard of
-// it, and the guard is not `Send`; `held` keeps the block mapped while the guard lives; the
-// element is aligned (`Cells::FITS`) and any bytes are a `T` (`Pod`).
+// SAFETY (of the derefs below): the guard holds the lock word, which every access to the
+// value takes, in every process (the word is shared memory that every holder of the block is
+// trusted with, as the bytes of the value are); the word refuses its owner (`EDEADLK`), so
+// this thread holds no other guard of it, and the guard is not `Send`; `_holding` keeps the
+// block mapped while the guard lives; the element is aligned (`Cells::FITS`) and any bytes
+// are a `T` (`Pod`).
 impl<T> Deref for ValueGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -423,7 +472,8 @@ pub struct Array<T> {
 /// lock when dropped. Not `Send`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<T> {
-    _held: Held<Locked<true>>,
+    _holding: Holding<true>,
+    /// In the block that `_holding` keeps mapped; not `Send`, as for `ValueGuard`.
     items: *mut [T],
 }
 
@@ -462,7 +512,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`Value::get_lock`].
     pub fn get_lock(&self) -> Result<ArrayGuard<T>, AcquireError<ArrayGuard<T>>> {
-        held(acquired(self.mutex().lock(None), |guard| self.guard(guard)))
+        held(self.lock_until(None))
     }
 
     /// As [`get_lock`](Self::get_lock), giving up after `timeout` with `Ok(None)`.
@@ -473,9 +523,7 @@ impl<T: Pod> Array<T> {
         &self,
         timeout: Duration,
     ) -> Result<Option<ArrayGuard<T>>, AcquireError<ArrayGuard<T>>> {
-        acquired(self.mutex().lock(deadline_after(timeout)), |guard| {
-            self.guard(guard)
-        })
+        self.lock_until(deadline_after(timeout))
     }
 
     /// Element `index`, `None` past the end, read under the lock. Python: `arr[index]`
@@ -514,16 +562,14 @@ impl<T: Pod> Array<T> {
         }
     }
 
-    fn mutex(&self) -> &RobustMutex {
-        &self.cells.block.state().mutex
-    }
-
-    fn guard(&self, guard: RobustGuard<'_>) -> ArrayGuard<T> {
-        ArrayGuard {
-            // SAFETY: `guard` locks this array's mutex, in its block.
-            _held: unsafe { Held::new(guard, &self.cells.block) },
+    fn lock_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ArrayGuard<T>>, AcquireError<ArrayGuard<T>>> {
+        self.cells.lock(deadline, |holding| ArrayGuard {
+            _holding: holding,
             items: std::ptr::slice_from_raw_parts_mut(self.cells.as_ptr(), self.cells.len),
-        }
+        })
     }
 }
 
@@ -745,6 +791,13 @@ mod tests {
         let value = Value::new(1_i64).unwrap();
         let guard = value.get_lock().unwrap();
         let again = value.get_lock().expect_err("EDEADLK");
+        assert!(
+            matches!(&again, AcquireError::Os(error) if error.raw_os_error() == Some(nix::libc::EDEADLK))
+        );
+        drop(again);
+        let again = value
+            .get_lock_timeout(Duration::from_secs(60))
+            .expect_err("EDEADLK, at once, with a deadline too");
         assert!(
             matches!(&again, AcquireError::Os(error) if error.raw_os_error() == Some(nix::libc::EDEADLK))
         );

@@ -48,9 +48,7 @@ impl RobustMutex {
     }
 
     /// Initialises the mutex in place as process-shared and robust, of glibc's `kind`
-    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often;
-    /// [`Kind::ErrorCheck`]: its owner locking it again gets `EDEADLK` instead of waiting for
-    /// itself).
+    /// ([`Kind::Recursive`]: its owner may lock it again, and must unlock it as often).
     ///
     /// # Safety
     /// As [`init`](Self::init).
@@ -64,7 +62,6 @@ impl RobustMutex {
     unsafe fn init_with(&self, kind: Option<Kind>) -> io::Result<()> {
         let kind = kind.map(|kind| match kind {
             Kind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
-            Kind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
         });
         let mutex = self.0.get();
         // SAFETY: standard attribute set-up on local storage, then init at a valid address
@@ -181,8 +178,6 @@ impl RobustMutex {
 pub(crate) enum Kind {
     /// Counts the levels; the owner unlocks once per lock.
     Recursive,
-    /// Refuses with `EDEADLK`.
-    ErrorCheck,
 }
 
 /// Proof that this thread holds a [`RobustMutex`]; unlocks it on drop.
