@@ -150,12 +150,13 @@ impl Process {
         runtime::reap_abandoned();
         let me = ChildIdentity {
             identity: self.identity.clone(),
+            name: self.name.clone(),
             daemon: self.daemon,
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
             StartMethod::Fork => fork_child(&mut self.launch, me)?,
-            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me, &self.name)?,
+            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me)?,
         };
         // The arguments now belong to the child: drop the parent's copies (closing the ends
         // of pipes it passed, so EOF reaches whoever waits for the child's end).
@@ -250,8 +251,10 @@ impl Process {
 
     fn signal(&self, operation: &'static str, stop: Stop) -> Result<(), ProcessError> {
         let child = self.started_child(operation)?;
-        // Once reaped, the PID may belong to someone else: never signal it.
-        if child.exitcode.get().is_none() {
+        // Once reaped, the PID may belong to someone else: never signal it. Every reaping
+        // happens under the registry's lock, so it cannot happen between the check and `kill`.
+        let children = runtime::children();
+        if child.exitcode.get().is_none() && !runtime::was_reaped(&children, child.pid) {
             sys::process::send(child.pid, stop)?;
         }
         Ok(())
@@ -269,12 +272,11 @@ impl Process {
         if !sys::fd::wait_readable(std::os::fd::AsFd::as_fd(&child.exited), timeout)? {
             return Ok(None);
         }
-        let mut children = runtime::children();
-        let code = match sys::process::try_reap(child.pid)? {
+        // `active_children` may have reaped it first and kept its exit code for us.
+        let code = match runtime::collect(&mut runtime::children(), child.pid)? {
             Some(code) => code,
             None => return Ok(None),
         };
-        children.retain(|record| record.pid != child.pid);
         Ok(Some(*child.exitcode.get_or_init(|| code)))
     }
 }
@@ -356,11 +358,7 @@ fn fork_child(
         }
         Forked::Parent(pid) => {
             drop(threads);
-            children.push(ChildRecord {
-                pid,
-                daemon: me.daemon,
-                abandoned: false,
-            });
+            children.push(ChildRecord::new(pid, &me));
             Ok(pid)
         }
     }

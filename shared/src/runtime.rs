@@ -9,12 +9,31 @@ use std::sync::{Mutex, MutexGuard, Once};
 use crate::sys;
 use crate::sys::process::Stop;
 
-/// A started child this process has not reaped yet.
+/// A started child whose end this process has not yet collected through its `Process` handle.
 pub(crate) struct ChildRecord {
     pub(crate) pid: u32,
+    pub(crate) name: String,
+    pub(crate) identity: String,
     pub(crate) daemon: bool,
     /// Its `Process` handle was dropped: nobody else will reap it.
     pub(crate) abandoned: bool,
+    /// Set when the registry reaped the child ([`reap_finished`]) while its handle still
+    /// exists: `waitpid` gives a status only once, so the handle's `join` takes it from here.
+    pub(crate) exitcode: Option<i32>,
+}
+
+impl ChildRecord {
+    /// The record of `me`, just started as process `pid`.
+    pub(crate) fn new(pid: u32, me: &ChildIdentity) -> ChildRecord {
+        ChildRecord {
+            pid,
+            name: me.name.clone(),
+            identity: me.identity.clone(),
+            daemon: me.daemon,
+            abandoned: false,
+            exitcode: None,
+        }
+    }
 }
 
 static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
@@ -44,9 +63,11 @@ extern "C" fn exit_hook() {
     settle_children();
 }
 
-/// Terminates daemonic children, then waits for every child: what CPython does at exit.
+/// Terminates daemonic children, then waits for every child: what CPython does at exit. A
+/// child reaped already is neither signalled (its PID may be someone else's now) nor waited for.
 pub(crate) fn settle_children() {
-    let pending = std::mem::take(&mut *children());
+    let mut pending = std::mem::take(&mut *children());
+    pending.retain(|child| child.exitcode.is_none());
     for child in pending.iter().filter(|child| child.daemon) {
         let _ = sys::process::send(child.pid, Stop::Terminate);
     }
@@ -55,11 +76,15 @@ pub(crate) fn settle_children() {
     }
 }
 
-/// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it.
+/// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it; forgets it
+/// at once if it was reaped already.
 pub(crate) fn abandon(pid: u32) {
-    for record in children().iter_mut().filter(|record| record.pid == pid) {
-        record.abandoned = true;
-    }
+    children().retain_mut(|record| {
+        if record.pid == pid {
+            record.abandoned = true;
+        }
+        !(record.abandoned && record.exitcode.is_some())
+    });
 }
 
 /// Reaps children whose handles were dropped and that have ended, so they do not linger as
@@ -68,6 +93,43 @@ pub(crate) fn reap_abandoned() {
     children().retain(|record| {
         !(record.abandoned && matches!(sys::process::try_reap(record.pid), Ok(Some(_))))
     });
+}
+
+/// Reaps every child in `children` that has ended: one without a handle leaves the registry,
+/// one with a handle keeps its exit code there for the handle's `join`. Python: the clean-up
+/// that `active_children()` does.
+pub(crate) fn reap_finished(children: &mut Vec<ChildRecord>) {
+    for record in children.iter_mut().filter(|record| record.exitcode.is_none()) {
+        if let Ok(Some(code)) = sys::process::try_reap(record.pid) {
+            record.exitcode = Some(code);
+        }
+    }
+    children.retain(|record| !(record.abandoned && record.exitcode.is_some()));
+}
+
+/// Collects the exit code of child `pid` for its handle: the one [`reap_finished`] recorded,
+/// or else from `waitpid` if the child has ended. Either way the child leaves the registry.
+pub(crate) fn collect(children: &mut Vec<ChildRecord>, pid: u32) -> io::Result<Option<i32>> {
+    let recorded = children
+        .iter()
+        .find(|record| record.pid == pid)
+        .and_then(|record| record.exitcode);
+    let code = match recorded {
+        Some(code) => code,
+        None => match sys::process::try_reap(pid)? {
+            Some(code) => code,
+            None => return Ok(None),
+        },
+    };
+    children.retain(|record| record.pid != pid);
+    Ok(Some(code))
+}
+
+/// Whether child `pid` was reaped by the registry: its PID may belong to another process now.
+pub(crate) fn was_reaped(children: &[ChildRecord], pid: u32) -> bool {
+    children
+        .iter()
+        .any(|record| record.pid == pid && record.exitcode.is_some())
 }
 
 /// Whether this process is a daemonic child (which may not start children of its own).
@@ -90,6 +152,8 @@ pub(crate) fn next_identity() -> String {
 /// Who this process is, told to a child as it starts.
 pub(crate) struct ChildIdentity {
     pub(crate) identity: String,
+    /// The name of its `Process` when it started (`Process-1:2`, or what `set_name` gave).
+    pub(crate) name: String,
     pub(crate) daemon: bool,
 }
 

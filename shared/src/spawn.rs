@@ -225,7 +225,6 @@ struct Body {
 pub(crate) fn start_child(
     outgoing: Outgoing,
     me: ChildIdentity,
-    name: &str,
 ) -> std::io::Result<u32> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let parent = std::process::id();
@@ -233,8 +232,8 @@ pub(crate) fn start_child(
         entry: outgoing.entry,
         args: outgoing.args,
         fds: outgoing.fds,
-        identity: me.identity,
-        name: name.to_owned(),
+        identity: me.identity.clone(),
+        name: me.name.clone(),
         daemon: me.daemon,
         parent,
         section_len: section_len(),
@@ -278,11 +277,7 @@ pub(crate) fn start_child(
     }
     let mut children = runtime::children();
     let pid = command.spawn()?.id();
-    children.push(ChildRecord {
-        pid,
-        daemon: me.daemon,
-        abandoned: false,
-    });
+    children.push(ChildRecord::new(pid, &me));
     Ok(pid)
 }
 
@@ -596,6 +591,7 @@ impl Accepted {
         }
         runtime::become_child(ChildIdentity {
             identity: body.identity,
+            name: body.name,
             daemon: body.daemon,
         });
         entry(&body.args, fds)
