@@ -152,6 +152,8 @@ impl Process {
             identity: self.identity.clone(),
             name: self.name.clone(),
             daemon: self.daemon,
+            parent: std::process::id(),
+            parent_name: runtime::current_name(),
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let pid = match method {
@@ -313,7 +315,6 @@ fn fork_child(
     launch: &mut Option<Box<dyn Launch>>,
     me: ChildIdentity,
 ) -> Result<u32, ProcessError> {
-    let parent = std::process::id();
     // Hold stdout, stderr and the children registry across the fork: no other thread can be
     // inside them at that instant, so the child finds them unlocked, and nothing buffered is
     // inherited to be printed twice.
@@ -322,6 +323,8 @@ fn fork_child(
     stdout.flush()?;
     stderr.flush()?;
     let mut children = runtime::children();
+    // Nor who this process is, which the child is about to change.
+    let identity = runtime::me();
     // Nor the registry of threads to join at exit, which the child starts empty.
     let mut threads = crate::thread::registry();
     // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
@@ -329,8 +332,9 @@ fn fork_child(
     // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
     // thread alone, holding a copy of every lock as it was. The child runs:
     // - this crate's code below, which takes only the locks this thread holds across the fork
-    //   (stdout, stderr, the children registry, the mapping lock: each is released normally
-    //   in the child) and the allocator (glibc resets its locks in a forked child);
+    //   (stdout, stderr, the children registry, who this process is, the mapping lock: each
+    //   is released normally in the child) and the allocator (glibc resets its locks in a
+    //   forked child);
     // - the user's target. To it the child is the parent's program in which every other
     //   thread stopped at some instruction and never runs again, an execution Rust allows (a
     //   thread may never be scheduled), so safe code sees nothing it could not see in the
@@ -344,10 +348,11 @@ fn fork_child(
             drop(threads);
             children.clear();
             drop(children);
+            drop(identity);
             drop(stderr);
             drop(stdout);
             if me.daemon
-                && let Err(error) = runtime::die_with_parent(parent)
+                && let Err(error) = runtime::die_with_parent(me.parent)
             {
                 eprintln!("shared: a daemonic child cannot watch its parent: {error}");
                 runtime::finish_child(1);
@@ -358,6 +363,7 @@ fn fork_child(
         }
         Forked::Parent(pid) => {
             drop(threads);
+            drop(identity);
             children.push(ChildRecord::new(pid, &me));
             Ok(pid)
         }

@@ -40,7 +40,8 @@ static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
 static EXIT_HOOK: Once = Once::new();
 static IS_DAEMON: AtomicBool = AtomicBool::new(false);
 static CHILD_COUNTER: AtomicU32 = AtomicU32::new(0);
-static IDENTITY: Mutex<String> = Mutex::new(String::new());
+/// Who this process is: `None` in the main process, set by [`become_child`] in a child.
+static ME: Mutex<Option<ChildIdentity>> = Mutex::new(None);
 
 /// The registry of this process's unreaped children. A poisoned lock is still usable: the list
 /// is only pushed to and filtered, never left half-written.
@@ -141,28 +142,49 @@ pub(crate) fn is_daemon() -> bool {
 /// `Process-1`, as CPython numbers them.
 pub(crate) fn next_identity() -> String {
     let n = CHILD_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
-    let parent = IDENTITY.lock().unwrap_or_else(|p| p.into_inner());
-    if parent.is_empty() {
-        n.to_string()
-    } else {
-        format!("{parent}:{n}")
+    match &*me() {
+        None => n.to_string(),
+        Some(me) => format!("{}:{n}", me.identity),
     }
 }
 
 /// Who this process is, told to a child as it starts.
+#[derive(Clone)]
 pub(crate) struct ChildIdentity {
     pub(crate) identity: String,
     /// The name of its `Process` when it started (`Process-1:2`, or what `set_name` gave).
     pub(crate) name: String,
     pub(crate) daemon: bool,
+    /// The PID of the process that started it.
+    pub(crate) parent: u32,
+    /// The name of that process, as [`current_name`] gave it there.
+    pub(crate) parent_name: String,
 }
 
-/// Called first thing in a new child (forked or spawned): it becomes `identity`, with no
-/// children of its own yet.
+/// Who this process is, locked. A forked child must find it unlocked, so `fork` is made
+/// holding it (see `process::fork_child`).
+pub(crate) fn me() -> MutexGuard<'static, Option<ChildIdentity>> {
+    ME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who this process is, if it is a child started by `shared`; `None` in the main process.
+pub(crate) fn myself() -> Option<ChildIdentity> {
+    me().clone()
+}
+
+/// The name of this process: its `Process`'s name in a child, `MainProcess` in the main
+/// process, as in CPython.
+pub(crate) fn current_name() -> String {
+    me().as_ref()
+        .map_or_else(|| "MainProcess".to_owned(), |me| me.name.clone())
+}
+
+/// Called first thing in a new child (forked or spawned): it becomes `me`, with no children
+/// of its own yet.
 pub(crate) fn become_child(me: ChildIdentity) {
     IS_DAEMON.store(me.daemon, Ordering::Relaxed);
     CHILD_COUNTER.store(0, Ordering::Relaxed);
-    *IDENTITY.lock().unwrap_or_else(|p| p.into_inner()) = me.identity;
+    *self::me() = Some(me);
 }
 
 /// Makes this daemonic child die with its parent *process*: a thread of its own waits for the

@@ -71,7 +71,8 @@ const REFUSED: i32 = 2;
 
 /// The start of every payload: a name, then the format version.
 const MAGIC: &[u8; 8] = b"shspawn\0";
-const VERSION: u32 = 1;
+/// 2: the body carries the parent's name, for `parent_process()`.
+const VERSION: u32 = 2;
 const TOKEN_BYTES: usize = 16;
 const PREAMBLE: usize = MAGIC.len() + 4 + TOKEN_BYTES;
 
@@ -215,6 +216,7 @@ struct Body {
     name: String,
     daemon: bool,
     parent: u32,
+    parent_name: String,
     section_len: u64,
 }
 
@@ -227,7 +229,6 @@ pub(crate) fn start_child(
     me: ChildIdentity,
 ) -> std::io::Result<u32> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
-    let parent = std::process::id();
     let mut body = Body {
         entry: outgoing.entry,
         args: outgoing.args,
@@ -235,7 +236,8 @@ pub(crate) fn start_child(
         identity: me.identity.clone(),
         name: me.name.clone(),
         daemon: me.daemon,
-        parent,
+        parent: me.parent,
+        parent_name: me.parent_name.clone(),
         section_len: section_len(),
     };
     let mut preamble = Preamble {
@@ -593,6 +595,8 @@ impl Accepted {
             identity: body.identity,
             name: body.name,
             daemon: body.daemon,
+            parent: body.parent,
+            parent_name: body.parent_name,
         });
         entry(&body.args, fds)
     }
