@@ -29,6 +29,10 @@
 //! | `p.join()`, `p.join(timeout)` | [`Process::join`], [`Process::join_timeout`] |
 //! | `p.pid`, `p.exitcode`, `p.name` | [`Process::pid`], [`Process::exitcode`], [`Process::name`] |
 //! | `p.is_alive()`, `p.terminate()`, `p.kill()` | [`Process::is_alive`], [`Process::terminate`], [`Process::kill`] |
+//! | `multiprocessing.current_process()`: `.name`, `.pid`, `.daemon`, `.ident` | [`current_process`] → [`ProcessInfo::name`], [`ProcessInfo::pid`], [`ProcessInfo::is_daemon`], [`ProcessInfo::ident`] |
+//! | `multiprocessing.parent_process()`: `.name`, `.pid`, `.is_alive()` | [`parent_process`] (`None` in the main process) → [`ParentProcess::name`], [`ParentProcess::pid`], [`ParentProcess::is_alive`] |
+//! | `multiprocessing.active_children()` | [`active_children`], a `Vec<`[`ProcessInfo`]`>`; reaps the children that ended |
+//! | `multiprocessing.cpu_count()`, `os.process_cpu_count()` | [`cpu_count`], [`process_cpu_count`] |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
@@ -183,6 +187,15 @@
 //!   skips one whose process died (CPython's `notify` then waits forever for it to wake).
 //!   Wake-ups may be spurious, as in Python; beyond 64 waiters at once, each wakes every
 //!   100 ms to look.
+//! - **Introspection returns snapshots, not `Process` objects.** [`current_process`] and
+//!   [`active_children`] give [`ProcessInfo`] values (name, PID, daemon flag, identity), and
+//!   [`parent_process`] a [`ParentProcess`]: a [`Process`] handle belongs to the process that
+//!   created it, the only one that can join it. So `current_process().name = ...` has no
+//!   counterpart, a `ParentProcess` has no `join()` or `sentinel`, and its
+//!   [`ParentProcess::is_alive`] asks the kernel who this process's parent is (`getppid`)
+//!   instead of watching a pipe. A child reaped by `active_children` still reports its exit
+//!   code through its handle. [`cpu_count`] returns an error where Python raises
+//!   `NotImplementedError`, and neither count obeys Python 3.13's `PYTHON_CPU_COUNT`.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //!
@@ -218,6 +231,7 @@ pub(crate) use debug_as_display;
 mod block;
 mod cli;
 mod handoff;
+mod introspection;
 mod pipe;
 mod process;
 mod queue;
@@ -230,6 +244,10 @@ mod thread;
 mod wire;
 
 pub use cli::{InitError, Invocation, parse_args};
+pub use introspection::{
+    ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
+    process_cpu_count,
+};
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};

@@ -100,7 +100,10 @@ pub(crate) fn reap_abandoned() {
 /// one with a handle keeps its exit code there for the handle's `join`. Python: the clean-up
 /// that `active_children()` does.
 pub(crate) fn reap_finished(children: &mut Vec<ChildRecord>) {
-    for record in children.iter_mut().filter(|record| record.exitcode.is_none()) {
+    for record in children
+        .iter_mut()
+        .filter(|record| record.exitcode.is_none())
+    {
         if let Ok(Some(code)) = sys::process::try_reap(record.pid) {
             record.exitcode = Some(code);
         }

@@ -224,10 +224,7 @@ struct Body {
 ///
 /// # Errors
 /// The system refused the payload's memory, the token, or the process.
-pub(crate) fn start_child(
-    outgoing: Outgoing,
-    me: ChildIdentity,
-) -> std::io::Result<u32> {
+pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Result<u32> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let mut body = Body {
         entry: outgoing.entry,

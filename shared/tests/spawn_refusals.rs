@@ -55,7 +55,11 @@ fn a_payload_with_another_magic_or_version_is_refused() {
     assert_eq!(exit_code(Tamper::Magic, returns, ()), 2);
     // 1 is the format before the parent's name was sent; the others never existed.
     for version in [0, 1, u32::MAX] {
-        assert_eq!(exit_code(Tamper::Version(version), returns, ()), 2, "{version}");
+        assert_eq!(
+            exit_code(Tamper::Version(version), returns, ()),
+            2,
+            "{version}"
+        );
     }
 }
 

@@ -146,6 +146,57 @@ pub(crate) fn reap(pid: u32) -> io::Result<i32> {
     }
 }
 
+/// The PID of this process's parent. When the parent exits, the kernel gives this process
+/// another parent (init or a subreaper), so the answer changes then and never names a later
+/// process that reused the old PID.
+pub(crate) fn parent_pid() -> u32 {
+    getppid().as_raw() as u32
+}
+
+/// How many CPUs are online: `sysconf(_SC_NPROCESSORS_ONLN)`, what CPython's `os.cpu_count()`
+/// asks on Linux.
+pub(crate) fn online_cpus() -> io::Result<usize> {
+    // SAFETY: `sysconf` takes and returns integers and touches no memory of ours.
+    let n = unsafe { nix::libc::sysconf(nix::libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the system does not say how many CPUs it has",
+        )
+    })
+}
+
+/// How many CPUs this process may run on: the CPUs in its affinity mask
+/// (`sched_getaffinity`), as CPython's `os.process_cpu_count()` counts them.
+pub(crate) fn usable_cpus() -> io::Result<usize> {
+    use nix::libc::{c_ulong, c_void};
+    // Start with glibc's `cpu_set_t` (1024 CPUs); the kernel says EINVAL while the mask is
+    // smaller than its own, so double it until it fits (up to 4M CPUs).
+    let mut words = 1024 / c_ulong::BITS as usize;
+    loop {
+        let mut mask: Vec<c_ulong> = vec![0; words];
+        // SAFETY: the kernel writes at most `size_of_val(mask)` bytes into `mask`, which owns
+        // that many.
+        let written = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_sched_getaffinity,
+                0,
+                size_of_val(mask.as_slice()),
+                mask.as_mut_ptr().cast::<c_void>(),
+            )
+        };
+        if written >= 0 {
+            let ones: u32 = mask.iter().map(|word| word.count_ones()).sum();
+            return Ok(ones as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(nix::libc::EINVAL) || words >= 1 << 16 {
+            return Err(error);
+        }
+        words *= 2;
+    }
+}
+
 /// The signals the crate sends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Stop {
