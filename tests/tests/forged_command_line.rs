@@ -145,11 +145,15 @@ fn a_sealed_payload_with_the_wrong_magic_version_or_token_is_refused() {
         bytes.push(0xc0); // a body: nil
         inheritable_memfd(&bytes, true)
     };
+    // The payload format `shared` reads now (`VERSION` in shared/src/spawn.rs); 1 was the
+    // format before the parent's name was sent.
+    let current = 2;
     let cases = [
-        (payload(b"garbage!", 1, &token), "magic"),
+        (payload(b"garbage!", current, &token), "magic"),
         (payload(b"shspawn\0", 99, &token), "version 99"),
-        (payload(b"shspawn\0", 1, &[7; 16]), "token other than"),
-        (payload(b"shspawn\0", 1, &token), "unreadable body"),
+        (payload(b"shspawn\0", 1, &token), "version 1"),
+        (payload(b"shspawn\0", current, &[7; 16]), "token other than"),
+        (payload(b"shspawn\0", current, &token), "unreadable body"),
     ];
     for (fd, reason) in cases {
         let number = fd.as_raw_fd().to_string();
