@@ -518,13 +518,12 @@ impl Ring {
         })?;
         checked_span(head, tail, capacity)?;
         // Only the first drain marks: a second one (after a kill, or a repeated call) finds
-        // the head already moved, or not, but the items taken unchanged.
-        let _ = header.drained_from.compare_exchange(
-            0,
-            head.items + 1,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
+        // the head already moved, or not, but the items taken unchanged. A mark past the head
+        // no drain wrote (corruption) is replaced: it would count discarded items unfinished.
+        let mark = header.drained_from.load(Ordering::Relaxed);
+        if mark.checked_sub(1).is_none_or(|at| at > head.items) {
+            header.drained_from.store(head.items + 1, Ordering::Relaxed);
+        }
         header.head.position.commit(tail);
         let drained = checked_span(tail, tail, capacity)?;
         if capacity.bytes() > RELEASE_ABOVE {
@@ -1437,6 +1436,112 @@ mod tests {
         assert!(
             resident <= allowed && resident < capacity / 16,
             "{resident} bytes resident for {live} live bytes in a ring of {capacity}"
+        );
+    }
+
+    #[test]
+    fn a_state_word_no_queue_writes_reads_as_shut_down_and_discards_nothing() {
+        for word in [3, 7, u64::MAX] {
+            let queue = Queue::<u32>::new().unwrap();
+            queue.put(1).unwrap();
+            header(&queue).state.store(word, Ordering::Relaxed);
+            assert!(queue.is_shutdown(), "word {word}");
+            let error = queue.put(2).unwrap_err();
+            assert!(error.is_shut_down(), "word {word}: {error}");
+            assert_eq!(error.into_inner(), 2);
+            assert_eq!(queue.get().unwrap(), 1, "word {word}");
+            assert!(queue.get().unwrap_err().is_shut_down(), "word {word}");
+            // A plain shutdown leaves it; an immediate one overwrites it.
+            queue.shutdown(false).unwrap();
+            assert_eq!(header(&queue).state.load(Ordering::Relaxed), word);
+            queue.shutdown(true).unwrap();
+            assert_eq!(header(&queue).state.load(Ordering::Relaxed), IMMEDIATE);
+        }
+    }
+
+    /// An immediate shutdown writes the state, then the mark, then commits the head. A process
+    /// killed after any of these leaves this queue: 3 put, 1 taken and not done. Whatever
+    /// it left, gets and puts fail, only the taken task is unfinished, and another immediate
+    /// shutdown discards what is left.
+    #[test]
+    fn an_immediate_shutdown_killed_at_any_point_leaves_a_consistent_queue() {
+        type Kill = fn(&Header);
+        let kills: [(&str, Kill); 4] = [
+            ("after the state", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed)
+            }),
+            ("after the mark", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed);
+                h.drained_from.store(2, Ordering::Relaxed);
+            }),
+            ("with a corrupt mark", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed);
+                h.drained_from.store(u64::MAX, Ordering::Relaxed);
+            }),
+            ("after the plain shutdown", |h| {
+                h.state.store(SHUT_DOWN, Ordering::Relaxed);
+            }),
+        ];
+        for (when, kill) in kills {
+            let queue = JoinableQueue::<u32>::new().unwrap();
+            for n in 0..3 {
+                queue.put(n).unwrap();
+            }
+            assert_eq!(queue.get().unwrap(), 0);
+            kill(queue.ring.header());
+            let plain = when == "after the plain shutdown";
+            assert_eq!(queue.qsize(), 2, "{when}");
+            assert!(queue.put(9).unwrap_err().is_shut_down(), "{when}");
+            if !plain {
+                assert!(queue.get_nowait().unwrap_err().is_shut_down(), "{when}");
+            }
+            let unfinished = if plain { 3 } else { 1 };
+            assert_eq!(queue.ring.unfinished().unwrap(), unfinished, "{when}");
+            queue.shutdown(true).unwrap();
+            assert_eq!(queue.qsize(), 0, "{when}");
+            assert!(queue.get_nowait().unwrap_err().is_shut_down(), "{when}");
+            assert_eq!(queue.ring.unfinished().unwrap(), 1, "{when}");
+            assert!(!queue.join_timeout(Duration::ZERO), "{when}");
+            queue.task_done().unwrap();
+            assert!(queue.join_timeout(Duration::ZERO), "{when}");
+            assert!(matches!(
+                queue.task_done(),
+                Err(TaskDoneError::TooManyCalls)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_immediate_shutdown_gives_a_large_rings_pages_back() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        for _ in 0..40 {
+            queue.put(ByteBuf::from(vec![1; 1 << 20])).unwrap();
+        }
+        let capacity = header(&queue).capacity.load(Ordering::Relaxed);
+        assert!(capacity > RELEASE_ABOVE, "the ring grew to {capacity}");
+        assert!(resident(&queue) > 32 << 20);
+        queue.shutdown(true).unwrap();
+        let resident = resident(&queue);
+        assert!(
+            resident <= 2 * RELEASE_BLOCK + HEADER_BYTES,
+            "{resident} bytes resident after the drain of a ring of {capacity}"
+        );
+    }
+
+    #[test]
+    fn an_immediate_shutdown_of_a_corrupt_queue_reports_it_and_still_shuts_down() {
+        let queue = JoinableQueue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        header(&queue).capacity.store(3, Ordering::Relaxed);
+        let error = queue.shutdown(true).unwrap_err();
+        assert!(is_corruption(&error), "{error}");
+        assert!(queue.is_shutdown());
+        // Both locks check the capacity before the state is looked at.
+        assert!(queue.get().unwrap_err().is_corrupt());
+        assert!(queue.put(2).unwrap_err().is_corrupt());
+        assert!(
+            queue.join_timeout(Duration::ZERO),
+            "the item left is not a task"
         );
     }
 
