@@ -39,6 +39,8 @@
 //! | `q.qsize()`, `q.empty()`, `q.full()`, `q.close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
 //! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (hands the item back), [`GetError::Empty`] |
 //! | `ValueError: Queue is closed` | [`PutError::Closed`], [`GetError::Closed`] |
+//! | `q.shutdown(immediate=False)`, `q.is_shutdown` (3.13 `queue.Queue`) | [`Queue::shutdown`]`(false)`, [`Queue::is_shutdown`]; on a [`JoinableQueue`] too |
+//! | `queue.ShutDown` | [`PutError::ShutDown`] (hands the item back), [`GetError::ShutDown`] |
 //! | `multiprocessing.JoinableQueue(maxsize)` | [`JoinableQueue::new`], [`JoinableQueue::with_maxsize`]; every `Queue` method too |
 //! | `jq.task_done()`, `jq.join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`], [`JoinableQueue::join_timeout`] |
 //! | `ValueError: task_done() called too many times` | [`TaskDoneError::TooManyCalls`] |
@@ -152,6 +154,12 @@
 //!   process queues and a lesson switches between them by changing the type.
 //! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
 //!   so a [`Connection`] end given to a child reaches EOF when that child exits.
+//! - **Process queues can be shut down.** CPython's `multiprocessing.Queue` has no
+//!   `shutdown()`; [`Queue::shutdown`] gives Python 3.13's `queue.Queue.shutdown` semantics
+//!   across processes: the state lives in the shared memory, so a shutdown made in one process
+//!   fails every later `put` in all of them, wakes every blocked `put`, `get` and `join`, and
+//!   with `immediate` discards the items (each counting as done for `join`). It returns an
+//!   `io::Result` (Python's cannot fail), since it takes the queue's locks.
 //! - **No feeder thread**, so there is no `join_thread()` or `cancel_join_thread()`; `close()`
 //!   only closes the handle it is called on.
 //! - **`JoinableQueue::join` re-checks its condition** after every wake-up, and has a

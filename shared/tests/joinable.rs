@@ -1,6 +1,7 @@
 //! What `shared::JoinableQueue` guarantees across real processes: `join` returns only once
 //! every item put has been marked done by some process, `task_done` refuses to count more
-//! items than were put, and a worker killed before its `task_done` keeps `join` waiting.
+//! items than were put, a worker killed before its `task_done` keeps `join` waiting, and an
+//! immediate `shutdown` counts the items it discards as done, releasing a waiting `join`.
 //!
 //! Every child is bounded: one that does not exit within [`LIMIT`] is killed and the test
 //! fails. Blocking calls in the test process run under [`within`] for the same reason.
@@ -21,6 +22,7 @@ under_both_start_methods!(
     task_done_count_is_shared_between_processes,
     join_waits_for_a_task_taken_but_not_done,
     a_task_taken_by_a_killed_worker_stays_unfinished,
+    a_join_waiting_in_a_child_returns_after_an_immediate_shutdown,
 );
 
 /// Long enough for `join_timeout` to be really waiting, short enough to keep the suite fast.
@@ -218,4 +220,67 @@ fn a_task_taken_by_a_killed_worker_stays_unfinished(method: StartMethod) {
     marked.unwrap();
     assert!(done, "every task is now done");
     assert_too_many_calls(extra);
+}
+
+/// Says it is about to wait, then joins: it returns only once no task is unfinished.
+fn announce_then_join(tasks: JoinableQueue<u32>, ready: Queue<()>) -> Result<(), String> {
+    ready.put(()).map_err(|error| error.to_string())?;
+    tasks.join();
+    Ok(())
+}
+
+/// Three tasks nobody takes: the child's `join` can only return because the parent's
+/// immediate shutdown discards them and counts them done (otherwise it is killed at
+/// [`LIMIT`] and the test fails). The count is shared: no `task_done` is left to call.
+fn a_join_waiting_in_a_child_returns_after_an_immediate_shutdown(method: StartMethod) {
+    let tasks = JoinableQueue::new().unwrap();
+    for n in 0..3 {
+        tasks.put(n).unwrap();
+    }
+    let ready = Queue::new().unwrap();
+    let mut joiner = Child::start(method, announce_then_join, (tasks.clone(), ready.clone()));
+    ready.get_timeout(LIMIT).unwrap();
+    tasks.shutdown(true).unwrap();
+    joiner.expect_success();
+    assert_eq!(tasks.qsize(), 0);
+    assert!(tasks.join_timeout(Duration::ZERO));
+    assert_too_many_calls(tasks.task_done());
+}
+
+/// As in Python, a plain shutdown does not release `join`: the items left are still tasks,
+/// and consumers drain them.
+#[test]
+fn a_plain_shutdown_leaves_the_tasks_to_finish() {
+    let tasks = JoinableQueue::new().unwrap();
+    tasks.put(1).unwrap();
+    tasks.shutdown(false).unwrap();
+    let queue = tasks.clone();
+    assert!(!within(LIMIT, move || queue.join_timeout(SHORT)));
+    assert_eq!(tasks.get().unwrap(), 1);
+    tasks.task_done().unwrap();
+    let queue = tasks.clone();
+    assert!(within(LIMIT, move || queue.join_timeout(Duration::ZERO)));
+}
+
+/// An immediate shutdown counts only the discarded items done: a task a worker took before
+/// it is still unfinished, so a thread's `join` waits for its `task_done`, and a second
+/// `task_done` is one too many.
+#[test]
+fn an_immediate_shutdown_leaves_the_tasks_already_taken_unfinished() {
+    let tasks = JoinableQueue::new().unwrap();
+    for n in 0..3 {
+        tasks.put(n).unwrap();
+    }
+    assert_eq!(tasks.get().unwrap(), 0);
+    let queue = tasks.clone();
+    let joiner = std::thread::spawn(move || queue.join_timeout(LIMIT));
+    tasks.shutdown(true).unwrap();
+    let queue = tasks.clone();
+    assert!(!within(LIMIT, move || queue.join_timeout(SHORT)));
+    tasks.task_done().unwrap();
+    assert!(
+        within(LIMIT, move || joiner.join().unwrap()),
+        "join returned false at LIMIT"
+    );
+    assert_too_many_calls(tasks.task_done());
 }

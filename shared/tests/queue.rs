@@ -2,7 +2,8 @@
 //! that fails when it is broken: join before get never deadlocks; every item arrives exactly
 //! once, whole and in order; a killed process neither corrupts nor hangs the queue; `qsize`,
 //! `empty` and `full` are exact in every process; bounded queues block and time out; a
-//! mistyped item is an error, not a panic; `close` affects only its handle.
+//! mistyped item is an error, not a panic; `close` affects only its handle; `shutdown` holds in
+//! every process and wakes every blocked `put` and `get`.
 //!
 //! Every child is bounded: a child that does not exit within [`LIMIT`] is killed and the test
 //! fails, so a deadlock fails CI instead of hanging it. Blocking calls in the test process run
@@ -34,6 +35,9 @@ under_both_start_methods!(
     state_is_exact_in_every_process,
     put_is_visible_at_once_in_the_other_process,
     put_waits_while_full,
+    a_get_blocked_on_an_empty_queue_in_a_child_returns_shut_down,
+    a_put_blocked_on_a_full_queue_in_a_child_returns_shut_down,
+    shutdown_holds_for_the_handles_of_every_process,
 );
 
 /// SplitMix64's output function: a cheap, well-mixed hash of `x`.
@@ -930,4 +934,172 @@ fn qsize_under_concurrent_puts_and_gets_is_a_count_the_queue_held() {
             "qsize() said more than the queue held"
         );
     }
+}
+
+// 8. shutdown(), Python 3.13's queue.Queue.shutdown across processes.
+
+fn assert_put_shut_down(error: PutError<u32>, item: u32) {
+    assert!(error.is_shut_down(), "{error}");
+    assert_eq!(error.to_string(), "queue is shut down");
+    assert_eq!(error.into_inner(), item);
+}
+
+fn assert_get_shut_down(result: Result<u32, GetError>) {
+    match result {
+        Err(error) if error.is_shut_down() => assert_eq!(error.to_string(), "queue is shut down"),
+        other => panic!("expected ShutDown, got {other:?}"),
+    }
+}
+
+#[test]
+fn put_after_shutdown_fails_and_hands_the_item_back() {
+    for maxsize in [0, 1] {
+        let queue = Queue::with_maxsize(maxsize).unwrap();
+        assert!(!queue.is_shutdown());
+        queue.shutdown(false).unwrap();
+        assert!(queue.is_shutdown() && queue.clone().is_shutdown());
+        assert_put_shut_down(queue.put(1).unwrap_err(), 1);
+        assert_put_shut_down(queue.put_nowait(2).unwrap_err(), 2);
+        assert_put_shut_down(queue.put_timeout(3, LIMIT).unwrap_err(), 3);
+        assert!(queue.empty());
+    }
+}
+
+/// Gets go on returning what was put before the shutdown, in order, then fail with
+/// `ShutDown` (never `Empty`, even without waiting), since no put can ever fill the queue again.
+#[test]
+fn get_after_shutdown_drains_the_queue_then_fails() {
+    let queue = Queue::new().unwrap();
+    for item in 1..=3 {
+        queue.put(item).unwrap();
+    }
+    queue.shutdown(false).unwrap();
+    assert_eq!(queue.qsize(), 3);
+    assert_eq!(queue.get().unwrap(), 1);
+    assert_eq!(queue.get_nowait().unwrap(), 2);
+    assert_eq!(queue.get_timeout(LIMIT).unwrap(), 3);
+    assert_get_shut_down(queue.get());
+    assert_get_shut_down(queue.get_nowait());
+    assert_get_shut_down(queue.get_timeout(LIMIT));
+}
+
+#[test]
+fn immediate_shutdown_discards_the_items_and_every_get_fails_at_once() {
+    let queue = Queue::with_maxsize(5).unwrap();
+    for item in 1..=3 {
+        queue.put(item).unwrap();
+    }
+    queue.shutdown(true).unwrap();
+    assert!(queue.is_shutdown());
+    assert_eq!(queue.qsize(), 0);
+    assert!(queue.empty() && !queue.full());
+    assert_get_shut_down(queue.get());
+    assert_get_shut_down(queue.get_nowait());
+    assert_put_shut_down(queue.put(4).unwrap_err(), 4);
+}
+
+/// Shutdown is permanent and idempotent; an immediate one after a plain one discards what
+/// is left, and a plain one after an immediate one changes nothing.
+#[test]
+fn shutdown_is_idempotent_and_can_become_immediate() {
+    let queue = Queue::new().unwrap();
+    for item in 1..=3 {
+        queue.put(item).unwrap();
+    }
+    queue.shutdown(false).unwrap();
+    queue.shutdown(false).unwrap();
+    assert_eq!(queue.get().unwrap(), 1);
+    queue.shutdown(true).unwrap();
+    assert_eq!(queue.qsize(), 0);
+    assert_get_shut_down(queue.get_nowait());
+    queue.shutdown(false).unwrap();
+    queue.shutdown(true).unwrap();
+    assert!(queue.is_shutdown());
+    assert_get_shut_down(queue.get_nowait());
+    assert_put_shut_down(queue.put(9).unwrap_err(), 9);
+}
+
+/// Says it is about to wait, then requires its blocked call to end with `ShutDown`.
+fn get_expecting_shut_down(queue: Queue<u32>, ready: Queue<()>) -> Result<(), String> {
+    ready.put(()).map_err(|error| error.to_string())?;
+    match queue.get() {
+        Err(error) if error.is_shut_down() => Ok(()),
+        other => Err(format!("get on a shut-down queue gave {other:?}")),
+    }
+}
+
+/// The child is blocked in `get` on an empty queue (or about to be: either way its `get`
+/// must end) when the parent shuts the queue down; it returns `ShutDown`. Without the wake-up
+/// and the state check it would wait for ever, and the child would be killed at [`LIMIT`].
+fn a_get_blocked_on_an_empty_queue_in_a_child_returns_shut_down(method: StartMethod) {
+    let queue = Queue::<u32>::new().unwrap();
+    let ready = Queue::new().unwrap();
+    let args = (queue.clone(), ready.clone());
+    let mut child = Child::start(method, get_expecting_shut_down, args);
+    ready.get_timeout(LIMIT).unwrap();
+    queue.shutdown(false).unwrap();
+    child.expect_success();
+}
+
+fn put_expecting_shut_down(queue: Queue<u32>, ready: Queue<()>) -> Result<(), String> {
+    ready.put(()).map_err(|error| error.to_string())?;
+    match queue.put(2) {
+        Err(PutError::ShutDown(2)) => Ok(()),
+        other => Err(format!("put on a shut-down queue gave {other:?}")),
+    }
+}
+
+/// The child waits for room in a full queue when the parent shuts it down: its `put` returns
+/// `ShutDown` with the item, and the item already in the queue is still there to get.
+fn a_put_blocked_on_a_full_queue_in_a_child_returns_shut_down(method: StartMethod) {
+    let queue = Queue::with_maxsize(1).unwrap();
+    queue.put(1).unwrap();
+    let ready = Queue::new().unwrap();
+    let args = (queue.clone(), ready.clone());
+    let mut child = Child::start(method, put_expecting_shut_down, args);
+    ready.get_timeout(LIMIT).unwrap();
+    queue.shutdown(false).unwrap();
+    child.expect_success();
+    assert_eq!(queue.get_nowait().unwrap(), 1);
+    assert_get_shut_down(queue.get_nowait());
+}
+
+/// `shut` was shut down by the parent, with 1 and 2 in it: the child sees it, and takes 1.
+/// Then the child shuts `other` down immediately, for the parent to see.
+fn see_and_make_shutdowns(shut: Queue<u32>, other: Queue<u32>) -> Result<(), String> {
+    if !shut.is_shutdown() {
+        return Err("the parent's shutdown is not seen here".into());
+    }
+    match shut.put(3) {
+        Err(error) if error.is_shut_down() => {}
+        other => return Err(format!("put gave {other:?}")),
+    }
+    match shut.get() {
+        Ok(1) => {}
+        other => return Err(format!("the first get gave {other:?}")),
+    }
+    if other.is_shutdown() {
+        return Err("a queue nobody shut down reads as shut down".into());
+    }
+    other.shutdown(true).map_err(|error| error.to_string())
+}
+
+fn shutdown_holds_for_the_handles_of_every_process(method: StartMethod) {
+    let (shut, other) = (Queue::new().unwrap(), Queue::new().unwrap());
+    shut.put(1).unwrap();
+    shut.put(2).unwrap();
+    other.put(7).unwrap();
+    shut.shutdown(false).unwrap();
+    let args = (shut.clone(), other.clone());
+    Child::start(method, see_and_make_shutdowns, args).expect_success();
+    assert_eq!(shut.get_nowait().unwrap(), 2);
+    assert_get_shut_down(shut.get_nowait());
+    assert!(other.is_shutdown());
+    assert_eq!(
+        other.qsize(),
+        0,
+        "the child's immediate shutdown discarded the item"
+    );
+    assert_get_shut_down(other.get_nowait());
+    assert_put_shut_down(other.put(8).unwrap_err(), 8);
 }

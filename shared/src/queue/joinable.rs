@@ -15,7 +15,8 @@ use super::{Queue, Wait};
 /// that a producer can [`join`](Self::join) until all work is finished.
 /// Python: `multiprocessing.JoinableQueue`.
 ///
-/// Every [`Queue`] method is available through `Deref`. The unfinished count is the number of
+/// Every [`Queue`] method is available through `Deref`, [`shutdown`](Queue::shutdown)
+/// included. The unfinished count is the number of
 /// items put (committed with each `put`) minus a shared count of `task_done` calls (one atomic
 /// update each), so it is exact in every process and a process killed mid-operation cannot
 /// tear it.
@@ -93,6 +94,21 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// ```
     /// let fila = shared::JoinableQueue::<u8>::new()?;
     /// fila.join(); // nothing was put: returns at once
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// An immediate [`shutdown`](Queue::shutdown) counts every item it discards as done, as
+    /// Python's does, so a `join` waiting in any process returns once the items taken before
+    /// it are done:
+    ///
+    /// ```
+    /// let fila = shared::JoinableQueue::new()?;
+    /// fila.put("nunca lida".to_string())?;
+    /// let outra = fila.clone();
+    /// let espera = std::thread::spawn(move || outra.join());
+    /// fila.shutdown(true)?;
+    /// espera.join().unwrap(); // released: the discarded item counts as done
+    /// assert!(fila.task_done().is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///

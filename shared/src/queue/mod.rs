@@ -34,6 +34,11 @@
 //!   futex in the shared header, with a sleeper count so that no syscall is made when nobody
 //!   sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
 //!   cannot swallow it.
+//! - **Shutdown** (Python 3.13's `queue.Queue.shutdown`, which `multiprocessing.Queue` lacks):
+//!   a state word in the header, so it holds in every process. It is written under the put
+//!   lock, so once a `get` reads it no `put` can commit any more and an empty queue stays
+//!   empty; an immediate shutdown is written under both locks and drains the queue with one
+//!   head commit, as a `get` does. Every waiter is woken, and re-checks the state anyway.
 //! - **Copies**: an item is encoded (rmp-serde) straight into the ring and decoded straight
 //!   from it. A first encoding pass only counts bytes.
 //! - **Distrust**: any process holding the memfd can write the header or the frames. The memfd
@@ -63,7 +68,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use joinable::{JoinableQueue, TaskDoneError};
-use ring::{Event, PushError, Ring, is_corruption};
+use ring::{Event, PushError, Ring, State, is_corruption};
 
 /// A FIFO queue of `T` shared by processes. Python: `multiprocessing.Queue`.
 ///
@@ -191,8 +196,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`PutError::Closed`], [`PutError::Encode`], [`PutError::Os`], [`PutError::Corrupt`];
-    /// each hands `item` back.
+    /// [`PutError::Closed`], [`PutError::ShutDown`] (also when the queue is shut down while
+    /// this call waits for room), [`PutError::Encode`], [`PutError::Os`],
+    /// [`PutError::Corrupt`]; each hands `item` back.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_waiting(item, Wait::Forever)
     }
@@ -252,7 +258,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`GetError::Closed`]; [`GetError::Decode`] when the item is not a `T` (the item is
+    /// [`GetError::Closed`]; [`GetError::ShutDown`] once the queue is shut down and empty
+    /// (also when that happens while this call waits), or shut down immediately;
+    /// [`GetError::Decode`] when the item is not a `T` (the item is
     /// consumed and the queue stays usable); [`GetError::Corrupt`] when another process
     /// corrupted the queue's memory; [`GetError::Os`].
     pub fn get(&self) -> Result<T, GetError> {
@@ -363,6 +371,70 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// Shuts the queue down, for every handle in every process: from now on `put` fails with
+    /// [`PutError::ShutDown`], which hands the item back, and `get` returns what is left, then
+    /// fails with [`GetError::ShutDown`]. With `immediate`, what is left is discarded at once
+    /// and every `get` fails; on a [`JoinableQueue`] each discarded item counts as done, so a
+    /// waiting [`join`](JoinableQueue::join) returns once the items already taken are done.
+    /// Python (3.13): `queue.Queue.shutdown(immediate=False)`, which CPython's
+    /// `multiprocessing.Queue` lacks.
+    ///
+    /// ```
+    /// let fila = shared::Queue::new()?;
+    /// fila.put(1)?;
+    /// fila.put(2)?;
+    /// fila.shutdown(false)?;
+    /// assert!(fila.is_shutdown());
+    /// assert_eq!(fila.put(3).unwrap_err().into_inner(), 3);
+    /// assert_eq!(fila.get()?, 1); // what was put before is still handed out
+    /// assert_eq!(fila.get()?, 2);
+    /// assert!(fila.get().unwrap_err().is_shut_down()); // empty: it will never fill again
+    ///
+    /// let outra = shared::Queue::new()?;
+    /// outra.put('a')?;
+    /// outra.shutdown(true)?;
+    /// assert_eq!(outra.qsize(), 0); // discarded
+    /// assert!(outra.get_nowait().unwrap_err().is_shut_down());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Every process blocked in `put`, `get` or `join` on the queue is woken. It is permanent
+    /// and idempotent; `shutdown(false)` then `shutdown(true)` discards what is left, as in
+    /// Python. It works on a closed handle too. It takes `true` or `false` as Python's keyword
+    /// does, so that `q.shutdown(immediate=True)` reads `q.shutdown(true)`.
+    ///
+    /// It waits for the queue's put lock, and when `immediate` for its get lock too, which
+    /// another process holds only while it copies one item (for ever if it is stopped), as
+    /// Python's `shutdown` waits for the queue's mutex. A process killed in the middle of an
+    /// immediate shutdown leaves the queue shut down and consistent: gets fail, no item left
+    /// counts as unfinished, and another `shutdown(true)` discards the items.
+    ///
+    /// # Errors
+    /// The system's errors from the locks ([`io::Error`]); when `immediate`, corruption of the
+    /// queue's memory found while discarding (kind `InvalidData`), after which the queue is
+    /// shut down all the same but may still hold the items.
+    pub fn shutdown(&self, immediate: bool) -> io::Result<()> {
+        self.ring.shut_down(immediate)
+    }
+
+    /// Whether the queue was shut down, by any handle in any process. Python (3.13):
+    /// `queue.Queue.is_shutdown`.
+    ///
+    /// ```
+    /// let fila = shared::Queue::<u8>::new()?;
+    /// let outra = fila.clone();
+    /// assert!(!outra.is_shutdown());
+    /// fila.shutdown(false)?;
+    /// assert!(outra.is_shutdown()); // the state is the queue's, not the handle's
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A state word another process corrupted reads as shut down (not immediately: no item
+    /// is discarded because of it).
+    pub fn is_shutdown(&self) -> bool {
+        self.ring.state() != State::Open
+    }
+
     /// Another handle to the same queue that puts and gets items as `U`. Python's queues are
     /// untyped; this is how a Rust program reads what a producer put as another type (an item
     /// that does not decode as `U` gives [`GetError::Decode`]).
@@ -401,6 +473,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 Ok(None) => return Err(PutError::Full(item)),
                 Err(error) => return Err(PutError::from_ring(item, error)),
             };
+            if guard.shut_down() {
+                return Err(PutError::ShutDown(item));
+            }
             let seen = match guard.full(maxsize) {
                 Ok(Some(seen)) => seen,
                 Ok(None) => {
@@ -414,7 +489,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 return Err(PutError::Full(item));
             }
             self.ring.wait(Event::NotFull, seen, wait.deadline(), || {
-                self.ring.len() >= maxsize
+                self.ring.len() >= maxsize && self.ring.state() == State::Open
             });
         }
     }
@@ -432,6 +507,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             else {
                 return Err(GetError::Empty);
             };
+            if guard.state() == State::Immediate {
+                return Err(GetError::ShutDown);
+            }
             if let Some(payload) = guard.front().map_err(GetError::from_ring)? {
                 let item = codec::decode::<T>(payload);
                 guard.pop_front().map_err(GetError::from_ring)?;
@@ -440,13 +518,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                     error: error.to_string(),
                 });
             }
+            if guard.state() == State::ShutDown {
+                return Err(GetError::ShutDown); // drained: no put can commit any more
+            }
             let seen = guard.tail_version();
             drop(guard);
             if wait.expired() {
                 return Err(GetError::Empty);
             }
             self.ring.wait(Event::NotEmpty, seen, wait.deadline(), || {
-                self.ring.len() == 0
+                self.ring.len() == 0 && self.ring.state() == State::Open
             });
         }
     }
@@ -503,6 +584,9 @@ pub enum PutError<T> {
     Full(T),
     /// This handle was closed. Python: `ValueError: Queue is closed`.
     Closed(T),
+    /// The queue was shut down ([`Queue::shutdown`]), by any process. Python (3.13):
+    /// `queue.ShutDown`.
+    ShutDown(T),
     /// The item could not be encoded as MessagePack.
     Encode {
         /// The item.
@@ -531,7 +615,7 @@ impl<T> PutError<T> {
     /// The item that was not put.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(item) | PutError::Closed(item) => item,
+            PutError::Full(item) | PutError::Closed(item) | PutError::ShutDown(item) => item,
             PutError::Encode { item, .. }
             | PutError::Os { item, .. }
             | PutError::Corrupt { item, .. } => item,
@@ -576,6 +660,11 @@ impl<T> PutError<T> {
     pub fn is_closed(&self) -> bool {
         matches!(self, PutError::Closed(_))
     }
+
+    /// Whether the queue was shut down (Python's `queue.ShutDown`).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, PutError::ShutDown(_))
+    }
 }
 
 impl<T> fmt::Display for PutError<T> {
@@ -583,6 +672,7 @@ impl<T> fmt::Display for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("queue is full"),
             PutError::Closed(_) => f.write_str("queue is closed"),
+            PutError::ShutDown(_) => f.write_str("queue is shut down"),
             PutError::Encode { error, .. } => {
                 write!(
                     f,
@@ -616,6 +706,9 @@ pub enum GetError {
     Empty,
     /// This handle was closed. Python: `ValueError: Queue is closed`.
     Closed,
+    /// The queue was shut down ([`Queue::shutdown`]) and is empty, or was shut down
+    /// immediately. Python (3.13): `queue.ShutDown`.
+    ShutDown,
     /// The item at the front was not a `T`. It was removed; the next `get` reads the next one.
     Decode {
         /// The type asked for.
@@ -641,6 +734,12 @@ impl GetError {
         matches!(self, GetError::Closed)
     }
 
+    /// Whether the queue was shut down and holds nothing more to get (Python's
+    /// `queue.ShutDown`).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, GetError::ShutDown)
+    }
+
     /// Whether another process corrupted the queue's memory.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, GetError::Corrupt(_))
@@ -661,6 +760,7 @@ impl fmt::Display for GetError {
         match self {
             GetError::Empty => f.write_str("queue is empty"),
             GetError::Closed => f.write_str("queue is closed"),
+            GetError::ShutDown => f.write_str("queue is shut down"),
             GetError::Decode { expected, error } => {
                 write!(f, "cannot decode the item as `{expected}`: {error}")
             }

@@ -65,7 +65,7 @@ use crate::sys::fd::{self, Kind};
 use crate::sys::shm::{self, Mapping, Seal};
 use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v005");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v006");
 /// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
 /// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
 const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Sealing];
@@ -188,6 +188,35 @@ impl Waiters {
     }
 }
 
+/// Whether a queue was shut down, and how: the value of [`Header`]'s `state` word, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Puts and gets work.
+    Open,
+    /// Puts fail; gets take what is left, then fail.
+    ShutDown,
+    /// Puts and gets fail; what was left was discarded.
+    Immediate,
+}
+
+const OPEN: u64 = 0;
+const SHUT_DOWN: u64 = 1;
+const IMMEDIATE: u64 = 2;
+
+impl State {
+    /// Any word other than the three a queue writes reads as [`State::ShutDown`]: it is not an
+    /// open queue's (0), and discarding items on a word no process wrote would lose data,
+    /// whereas a shut-down queue still hands out what it holds. No other field depends on it,
+    /// so it needs no `Corrupt` error.
+    fn parse(word: u64) -> State {
+        match word {
+            OPEN => State::Open,
+            IMMEDIATE => State::Immediate,
+            _ => State::ShutDown,
+        }
+    }
+}
+
 /// A robust process-shared mutex, on a cache line of its own.
 #[repr(C, align(64))]
 struct Lock(RobustMutex);
@@ -240,6 +269,14 @@ struct Header {
     /// The position up to which the free ring behind the head was given back to the system
     /// (written under both locks; a hint, whose corruption costs memory, never safety).
     released_to: AtomicU64,
+    /// A [`State`] word. Written under the put lock, so that once a process reads a shutdown
+    /// no put can commit any more; an immediate shutdown is written under both locks, so that
+    /// no get commits after it either.
+    state: AtomicU64,
+    /// The head's item count when an immediate shutdown drained the queue, plus one; 0 until
+    /// then. Written once, under both locks, before the drain's head commit: items put past it
+    /// were discarded, not taken, so they are not unfinished tasks.
+    drained_from: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Header>() <= 4096);
@@ -397,8 +434,102 @@ impl Ring {
     /// Corruption, when the tail never settles ([`Committed::read`]).
     pub(crate) fn unfinished(&self) -> io::Result<u64> {
         let done = self.header().tasks.done.load(Ordering::Acquire);
-        let (_, tail) = self.header().tail.position.read()?;
-        Ok(tail.items.saturating_sub(done))
+        Ok(self.tasks()?.saturating_sub(done))
+    }
+
+    /// How many items can be marked done: every item put, or once an immediate shutdown
+    /// discarded the rest, every item taken with `get` (Python counts each discarded item
+    /// done). From the moment the state word says so, whether or not the drain has run (or its
+    /// process was killed before it ended), so a waiting `join` is released by that one store.
+    ///
+    /// # Errors
+    /// Corruption, when an end never settles.
+    fn tasks(&self) -> io::Result<u64> {
+        let header = self.header();
+        if self.state() != State::Immediate {
+            return Ok(header.tail.position.read()?.1.items);
+        }
+        // The head first: if it shows the drain's commit, the mark written before it shows
+        // too. Read before the drain, the head is where it will drain from (no get commits
+        // once the state says immediate: both were done under the get lock).
+        let (_, head) = header.head.position.read()?;
+        let mark = header.drained_from.load(Ordering::Acquire);
+        Ok(mark
+            .checked_sub(1)
+            .map_or(head.items, |at| at.min(head.items)))
+    }
+
+    /// Whether, and how, the queue was shut down, in any process.
+    pub(crate) fn state(&self) -> State {
+        State::parse(self.header().state.load(Ordering::Acquire))
+    }
+
+    /// Shuts the queue down for every process holding it; `immediate` also discards what it
+    /// holds. Then wakes every waiter, so that blocked puts and gets fail and a `join` that
+    /// was waiting only for discarded items returns.
+    ///
+    /// It waits for the put lock, and for an immediate shutdown the get lock too, as long as
+    /// their holders keep them (one item's copy; for ever if a holder is stopped).
+    ///
+    /// # Errors
+    /// The system's errors from the locks; corruption of the ends or the capacity, found by
+    /// the drain. The state word is written all the same (gets then fail at once, and join
+    /// counts no discarded item), unless locking itself failed.
+    pub(crate) fn shut_down(&self, immediate: bool) -> io::Result<()> {
+        let header = self.header();
+        let never = || io::Error::other("a lock without deadline timed out");
+        let result = (|| {
+            let _producers = header.put_lock.0.lock(None)?.ok_or_else(never)?;
+            if !immediate {
+                // Idempotent, and never undoes an immediate shutdown.
+                if self.state() == State::Open {
+                    header.state.store(SHUT_DOWN, Ordering::Release);
+                }
+                return Ok(());
+            }
+            let _consumers = header.get_lock.0.lock(None)?.ok_or_else(never)?;
+            header.state.store(IMMEDIATE, Ordering::Release);
+            self.drain_holding_both_locks()
+        })();
+        for waiters in [
+            &header.tail.waiters,
+            &header.head.waiters,
+            &header.tasks.waiters,
+        ] {
+            if waiters.announce() {
+                waiters.wake();
+            }
+        }
+        result
+    }
+
+    /// Moves the head to the tail: one commit, as a `get` makes, so a process killed here
+    /// leaves either the items or none (and [`tasks`](Self::tasks) the same count either
+    /// way). Then gives the free ring's pages back if it is large.
+    fn drain_holding_both_locks(&self) -> io::Result<()> {
+        let header = self.header();
+        let (_, tail) = header.tail.position.read()?;
+        let (_, head) = header.head.position.read()?;
+        let capacity = self.read_capacity().ok_or_else(|| {
+            corrupt(format!(
+                "capacity {} is not one a ring can have",
+                header.capacity.load(Ordering::Relaxed)
+            ))
+        })?;
+        checked_span(head, tail, capacity)?;
+        // Only the first drain marks: a second one (after a kill, or a repeated call) finds
+        // the head already moved, or not, but the items taken unchanged. A mark past the head
+        // no drain wrote (corruption) is replaced: it would count discarded items unfinished.
+        let mark = header.drained_from.load(Ordering::Relaxed);
+        if mark.checked_sub(1).is_none_or(|at| at > head.items) {
+            header.drained_from.store(head.items + 1, Ordering::Relaxed);
+        }
+        header.head.position.commit(tail);
+        let drained = checked_span(tail, tail, capacity)?;
+        if capacity.bytes() > RELEASE_ABOVE {
+            self.release_free(drained);
+        }
+        Ok(())
     }
 
     /// Marks one item done. Returns `false`, changing nothing, when no item is unfinished.
@@ -410,11 +541,11 @@ impl Ring {
         let tasks = &self.header().tasks;
         let marked = retry(|| {
             let done = tasks.done.load(Ordering::Relaxed);
-            let tail = match self.header().tail.position.read() {
-                Ok((_, tail)) => tail,
+            let tasks_put = match self.tasks() {
+                Ok(count) => count,
                 Err(error) => return Some(Err(error)),
             };
-            if done >= tail.items {
+            if done >= tasks_put {
                 return Some(Ok(false));
             }
             let next = Ordering::AcqRel;
@@ -545,12 +676,15 @@ impl Ring {
         let Some(lock) = self.header().put_lock.0.lock(deadline)? else {
             return Ok(None);
         };
+        // Under the put lock, which every shutdown takes to write the state.
+        let state = self.state();
         let (_, tail) = self.header().tail.position.read()?;
         // SAFETY: we hold the put lock (`lock`), which excludes every other user of the view.
         let view = unsafe { &mut *self.producer.get() };
         let capacity = self.mapped_capacity(&mut view.data)?;
         Ok(Some(TailGuard {
             ring: self,
+            state,
             tail,
             capacity,
             deadline,
@@ -570,6 +704,10 @@ impl Ring {
         let Some(lock) = self.header().get_lock.0.lock(deadline)? else {
             return Ok(None);
         };
+        // Before the tail: a shutdown is written under the put lock, after the last put's
+        // commit, so a tail read after it is final. Under the get lock: an immediate one is
+        // written under it too, so no get that read "open" commits after it.
+        let state = self.state();
         let (tail_version, tail) = self.header().tail.position.read()?;
         let (_, head) = self.header().head.position.read()?;
         // SAFETY: we hold the get lock (`lock`), which excludes every other user of the
@@ -578,6 +716,7 @@ impl Ring {
         let capacity = self.mapped_capacity(data)?;
         Ok(Some(HeadGuard {
             ring: self,
+            state,
             span: checked_span(head, tail, capacity)?,
             tail_version,
             front: None,
@@ -662,6 +801,8 @@ pub(crate) enum PushError<E> {
 /// sleep, if any.
 pub(crate) struct TailGuard<'a> {
     ring: &'a Ring,
+    /// The queue's state when the lock was taken; stable while the put lock is held.
+    state: State,
     /// The committed tail.
     tail: Position,
     /// The ring's size, checked and mapped; stable while the put lock is held.
@@ -674,6 +815,12 @@ pub(crate) struct TailGuard<'a> {
 }
 
 impl TailGuard<'_> {
+    /// Whether the queue was shut down (in any way) before this lock was taken: if so, no
+    /// put may commit.
+    pub(crate) fn shut_down(&self) -> bool {
+        self.state != State::Open
+    }
+
     fn view(&mut self) -> &mut ProducerView {
         // SAFETY: we hold the put lock, which excludes every other user of the view, and
         // `&mut self` excludes every reference this guard handed out.
@@ -827,6 +974,8 @@ fn write_header(data: &mut Mapping, offset: u64, header: FrameHeader) {
 /// sleep on a full queue, if any.
 pub(crate) struct HeadGuard<'a> {
     ring: &'a Ring,
+    /// The queue's state, read after the lock was taken and before the tail.
+    state: State,
     /// The committed head, the tail when the lock was taken and the ring's size (stable under
     /// the get lock), checked.
     span: Span,
@@ -843,6 +992,12 @@ impl HeadGuard<'_> {
     fn data(&self) -> &Mapping {
         // SAFETY: we hold the get lock, which excludes every writer of the consumer mapping.
         unsafe { &*self.ring.consumer.get() }
+    }
+
+    /// The queue's state when this guard saw the tail: with [`State::ShutDown`], an empty
+    /// queue stays empty for ever.
+    pub(crate) fn state(&self) -> State {
+        self.state
     }
 
     /// The [`watch`](Ring::watch) value of [`Event::NotEmpty`] when this guard saw the tail.
@@ -953,18 +1108,28 @@ impl HeadGuard<'_> {
         let Ok(Some(_producers)) = header.put_lock.0.try_lock() else {
             return;
         };
-        // With both locks held nobody writes frames, so every position from a whole ring
-        // behind the tail up to the head is free: a producer may only write there again once
-        // it holds the put lock.
         let Ok((_, tail)) = header.tail.position.read() else {
             return;
         };
-        let Some(now) = Span::new(span.head(), tail, span.capacity()) else {
-            return;
-        };
+        if let Some(now) = Span::new(span.head(), tail, span.capacity()) {
+            self.ring.release_free(now);
+        }
+    }
+}
+
+impl Ring {
+    /// Gives back the pages of the free ring from the last release up to the head of `now`,
+    /// the span read under both locks, which the caller holds: with both held nobody writes
+    /// frames, so every position from a whole ring behind the tail up to the head is free (a
+    /// producer may only write there again once it holds the put lock).
+    fn release_free(&self, now: Span) {
+        let header = self.header();
+        let head = now.head().bytes;
+        let capacity = now.capacity().bytes();
+        let from = header.released_to.load(Ordering::Relaxed);
         let from = from.max(now.tail().bytes.saturating_sub(capacity));
-        for range in layout::whole_blocks(from, head, span.capacity(), RELEASE_BLOCK) {
-            let _ = shm::release(&self.ring.file, HEADER_BYTES + range.offset, range.len);
+        for range in layout::whole_blocks(from, head, now.capacity(), RELEASE_BLOCK) {
+            let _ = shm::release(&self.file, HEADER_BYTES + range.offset, range.len);
         }
         // The block holding the head was kept: the next release starts with it.
         header
@@ -1271,6 +1436,112 @@ mod tests {
         assert!(
             resident <= allowed && resident < capacity / 16,
             "{resident} bytes resident for {live} live bytes in a ring of {capacity}"
+        );
+    }
+
+    #[test]
+    fn a_state_word_no_queue_writes_reads_as_shut_down_and_discards_nothing() {
+        for word in [3, 7, u64::MAX] {
+            let queue = Queue::<u32>::new().unwrap();
+            queue.put(1).unwrap();
+            header(&queue).state.store(word, Ordering::Relaxed);
+            assert!(queue.is_shutdown(), "word {word}");
+            let error = queue.put(2).unwrap_err();
+            assert!(error.is_shut_down(), "word {word}: {error}");
+            assert_eq!(error.into_inner(), 2);
+            assert_eq!(queue.get().unwrap(), 1, "word {word}");
+            assert!(queue.get().unwrap_err().is_shut_down(), "word {word}");
+            // A plain shutdown leaves it; an immediate one overwrites it.
+            queue.shutdown(false).unwrap();
+            assert_eq!(header(&queue).state.load(Ordering::Relaxed), word);
+            queue.shutdown(true).unwrap();
+            assert_eq!(header(&queue).state.load(Ordering::Relaxed), IMMEDIATE);
+        }
+    }
+
+    /// An immediate shutdown writes the state, then the mark, then commits the head. A process
+    /// killed after any of these leaves this queue: 3 put, 1 taken and not done. Whatever
+    /// it left, gets and puts fail, only the taken task is unfinished, and another immediate
+    /// shutdown discards what is left.
+    #[test]
+    fn an_immediate_shutdown_killed_at_any_point_leaves_a_consistent_queue() {
+        type Kill = fn(&Header);
+        let kills: [(&str, Kill); 4] = [
+            ("after the state", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed)
+            }),
+            ("after the mark", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed);
+                h.drained_from.store(2, Ordering::Relaxed);
+            }),
+            ("with a corrupt mark", |h| {
+                h.state.store(IMMEDIATE, Ordering::Relaxed);
+                h.drained_from.store(u64::MAX, Ordering::Relaxed);
+            }),
+            ("after the plain shutdown", |h| {
+                h.state.store(SHUT_DOWN, Ordering::Relaxed);
+            }),
+        ];
+        for (when, kill) in kills {
+            let queue = JoinableQueue::<u32>::new().unwrap();
+            for n in 0..3 {
+                queue.put(n).unwrap();
+            }
+            assert_eq!(queue.get().unwrap(), 0);
+            kill(queue.ring.header());
+            let plain = when == "after the plain shutdown";
+            assert_eq!(queue.qsize(), 2, "{when}");
+            assert!(queue.put(9).unwrap_err().is_shut_down(), "{when}");
+            if !plain {
+                assert!(queue.get_nowait().unwrap_err().is_shut_down(), "{when}");
+            }
+            let unfinished = if plain { 3 } else { 1 };
+            assert_eq!(queue.ring.unfinished().unwrap(), unfinished, "{when}");
+            queue.shutdown(true).unwrap();
+            assert_eq!(queue.qsize(), 0, "{when}");
+            assert!(queue.get_nowait().unwrap_err().is_shut_down(), "{when}");
+            assert_eq!(queue.ring.unfinished().unwrap(), 1, "{when}");
+            assert!(!queue.join_timeout(Duration::ZERO), "{when}");
+            queue.task_done().unwrap();
+            assert!(queue.join_timeout(Duration::ZERO), "{when}");
+            assert!(matches!(
+                queue.task_done(),
+                Err(TaskDoneError::TooManyCalls)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_immediate_shutdown_gives_a_large_rings_pages_back() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        for _ in 0..40 {
+            queue.put(ByteBuf::from(vec![1; 1 << 20])).unwrap();
+        }
+        let capacity = header(&queue).capacity.load(Ordering::Relaxed);
+        assert!(capacity > RELEASE_ABOVE, "the ring grew to {capacity}");
+        assert!(resident(&queue) > 32 << 20);
+        queue.shutdown(true).unwrap();
+        let resident = resident(&queue);
+        assert!(
+            resident <= 2 * RELEASE_BLOCK + HEADER_BYTES,
+            "{resident} bytes resident after the drain of a ring of {capacity}"
+        );
+    }
+
+    #[test]
+    fn an_immediate_shutdown_of_a_corrupt_queue_reports_it_and_still_shuts_down() {
+        let queue = JoinableQueue::<u32>::new().unwrap();
+        queue.put(1).unwrap();
+        header(&queue).capacity.store(3, Ordering::Relaxed);
+        let error = queue.shutdown(true).unwrap_err();
+        assert!(is_corruption(&error), "{error}");
+        assert!(queue.is_shutdown());
+        // Both locks check the capacity before the state is looked at.
+        assert!(queue.get().unwrap_err().is_corrupt());
+        assert!(queue.put(2).unwrap_err().is_corrupt());
+        assert!(
+            queue.join_timeout(Duration::ZERO),
+            "the item left is not a task"
         );
     }
 
