@@ -136,8 +136,9 @@ impl<S: BlockState> Block<S> {
         }
         let map = Mapping::new(&file, 0, len)?;
         // SAFETY: the file, which cannot shrink, covers the header; a header is plain bytes,
-        // so any content is a valid one to read.
-        let header = unsafe { map.as_ptr().cast::<Header>().read() };
+        // so any content is a valid one to read. Volatile: another process holding the memfd
+        // may be writing it; the bytes are read once, into a private copy, and checked.
+        let header = unsafe { map.as_ptr().cast::<Header>().read_volatile() };
         let trailing = usize::try_from(u64::from_le_bytes(header.trailing)).ok();
         let fits = trailing.is_some_and(|t| Self::TRAILING_OFFSET.checked_add(t) == Some(len));
         if header.magic != MAGIC || header.kind != S::KIND || !fits {

@@ -181,3 +181,38 @@ fn value_smoke() {
         .unwrap();
     assert!(guard.is_some());
 }
+
+thread_local! {
+    /// A guard kept where a forked child's copy of this thread can reach it.
+    static KEPT: std::cell::RefCell<Option<shared::ValueGuard<i64>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A guard inherited across `fork` (through a thread-local) names a lock the child does not
+/// hold: using it must not alias the value its real holder may be writing. The child's
+/// deref panics (exit code 1) and the value is untouched.
+#[test]
+fn a_guard_inherited_by_a_forked_child_cannot_reach_the_value() {
+    let value = Value::new(0_i64).unwrap();
+    KEPT.with(|kept| *kept.borrow_mut() = Some(value.get_lock().unwrap()));
+    let mut child = Child::start(
+        StartMethod::Fork,
+        || {
+            // Quiet: the panic is what the test expects.
+            std::panic::set_hook(Box::new(|_| {}));
+            KEPT.with(|kept| {
+                if let Some(guard) = kept.borrow_mut().as_mut() {
+                    **guard = 42;
+                }
+            });
+        },
+        (),
+    );
+    assert_eq!(
+        child.exit_code_within(LIMIT),
+        1,
+        "the child's deref must refuse"
+    );
+    let guard = KEPT.with(|kept| kept.borrow_mut().take()).unwrap();
+    assert_eq!(*guard, 0, "the child wrote through an inherited guard");
+}

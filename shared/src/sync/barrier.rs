@@ -394,7 +394,12 @@ impl Barrier {
             let sequence = state.sequence.load(Ordering::Acquire);
             drop(locked);
             sleep(&state.sequence, sequence, deadline);
-            locked = self.lock_now()?;
+            // The deadline holds for the lock too: a holder stopped (SIGSTOP, a debugger) must
+            // not keep `wait_timeout` past it. The entry stays behind; `reset` clears it.
+            let Some(relocked) = self.lock(deadline)? else {
+                return Err(BrokenBarrierError::Broken);
+            };
+            locked = relocked;
             let waiter = &state.waiters[entry];
             if waiter.pid.load(Ordering::Relaxed) != me.pid
                 || waiter.index.load(Ordering::Relaxed) as usize != index

@@ -111,9 +111,7 @@ impl ConditionState {
         for slot in &self.slots {
             let word = slot.word.load(Ordering::Acquire);
             if word & STATE_BITS == WAITING && is_gone(slot.pid.load(Ordering::Acquire)) {
-                let _ = slot
-                    .word
-                    .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
+                free(slot, word);
             }
         }
     }
@@ -127,14 +125,13 @@ impl ConditionState {
             let now = slot.word.load(Ordering::Acquire);
             if now != word {
                 // Notified (or rewritten): the slot is ours to free either way.
-                let _ = slot
-                    .word
-                    .compare_exchange(now, 0, Ordering::AcqRel, Ordering::Acquire);
+                free(slot, now);
                 return true;
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left.is_some_and(|left| left.is_zero()) {
                 // Take the slot back, unless a notify marked it first: then we were notified.
+                slot.pid.store(0, Ordering::Release);
                 return match slot.word.compare_exchange(
                     word,
                     0,
@@ -143,12 +140,7 @@ impl ConditionState {
                 ) {
                     Ok(_) => false,
                     Err(marked) => {
-                        let _ = slot.word.compare_exchange(
-                            marked,
-                            0,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        );
+                        free(slot, marked);
                         true
                     }
                 };
@@ -177,9 +169,7 @@ impl ConditionState {
                 break;
             }
             if is_gone(slot.pid.load(Ordering::Acquire)) {
-                let _ = slot
-                    .word
-                    .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
+                free(slot, word);
                 continue;
             }
             let notified = (word & !STATE_BITS) | NOTIFIED;
@@ -210,6 +200,17 @@ impl ConditionState {
         }
         deadline.is_none_or(|d| Instant::now() < d)
     }
+}
+
+/// Frees `slot` if its word is still `word`. The pid is cleared first, so a waiter that claims
+/// the slot next is never judged by its previous occupant's pid (0 reads as alive) before it
+/// stores its own; clearing the pid of a slot that the exchange then does not free only makes
+/// its waiter look alive, the safe side.
+fn free(slot: &Slot, word: u64) {
+    slot.pid.store(0, Ordering::Release);
+    let _ = slot
+        .word
+        .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire);
 }
 
 /// Whether the process `pid` is known to be gone. A PID of our own process is not: its

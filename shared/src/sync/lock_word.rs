@@ -38,9 +38,14 @@
 //!   waiter looks, the waiter sees a live owner and keeps waiting (until that thread exits, or
 //!   its own deadline). The PID space (`pid_max`, 32768 by default, up to 2^22) has to wrap
 //!   around to the dead TID for that, while the lock is held by nobody alive. We accept it:
-//!   it costs a wait, never a second owner, and detecting it would need the owner's start
-//!   time beside the word, written after the compare-and-swap, so readable stale, and a stale
-//!   start time would make a waiter steal the lock of a live owner.
+//!   it usually costs a wait. In one narrower case it costs more: between a waiter's check
+//!   that the owner T is dead and its compare-and-swap from T, another waiter may take the
+//!   lock over and release it, and a new thread that was given T may acquire it, so the swap
+//!   succeeds and the lock has two owners. That needs the PID space to wrap within that
+//!   window; a `Value`'s or `Array`'s guard then refuses to dereference on the thread that
+//!   does not hold the word, so the shared bytes are not aliased. Detecting reuse would need
+//!   the owner's start time beside the word, written after the compare-and-swap, so readable
+//!   stale, and a stale start time would make a waiter steal the lock of a live owner.
 //! - **One PID namespace.** The TID in the word is read in the waiter's namespace: processes
 //!   that share a lock must share it (spawned and forked children do).
 //! - **`/proc` hidden** (`hidepid`): an owner `/proc` does not show is asked with `kill(tid,

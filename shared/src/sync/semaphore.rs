@@ -201,6 +201,7 @@ impl Core {
         SemaphoreGuard {
             unit,
             core: self.clone(),
+            taker: crate::sys::thread::cached_id(),
         }
     }
 
@@ -282,6 +283,9 @@ pub struct SemaphoreGuard {
     /// Dropped first: a slot's lock refers into the block that `core` keeps mapped.
     unit: Unit,
     core: Core,
+    /// The thread that took the unit (kernel id): a guard inherited by a forked child
+    /// (through a thread-local) gives nothing back there, or the unit would be returned twice.
+    taker: u32,
 }
 
 impl SemaphoreGuard {
@@ -301,6 +305,9 @@ impl SemaphoreGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forget(mut self) {
+        if self.inherited() {
+            return;
+        }
         let state = self.core.state();
         if let Unit::Slot { index, lock } = std::mem::replace(&mut self.unit, Unit::Spent) {
             let bit = 1 << index;
@@ -312,8 +319,24 @@ impl SemaphoreGuard {
     }
 }
 
+impl SemaphoreGuard {
+    /// Whether this guard reached another thread than the one that took its unit: a forked
+    /// child's, through a thread-local (a guard is not `Send`). Its unit is then the parent's
+    /// to give back: this one is spent without touching the semaphore.
+    fn inherited(&mut self) -> bool {
+        if self.taker == crate::sys::thread::cached_id() {
+            return false;
+        }
+        std::mem::forget(std::mem::replace(&mut self.unit, Unit::Spent));
+        true
+    }
+}
+
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
+        if self.inherited() {
+            return;
+        }
         let state = self.core.state();
         match std::mem::replace(&mut self.unit, Unit::Spent) {
             Unit::Slot { index, lock } => {

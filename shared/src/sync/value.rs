@@ -107,6 +107,21 @@ struct Holding<const ARRAY: bool> {
     block: Arc<Block<Locked<ARRAY>>>,
 }
 
+impl<const ARRAY: bool> Holding<ARRAY> {
+    /// Panics unless this thread holds the lock word: a guard that reached a thread that does
+    /// not hold it (one inherited by a forked child through a thread-local, or a lock taken
+    /// over from an owner thought dead) must not hand out a reference to the shared bytes,
+    /// which the real holder may be writing. `Deref` cannot return an error.
+    #[inline]
+    fn assert_held(&self) {
+        assert!(
+            self.block.state().word.held_by_me(),
+            "a Value's or Array's guard was used by a thread that does not hold its lock \
+             (inherited by a forked child?): refusing to alias the shared value"
+        );
+    }
+}
+
 impl<const ARRAY: bool> Drop for Holding<ARRAY> {
     #[inline]
     fn drop(&mut self) {
@@ -317,6 +332,11 @@ pub struct Value<T> {
 
 /// Proof that this thread holds a [`Value`]'s lock; derefs to the value and releases the lock
 /// when dropped. Not `Send`.
+///
+/// # Panics
+/// Dereferencing it panics on a thread that does not hold the lock: a guard that a forked
+/// child inherited through a thread-local, which must not reach the value that its parent may
+/// be writing. (The same holds for [`ArrayGuard`].)
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<T> {
     _holding: Holding<false>,
@@ -422,8 +442,9 @@ impl<T: Pod> Value<T> {
     }
 }
 
-// SAFETY (of the derefs below): the guard holds the lock word, which every access to the
-// value takes, in every process (the word is shared memory that every holder of the block is
+// SAFETY (of the derefs below): the guard holds the lock word (checked by `assert_held`, so
+// that a guard inherited across `fork` cannot alias), which every access to the value takes,
+// in every process (the word is shared memory that every holder of the block is
 // trusted with, as the bytes of the value are); the word refuses its owner (`EDEADLK`), so
 // this thread holds no other guard of it, and the guard is not `Send`; `_holding` keeps the
 // block mapped while the guard lives; the element is aligned (`Cells::FITS`) and any bytes
@@ -431,6 +452,7 @@ impl<T: Pod> Value<T> {
 impl<T> Deref for ValueGuard<T> {
     type Target = T;
     fn deref(&self) -> &T {
+        self._holding.assert_held();
         // SAFETY: see above.
         unsafe { &*self.value }
     }
@@ -438,6 +460,7 @@ impl<T> Deref for ValueGuard<T> {
 
 impl<T> DerefMut for ValueGuard<T> {
     fn deref_mut(&mut self) -> &mut T {
+        self._holding.assert_held();
         // SAFETY: see above; `&mut self` makes this the only reference through the guard.
         unsafe { &mut *self.value }
     }
@@ -576,6 +599,7 @@ impl<T: Pod> Array<T> {
 impl<T> Deref for ArrayGuard<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
+        self._holding.assert_held();
         // SAFETY: as for `ValueGuard`, over `len` elements (checked by `Cells::open`).
         unsafe { &*self.items }
     }
@@ -583,6 +607,7 @@ impl<T> Deref for ArrayGuard<T> {
 
 impl<T> DerefMut for ArrayGuard<T> {
     fn deref_mut(&mut self) -> &mut [T] {
+        self._holding.assert_held();
         // SAFETY: as above.
         unsafe { &mut *self.items }
     }
