@@ -241,6 +241,7 @@ mod cli;
 mod handoff;
 mod introspection;
 mod pipe;
+mod pool;
 mod process;
 mod queue;
 mod runtime;
@@ -257,6 +258,10 @@ pub use introspection::{
     process_cpu_count,
 };
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
+pub use pool::{
+    AsyncResult, Chunked, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task, TaskResult,
+    TaskValue,
+};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;

@@ -240,6 +240,13 @@ impl Process {
         self.signal("kill", Stop::Kill)
     }
 
+    /// A descriptor that becomes readable when the started child ends (its pidfd), for
+    /// waiting on several processes at once.
+    pub(crate) fn exit_notifier(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.child.as_ref().map(|child| child.exited.as_fd())
+    }
+
     fn started_child(&self, operation: &'static str) -> Result<&Child, ProcessError> {
         let child = self
             .child

@@ -1,0 +1,728 @@
+//! [`Pool`]: a pool of worker processes, with the API of Python's `multiprocessing.Pool`, that
+//! survives the death of its workers.
+//!
+//! # How it works
+//!
+//! Each worker is a daemonic [`Process`] (fork or spawn, like any other) with a [`Queue`] of
+//! its own for orders; all of them report on one queue. A thread in the pool's process, the
+//! supervisor, hands out chunks of calls, at most [`PREFETCH`](supervisor::PREFETCH) per worker,
+//! collects the results, and watches each worker's end through its pidfd. Since the pool
+//! always knows which chunks a worker holds, a worker's death costs exactly the chunk it was
+//! running: that chunk fails with [`PoolError::WorkerDied`], the chunks queued behind it go to
+//! other workers, and a new worker takes its place.
+//!
+//! A task is sent as the offset of its entry point in the executable and its arguments in
+//! MessagePack, so it must be a function item, under fork as under spawn.
+
+mod error;
+mod result;
+mod supervisor;
+mod task;
+mod worker;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::PoolError;
+pub use result::{AsyncResult, IMap};
+pub use task::{Task, TaskResult};
+
+use supervisor::{Factory, Shared, Status};
+use worker::{WorkerSetup, no_initializer, worker_main};
+
+use crate::{Process, StartMethod};
+
+/// The value a call of `F` on `Args` gives the caller: the function's return value, or what
+/// its `Ok` holds.
+pub type TaskValue<F, Args> = <<F as Task<Args>>::Output as TaskResult>::Value;
+
+/// What [`Pool::imap`] returns for a function `F` over the items of `I`.
+pub type IMapOf<F, I> =
+    IMap<TaskValue<F, (<I as IntoIterator>::Item,)>, <I as IntoIterator>::IntoIter>;
+
+/// What [`Pool::map_async`] returns for a function `F` of one argument `A`: the result of
+/// every call, later.
+pub type MapResult<F, A> = AsyncResult<Vec<TaskValue<F, (A,)>>>;
+
+/// A pool of worker processes that runs calls of a function on many inputs. Python:
+/// `multiprocessing.Pool`.
+///
+/// ```
+/// fn quadrado(numero: u64) -> u64 {
+///     numero * numero
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # shared::set_start_method(shared::StartMethod::Fork); // a doctest has no `init`
+/// let pool = shared::Pool::new(2)?;
+/// assert_eq!(pool.map(quadrado, 0..5)?, [0, 1, 4, 9, 16]);
+/// assert_eq!(pool.apply(quadrado, (7,))?, 49);
+/// let resultados: Vec<u64> = pool.imap(quadrado, 1..)?.take(3).collect::<Result<_, _>>()?;
+/// assert_eq!(resultados, [1, 4, 9]);
+/// pool.close();
+/// pool.join()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Dropping a pool terminates it, as leaving a `with Pool() as pool:` block does: work still
+/// running is killed. Call [`close`](Self::close) and [`join`](Self::join) to let it finish.
+///
+/// # Crashes
+/// A task that returns `Err` or panics fails with [`PoolError::Task`], carrying the error's
+/// message; the other calls are unaffected. A worker that dies (a SIGKILL, the OOM killer)
+/// fails the one chunk it was running with [`PoolError::WorkerDied`], naming its PID and
+/// signal, and is replaced; the calls queued behind it run on other workers, and the pool
+/// stays usable. That chunk is not retried: a task that killed its worker would likely kill
+/// the next one, and a task need not be safe to run twice. CPython's `Pool` waits for ever
+/// for that chunk.
+///
+/// A pool is used by the process that made it: in another process (a forked child that
+/// inherited it), every call fails with [`PoolError::Broken`].
+pub struct Pool {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    owner: u32,
+}
+
+impl Pool {
+    /// A pool of `processes` workers. Python: `Pool(processes)`. For the other options (an
+    /// initializer, `maxtasksperchild`, a start method), or `os.process_cpu_count()` workers,
+    /// see [`Pool::builder`].
+    ///
+    /// # Errors
+    /// [`PoolError::NoProcesses`] for 0; [`PoolError::Start`] or [`PoolError::Io`] if a worker,
+    /// a queue or the supervisor thread could not be made.
+    pub fn new(processes: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// Options for a new pool: [`PoolBuilder`].
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// How many workers the pool keeps.
+    pub fn processes(&self) -> usize {
+        self.shared.lock().processes()
+    }
+
+    /// The PIDs of the workers alive now (a killed worker's replacement has a new one).
+    /// Python has no public equivalent (`[p.pid for p in pool._pool]`).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.lock().worker_pids()
+    }
+
+    /// Calls `f(args...)` in a worker and waits for the result. Python: `apply(f, args)`.
+    ///
+    /// # Errors
+    /// Those of [`apply_async`](Self::apply_async) and of [`AsyncResult::get`].
+    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<TaskValue<F, Args>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Calls `f(args...)` in a worker; the result comes later. Python: `apply_async(f, args)`.
+    ///
+    /// # Errors
+    /// [`PoolError::NeedsFunction`] if `f` is not a function item; [`PoolError::Arguments`] if
+    /// `args` cannot be serialized; [`PoolError::NotRunning`] after `close` or `terminate`;
+    /// [`PoolError::Initializer`] or [`PoolError::Broken`] if the pool cannot run tasks.
+    pub fn apply_async<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+    ) -> Result<AsyncResult<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        let job = self.submit(f, &[args], Some(1))?;
+        Ok(AsyncResult::new(
+            Arc::clone(&self.shared),
+            job,
+            result::collect_one,
+        ))
+    }
+
+    /// Calls `f` on each item and returns the results in input order. Python: `map(f, items)`.
+    ///
+    /// The input is read whole first, and cut into chunks as Python does: about four per
+    /// worker. [`chunked`](Self::chunked) picks the chunk size.
+    ///
+    /// ```
+    /// fn dobro(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    /// # shared::set_start_method(shared::StartMethod::Fork);
+    /// let pool = shared::Pool::new(2)?;
+    /// assert_eq!(pool.map(dobro, vec![1, 2, 3])?, [2, 4, 6]);
+    /// # Ok::<(), shared::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`map_async`](Self::map_async), then the first failure among the calls in
+    /// input order (see [`AsyncResult::get`]).
+    pub fn map<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).map(f, items)
+    }
+
+    /// Like [`map`](Self::map), returning at once. Python: `map_async(f, items)`.
+    ///
+    /// # Errors
+    /// [`PoolError::NeedsFunction`] if `f` is not a function item; [`PoolError::Arguments`] if
+    /// an item cannot be serialized; [`PoolError::NotRunning`] after `close` or `terminate`;
+    /// [`PoolError::Initializer`] or [`PoolError::Broken`] if the pool cannot run tasks.
+    pub fn map_async<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).map_async(f, items)
+    }
+
+    /// Calls `f(a, b, ...)` for each tuple `(a, b, ...)`, results in input order. Python:
+    /// `starmap(f, items)`.
+    ///
+    /// # Errors
+    /// Those of [`map`](Self::map).
+    pub fn starmap<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).starmap(f, items)
+    }
+
+    /// Like [`starmap`](Self::starmap), returning at once. Python: `starmap_async`.
+    ///
+    /// # Errors
+    /// Those of [`map_async`](Self::map_async).
+    pub fn starmap_async<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).starmap_async(f, items)
+    }
+
+    /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
+    /// are consumed, with at most 8 chunks per worker in flight, and yields the results in
+    /// input order. Python: `imap(f, items)` (one item per chunk unless
+    /// [`chunked`](Self::chunked)). The input may be endless.
+    ///
+    /// # Errors
+    /// [`PoolError::NeedsFunction`], [`PoolError::NotRunning`], [`PoolError::Initializer`] or
+    /// [`PoolError::Broken`] at once, as for [`map_async`](Self::map_async); each item's own
+    /// failure comes from the iterator (an item that cannot be serialized gives
+    /// [`PoolError::Arguments`] there).
+    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.with_chunks(None).imap(f, items)
+    }
+
+    /// Like [`imap`](Self::imap), yielding each result as soon as it arrives, in any order.
+    /// Python: `imap_unordered(f, items)`.
+    ///
+    /// # Errors
+    /// Those of [`imap`](Self::imap).
+    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.with_chunks(None).imap_unordered(f, items)
+    }
+
+    /// The mapping methods with a chunk size of `chunksize` items: Python's `chunksize`
+    /// argument. `pool.chunked(1).map(f, items)` is Python's `pool.map(f, items, chunksize=1)`.
+    /// A chunk size of 0 makes every call fail with [`PoolError::NoChunksize`].
+    pub fn chunked(&self, chunksize: usize) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize: Some(chunksize),
+        }
+    }
+
+    fn with_chunks(&self, chunksize: Option<usize>) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize,
+        }
+    }
+
+    /// Takes no more work; the workers exit once the work submitted is done. Python:
+    /// `close()`.
+    pub fn close(&self) {
+        if self.is_owner() {
+            self.shared.lock().close();
+            self.shared.wake();
+        }
+    }
+
+    /// Stops the workers at once (SIGKILL), failing every unfinished call with
+    /// [`PoolError::Terminated`]. Python: `terminate()`.
+    pub fn terminate(&self) {
+        if self.is_owner() {
+            self.shared.lock().terminate();
+            self.shared.wake();
+        }
+    }
+
+    /// Waits for every worker to end, after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate). Python: `join()`.
+    ///
+    /// # Errors
+    /// [`PoolError::StillRunning`] if the pool was neither closed nor terminated;
+    /// [`PoolError::Broken`] in a process other than the pool's.
+    pub fn join(&self) -> Result<(), PoolError> {
+        self.check_owner()?;
+        let mut state = self.shared.lock();
+        if state.status == Status::Running {
+            return Err(PoolError::StillRunning);
+        }
+        while state.status != Status::Finished {
+            state = self.shared.wait(state);
+        }
+        drop(state);
+        let supervisor = self
+            .supervisor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.join();
+        }
+        Ok(())
+    }
+
+    fn is_owner(&self) -> bool {
+        self.owner == std::process::id()
+    }
+
+    fn check_owner(&self) -> Result<(), PoolError> {
+        if self.is_owner() {
+            Ok(())
+        } else {
+            Err(PoolError::Broken(
+                "a pool can be used only by the process that created it".into(),
+            ))
+        }
+    }
+
+    /// Sends `items` to the workers in chunks of `chunksize` (Python's default if `None`);
+    /// returns the job's id.
+    fn submit<F, Args>(
+        &self,
+        f: F,
+        items: &[Args],
+        chunksize: Option<usize>,
+    ) -> Result<u64, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.check_owner()?;
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let chunksize = match chunksize {
+            Some(0) => return Err(PoolError::NoChunksize),
+            Some(chunksize) => chunksize,
+            None => default_chunksize(items.len(), self.processes()),
+        };
+        let chunks = items
+            .chunks(chunksize)
+            .map(|chunk| {
+                rmp_serde::to_vec(chunk)
+                    .map(|bytes| (chunk.len(), bytes))
+                    .map_err(|error| PoolError::Arguments(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut state = self.shared.lock();
+        state.check_running()?;
+        let job = state.submit(entry, chunks);
+        drop(state);
+        self.shared.wake();
+        Ok(job)
+    }
+}
+
+/// Python's default chunk size for `map`: the items spread over four chunks per worker.
+fn default_chunksize(items: usize, processes: usize) -> usize {
+    items.div_ceil(processes.max(1) * 4).max(1)
+}
+
+impl Drop for Pool {
+    /// Terminates the pool and waits for its workers, as leaving `with Pool() as pool:` does.
+    fn drop(&mut self) {
+        if self.is_owner() {
+            self.terminate();
+            let _ = self.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("Pool")
+            .field("processes", &state.processes())
+            .field("status", &state.status)
+            .field("workers", &state.worker_pids())
+            .finish()
+    }
+}
+
+/// The mapping methods of a [`Pool`] with a chosen chunk size; made by [`Pool::chunked`].
+/// Each method is the `Pool` method of the same name.
+#[derive(Debug)]
+pub struct Chunked<'pool> {
+    pool: &'pool Pool,
+    /// `None`: Python's default (for `map` about four chunks per worker, for `imap` 1).
+    chunksize: Option<usize>,
+}
+
+impl Chunked<'_> {
+    /// [`Pool::map`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::map`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn map<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.map_async(f, items)?.get()
+    }
+
+    /// [`Pool::map_async`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn map_async<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        let items: Vec<(A,)> = items.into_iter().map(|item| (item,)).collect();
+        self.starmap_async(f, items)
+    }
+
+    /// [`Pool::starmap`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::starmap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn starmap<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.starmap_async(f, items)?.get()
+    }
+
+    /// [`Pool::starmap_async`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn starmap_async<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        let items: Vec<Args> = items.into_iter().collect();
+        let job = self.pool.submit(f, &items, self.chunksize)?;
+        Ok(AsyncResult::new(
+            Arc::clone(&self.pool.shared),
+            job,
+            result::collect_all,
+        ))
+    }
+
+    /// [`Pool::imap`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::imap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.lazy(f, items, true)
+    }
+
+    /// [`Pool::imap_unordered`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::imap_unordered`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.lazy(f, items, false)
+    }
+
+    fn lazy<F, A, I>(&self, f: F, items: I, ordered: bool) -> Result<IMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.pool.check_owner()?;
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let chunksize = match self.chunksize {
+            Some(0) => return Err(PoolError::NoChunksize),
+            chunksize => chunksize.unwrap_or(1),
+        };
+        let input = items.into_iter();
+        IMap::new(
+            Arc::clone(&self.pool.shared),
+            entry,
+            input,
+            chunksize,
+            ordered,
+        )
+    }
+}
+
+/// Options for a new [`Pool`]: Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild)` and `get_context(method).Pool(...)`.
+///
+/// ```
+/// use shared::Pool;
+///
+/// fn prepara(saudacao: String) {
+///     assert_eq!(saudacao, "olá");
+/// }
+///
+/// fn pid(_: u32) -> u32 {
+///     std::process::id()
+/// }
+///
+/// # shared::set_start_method(shared::StartMethod::Fork);
+/// let pool = Pool::builder()
+///     .processes(1)
+///     .initializer(prepara, ("olá".to_owned(),))
+///     .maxtasksperchild(1)
+///     .build()?;
+/// // One task per worker: each call runs in a new process.
+/// let pids = pool.chunked(1).map(pid, [0, 0])?;
+/// assert_ne!(pids[0], pids[1]);
+/// # Ok::<(), shared::PoolError>(())
+/// ```
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    maxtasks: Option<usize>,
+    start_method: Option<StartMethod>,
+    factory: Result<Factory, PoolError>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            processes: None,
+            maxtasks: None,
+            start_method: None,
+            factory: Ok(factory_of(no_initializer, ())),
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// How many workers; without it, [`process_cpu_count`](crate::process_cpu_count)
+    /// (Python 3.13+'s default).
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// A function each worker calls with `initargs` before its first task. Python:
+    /// `initializer=f, initargs=(...)`. Unlike a task's arguments, `initargs` may hold
+    /// handles (a [`Queue`](crate::Queue), a [`Lock`](crate::Lock), a [`Value`](crate::Value)),
+    /// since they reach each worker as it starts. It must be a function item returning `()` or
+    /// `Result<(), E>`.
+    ///
+    /// If it fails (returns `Err` or panics) in a worker, the pool stops: every call fails
+    /// with [`PoolError::Initializer`] and its message. CPython starts new workers for ever
+    /// instead.
+    pub fn initializer<I, IA>(mut self, _initializer: I, initargs: IA) -> Self
+    where
+        I: Task<IA>,
+        I::Output: TaskResult<Value = ()>,
+        IA: Clone + Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.factory = if crate::spawn::can_recreate::<I>() {
+            Ok(factory::<I, IA>(initargs))
+        } else {
+            Err(PoolError::NeedsFunction)
+        };
+        self
+    }
+
+    /// Each worker exits after this many chunks, and a new one takes its place. Python:
+    /// `maxtasksperchild`.
+    pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
+        self.maxtasks = Some(tasks);
+        self
+    }
+
+    /// The start method of the workers; without it, the program's
+    /// ([`get_start_method`](crate::get_start_method)). Python: `get_context(method).Pool()`.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts the pool's workers. Python: `Pool(...)`.
+    ///
+    /// # Errors
+    /// [`PoolError::NoProcesses`] for `processes(0)`; [`PoolError::NoTasksPerChild`] for
+    /// `maxtasksperchild(0)`; [`PoolError::NeedsFunction`] if the initializer is not a
+    /// function item; [`PoolError::Start`] or [`PoolError::Io`] if a worker, a queue or the
+    /// supervisor thread could not be made (the workers already started are killed).
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let processes = match self.processes {
+            Some(0) => return Err(PoolError::NoProcesses),
+            Some(processes) => processes,
+            None => crate::process_cpu_count().unwrap_or(1).max(1),
+        };
+        let maxtasks = match self.maxtasks.map(NonZeroUsize::new) {
+            Some(None) => return Err(PoolError::NoTasksPerChild),
+            Some(Some(tasks)) => Some(tasks.get() as u64),
+            None => None,
+        };
+        let make = self.factory?;
+        let start_method = self.start_method;
+        let factory: Factory = Box::new(move |setup| {
+            let mut process = make(setup);
+            let method = start_method.unwrap_or_else(crate::get_start_method);
+            let number = process.name().rsplit('-').next().unwrap_or("0").to_owned();
+            process.set_name(format!("{}PoolWorker-{number}", method_prefix(method)));
+            process.start_method(method)
+        });
+        let shared = Shared::start(processes, maxtasks, factory)?;
+        let supervisor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("pool-supervisor".into())
+                .spawn(move || shared.supervise())
+        };
+        let supervisor = match supervisor {
+            Ok(supervisor) => supervisor,
+            Err(error) => {
+                let mut state = shared.lock();
+                state.terminate();
+                return Err(error.into());
+            }
+        };
+        Ok(Pool {
+            shared,
+            supervisor: Mutex::new(Some(supervisor)),
+            owner: std::process::id(),
+        })
+    }
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("maxtasksperchild", &self.maxtasks)
+            .field("start_method", &self.start_method)
+            .finish()
+    }
+}
+
+/// What CPython calls a pool worker of each start method: `ForkPoolWorker-3`.
+fn method_prefix(method: StartMethod) -> &'static str {
+    match method {
+        StartMethod::Fork => "Fork",
+        StartMethod::Spawn => "Spawn",
+    }
+}
+
+/// [`factory`] for the initializer `_initializer`, whose type a caller cannot name.
+fn factory_of<I, IA>(_initializer: I, initargs: IA) -> Factory
+where
+    I: Task<IA>,
+    I::Output: TaskResult<Value = ()>,
+    IA: Clone + Serialize + DeserializeOwned + Send + 'static,
+{
+    factory::<I, IA>(initargs)
+}
+
+/// Makes each worker: a daemonic process running [`worker_main`] with initializer `I`.
+fn factory<I, IA>(initargs: IA) -> Factory
+where
+    I: Task<IA>,
+    I::Output: TaskResult<Value = ()>,
+    IA: Clone + Serialize + DeserializeOwned + Send + 'static,
+{
+    Box::new(move |setup: WorkerSetup| {
+        Process::new(worker_main::<I, IA>, (setup, initargs.clone())).daemon(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_chunksize_is_pythons() {
+        // divmod(len, 4 * processes), plus one for a remainder; at least 1.
+        assert_eq!(default_chunksize(10, 2), 2);
+        assert_eq!(default_chunksize(100_000, 2), 12_500);
+        assert_eq!(default_chunksize(9, 2), 2);
+        assert_eq!(default_chunksize(8, 2), 1);
+        assert_eq!(default_chunksize(0, 2), 1);
+    }
+}

@@ -1,0 +1,364 @@
+//! What a pool call hands back: [`AsyncResult`] (Python's `AsyncResult`) and [`IMap`] (the
+//! iterator of `imap` and `imap_unordered`).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::PoolError;
+use super::supervisor::{Failure, Job, Outcome, Shared, State};
+use super::worker::decode_chunk;
+
+/// The result of [`Pool::apply_async`](crate::Pool::apply_async) or
+/// [`Pool::map_async`](crate::Pool::map_async), arriving later. Python: `AsyncResult`.
+///
+/// It can be read any number of times: each [`get`](Self::get) decodes the result again.
+/// Dropping it discards the result (the task still runs).
+pub struct AsyncResult<T> {
+    shared: Arc<Shared>,
+    job: u64,
+    collect: fn(&Job) -> Result<T, PoolError>,
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        job: u64,
+        collect: fn(&Job) -> Result<T, PoolError>,
+    ) -> Self {
+        AsyncResult {
+            shared,
+            job,
+            collect,
+        }
+    }
+
+    /// Waits for the result and returns it. Python: `get()`.
+    ///
+    /// # Errors
+    /// The first failure among the calls, in input order: [`PoolError::Task`] (the task
+    /// returned `Err` or panicked), [`PoolError::WorkerDied`], [`PoolError::Terminated`],
+    /// [`PoolError::Initializer`], [`PoolError::Decode`] (the result is not a `T`), or
+    /// [`PoolError::Broken`].
+    pub fn get(&self) -> Result<T, PoolError> {
+        let state = self.wait_until(None);
+        self.collect_from(&state)
+    }
+
+    /// Like [`get`](Self::get), waiting at most `timeout`. Python: `get(timeout)`.
+    ///
+    /// # Errors
+    /// [`PoolError::Timeout`] if the result did not arrive in time; otherwise those of
+    /// [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
+        let state = self.wait_until(Instant::now().checked_add(timeout));
+        if !self.is_complete(&state) {
+            return Err(PoolError::Timeout);
+        }
+        self.collect_from(&state)
+    }
+
+    /// Waits until the result has arrived. Python: `wait()`.
+    pub fn wait(&self) {
+        drop(self.wait_until(None));
+    }
+
+    /// Waits at most `timeout` for the result; returns whether it has arrived. Python:
+    /// `wait(timeout)`, then `ready()`.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let state = self.wait_until(Instant::now().checked_add(timeout));
+        self.is_complete(&state)
+    }
+
+    /// Whether the result has arrived. Python: `ready()`.
+    pub fn ready(&self) -> bool {
+        self.is_complete(&self.shared.lock())
+    }
+
+    /// Whether every call succeeded. Python: `successful()`.
+    ///
+    /// # Errors
+    /// [`PoolError::NotReady`] if the result has not arrived yet (Python: `ValueError`).
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        let state = self.shared.lock();
+        if !self.is_complete(&state) {
+            return Err(PoolError::NotReady);
+        }
+        Ok(self.collect_from(&state).is_ok())
+    }
+
+    fn is_complete(&self, state: &State) -> bool {
+        state.jobs.get(&self.job).is_none_or(Job::is_complete)
+    }
+
+    fn collect_from(&self, state: &State) -> Result<T, PoolError> {
+        match state.jobs.get(&self.job) {
+            Some(job) => (self.collect)(job),
+            None => Err(PoolError::Broken("the result was discarded".into())),
+        }
+    }
+
+    /// The state, once the job is complete or `deadline` has passed.
+    fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, State> {
+        let mut state = self.shared.lock();
+        while !self.is_complete(&state) {
+            state = match deadline {
+                None => self.shared.wait(state),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.shared.wait_timeout(state, left)
+                }
+            };
+        }
+        state
+    }
+}
+
+impl<T> Drop for AsyncResult<T> {
+    fn drop(&mut self) {
+        self.shared.lock().forget(self.job);
+    }
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+/// The results of every chunk of `job`, in input order; the first failure otherwise.
+pub(crate) fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, PoolError> {
+    let mut values = Vec::with_capacity(job.chunk_lens.iter().sum());
+    for (chunk, &len) in job.chunk_lens.iter().enumerate() {
+        let outcome = job.outcomes.get(&(chunk as u64));
+        for item in decode_outcome(outcome, len) {
+            values.push(item?);
+        }
+    }
+    Ok(values)
+}
+
+/// The one result of a job of one call.
+pub(crate) fn collect_one<V: DeserializeOwned>(job: &Job) -> Result<V, PoolError> {
+    collect_all(job)?
+        .pop()
+        .ok_or_else(|| PoolError::Broken("a call came back without its result".into()))
+}
+
+/// The `len` items' results of a chunk's outcome.
+fn decode_outcome<V: DeserializeOwned>(
+    outcome: Option<&Outcome>,
+    len: usize,
+) -> Vec<Result<V, PoolError>> {
+    let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
+    match outcome {
+        None => each(&|| PoolError::Broken("a chunk came back without an outcome".into())),
+        Some(Outcome::Failed(failure)) => each(&|| failure.to_error()),
+        Some(Outcome::Ran(bytes)) => match decode_chunk::<V>(bytes) {
+            Ok(items) if items.len() == len => items
+                .into_iter()
+                .map(|item| item.map_err(PoolError::Task))
+                .collect(),
+            Ok(items) => {
+                let why = format!(
+                    "a chunk of {len} calls came back with {} results",
+                    items.len()
+                );
+                each(&|| PoolError::Broken(why.clone()))
+            }
+            Err(error) => each(&|| PoolError::Decode(error.clone())),
+        },
+    }
+}
+
+/// The iterator of [`Pool::imap`](crate::Pool::imap) and
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered): it reads its input as its results
+/// are consumed, keeping a bounded number of chunks in flight, and yields each call's result.
+///
+/// Dropping it discards the results still to come (the calls already sent still run).
+pub struct IMap<V, I> {
+    shared: Arc<Shared>,
+    job: u64,
+    entry: u64,
+    input: Option<I>,
+    chunksize: usize,
+    /// The most chunks submitted and not yet yielded.
+    ahead: usize,
+    ordered: bool,
+    submitted: u64,
+    yielded: u64,
+    ready: VecDeque<Result<V, PoolError>>,
+    values: PhantomData<fn() -> V>,
+}
+
+impl<V, I, A> IMap<V, I>
+where
+    V: DeserializeOwned,
+    I: Iterator<Item = A>,
+    A: Serialize,
+{
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        entry: u64,
+        input: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<Self, PoolError> {
+        let ahead = 2 * super::supervisor::PREFETCH * shared.lock().processes();
+        let job = {
+            let mut state = shared.lock();
+            state.check_running()?;
+            state.submit(entry, Vec::new())
+        };
+        Ok(IMap {
+            shared,
+            job,
+            entry,
+            input: Some(input),
+            chunksize,
+            ahead,
+            ordered,
+            submitted: 0,
+            yielded: 0,
+            ready: VecDeque::new(),
+            values: PhantomData,
+        })
+    }
+
+    /// The next result, waiting at most `timeout` for it. Python: `next(timeout)`.
+    ///
+    /// `None` once every result was yielded; `Some(Err(PoolError::Timeout))` if none arrived
+    /// in time (call again to keep waiting). The errors are those of [`AsyncResult::get`].
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<V, PoolError>> {
+        self.next_before(Instant::now().checked_add(timeout))
+    }
+
+    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<V, PoolError>> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
+            }
+            self.top_up();
+            if self.yielded == self.submitted {
+                return None;
+            }
+            match self.take_chunk(deadline) {
+                Some(items) => self.ready.extend(items),
+                None => return Some(Err(PoolError::Timeout)),
+            }
+        }
+    }
+
+    /// Reads more input while fewer than `ahead` chunks are in flight, and submits it.
+    fn top_up(&mut self) {
+        let mut chunks = Vec::new();
+        let mut failed = Vec::new();
+        while self.submitted + (chunks.len() + failed.len()) as u64 - self.yielded
+            < self.ahead as u64
+        {
+            let Some(input) = &mut self.input else { break };
+            // The task takes one argument: each item crosses as a 1-tuple, as in `map`.
+            let items: Vec<(A,)> = input.by_ref().take(self.chunksize).map(|a| (a,)).collect();
+            if items.is_empty() {
+                self.input = None;
+                break;
+            }
+            match rmp_serde::to_vec(&items) {
+                Ok(bytes) => chunks.push((items.len(), bytes)),
+                Err(error) => failed.push((items.len(), error.to_string())),
+            }
+        }
+        if chunks.is_empty() && failed.is_empty() {
+            return;
+        }
+        self.submitted += (chunks.len() + failed.len()) as u64;
+        let mut state = self.shared.lock();
+        if let Err(error) = state.check_running() {
+            let failure = match error {
+                PoolError::NotRunning => Failure::Terminated,
+                other => Failure::Broken(other.to_string()),
+            };
+            for (len, _) in chunks {
+                state.add_failed_chunk(self.job, len, failure.clone());
+            }
+        } else {
+            state.add_chunks(self.job, self.entry, chunks);
+        }
+        for (len, message) in failed {
+            state.add_failed_chunk(self.job, len, Failure::Arguments(message));
+        }
+        drop(state);
+        self.shared.wake();
+    }
+
+    /// The results of the next chunk (in input order, or as they arrive), or `None` if
+    /// `deadline` passed first.
+    fn take_chunk(&mut self, deadline: Option<Instant>) -> Option<Vec<Result<V, PoolError>>> {
+        let mut state = self.shared.lock();
+        loop {
+            let job = state.jobs.get_mut(&self.job)?;
+            let chunk = if self.ordered {
+                job.arrivals.clear();
+                Some(self.yielded).filter(|chunk| job.outcomes.contains_key(chunk))
+            } else {
+                job.arrivals.pop_front()
+            };
+            if let Some(chunk) = chunk {
+                let outcome = job.outcomes.remove(&chunk);
+                let len = job.chunk_lens[chunk as usize];
+                self.yielded += 1;
+                drop(state);
+                return Some(decode_outcome(outcome.as_ref(), len));
+            }
+            state = match deadline {
+                None => self.shared.wait(state),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.shared.wait_timeout(state, left)
+                }
+            };
+        }
+    }
+}
+
+impl<V, I, A> Iterator for IMap<V, I>
+where
+    V: DeserializeOwned,
+    I: Iterator<Item = A>,
+    A: Serialize,
+{
+    type Item = Result<V, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_before(None)
+    }
+}
+
+impl<V, I> Drop for IMap<V, I> {
+    fn drop(&mut self) {
+        self.shared.lock().forget(self.job);
+    }
+}
+
+impl<V, I> fmt::Debug for IMap<V, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap")
+            .field("ordered", &self.ordered)
+            .field("chunksize", &self.chunksize)
+            .field("in_flight", &(self.submitted - self.yielded))
+            .finish()
+    }
+}

@@ -1,0 +1,579 @@
+//! The pool's bookkeeping, and the thread that keeps it: which worker holds which chunk, what
+//! each job has received, and what happens when a worker ends.
+//!
+//! Each worker has a queue of its own for orders, so the pool always knows which chunks a
+//! worker may hold: the ones it sent and got no report for. When a worker ends, the watcher
+//! thread of that worker reports it on the report queue, after every report the worker made
+//! (a `put` returns once the item is in shared memory, before the process can end). The
+//! supervisor then takes back the orders still in the dead worker's queue (never started, so
+//! sent to another worker) and fails the rest, the chunk the worker was running, with
+//! [`PoolError::WorkerDied`]. No chunk is run twice by the pool's choice, and every chunk gets
+//! exactly one outcome.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::PoolError;
+use super::task::Token;
+use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
+use crate::{Process, Queue, sys};
+
+/// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
+/// that it finds its next chunk without waiting for the supervisor. An idle worker takes queued
+/// chunks back from a busy one, so a long chunk does not hold others up.
+pub(crate) const PREFETCH: usize = 4;
+
+/// Makes a worker process (not started) from its setup.
+pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
+
+/// Why a chunk has no results.
+#[derive(Clone, Debug)]
+pub(crate) enum Failure {
+    WorkerDied { pid: u32, exitcode: i32 },
+    Terminated,
+    Refused(String),
+    Initializer(String),
+    Broken(String),
+    Arguments(String),
+}
+
+impl Failure {
+    pub(crate) fn to_error(&self) -> PoolError {
+        match self.clone() {
+            Failure::WorkerDied { pid, exitcode } => PoolError::WorkerDied { pid, exitcode },
+            Failure::Terminated => PoolError::Terminated,
+            Failure::Refused(message) | Failure::Broken(message) => PoolError::Broken(message),
+            Failure::Initializer(message) => PoolError::Initializer(message),
+            Failure::Arguments(message) => PoolError::Arguments(message),
+        }
+    }
+}
+
+/// One chunk's outcome as the supervisor stores it.
+pub(crate) enum Outcome {
+    /// The worker ran it: the encoded results of its items (a task's own error among them).
+    Ran(Vec<u8>),
+    /// The whole chunk failed.
+    Failed(Failure),
+}
+
+/// One call's chunks and what came back for them.
+#[derive(Default)]
+pub(crate) struct Job {
+    /// How many items each chunk holds (for an `imap`, the chunks submitted so far).
+    pub(crate) chunk_lens: Vec<usize>,
+    /// Whether each chunk has had its outcome: a chunk gets exactly one.
+    settled: Vec<bool>,
+    unsettled: usize,
+    /// The outcomes not yet taken by an `imap`, by chunk index.
+    pub(crate) outcomes: HashMap<u64, Outcome>,
+    /// Chunk indices in the order their outcomes arrived (for `imap_unordered`).
+    pub(crate) arrivals: VecDeque<u64>,
+}
+
+impl Job {
+    pub(crate) fn is_complete(&self) -> bool {
+        self.unsettled == 0
+    }
+
+    fn add_chunk(&mut self, len: usize) -> u64 {
+        self.chunk_lens.push(len);
+        self.settled.push(false);
+        self.unsettled += 1;
+        self.chunk_lens.len() as u64 - 1
+    }
+
+    /// Records the outcome of `chunk`, unless it already has one.
+    fn settle(&mut self, chunk: u64, outcome: Outcome) {
+        let Some(settled) = usize::try_from(chunk)
+            .ok()
+            .and_then(|index| self.settled.get_mut(index))
+        else {
+            return;
+        };
+        if !*settled {
+            *settled = true;
+            self.unsettled -= 1;
+            self.outcomes.insert(chunk, outcome);
+            self.arrivals.push_back(chunk);
+        }
+    }
+}
+
+/// Where the pool is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Takes work.
+    Running,
+    /// `close`d: finishes the work it has, then its workers stop.
+    Closed,
+    /// `terminate`d: its workers are being killed.
+    Terminating,
+    /// Every worker has ended and the supervisor thread has returned.
+    Finished,
+}
+
+struct Worker {
+    id: WorkerId,
+    pid: u32,
+    process: Process,
+    orders: Queue<Order>,
+    /// The chunks sent and not reported, oldest first.
+    held: VecDeque<(u64, u64)>,
+    /// Chunks it will run before it exits by itself (`maxtasksperchild`), if limited.
+    budget: Option<u64>,
+    /// Told to stop (or killed): gets no more work.
+    stopping: bool,
+}
+
+/// Everything the pool's threads share, behind one lock.
+pub(crate) struct State {
+    pub(crate) status: Status,
+    /// Set once the pool cannot run tasks any more; every later call fails with it.
+    pub(crate) broken: Option<Failure>,
+    pub(crate) jobs: HashMap<u64, Job>,
+    next_job: u64,
+    pending: VecDeque<Run>,
+    workers: Vec<Worker>,
+    next_worker: WorkerId,
+    factory: Factory,
+    processes: usize,
+    maxtasks: Option<u64>,
+    pub(crate) token: Token,
+}
+
+/// The state, the condition variable that callers wait on, and the report queue.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) changed: Condvar,
+    reports: Queue<Report>,
+}
+
+impl Shared {
+    /// Starts `processes` workers.
+    pub(crate) fn start(
+        processes: usize,
+        maxtasks: Option<u64>,
+        factory: Factory,
+    ) -> Result<Arc<Shared>, PoolError> {
+        let reports = Queue::new()?;
+        let mut state = State {
+            status: Status::Running,
+            broken: None,
+            jobs: HashMap::new(),
+            next_job: 0,
+            pending: VecDeque::new(),
+            workers: Vec::with_capacity(processes),
+            next_worker: 0,
+            factory,
+            processes,
+            maxtasks,
+            token: sys::random_bytes()?,
+        };
+        for _ in 0..processes {
+            if let Err(error) = state.start_worker(&reports) {
+                state.kill_all();
+                return Err(error);
+            }
+        }
+        Ok(Arc::new(Shared {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            reports,
+        }))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is finished before anything that may panic, so a panic
+        // elsewhere while the lock was held left it consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for the state to change; see [`lock`](Self::lock) for the poison.
+    pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Like [`wait`](Self::wait), for at most `timeout`.
+    pub(crate) fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
+    }
+
+    /// Tells the supervisor to look at the state again.
+    pub(crate) fn wake(&self) {
+        // The queue is unbounded: a put fails only when its memory is corrupt, and then the
+        // supervisor's own `get` fails too and breaks the pool.
+        let _ = self.reports.put(Report::Wake);
+    }
+
+    /// The supervisor thread's body: handles reports until the pool is finished.
+    pub(crate) fn supervise(self: &Arc<Self>) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.supervise_until_finished()));
+        if outcome.is_err() {
+            let mut state = self.lock();
+            state.break_pool(Failure::Broken("the pool's supervisor panicked".into()));
+            state.kill_all();
+            state.status = Status::Finished;
+            self.changed.notify_all();
+        }
+    }
+
+    fn supervise_until_finished(&self) {
+        loop {
+            let report = self.reports.get();
+            let mut state = self.lock();
+            match report {
+                Ok(report) => state.handle(report, &self.reports),
+                Err(error) => {
+                    let why = format!("its report queue failed: {error}");
+                    state.break_pool(Failure::Broken(why));
+                    state.kill_all();
+                    state.workers.clear();
+                }
+            }
+            state.dispatch();
+            let finished = state.workers.is_empty() && state.status != Status::Running;
+            if finished {
+                state.status = Status::Finished;
+            }
+            drop(state);
+            self.changed.notify_all();
+            if finished {
+                return;
+            }
+        }
+    }
+}
+
+impl State {
+    /// Registers a new job with its chunks queued; returns its id.
+    pub(crate) fn submit(&mut self, entry: u64, chunks: Vec<(usize, Vec<u8>)>) -> u64 {
+        let job = self.next_job;
+        self.next_job += 1;
+        self.jobs.insert(job, Job::default());
+        self.add_chunks(job, entry, chunks);
+        job
+    }
+
+    /// Queues more chunks of `job`.
+    pub(crate) fn add_chunks(&mut self, job: u64, entry: u64, chunks: Vec<(usize, Vec<u8>)>) {
+        let Some(record) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        for (len, args) in chunks {
+            let chunk = record.add_chunk(len);
+            self.pending.push_back(Run {
+                job,
+                chunk,
+                entry,
+                token: self.token,
+                args,
+            });
+        }
+    }
+
+    /// Records a chunk that failed before it reached the pool (its arguments did not encode).
+    pub(crate) fn add_failed_chunk(&mut self, job: u64, len: usize, failure: Failure) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            let chunk = record.add_chunk(len);
+            record.settle(chunk, Outcome::Failed(failure));
+        }
+    }
+
+    /// Whether new work is accepted; the error says why not.
+    pub(crate) fn check_running(&self) -> Result<(), PoolError> {
+        if let Some(failure) = &self.broken {
+            return Err(failure.to_error());
+        }
+        match self.status {
+            Status::Running => Ok(()),
+            _ => Err(PoolError::NotRunning),
+        }
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The PIDs of the workers alive now.
+    pub(crate) fn worker_pids(&self) -> Vec<u32> {
+        self.workers.iter().map(|worker| worker.pid).collect()
+    }
+
+    fn handle(&mut self, report: Report, reports: &Queue<Report>) {
+        match report {
+            Report::Done {
+                worker,
+                job,
+                chunk,
+                outcome,
+            } => {
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
+                    worker.held.retain(|&held| held != (job, chunk));
+                }
+                let outcome = match outcome {
+                    Ok(bytes) => Outcome::Ran(bytes.into_vec()),
+                    Err(message) => Outcome::Failed(Failure::Refused(message)),
+                };
+                if let Some(record) = self.jobs.get_mut(&job) {
+                    record.settle(chunk, outcome);
+                }
+            }
+            Report::InitFailed { message, .. } => {
+                self.break_pool(Failure::Initializer(message));
+                self.kill_all();
+            }
+            Report::Exited { worker } => self.bury(worker, reports),
+            Report::Wake => {}
+        }
+        if self.status == Status::Terminating {
+            self.fail_everything(&Failure::Terminated);
+            self.kill_all();
+        }
+    }
+
+    /// A worker ended: reap it, give its untaken orders to others, fail what it held, and
+    /// replace it if there is still work to do.
+    fn bury(&mut self, id: WorkerId, reports: &Queue<Report>) {
+        let Some(index) = self.workers.iter().position(|w| w.id == id) else {
+            return;
+        };
+        let mut worker = self.workers.swap_remove(index);
+        let exitcode = match worker.process.join() {
+            Ok(()) => worker.process.exitcode().unwrap_or(-1),
+            Err(_) => -1,
+        };
+        let mut untaken = Vec::new();
+        while let Ok(Order::Run(run)) = worker.orders.get_nowait() {
+            worker.held.retain(|&held| held != (run.job, run.chunk));
+            untaken.push(run);
+        }
+        for run in untaken.into_iter().rev() {
+            self.pending.push_front(run);
+        }
+        let died = Failure::WorkerDied {
+            pid: worker.pid,
+            exitcode,
+        };
+        for (job, chunk) in worker.held {
+            if let Some(record) = self.jobs.get_mut(&job) {
+                record.settle(chunk, Outcome::Failed(died.clone()));
+            }
+        }
+        let work_left = self.status == Status::Running || !self.pending.is_empty();
+        if self.broken.is_none()
+            && matches!(self.status, Status::Running | Status::Closed)
+            && work_left
+            && let Err(error) = self.start_worker(reports)
+        {
+            let why = format!("a replacement worker could not start: {error}");
+            self.break_pool(Failure::Broken(why));
+            self.kill_all();
+        }
+    }
+
+    fn start_worker(&mut self, reports: &Queue<Report>) -> Result<(), PoolError> {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        let orders = Queue::new()?;
+        let setup = WorkerSetup {
+            id,
+            orders: orders.clone(),
+            reports: reports.clone(),
+            token: self.token,
+            maxtasks: self.maxtasks,
+        };
+        let mut process = (self.factory)(setup);
+        process.start()?;
+        let pid = process.pid().unwrap_or(0);
+        if let Err(error) = watch(&process, id, reports) {
+            let _ = process.kill();
+            let _ = process.join();
+            return Err(error.into());
+        }
+        self.workers.push(Worker {
+            id,
+            pid,
+            process,
+            orders,
+            held: VecDeque::new(),
+            budget: self.maxtasks,
+            stopping: false,
+        });
+        Ok(())
+    }
+
+    /// Gives pending chunks to workers with room, one each in turn; lets idle workers take
+    /// chunks queued behind busy ones; tells idle workers of a closed pool to stop.
+    fn dispatch(&mut self) {
+        if self.status == Status::Terminating || self.broken.is_some() {
+            return;
+        }
+        self.fill_workers();
+        self.rebalance();
+        if self.status == Status::Closed && self.pending.is_empty() {
+            for worker in self.workers.iter_mut().filter(|w| w.held.is_empty()) {
+                if !worker.stopping {
+                    worker.stopping = true;
+                    if worker.orders.put(Order::Stop).is_err() {
+                        let _ = worker.process.kill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill_workers(&mut self) {
+        loop {
+            let mut gave = false;
+            for worker in self.workers.iter_mut() {
+                if !worker.has_room() {
+                    continue;
+                }
+                let Some(run) = self.pending.pop_front() else {
+                    return;
+                };
+                match worker.send(run) {
+                    Ok(()) => gave = true,
+                    Err(run) => {
+                        self.pending.push_front(run);
+                        worker.stopping = true;
+                        let _ = worker.process.kill();
+                    }
+                }
+            }
+            if !gave {
+                return;
+            }
+        }
+    }
+
+    /// Moves a chunk queued behind a busy worker's current one to each idle worker.
+    fn rebalance(&mut self) {
+        while self.pending.is_empty() {
+            let Some(idle) = self
+                .workers
+                .iter()
+                .position(|w| w.held.is_empty() && w.has_room())
+            else {
+                return;
+            };
+            let Some(busy) = self.workers.iter().position(|w| w.held.len() >= 2) else {
+                return;
+            };
+            let Ok(Order::Run(run)) = self.workers[busy].orders.get_nowait() else {
+                return;
+            };
+            let busy = &mut self.workers[busy];
+            busy.held.retain(|&held| held != (run.job, run.chunk));
+            if let Some(budget) = &mut busy.budget {
+                *budget += 1;
+            }
+            if let Err(run) = self.workers[idle].send(run) {
+                self.pending.push_front(run);
+                return;
+            }
+        }
+    }
+
+    /// Fails every chunk that has no outcome yet.
+    fn fail_everything(&mut self, failure: &Failure) {
+        self.pending.clear();
+        for worker in &mut self.workers {
+            worker.held.clear();
+        }
+        for record in self.jobs.values_mut() {
+            for chunk in 0..record.chunk_lens.len() as u64 {
+                record.settle(chunk, Outcome::Failed(failure.clone()));
+            }
+        }
+    }
+
+    fn break_pool(&mut self, failure: Failure) {
+        self.fail_everything(&failure);
+        self.broken.get_or_insert(failure);
+    }
+
+    /// Kills every worker (SIGKILL); each one's watcher then reports its end.
+    fn kill_all(&mut self) {
+        for worker in &mut self.workers {
+            worker.stopping = true;
+            let _ = worker.process.kill();
+        }
+    }
+
+    /// `close()`: no new work; the workers stop once what they have is done.
+    pub(crate) fn close(&mut self) {
+        if self.status == Status::Running {
+            self.status = Status::Closed;
+        }
+    }
+
+    /// `terminate()`: every unfinished chunk fails, every worker is killed.
+    pub(crate) fn terminate(&mut self) {
+        if matches!(self.status, Status::Running | Status::Closed) {
+            self.status = Status::Terminating;
+        }
+    }
+
+    /// Forgets a job whose results nobody will read.
+    pub(crate) fn forget(&mut self, job: u64) {
+        self.jobs.remove(&job);
+        self.pending.retain(|run| run.job != job);
+    }
+}
+
+impl Worker {
+    fn has_room(&self) -> bool {
+        !self.stopping && self.held.len() < PREFETCH && self.budget != Some(0)
+    }
+
+    /// Puts `run` on the worker's queue; gives it back if the queue refuses it.
+    fn send(&mut self, run: Run) -> Result<(), Run> {
+        let key = (run.job, run.chunk);
+        self.orders
+            .put(Order::Run(run))
+            .map_err(|error| match error.into_inner() {
+                Order::Run(run) => run,
+                Order::Stop => {
+                    unreachable!("the order put was a Run, and a refused put returns it")
+                }
+            })?;
+        self.held.push_back(key);
+        if let Some(budget) = &mut self.budget {
+            *budget -= 1;
+        }
+        Ok(())
+    }
+}
+
+/// Starts a thread that reports the end of `process` on `reports`.
+fn watch(process: &Process, id: WorkerId, reports: &Queue<Report>) -> std::io::Result<()> {
+    let exited = process
+        .exit_notifier()
+        .ok_or_else(|| std::io::Error::other("the worker did not start"))?;
+    let exited = sys::fd::duplicate(exited)?;
+    let reports = reports.clone();
+    std::thread::Builder::new()
+        .name(format!("pool-watch-{id}"))
+        .spawn(move || {
+            use std::os::fd::AsFd;
+            // Only a wait that cannot be made ends this early; the supervisor's `join` then
+            // waits for the end itself.
+            while let Ok(false) = sys::fd::wait_readable(exited.as_fd(), None) {}
+            let _ = reports.put(Report::Exited { worker: id });
+        })?;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! What a pool runs: the [`Task`] and [`TaskResult`] traits, and the entry points through
+//! which a worker, which may be a spawned copy of the program, calls a task it was sent.
+//!
+//! A worker receives a task as an offset into the linker section `shared_pool_entries`, which
+//! holds only instances of [`entry`] (one per task type) and [`section_floor`]. An order is
+//! obeyed only if it carries its pool's token, a random secret that the worker received when
+//! it started (through fork memory or the spawn payload, itself authenticated).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::hash::Hash;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{spawn, sys};
+
+/// A function a [`Pool`](crate::Pool) can run on arguments of tuple type `Args`: any function
+/// defined with `fn` of up to six arguments, whose result is a [`TaskResult`]. It must be a
+/// function item (not a closure, nor a function pointer) under every start method, since a
+/// worker finds it from its type alone; Python likewise sends a pool only module-level
+/// functions, which pickle by name.
+pub trait Task<Args>: Copy + Send + Sync + 'static {
+    /// What the function returns.
+    type Output: TaskResult;
+    /// Calls the function with the unpacked arguments.
+    #[doc(hidden)]
+    fn call(self, args: Args) -> Self::Output;
+}
+
+macro_rules! impl_task {
+    ($($arg:ident),*) => {
+        impl<F, R, $($arg,)*> Task<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
+            R: TaskResult,
+        {
+            type Output = R;
+            #[allow(non_snake_case)]
+            fn call(self, ($($arg,)*): ($($arg,)*)) -> R {
+                self($($arg),*)
+            }
+        }
+    };
+}
+
+impl_task!();
+impl_task!(A1);
+impl_task!(A1, A2);
+impl_task!(A1, A2, A3);
+impl_task!(A1, A2, A3, A4);
+impl_task!(A1, A2, A3, A4, A5);
+impl_task!(A1, A2, A3, A4, A5, A6);
+
+/// What a pool task may return: a plain value, which the caller gets, or a `Result`, whose
+/// `Err` reaches the caller as [`PoolError::Task`](crate::PoolError::Task) with the error's
+/// message, as an exception raised in a Python task is raised again by `get()`.
+///
+/// Implemented for `Result<T, E>` (any serializable `T`, any `E: Display`), the primitive
+/// types, `String`, `Option`, `Box`, `Vec`, `VecDeque`, the std maps and sets, tuples of up
+/// to eight, and `serde_bytes::ByteBuf`. For a type of your own, either return
+/// `Result<MyType, std::convert::Infallible>` or implement it in one line with
+/// [`task_result!`](crate::task_result).
+pub trait TaskResult {
+    /// The value the caller receives.
+    type Value: Serialize + DeserializeOwned + Send + 'static;
+    /// The value, or the message of the error.
+    fn into_result(self) -> Result<Self::Value, String>;
+}
+
+impl<T, E> TaskResult for Result<T, E>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    E: fmt::Display,
+{
+    type Value = T;
+    fn into_result(self) -> Result<T, String> {
+        self.map_err(|error| error.to_string())
+    }
+}
+
+/// Implements [`TaskResult`] for types that a pool task returns as plain values.
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Ponto {
+///     x: i32,
+///     y: i32,
+/// }
+/// shared::task_result!(Ponto);
+/// ```
+#[macro_export]
+macro_rules! task_result {
+    ($($ty:ty),+ $(,)?) => {
+        $(
+            impl $crate::TaskResult for $ty {
+                type Value = $ty;
+                fn into_result(self) -> ::std::result::Result<$ty, ::std::string::String> {
+                    ::std::result::Result::Ok(self)
+                }
+            }
+        )+
+    };
+}
+
+task_result!(
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    serde_bytes::ByteBuf,
+);
+
+macro_rules! impl_plain_generic {
+    ($($ty:ident < $($param:ident),+ >),+ $(,)?) => {
+        $(
+            impl<$($param),+> TaskResult for $ty<$($param),+>
+            where
+                $ty<$($param),+>: Serialize + DeserializeOwned + Send + 'static,
+            {
+                type Value = Self;
+                fn into_result(self) -> Result<Self, String> {
+                    Ok(self)
+                }
+            }
+        )+
+    };
+}
+
+impl_plain_generic!(Option<T>, Box<T>, Vec<T>, VecDeque<T>, BTreeSet<T>, BTreeMap<K, V>);
+
+impl<T: Eq + Hash, S> TaskResult for HashSet<T, S>
+where
+    HashSet<T, S>: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Value = Self;
+    fn into_result(self) -> Result<Self, String> {
+        Ok(self)
+    }
+}
+
+impl<K: Eq + Hash, V, S> TaskResult for HashMap<K, V, S>
+where
+    HashMap<K, V, S>: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Value = Self;
+    fn into_result(self) -> Result<Self, String> {
+        Ok(self)
+    }
+}
+
+macro_rules! impl_plain_tuple {
+    ($($param:ident),+) => {
+        impl<$($param),+> TaskResult for ($($param,)+)
+        where
+            ($($param,)+): Serialize + DeserializeOwned + Send + 'static,
+        {
+            type Value = Self;
+            fn into_result(self) -> Result<Self, String> {
+                Ok(self)
+            }
+        }
+    };
+}
+
+impl_plain_tuple!(T1);
+impl_plain_tuple!(T1, T2);
+impl_plain_tuple!(T1, T2, T3);
+impl_plain_tuple!(T1, T2, T3, T4);
+impl_plain_tuple!(T1, T2, T3, T4, T5);
+impl_plain_tuple!(T1, T2, T3, T4, T5, T6);
+impl_plain_tuple!(T1, T2, T3, T4, T5, T6, T7);
+impl_plain_tuple!(T1, T2, T3, T4, T5, T6, T7, T8);
+
+/// What running one chunk gives: its items' results, encoded as a `Vec<Result<Value, String>>`,
+/// or why the chunk as a whole could not run.
+pub(crate) type ChunkOutcome = Result<Vec<u8>, String>;
+
+/// The signature of every pool entry point: run the chunk whose arguments `args` encodes.
+pub(crate) type EntryFn = fn(&[u8]) -> ChunkOutcome;
+
+/// The entry point that runs a chunk of calls to `F`. Every instance of this function, and
+/// nothing else but [`section_floor`], lives in the linker section `shared_pool_entries`.
+#[unsafe(link_section = "shared_pool_entries")]
+#[inline(never)]
+pub(crate) fn entry<F, Args>(args: &[u8]) -> ChunkOutcome
+where
+    F: Task<Args>,
+    Args: DeserializeOwned,
+{
+    let Some(function) = spawn::recreate::<F>() else {
+        return Err("the worker cannot recreate the task's function".to_owned());
+    };
+    let chunk: Vec<Args> = crate::wire::decode(args)
+        .map_err(|error| format!("the worker cannot decode the task's arguments: {error}"))?;
+    let results: Vec<Result<<F::Output as TaskResult>::Value, String>> = chunk
+        .into_iter()
+        .map(|args| run_caught(|| function.call(args).into_result()))
+        .collect();
+    rmp_serde::to_vec(&results)
+        .map_err(|error| format!("the task's result cannot be sent: {error}"))
+}
+
+/// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses to run.
+#[unsafe(link_section = "shared_pool_entries")]
+#[inline(never)]
+fn section_floor(_: &[u8]) -> ChunkOutcome {
+    Err("this entry runs no task".to_owned())
+}
+
+unsafe extern "C" {
+    // Defined by the linker for every section whose name is a C identifier.
+    #[link_name = "__start_shared_pool_entries"]
+    static SECTION_START: u8;
+    #[link_name = "__stop_shared_pool_entries"]
+    static SECTION_STOP: u8;
+}
+
+/// The addresses `[start, stop)` of this image's pool entries.
+fn section() -> (usize, usize) {
+    // Referenced so that `--gc-sections` keeps it, and the section with it.
+    std::hint::black_box(section_floor as EntryFn);
+    (
+        &raw const SECTION_START as usize,
+        &raw const SECTION_STOP as usize,
+    )
+}
+
+/// Where the entry for `F` lies in this executable's pool entries, or `None` if `F` cannot be
+/// sent to a worker: it is not a function item, or its entry lies outside the executable.
+pub(crate) fn entry_offset<F, Args>(_function: F) -> Option<u64>
+where
+    F: Task<Args>,
+    Args: DeserializeOwned,
+{
+    if !spawn::can_recreate::<F>() {
+        return None;
+    }
+    let (start, stop) = section();
+    let address = entry::<F, Args> as EntryFn as usize;
+    let in_executable =
+        sys::process::in_main_executable(start) && sys::process::in_main_executable(address);
+    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
+}
+
+/// The entry at `offset`, if the offset lies inside this image's pool entries.
+///
+/// `authentic` must say that the order naming the offset carried the pool's token.
+pub(crate) fn entry_at(offset: u64, authentic: Authentic) -> Option<EntryFn> {
+    let Authentic(()) = authentic;
+    let (start, stop) = section();
+    let offset = usize::try_from(offset).ok()?;
+    if offset >= stop - start {
+        return None;
+    }
+    let address = start + offset;
+    // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
+    // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
+    // start of one of them because the order that named it is authentic (the `Authentic`
+    // proof): it carried the pool's 128-bit random token, which only the pool and its workers
+    // know, and the pool computed the offset with `entry_offset` in this same executable (a
+    // worker is a fork of the pool's process or an `exec` of `/proc/self/exe` from it). The
+    // section check alone stops every offset outside the entries even if that failed; an
+    // offset inside the section but not at an entry's start would pass it, and only the token
+    // excludes that. A process that could write the token into the pool's queue already holds
+    // the queue's memory, which the crate trusts (see "Trust" in the crate docs).
+    Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
+}
+
+/// A proof, made only by [`Authentic::check`], that an order carried its pool's token.
+pub(crate) struct Authentic(());
+
+/// The secret each order carries, so that a worker runs only what its pool sent.
+pub(crate) type Token = [u8; 16];
+
+impl Authentic {
+    /// Compares `presented` with `expected` in constant time.
+    pub(crate) fn check(presented: &Token, expected: &Token) -> Option<Authentic> {
+        let difference = presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (difference == 0).then_some(Authentic(()))
+    }
+}
+
+thread_local! {
+    /// Where the worker's panic hook leaves the message of the panic being caught.
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the panic hook in a worker: a task's panic is reported to the caller (with its
+/// location), not printed by the worker, as a Python worker sends back a task's exception.
+pub(crate) fn install_worker_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let message = format!("panicked{location}: {}", payload_text(info.payload()));
+        PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(message));
+    }));
+}
+
+/// Runs `call`, turning a panic into an error carrying its message.
+pub(crate) fn run_caught<V>(call: impl FnOnce() -> Result<V, String>) -> Result<V, String> {
+    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let message = PANIC_MESSAGE
+            .with(|slot| slot.borrow_mut().take())
+            .unwrap_or_else(|| format!("panicked: {}", payload_text(payload.as_ref())));
+        Err(message)
+    })
+}
+
+fn payload_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: i32) -> i32 {
+        x * 2
+    }
+
+    fn fallible(x: i32) -> Result<i32, String> {
+        if x < 0 {
+            Err(format!("{x} < 0"))
+        } else {
+            Ok(x)
+        }
+    }
+
+    #[test]
+    fn an_entry_runs_a_chunk_and_lies_in_the_section() {
+        let offset = entry_offset::<_, (i32,)>(double).expect("a function item has an entry");
+        let token = [7; 16];
+        let proof = Authentic::check(&token, &token).expect("same token");
+        let run = entry_at(offset, proof).expect("the offset lies in the section");
+        let args = rmp_serde::to_vec(&vec![(1,), (2,)]).unwrap();
+        let results: Vec<Result<i32, String>> = crate::wire::decode(&run(&args).unwrap()).unwrap();
+        assert_eq!(results, [Ok(2), Ok(4)]);
+    }
+
+    fn entry_of<F: Task<A>, A: DeserializeOwned>(_: F) -> EntryFn {
+        entry::<F, A>
+    }
+
+    #[test]
+    fn errors_become_messages() {
+        let args = rmp_serde::to_vec(&vec![(1,), (-1,)]).unwrap();
+        let results: Vec<Result<i32, String>> =
+            crate::wire::decode(&entry_of(fallible)(&args).unwrap()).unwrap();
+        assert_eq!(results, [Ok(1), Err("-1 < 0".to_owned())]);
+    }
+
+    #[test]
+    fn offsets_outside_the_section_and_wrong_tokens_are_refused() {
+        assert!(Authentic::check(&[1; 16], &[2; 16]).is_none());
+        let (start, stop) = section();
+        let proof = Authentic::check(&[1; 16], &[1; 16]).unwrap();
+        assert!(entry_at((stop - start) as u64, proof).is_none());
+        let proof = Authentic::check(&[1; 16], &[1; 16]).unwrap();
+        assert!(entry_at(u64::MAX, proof).is_none());
+    }
+
+    #[test]
+    fn closures_have_no_entry() {
+        let closure = |x: i32| x;
+        assert!(entry_offset::<_, (i32,)>(closure).is_none());
+    }
+}

@@ -1,0 +1,134 @@
+//! The worker process: what it is sent, what it reports, and its loop.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::task::{self, Authentic, ChunkOutcome, Task, TaskResult, Token};
+use crate::{GetError, Queue, spawn};
+
+/// Identifies one worker process of a pool, never reused within the pool.
+pub(crate) type WorkerId = u64;
+
+/// A chunk of calls for a worker to run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Run {
+    /// The call (map, apply, imap...) the chunk belongs to.
+    pub(crate) job: u64,
+    /// The chunk's index within the job.
+    pub(crate) chunk: u64,
+    /// The task's entry point ([`task::entry_offset`]).
+    pub(crate) entry: u64,
+    /// The pool's secret: the worker refuses an order without it.
+    pub(crate) token: Token,
+    /// The arguments, an encoded `Vec<Args>`.
+    #[serde(with = "serde_bytes")]
+    pub(crate) args: Vec<u8>,
+}
+
+/// What the pool sends a worker, on that worker's own queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Order {
+    /// Run this chunk and report its outcome.
+    Run(Run),
+    /// Exit: the pool was closed and has no more work.
+    Stop,
+}
+
+/// What reaches the pool's supervisor, on the one queue every worker reports to.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Report {
+    /// A worker ran a chunk.
+    Done {
+        worker: WorkerId,
+        job: u64,
+        chunk: u64,
+        outcome: Result<serde_bytes::ByteBuf, String>,
+    },
+    /// A worker's initializer failed; the worker exits.
+    InitFailed { worker: WorkerId, message: String },
+    /// A worker process ended (sent by the pool's own watcher thread, after every report the
+    /// worker made).
+    Exited { worker: WorkerId },
+    /// Something changed in the pool (work submitted, close, terminate): look again.
+    Wake,
+}
+
+/// What a worker is started with.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerSetup {
+    pub(crate) id: WorkerId,
+    pub(crate) orders: Queue<Order>,
+    pub(crate) reports: Queue<Report>,
+    pub(crate) token: Token,
+    /// Exit after this many chunks (Python's `maxtasksperchild`).
+    pub(crate) maxtasks: Option<u64>,
+}
+
+/// The initializer of a pool that has none.
+pub(crate) fn no_initializer() {}
+
+/// A worker's whole life: run the initializer, then the chunks it is sent, until it is told to
+/// stop, its queue is shut down, or it ran `maxtasks` chunks.
+///
+/// # Errors
+/// The pool's queues failed (corrupt or closed): the message says how; the process then exits
+/// with code 1 and the pool sees it die.
+pub(crate) fn worker_main<I, IA>(setup: WorkerSetup, initargs: IA) -> Result<(), String>
+where
+    I: Task<IA>,
+    I::Output: TaskResult<Value = ()>,
+{
+    task::install_worker_panic_hook();
+    if let Err(message) = initialize::<I, IA>(initargs) {
+        let report = Report::InitFailed {
+            worker: setup.id,
+            message,
+        };
+        return setup.reports.put(report).map_err(|e| e.to_string());
+    }
+    let mut ran = 0;
+    while setup.maxtasks != Some(ran) {
+        let run = match setup.orders.get() {
+            Ok(Order::Run(run)) => run,
+            Ok(Order::Stop) | Err(GetError::ShutDown | GetError::Closed) => return Ok(()),
+            Err(error) => return Err(format!("a pool worker cannot read its orders: {error}")),
+        };
+        let report = Report::Done {
+            worker: setup.id,
+            job: run.job,
+            chunk: run.chunk,
+            outcome: execute(&run, &setup.token).map(serde_bytes::ByteBuf::from),
+        };
+        setup
+            .reports
+            .put(report)
+            .map_err(|error| format!("a pool worker cannot report: {error}"))?;
+        ran += 1;
+    }
+    Ok(())
+}
+
+fn initialize<I, IA>(initargs: IA) -> Result<(), String>
+where
+    I: Task<IA>,
+    I::Output: TaskResult<Value = ()>,
+{
+    let initializer = spawn::recreate::<I>().ok_or("the worker cannot recreate the initializer")?;
+    task::run_caught(|| initializer.call(initargs).into_result())
+}
+
+/// Runs an order's chunk, if the order is authentic and names an entry point.
+fn execute(run: &Run, token: &Token) -> ChunkOutcome {
+    let authentic = Authentic::check(&run.token, token)
+        .ok_or("the worker refused an order without its pool's token")?;
+    let entry = task::entry_at(run.entry, authentic)
+        .ok_or("the worker refused an order naming no task entry point")?;
+    entry(&run.args)
+}
+
+/// Decodes a chunk's outcome into its items' results.
+pub(crate) fn decode_chunk<V: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Vec<Result<V, String>>, String> {
+    crate::wire::decode(bytes).map_err(|error| error.to_string())
+}
