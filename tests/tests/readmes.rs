@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use lesson_tests::readme::{Kind, Readme, marked};
 
 /// Each lesson crate (its directory is its package name) and its binaries.
-const DOCS: [(&str, &[&str]); 5] = [
+const DOCS: [(&str, &[&str]); 6] = [
     ("lesson01-processes", &["lesson01-processes"]),
     (
         "lesson02-queue",
@@ -31,6 +31,7 @@ const DOCS: [(&str, &[&str]); 5] = [
         &["lesson04-joinable", "lesson04-joinable-threads"],
     ),
     ("lesson05-value", &["lesson05-value"]),
+    ("lesson06-pool", &["lesson06-pool"]),
 ];
 
 /// The level-2 sections of every README, in order, each with the level-3 sections it must hold.
