@@ -92,6 +92,7 @@ const fn workload(
 const MS_PER_PROCESS: (Metric, &str) = (Metric::MillisPerOp, "ms/process");
 const US_PER_ROUND_TRIP: (Metric, &str) = (Metric::MicrosPerOp, "µs/round trip");
 const ITEMS_PER_S: (Metric, &str) = (Metric::OpsPerSecond, "items/s");
+const US_PER_ITEM: (Metric, &str) = (Metric::MicrosPerOp, "µs/item");
 
 const fn megabytes(item_bytes: u64) -> (Metric, &'static str) {
     (Metric::MegabytesPerSecond { item_bytes }, "MB/s")
@@ -226,7 +227,44 @@ pub const WORKLOADS: &[Workload] = &[
         US_PER_ROUND_TRIP,
         Some(2.0),
     )),
+    workload(
+        "queue_pingpong",
+        "Queue ping-pong, put/get (20k)",
+        "queue_pingpong",
+        &["20000"],
+        US_PER_ROUND_TRIP,
+        None,
+    ),
+    workload(
+        "pool_map",
+        "Pool(2).map, default (100k)",
+        "pool_map",
+        &["0", "100000"],
+        US_PER_ITEM,
+        Some(5.0),
+    ),
+    workload(
+        "pool_map_c1",
+        "Pool(2).map, chunksize=1 (20k)",
+        "pool_map",
+        &["1", "20000"],
+        US_PER_ITEM,
+        Some(20.0),
+    ),
+    workload(
+        "pool_startup",
+        "Pool(2) start+map+close (20)",
+        "pool_startup",
+        &["20"],
+        (Metric::MillisPerOp, "ms/pool"),
+        Some(10.0),
+    ),
 ];
+
+/// Pairs of Rust workloads (a, b) with a budget: a's figure must stay within `budget` times
+/// b's, both from this run's Rust medians. `pool_map_c1` sends one item per chunk, so each
+/// item costs a Queue round trip at most, twice over at worst.
+pub const RUST_BUDGETS: &[(&str, &str, f64)] = &[("pool_map_c1", "queue_pingpong", 2.0)];
 
 /// Workloads that run a process workload with threads instead, as (threads, processes): the
 /// notes under the speed table give, for each side, the threads' speed ÷ the processes',
@@ -263,6 +301,14 @@ mod tests {
     }
 
     #[test]
+    fn budgets_compare_workloads_of_the_same_metric() {
+        for (a, b, _) in RUST_BUDGETS {
+            let find = |name: &str| WORKLOADS.iter().find(|w| w.name == name).unwrap();
+            assert_eq!(find(a).metric, find(b).metric);
+        }
+    }
+
+    #[test]
     fn the_rss_workload_exists() {
         assert!(WORKLOADS.iter().any(|w| w.name == RSS_WORKLOAD));
     }
@@ -270,7 +316,7 @@ mod tests {
     #[test]
     fn selection_by_prefix() {
         let queues = select(&["queue".to_owned()]);
-        assert_eq!(queues.len(), 6);
+        assert_eq!(queues.len(), 7);
         assert_eq!(select(&[]).len(), WORKLOADS.len());
         assert!(select(&["nothing".to_owned()]).is_empty());
     }

@@ -2,7 +2,7 @@
 //! are Markdown, so they can be pasted into a README, and padded so that they line up as plain
 //! text; every line fits in [`MAX_COLUMNS`].
 
-use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD, THREAD_TWINS};
+use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD, RUST_BUDGETS, THREAD_TWINS};
 use crate::harness::Results;
 use crate::measurement::Measurement;
 use crate::stats::{self, Summary};
@@ -70,6 +70,7 @@ pub fn render(results: &[Results], environment: &Environment) -> String {
     text += &markdown_table(&SPEED_HEADER, &speed);
     text += &speed_notes(environment);
     text += &thread_twin_notes(results);
+    text += &budget_notes(results, &mut tally);
     text += "\n";
     text += &markdown_table(&RSS_HEADER, &rss);
     text += &rss_notes();
@@ -306,6 +307,30 @@ fn thread_twin_notes(results: &[Results]) -> String {
             "{threads} ÷ {processes}: threads' speed ÷ processes', Rust {rust}, Python {python} \
              (what crossing a process costs).\n"
         );
+    }
+    text
+}
+
+/// For each budget pair: a's Rust median ÷ b's, and whether it stays within the budget.
+fn budget_notes(results: &[Results], tally: &mut Tally) -> String {
+    let median = |name: &str| {
+        let entry = results.iter().find(|entry| entry.workload.name == name)?;
+        summarize(&entry.rust, entry.workload.metric).map(|s| s.median)
+    };
+    let mut text = String::new();
+    for &(a, b, budget) in RUST_BUDGETS {
+        let (Some(a_median), Some(b_median)) = (median(a), median(b)) else {
+            continue;
+        };
+        let ratio = a_median / b_median;
+        tally.shown += 1;
+        let verdict = if ratio <= budget {
+            "within"
+        } else {
+            tally.missed += 1;
+            "over"
+        };
+        text += &format!("{a} ÷ {b}, Rust: {ratio:.2}× (budget ≤ {budget}×: {verdict}).\n");
     }
     text
 }
@@ -558,6 +583,21 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_gets_a_note_with_its_verdict() {
+        let mut results = results(&TYPICAL);
+        for entry in &mut results {
+            if entry.workload.name == "pool_map_c1" {
+                entry.rust.iter_mut().for_each(|m| m.elapsed_s *= 1000.0);
+            }
+        }
+        let text = render(&results, &environment());
+        assert!(
+            text.contains("pool_map_c1 ÷ queue_pingpong, Rust: ") && text.contains("over)."),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn without_python_targets_stand_unjudged() {
         let mut results = results(&TYPICAL);
         results.iter_mut().for_each(|entry| entry.python.clear());
@@ -593,7 +633,8 @@ mod tests {
             .iter()
             .filter(|workload| workload.target.is_some())
             .count()
-            + 1;
+            + 1
+            + crate::catalogue::RUST_BUDGETS.len();
         assert!(text.contains(&format!(" of {targets}.")), "{text}");
     }
 

@@ -32,6 +32,10 @@ fn small_runs_of_every_workload_print_their_result_line() {
         &["joinable", "10"],
         &["event_pingpong", "10"],
         &["joinable_threads", "10"],
+        &["queue_pingpong", "10"],
+        &["pool_map", "0", "100"],
+        &["pool_map", "1", "20"],
+        &["pool_startup", "2"],
     ];
     for args in runs {
         let line = workload(args);

@@ -6,6 +6,7 @@ mod event;
 mod joinable;
 mod joinable_threads;
 mod pipe;
+mod pool;
 mod queue;
 mod start_join;
 mod sync;
@@ -34,6 +35,9 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "value_contended" => sync::value_contended(arg(args, 0)?),
         "event_pingpong" => event::ping_pong(arg(args, 0)?),
         "joinable_threads" => joinable_threads::run(arg(args, 0)?),
+        "pool_map" => pool::map(arg(args, 0)?, arg(args, 1)?),
+        "pool_startup" => pool::startup(arg(args, 0)?),
+        "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");

@@ -144,7 +144,8 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        let job = self.submit(f, &[args], Some(1))?;
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let job = self.submit(entry, &[args], Some(1))?;
         Ok(AsyncResult::new(
             Arc::clone(&self.shared),
             job,
@@ -234,7 +235,7 @@ impl Pool {
     }
 
     /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
-    /// are consumed, with at most 8 chunks per worker in flight, and yields the results in
+    /// are consumed, with at most 16 chunks per worker in flight, and yields the results in
     /// input order. Python: `imap(f, items)` (one item per chunk unless
     /// [`chunked`](Self::chunked)). The input may be endless.
     ///
@@ -342,41 +343,55 @@ impl Pool {
         }
     }
 
-    /// Sends `items` to the workers in chunks of `chunksize` (Python's default if `None`);
-    /// returns the job's id.
-    fn submit<F, Args>(
+    /// Sends `items` to the workers, for the task at `entry`, in chunks of `chunksize` (Python's
+    /// default if `None`); returns the job's id. Chunks go out as they are encoded, a few at a
+    /// time, so the workers start while the rest is encoded.
+    fn submit<T: Serialize>(
         &self,
-        f: F,
-        items: &[Args],
+        entry: u64,
+        items: &[T],
         chunksize: Option<usize>,
-    ) -> Result<u64, PoolError>
-    where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
-    {
+    ) -> Result<u64, PoolError> {
         self.check_owner()?;
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let chunksize = match chunksize {
             Some(0) => return Err(PoolError::NoChunksize),
             Some(chunksize) => chunksize,
             None => default_chunksize(items.len(), self.processes()),
         };
-        let chunks = items
-            .chunks(chunksize)
-            .map(|chunk| {
-                rmp_serde::to_vec(chunk)
-                    .map(|bytes| (chunk.len(), bytes))
-                    .map_err(|error| PoolError::Arguments(error.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut state = self.shared.lock();
-        state.check_running()?;
-        let job = state.submit(entry, chunks);
-        drop(state);
-        self.shared.wake();
+        let job = {
+            let mut state = self.shared.lock();
+            state.check_running()?;
+            state.submit(entry, Vec::new(), false)
+        };
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        let mut chunks = items.chunks(chunksize).peekable();
+        while let Some(chunk) = chunks.next() {
+            let bytes = match rmp_serde::to_vec(chunk) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    self.shared.lock().forget(job);
+                    return Err(PoolError::Arguments(error.to_string()));
+                }
+            };
+            batch_bytes += bytes.len();
+            batch.push((chunk.len(), bytes));
+            if batch.len() >= SUBMIT_BATCH || batch_bytes >= SUBMIT_BYTES || chunks.peek().is_none()
+            {
+                self.shared
+                    .lock()
+                    .add_chunks(job, entry, std::mem::take(&mut batch));
+                batch_bytes = 0;
+                self.shared.wake();
+            }
+        }
         Ok(job)
     }
 }
+
+/// How many chunks, or how many bytes of them, `submit` gathers before handing them over.
+const SUBMIT_BATCH: usize = 64;
+const SUBMIT_BYTES: usize = 4096;
 
 /// Python's default chunk size for `map`: the items spread over four chunks per worker.
 fn default_chunksize(items: usize, processes: usize) -> usize {
@@ -443,8 +458,14 @@ impl Chunked<'_> {
         F: Task<(A,)>,
         A: Serialize + DeserializeOwned,
     {
-        let items: Vec<(A,)> = items.into_iter().map(|item| (item,)).collect();
-        self.starmap_async(f, items)
+        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        Ok(AsyncResult::new(
+            Arc::clone(&self.pool.shared),
+            job,
+            result::collect_all,
+        ))
     }
 
     /// [`Pool::starmap`] in chunks of the chosen size.
@@ -476,8 +497,9 @@ impl Chunked<'_> {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<Args> = items.into_iter().collect();
-        let job = self.pool.submit(f, &items, self.chunksize)?;
+        let job = self.pool.submit(entry, &items, self.chunksize)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.pool.shared),
             job,
@@ -518,7 +540,7 @@ impl Chunked<'_> {
         I: IntoIterator<Item = A>,
     {
         self.pool.check_owner()?;
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let chunksize = match self.chunksize {
             Some(0) => return Err(PoolError::NoChunksize),
             chunksize => chunksize.unwrap_or(1),

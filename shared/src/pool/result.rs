@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::PoolError;
 use super::supervisor::{Failure, Job, Outcome, Shared, State};
+use super::task::ChunkResults;
 use super::worker::decode_chunk;
 
 /// The result of [`Pool::apply_async`](crate::Pool::apply_async) or
@@ -141,6 +142,14 @@ pub(crate) fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, Pool
     let mut values = Vec::with_capacity(job.chunk_lens.iter().sum());
     for (chunk, &len) in job.chunk_lens.iter().enumerate() {
         let outcome = job.outcomes.get(&(chunk as u64));
+        // The common case, a chunk whose calls all succeeded, moves its values over as they are.
+        if let Some(Outcome::Ran(bytes)) = outcome
+            && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
+            && chunk_values.len() == len
+        {
+            values.extend(chunk_values);
+            continue;
+        }
         for item in decode_outcome(outcome, len) {
             values.push(item?);
         }
@@ -161,21 +170,23 @@ fn decode_outcome<V: DeserializeOwned>(
     len: usize,
 ) -> Vec<Result<V, PoolError>> {
     let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
+    let miscounted = |got: usize| {
+        let why = format!("a chunk of {len} calls came back with {got} results");
+        each(&|| PoolError::Broken(why.clone()))
+    };
     match outcome {
         None => each(&|| PoolError::Broken("a chunk came back without an outcome".into())),
         Some(Outcome::Failed(failure)) => each(&|| failure.to_error()),
         Some(Outcome::Ran(bytes)) => match decode_chunk::<V>(bytes) {
-            Ok(items) if items.len() == len => items
+            Ok(ChunkResults::All(values)) if values.len() == len => {
+                values.into_iter().map(Ok).collect()
+            }
+            Ok(ChunkResults::Each(items)) if items.len() == len => items
                 .into_iter()
                 .map(|item| item.map_err(PoolError::Task))
                 .collect(),
-            Ok(items) => {
-                let why = format!(
-                    "a chunk of {len} calls came back with {} results",
-                    items.len()
-                );
-                each(&|| PoolError::Broken(why.clone()))
-            }
+            Ok(ChunkResults::All(values)) => miscounted(values.len()),
+            Ok(ChunkResults::Each(items)) => miscounted(items.len()),
             Err(error) => each(&|| PoolError::Decode(error.clone())),
         },
     }
@@ -218,7 +229,7 @@ where
         let job = {
             let mut state = shared.lock();
             state.check_running()?;
-            state.submit(entry, Vec::new())
+            state.submit(entry, Vec::new(), true)
         };
         Ok(IMap {
             shared,
@@ -267,8 +278,7 @@ where
             < self.ahead as u64
         {
             let Some(input) = &mut self.input else { break };
-            // The task takes one argument: each item crosses as a 1-tuple, as in `map`.
-            let items: Vec<(A,)> = input.by_ref().take(self.chunksize).map(|a| (a,)).collect();
+            let items: Vec<A> = input.by_ref().take(self.chunksize).collect();
             if items.is_empty() {
                 self.input = None;
                 break;

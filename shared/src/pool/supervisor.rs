@@ -17,12 +17,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::PoolError;
 use super::task::Token;
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
-use crate::{Process, Queue, sys};
+use crate::{GetError, Process, Queue, sys};
 
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
 /// that it finds its next chunk without waiting for the supervisor. An idle worker takes queued
 /// chunks back from a busy one, so a long chunk does not hold others up.
-pub(crate) const PREFETCH: usize = 4;
+pub(crate) const PREFETCH: usize = 8;
 
 /// Makes a worker process (not started) from its setup.
 pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
@@ -70,6 +70,8 @@ pub(crate) struct Job {
     pub(crate) outcomes: HashMap<u64, Outcome>,
     /// Chunk indices in the order their outcomes arrived (for `imap_unordered`).
     pub(crate) arrivals: VecDeque<u64>,
+    /// Read chunk by chunk (an `imap`), rather than once complete.
+    pub(crate) streaming: bool,
 }
 
 impl Job {
@@ -84,20 +86,23 @@ impl Job {
         self.chunk_lens.len() as u64 - 1
     }
 
-    /// Records the outcome of `chunk`, unless it already has one.
-    fn settle(&mut self, chunk: u64, outcome: Outcome) {
+    /// Records the outcome of `chunk`, unless it already has one. Returns whether a reader
+    /// waiting on the job may go on: the job is complete, or it is read chunk by chunk.
+    fn settle(&mut self, chunk: u64, outcome: Outcome) -> bool {
         let Some(settled) = usize::try_from(chunk)
             .ok()
             .and_then(|index| self.settled.get_mut(index))
         else {
-            return;
+            return false;
         };
-        if !*settled {
-            *settled = true;
-            self.unsettled -= 1;
-            self.outcomes.insert(chunk, outcome);
-            self.arrivals.push_back(chunk);
+        if *settled {
+            return false;
         }
+        *settled = true;
+        self.unsettled -= 1;
+        self.outcomes.insert(chunk, outcome);
+        self.arrivals.push_back(chunk);
+        self.streaming || self.is_complete()
     }
 }
 
@@ -141,6 +146,8 @@ pub(crate) struct State {
     processes: usize,
     maxtasks: Option<u64>,
     pub(crate) token: Token,
+    /// Something a waiting caller may be waiting for happened since the last wake-up.
+    news: bool,
 }
 
 /// The state, the condition variable that callers wait on, and the report queue.
@@ -170,6 +177,7 @@ impl Shared {
             processes,
             maxtasks,
             token: sys::random_bytes()?,
+            news: false,
         };
         for _ in 0..processes {
             if let Err(error) = state.start_worker(&reports) {
@@ -232,24 +240,37 @@ impl Shared {
 
     fn supervise_until_finished(&self) {
         loop {
-            let report = self.reports.get();
+            let first = self.reports.get();
             let mut state = self.lock();
-            match report {
-                Ok(report) => state.handle(report, &self.reports),
-                Err(error) => {
-                    let why = format!("its report queue failed: {error}");
-                    state.break_pool(Failure::Broken(why));
-                    state.kill_all();
-                    state.workers.clear();
+            let mut report = Some(first);
+            // Handle every report already there under one lock, then dispatch once.
+            while let Some(next) = report.take() {
+                match next {
+                    Ok(next) => state.handle(next, &self.reports),
+                    Err(error) => {
+                        let why = format!("its report queue failed: {error}");
+                        state.break_pool(Failure::Broken(why));
+                        state.kill_all();
+                        state.workers.clear();
+                        break;
+                    }
                 }
+                report = match self.reports.get_nowait() {
+                    Err(GetError::Empty) => None,
+                    other => Some(other),
+                };
             }
             state.dispatch();
             let finished = state.workers.is_empty() && state.status != Status::Running;
             if finished {
                 state.status = Status::Finished;
+                state.news = true;
             }
+            let news = std::mem::take(&mut state.news);
             drop(state);
-            self.changed.notify_all();
+            if news {
+                self.changed.notify_all();
+            }
             if finished {
                 return;
             }
@@ -258,11 +279,21 @@ impl Shared {
 }
 
 impl State {
-    /// Registers a new job with its chunks queued; returns its id.
-    pub(crate) fn submit(&mut self, entry: u64, chunks: Vec<(usize, Vec<u8>)>) -> u64 {
+    /// Registers a new job with its chunks queued; returns its id. A `streaming` job's
+    /// readers are woken at each chunk's outcome, others' once the job is complete.
+    pub(crate) fn submit(
+        &mut self,
+        entry: u64,
+        chunks: Vec<(usize, Vec<u8>)>,
+        streaming: bool,
+    ) -> u64 {
         let job = self.next_job;
         self.next_job += 1;
-        self.jobs.insert(job, Job::default());
+        let record = Job {
+            streaming,
+            ..Job::default()
+        };
+        self.jobs.insert(job, record);
         self.add_chunks(job, entry, chunks);
         job
     }
@@ -288,7 +319,7 @@ impl State {
     pub(crate) fn add_failed_chunk(&mut self, job: u64, len: usize, failure: Failure) {
         if let Some(record) = self.jobs.get_mut(&job) {
             let chunk = record.add_chunk(len);
-            record.settle(chunk, Outcome::Failed(failure));
+            self.news |= record.settle(chunk, Outcome::Failed(failure));
         }
     }
 
@@ -328,7 +359,7 @@ impl State {
                     Err(message) => Outcome::Failed(Failure::Refused(message)),
                 };
                 if let Some(record) = self.jobs.get_mut(&job) {
-                    record.settle(chunk, outcome);
+                    self.news |= record.settle(chunk, outcome);
                 }
             }
             Report::InitFailed { message, .. } => {
@@ -369,7 +400,7 @@ impl State {
         };
         for (job, chunk) in worker.held {
             if let Some(record) = self.jobs.get_mut(&job) {
-                record.settle(chunk, Outcome::Failed(died.clone()));
+                self.news |= record.settle(chunk, Outcome::Failed(died.clone()));
             }
         }
         let work_left = self.status == Status::Running || !self.pending.is_empty();
@@ -496,7 +527,7 @@ impl State {
         }
         for record in self.jobs.values_mut() {
             for chunk in 0..record.chunk_lens.len() as u64 {
-                record.settle(chunk, Outcome::Failed(failure.clone()));
+                self.news |= record.settle(chunk, Outcome::Failed(failure.clone()));
             }
         }
     }
@@ -504,6 +535,7 @@ impl State {
     fn break_pool(&mut self, failure: Failure) {
         self.fail_everything(&failure);
         self.broken.get_or_insert(failure);
+        self.news = true;
     }
 
     /// Kills every worker (SIGKILL); each one's watcher then reports its end.

@@ -2,7 +2,8 @@
 //! which a worker, which may be a spawned copy of the program, calls a task it was sent.
 //!
 //! A worker receives a task as an offset into the linker section `shared_pool_entries`, which
-//! holds only instances of [`entry`] (one per task type) and [`section_floor`]. An order is
+//! holds only instances of [`entry`] and [`entry_single`] (one per task type) and
+//! [`section_floor`]. An order is
 //! obeyed only if it carries its pool's token, a random secret that the worker received when
 //! it started (through fork memory or the spawn payload, itself authenticated).
 
@@ -196,8 +197,17 @@ pub(crate) type ChunkOutcome = Result<Vec<u8>, String>;
 /// The signature of every pool entry point: run the chunk whose arguments `args` encodes.
 pub(crate) type EntryFn = fn(&[u8]) -> ChunkOutcome;
 
-/// The entry point that runs a chunk of calls to `F`. Every instance of this function, and
-/// nothing else but [`section_floor`], lives in the linker section `shared_pool_entries`.
+/// What a chunk's items gave, as sent back: every value when none failed (the common case,
+/// with no per-item wrapping), or each item's result.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) enum ChunkResults<V> {
+    All(Vec<V>),
+    Each(Vec<Result<V, String>>),
+}
+
+/// The entry point that runs a chunk of calls to `F`, each on a tuple of arguments (`apply`,
+/// `starmap`). Every instance of this function and of [`entry_single`], and nothing else but
+/// [`section_floor`], lives in the linker section `shared_pool_entries`.
 #[unsafe(link_section = "shared_pool_entries")]
 #[inline(never)]
 pub(crate) fn entry<F, Args>(args: &[u8]) -> ChunkOutcome
@@ -205,17 +215,55 @@ where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
-    let Some(function) = spawn::recreate::<F>() else {
-        return Err("the worker cannot recreate the task's function".to_owned());
+    let function = recreate::<F>()?;
+    let chunk: Vec<Args> = decode_args(args)?;
+    run_chunk(chunk.into_iter().map(|args| move || function.call(args)))
+}
+
+/// The entry point that runs a chunk of calls to a one-argument `F`, each on one item (`map`,
+/// `imap`): the items cross without a 1-tuple around each.
+#[unsafe(link_section = "shared_pool_entries")]
+#[inline(never)]
+pub(crate) fn entry_single<F, A>(args: &[u8]) -> ChunkOutcome
+where
+    F: Task<(A,)>,
+    A: DeserializeOwned,
+{
+    let function = recreate::<F>()?;
+    let chunk: Vec<A> = decode_args(args)?;
+    run_chunk(chunk.into_iter().map(|item| move || function.call((item,))))
+}
+
+fn recreate<F>() -> Result<F, String> {
+    spawn::recreate::<F>().ok_or_else(|| "the worker cannot recreate the task's function".into())
+}
+
+fn decode_args<T: DeserializeOwned>(args: &[u8]) -> Result<T, String> {
+    crate::wire::decode(args)
+        .map_err(|error| format!("the worker cannot decode the task's arguments: {error}"))
+}
+
+/// Runs each call, catching panics, and encodes the results.
+fn run_chunk<R: TaskResult>(calls: impl Iterator<Item = impl FnOnce() -> R>) -> ChunkOutcome {
+    let mut calls = calls.peekable();
+    let mut values = Vec::with_capacity(calls.size_hint().0);
+    // While every call succeeds, keep bare values; at the first failure, switch to results.
+    let encoded = loop {
+        let Some(call) = calls.next() else {
+            break rmp_serde::to_vec(&ChunkResults::All(values));
+        };
+        match run_caught(|| call().into_result()) {
+            Ok(value) => values.push(value),
+            Err(message) => {
+                let mut results: Vec<Result<R::Value, String>> =
+                    values.into_iter().map(Ok).collect();
+                results.push(Err(message));
+                results.extend(calls.map(|call| run_caught(|| call().into_result())));
+                break rmp_serde::to_vec(&ChunkResults::Each(results));
+            }
+        }
     };
-    let chunk: Vec<Args> = crate::wire::decode(args)
-        .map_err(|error| format!("the worker cannot decode the task's arguments: {error}"))?;
-    let results: Vec<Result<<F::Output as TaskResult>::Value, String>> = chunk
-        .into_iter()
-        .map(|args| run_caught(|| function.call(args).into_result()))
-        .collect();
-    rmp_serde::to_vec(&results)
-        .map_err(|error| format!("the task's result cannot be sent: {error}"))
+    encoded.map_err(|error| format!("the task's result cannot be sent: {error}"))
 }
 
 /// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses to run.
@@ -243,18 +291,33 @@ fn section() -> (usize, usize) {
     )
 }
 
-/// Where the entry for `F` lies in this executable's pool entries, or `None` if `F` cannot be
-/// sent to a worker: it is not a function item, or its entry lies outside the executable.
+/// Where the entry of `F` on tuples of arguments ([`entry`]) lies in this executable's pool
+/// entries, or `None` if `F` cannot be sent to a worker: it is not a function item, or its
+/// entry lies outside the executable.
 pub(crate) fn entry_offset<F, Args>(_function: F) -> Option<u64>
 where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
+    offset_of::<F>(entry::<F, Args>)
+}
+
+/// Like [`entry_offset`], for the entry of a one-argument `F` on single items
+/// ([`entry_single`]).
+pub(crate) fn single_entry_offset<F, A>(_function: F) -> Option<u64>
+where
+    F: Task<(A,)>,
+    A: DeserializeOwned,
+{
+    offset_of::<F>(entry_single::<F, A>)
+}
+
+fn offset_of<F>(entry: EntryFn) -> Option<u64> {
     if !spawn::can_recreate::<F>() {
         return None;
     }
     let (start, stop) = section();
-    let address = entry::<F, Args> as EntryFn as usize;
+    let address = entry as usize;
     let in_executable =
         sys::process::in_main_executable(start) && sys::process::in_main_executable(address);
     ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
@@ -272,7 +335,8 @@ pub(crate) fn entry_at(offset: u64, authentic: Authentic) -> Option<EntryFn> {
     }
     let address = start + offset;
     // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
-    // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
+    // holds only instances of `entry` and `entry_single` (all of type `EntryFn`) and
+    // `section_floor`. It is the
     // start of one of them because the order that named it is authentic (the `Authentic`
     // proof): it carried the pool's 128-bit random token, which only the pool and its workers
     // know, and the pool computed the offset with `entry_offset` in this same executable (a
@@ -360,8 +424,20 @@ mod tests {
         let proof = Authentic::check(&token, &token).expect("same token");
         let run = entry_at(offset, proof).expect("the offset lies in the section");
         let args = rmp_serde::to_vec(&vec![(1,), (2,)]).unwrap();
-        let results: Vec<Result<i32, String>> = crate::wire::decode(&run(&args).unwrap()).unwrap();
+        let results = decoded::<i32>(&run(&args).unwrap());
         assert_eq!(results, [Ok(2), Ok(4)]);
+        let offset = single_entry_offset::<_, i32>(double).expect("an entry for single items");
+        let proof = Authentic::check(&token, &token).expect("same token");
+        let run = entry_at(offset, proof).expect("the offset lies in the section");
+        let args = rmp_serde::to_vec(&vec![3, 4]).unwrap();
+        assert_eq!(decoded::<i32>(&run(&args).unwrap()), [Ok(6), Ok(8)]);
+    }
+
+    fn decoded<V: DeserializeOwned>(bytes: &[u8]) -> Vec<Result<V, String>> {
+        match crate::wire::decode(bytes).unwrap() {
+            ChunkResults::All(values) => values.into_iter().map(Ok).collect(),
+            ChunkResults::Each(results) => results,
+        }
     }
 
     fn entry_of<F: Task<A>, A: DeserializeOwned>(_: F) -> EntryFn {
@@ -371,8 +447,7 @@ mod tests {
     #[test]
     fn errors_become_messages() {
         let args = rmp_serde::to_vec(&vec![(1,), (-1,)]).unwrap();
-        let results: Vec<Result<i32, String>> =
-            crate::wire::decode(&entry_of(fallible)(&args).unwrap()).unwrap();
+        let results = decoded::<i32>(&entry_of(fallible)(&args).unwrap());
         assert_eq!(results, [Ok(1), Err("-1 < 0".to_owned())]);
     }
 

@@ -129,6 +129,6 @@ fn execute(run: &Run, token: &Token) -> ChunkOutcome {
 /// Decodes a chunk's outcome into its items' results.
 pub(crate) fn decode_chunk<V: DeserializeOwned>(
     bytes: &[u8],
-) -> Result<Vec<Result<V, String>>, String> {
+) -> Result<task::ChunkResults<V>, String> {
     crate::wire::decode(bytes).map_err(|error| error.to_string())
 }
