@@ -1,7 +1,7 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
 //! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Semaphore`], [`Event`],
-//! [`Barrier`], [`Value`] and [`Array`] across real OS processes, with the fork and spawn start
-//! methods.
+//! [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of workers across real OS processes, with
+//! the fork and spawn start methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //! Their counterparts inside one process, Python's `threading.Thread` and `queue.Queue`, are
 //! [`Thread`] and [`ThreadQueue`], with the same API.
@@ -33,6 +33,16 @@
 //! | `multiprocessing.parent_process()`: `.name`, `.pid`, `.is_alive()` | [`parent_process`] (`None` in the main process) → [`ParentProcess::name`], [`ParentProcess::pid`], [`ParentProcess::is_alive`] |
 //! | `multiprocessing.active_children()` | [`active_children`], a `Vec<`[`ProcessInfo`]`>`; reaps the children that ended |
 //! | `multiprocessing.cpu_count()`, `os.process_cpu_count()` | [`cpu_count`], [`process_cpu_count`] |
+//! | `multiprocessing.Pool(processes)`; leaving `with Pool() as pool:` | [`Pool::new`]; dropping it terminates it |
+//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)`, `get_context(m).Pool()` | [`Pool::builder`]: [`PoolBuilder::initializer`], [`PoolBuilder::maxtasksperchild`], [`PoolBuilder::start_method`] |
+//! | `pool.map(f, items)`, `pool.map(f, items, chunksize=n)` | [`Pool::map`], [`Pool::chunked`]`(n).map(f, items)` |
+//! | `pool.starmap(f, items)`, `map_async`, `starmap_async` | [`Pool::starmap`], [`Pool::map_async`], [`Pool::starmap_async`] |
+//! | `pool.imap(f, items)`, `imap_unordered`, `it.next(timeout)` | [`Pool::imap`], [`Pool::imap_unordered`] (lazy [`IMap`] iterators), [`IMap::next_timeout`] |
+//! | `pool.apply(f, args)`, `apply_async(f, args)` | [`Pool::apply`], [`Pool::apply_async`] |
+//! | `r.get()`, `r.get(timeout)`, `r.wait()`, `r.ready()`, `r.successful()` | [`AsyncResult::get`], [`AsyncResult::get_timeout`], [`AsyncResult::wait`], [`AsyncResult::ready`], [`AsyncResult::successful`] |
+//! | `pool.close()`, `pool.terminate()`, `pool.join()` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`] |
+//! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
+//! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
@@ -204,6 +214,25 @@
 //!   instead of watching a pipe. A child reaped by `active_children` still reports its exit
 //!   code through its handle. [`cpu_count`] returns an error where Python raises
 //!   `NotImplementedError`, and neither count obeys Python 3.13's `PYTHON_CPU_COUNT`.
+//! - **A pool survives the death of a worker.** When a worker is killed mid-task (SIGKILL, the
+//!   OOM killer), the chunk it was running fails with [`PoolError::WorkerDied`], naming its PID
+//!   and signal; the chunks queued behind it run on other workers, a new worker replaces it,
+//!   and the pool stays usable. It is not retried: a task that killed its worker would likely
+//!   kill the next, and a task need not be safe to run twice. CPython's `Pool` waits for ever
+//!   for that chunk (its issues gh-66587, gh-96062), and `ProcessPoolExecutor` breaks for good.
+//! - **A pool's tasks are typed functions.** A task is a function item under every start
+//!   method (a worker finds it from its type; a closure is [`PoolError::NeedsFunction`], as a
+//!   lambda does not pickle). It returns a value, or a `Result` whose `Err` reaches the caller
+//!   as [`PoolError::Task`] with its message ([`TaskResult`]); a panic is caught in the worker
+//!   and reported the same way, with its location, instead of printed there. Handles (a
+//!   [`Queue`], a [`Lock`]) reach workers only through the initializer, as in Python.
+//! - **`imap` reads its input lazily**, keeping at most 16 chunks per worker in flight, so an
+//!   endless iterator works; `map` reads the whole input first, as CPython's does.
+//! - **A failing initializer stops the pool**: every call fails with
+//!   [`PoolError::Initializer`] and its message. CPython starts new workers for ever.
+//! - **`terminate` kills the workers with SIGKILL** (CPython sends SIGTERM), and
+//!   `apply_async`/`map_async` take no `callback`/`error_callback`: call [`AsyncResult::get`]
+//!   from a [`Thread`] instead.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //!
