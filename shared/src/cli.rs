@@ -6,9 +6,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::start::StartMethod;
+use crate::timeline::TimelineOutput;
 
 /// What a command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,19 +19,25 @@ pub enum Invocation {
     Run {
         /// The start method named by `--start-method`, if any.
         start_method: Option<StartMethod>,
+        /// Where `--timeline` asked for the run's timeline, if it did.
+        timeline: Option<TimelineOutput>,
     },
     /// Print the usage (`-h`, `--help`) and exit.
     Help,
 }
 
 /// Reads the course's options from `args` (the arguments after the program's name):
-/// `--start-method fork|spawn` (or `--start-method=spawn`), and `-h`/`--help`.
+/// `--start-method fork|spawn` (or `--start-method=spawn`), `--timeline` (or
+/// `--timeline=FILE.json`) and `-h`/`--help`.
 ///
 /// ```
-/// use shared::{Invocation, StartMethod, parse_args};
+/// use shared::{Invocation, StartMethod, TimelineOutput, parse_args};
 ///
 /// let run = parse_args(["--start-method", "spawn"].map(Into::into))?;
-/// assert_eq!(run, Invocation::Run { start_method: Some(StartMethod::Spawn) });
+/// assert_eq!(run, Invocation::Run { start_method: Some(StartMethod::Spawn), timeline: None });
+/// let run = parse_args(["--timeline=t.json"].map(Into::into))?;
+/// let json = Some(TimelineOutput::Json("t.json".into()));
+/// assert_eq!(run, Invocation::Run { start_method: None, timeline: json });
 /// assert_eq!(parse_args(["--help"].map(Into::into))?, Invocation::Help);
 /// let error = parse_args(["spawn"].map(Into::into)).unwrap_err();
 /// assert!(error.to_string().contains("--start-method spawn"), "{error}");
@@ -39,12 +46,14 @@ pub enum Invocation {
 ///
 /// # Errors
 /// [`InitError`] for anything else: an unknown argument or option, an unknown start method, a
-/// missing value, a value given to `--help`, or an argument that is not valid UTF-8.
+/// missing value, an empty `--timeline=`, a value given to `--help`, or an argument that is
+/// not valid UTF-8.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, InitError> {
     use lexopt::Arg::{Long, Short, Value};
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut start_method = None;
+    let mut timeline = None;
     while let Some(arg) = parser.next().map_err(InitError::from_lexopt)? {
         match arg {
             Short('h') | Long("help") => {
@@ -63,6 +72,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                     .map_err(|value| InitError::NotUnicode(value.to_string_lossy().into_owned()))?;
                 start_method = Some(name.parse()?);
             }
+            Long("timeline") => {
+                timeline = Some(match parser.optional_value() {
+                    None => TimelineOutput::Drawing,
+                    Some(path) if path.is_empty() => return Err(InitError::EmptyTimelineFile),
+                    Some(path) => TimelineOutput::Json(PathBuf::from(path)),
+                });
+            }
             Value(value) => {
                 return Err(InitError::UnknownArgument(
                     value.to_string_lossy().into_owned(),
@@ -72,7 +88,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             Short(option) => return Err(InitError::UnknownArgument(format!("-{option}"))),
         }
     }
-    Ok(Invocation::Run { start_method })
+    Ok(Invocation::Run {
+        start_method,
+        timeline,
+    })
 }
 
 /// The text `--help` prints for `program`; `about` says what the program shows.
@@ -84,7 +103,7 @@ pub(crate) fn usage(program: &str, about: Option<&str>) -> String {
         USAGE_WIDTH,
     );
     format!(
-        "Uso: {program} [--start-method fork|spawn]\n\
+        "Uso: {program} [--start-method fork|spawn] [--timeline[=ARQUIVO.json]]\n\
          \n\
          {about}\n\
          \n\
@@ -93,6 +112,9 @@ pub(crate) fn usage(program: &str, about: Option<&str>) -> String {
          \x20                            fork: o filho é uma cópia do principal;\n\
          \x20                            spawn: o programa roda de novo e executa só a função\n\
          \x20                            do filho. O mesmo que multiprocessing.set_start_method.\n\
+         \x20 --timeline                 depois da execução, desenha em stderr o que cada processo\n\
+         \x20                            fez, e quando: uma coluna por processo\n\
+         \x20 --timeline=ARQUIVO.json    grava a linha do tempo para o Perfetto (ui.perfetto.dev)\n\
          \x20 -h, --help                 mostra esta ajuda e sai\n"
     )
 }
@@ -148,6 +170,8 @@ pub enum InitError {
     },
     /// An argument is not valid UTF-8 (shown with replacement characters).
     NotUnicode(String),
+    /// `--timeline=` was given an empty file name.
+    EmptyTimelineFile,
 }
 
 impl InitError {
@@ -165,7 +189,8 @@ impl InitError {
     }
 }
 
-const ACCEPTED: &str = "as opções aceitas são --start-method fork|spawn e -h/--help";
+const ACCEPTED: &str =
+    "as opções aceitas são --start-method fork|spawn, --timeline[=ARQUIVO.json] e -h/--help";
 
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,6 +201,10 @@ impl fmt::Display for InitError {
                     "argumento desconhecido `{argument}`: quis dizer `--start-method {argument}`?"
                 )
             }
+            InitError::UnknownArgument(argument) if argument.ends_with(".json") => write!(
+                f,
+                "argumento desconhecido `{argument}`: quis dizer `--timeline={argument}`?"
+            ),
             InitError::UnknownArgument(argument) => {
                 write!(f, "argumento desconhecido `{argument}`: {ACCEPTED}")
             }
@@ -195,6 +224,9 @@ impl fmt::Display for InitError {
             InitError::NotUnicode(argument) => {
                 write!(f, "o argumento `{argument}` não é texto UTF-8 válido")
             }
+            InitError::EmptyTimelineFile => {
+                f.write_str("`--timeline=` precisa de um nome de arquivo, como `--timeline=t.json`")
+            }
         }
     }
 }
@@ -212,7 +244,26 @@ mod tests {
     }
 
     fn run(start_method: Option<StartMethod>) -> Result<Invocation, InitError> {
-        Ok(Invocation::Run { start_method })
+        Ok(Invocation::Run {
+            start_method,
+            timeline: None,
+        })
+    }
+
+    #[test]
+    fn timeline_with_and_without_a_file() {
+        let timeline = |args: &[&str]| match parse(args) {
+            Ok(Invocation::Run { timeline, .. }) => timeline,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(timeline(&["--timeline"]), Some(TimelineOutput::Drawing));
+        assert_eq!(
+            timeline(&["--timeline=a.json", "--start-method", "spawn"]),
+            Some(TimelineOutput::Json("a.json".into()))
+        );
+        assert_eq!(parse(&["--timeline="]), Err(InitError::EmptyTimelineFile));
+        let error = parse(&["--timeline", "a.json"]).unwrap_err().to_string();
+        assert!(error.contains("quis dizer `--timeline=a.json`"), "{error}");
     }
 
     #[test]
@@ -262,7 +313,10 @@ mod tests {
     #[test]
     fn usage_names_the_program_and_every_option() {
         let text = usage("lesson01-processes", Some("Lição 01."));
-        assert!(text.starts_with("Uso: lesson01-processes [--start-method fork|spawn]\n"));
+        assert!(text.starts_with(
+            "Uso: lesson01-processes [--start-method fork|spawn] [--timeline[=ARQUIVO.json]]\n"
+        ));
+        assert!(text.contains("--timeline=ARQUIVO.json"));
         assert!(text.contains("\nLição 01.\n"));
         assert!(text.contains("--start-method fork|spawn") && text.contains("-h, --help"));
         assert!(usage("x", None).contains("README.md"));

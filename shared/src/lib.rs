@@ -279,6 +279,7 @@ mod start;
 mod sync;
 mod sys;
 mod thread;
+mod timeline;
 mod wire;
 
 pub use cli::{InitError, Invocation, parse_args};
@@ -302,6 +303,7 @@ pub use sync::{
 };
 pub use sync::{Condition, ConditionLock, Lock, LockGuard, RLock, RLockGuard};
 pub use thread::{Thread, ThreadError, ThreadQueue, get_native_id};
+pub use timeline::TimelineOutput;
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

@@ -121,6 +121,7 @@ impl Connection {
     /// [`SendError::TooLarge`] past 4 GiB; [`SendError::Closed`] when no process holds the
     /// other end any more; [`SendError::Os`].
     pub fn send<T: Serialize + ?Sized>(&self, item: &T) -> Result<(), SendError> {
+        let _send = crate::timeline::span(crate::timeline::Kind::Send, || (0, 0));
         self.check_writable()?;
         let mut frame = vec![0; LENGTH_HEADER];
         rmp_serde::encode::write(&mut frame, item).map_err(|e| SendError::Encode {
@@ -144,6 +145,7 @@ impl Connection {
     /// # Errors
     /// As [`send`](Self::send), except encoding.
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
+        let _send = crate::timeline::span(crate::timeline::Kind::Send, || (0, 0));
         self.check_writable()?;
         let header = length_header(bytes.len())?;
         if bytes.len() <= 64 * 1024 {
@@ -181,6 +183,7 @@ impl Connection {
     /// readable, as in Python); [`RecvError::WrongDirection`] on a send-only end;
     /// [`RecvError::Os`].
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        let _recv = crate::timeline::span(crate::timeline::Kind::Recv, || (0, 0));
         self.check_readable()?;
         let mut header = [0; LENGTH_HEADER];
         match self.read_full(&mut header)? {

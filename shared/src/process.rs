@@ -16,6 +16,7 @@ use crate::spawn::{self, Relaunch};
 use crate::start::{self, StartMethod};
 use crate::sys;
 use crate::sys::process::{Forked, Stop};
+use crate::timeline::{self, Kind};
 
 /// A function and its arguments, run in a new OS process. Python: `multiprocessing.Process`.
 ///
@@ -156,10 +157,12 @@ impl Process {
             parent_name: runtime::current_name(),
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
+        let mut started = timeline::span(Kind::Start, || (0, timeline::method_code(method).into()));
         let pid = match method {
             StartMethod::Fork => fork_child(&mut self.launch, me)?,
             StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me)?,
         };
+        started.item(|| (pid.into(), timeline::method_code(method).into()));
         // The arguments now belong to the child: drop the parent's copies (closing the ends
         // of pipes it passed, so EOF reaches whoever waits for the child's end).
         self.launch = None;
@@ -189,6 +192,7 @@ impl Process {
     /// [`ProcessError::NotStarted`] ("can only join a started process"),
     /// [`ProcessError::NotAChild`] when called from another process, [`ProcessError::Os`].
     pub fn join(&mut self) -> Result<(), ProcessError> {
+        let _join = timeline::span(Kind::Join, || (self.pid().map_or(0, u64::from), 0));
         self.wait_for_exit("join", None).map(drop)
     }
 
@@ -199,6 +203,7 @@ impl Process {
     /// # Errors
     /// As [`join`](Self::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<(), ProcessError> {
+        let _join = timeline::span(Kind::Join, || (self.pid().map_or(0, u64::from), 0));
         self.wait_for_exit("join", Some(timeout)).map(drop)
     }
 
@@ -286,6 +291,7 @@ impl Process {
             Some(code) => code,
             None => return Ok(None),
         };
+        timeline::reaped(child.pid, &Ok(code));
         Ok(Some(*child.exitcode.get_or_init(|| code)))
     }
 }
@@ -365,6 +371,7 @@ fn fork_child(
                 runtime::finish_child(1);
             }
             runtime::become_child(me);
+            timeline::child_started(StartMethod::Fork);
             let code = launch.take().map_or(1, |launch| launch.run_here());
             runtime::finish_child(code)
         }
@@ -398,6 +405,7 @@ where
 {
     fn run_here(self: Box<Self>) -> i32 {
         let Bound { target, args } = *self;
+        timeline::target_started::<F>();
         run_guarded(target, args)
     }
 
@@ -432,6 +440,7 @@ where
             eprintln!("shared: the spawned child cannot recreate its target");
             return 1;
         };
+        timeline::target_started::<F>();
         run_guarded(target, args)
     }
 }

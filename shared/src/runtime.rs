@@ -62,6 +62,7 @@ pub(crate) fn install_exit_hook() -> io::Result<()> {
 extern "C" fn exit_hook() {
     crate::thread::settle_threads();
     settle_children();
+    crate::timeline::finish();
 }
 
 /// Terminates daemonic children, then waits for every child: what CPython does at exit. A
@@ -73,7 +74,7 @@ pub(crate) fn settle_children() {
         let _ = sys::process::send(child.pid, Stop::Terminate);
     }
     for child in &pending {
-        let _ = sys::process::reap(child.pid);
+        crate::timeline::reaped(child.pid, &sys::process::reap(child.pid));
     }
 }
 
@@ -213,6 +214,7 @@ pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
 /// children, flush, and leave with `code` without running the exit work it inherited from its
 /// parent.
 pub(crate) fn finish_child(code: i32) -> ! {
+    crate::timeline::exiting(code);
     crate::thread::settle_threads();
     settle_children();
     let _ = io::stdout().flush();

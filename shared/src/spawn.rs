@@ -263,6 +263,7 @@ pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Res
         // message would only look like a failure in a green run.
         command.stderr(std::process::Stdio::null());
     }
+    inherit.extend(crate::timeline::for_spawned_child(&mut command)?);
     // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
     // async-signal-safe, on descriptors this process owns (the handles and the payload, all
     // kept open by the caller and `payload` until `spawn` returns).
@@ -595,6 +596,7 @@ impl Accepted {
             parent: body.parent,
             parent_name: body.parent_name,
         });
+        crate::timeline::child_started(crate::StartMethod::Spawn);
         entry(&body.args, fds)
     }
 }

@@ -83,7 +83,10 @@ impl FromStr for StartMethod {
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
 /// In the main process, `init` reads the command line with [`parse_args`]:
-/// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `-h`/`--help`
+/// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `--timeline`
+/// records what every process of the run does and draws it on stderr when `main` returns
+/// (`--timeline=FILE.json` writes it for Perfetto instead; see the crate's
+/// [timeline section](crate#timeline)); `-h`/`--help`
 /// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
 /// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so
 /// that a learner never runs the lesson believing an option was taken. Under `cargo run`, the
@@ -105,9 +108,18 @@ pub fn init() -> Result<(), InitError> {
     }
     let program = crate::cli::program_name();
     match parse_args(std::env::args_os().skip(1)) {
-        Ok(Invocation::Run { start_method }) => {
+        Ok(Invocation::Run {
+            start_method,
+            timeline,
+        }) => {
             if let Some(method) = start_method {
                 set_start_method(method);
+            }
+            if let Some(output) = timeline
+                && let Err(error) = crate::timeline::start(output)
+            {
+                eprintln!("{program}: --timeline: {error}");
+                std::process::exit(2)
             }
             Ok(())
         }

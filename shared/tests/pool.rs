@@ -134,7 +134,10 @@ fn map_gives_results_in_input_order_from_the_workers(method: StartMethod) {
     );
     let workers: HashSet<u32> = pool.worker_pids().into_iter().collect();
     assert!(pids.is_subset(&workers), "{pids:?} not among {workers:?}");
-    assert_eq!(pool.map(square, Vec::new()).expect("empty map"), []);
+    // The element type is spelled out: with serde_json in the graph, `u64 == _` has two
+    // candidate impls and `[]` alone no longer infers.
+    let empty: [u64; 0] = [];
+    assert_eq!(pool.map(square, Vec::new()).expect("empty map"), empty);
 }
 
 fn chunk_sizes_and_starmap_keep_the_order(method: StartMethod) {

@@ -126,6 +126,7 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
+        let _apply = crate::timeline::span(crate::timeline::Kind::PoolApply, || (0, 0));
         self.apply_async(f, args)?.get()
     }
 
@@ -442,6 +443,7 @@ impl Chunked<'_> {
         F: Task<(A,)>,
         A: Serialize + DeserializeOwned,
     {
+        let _map = crate::timeline::span(crate::timeline::Kind::PoolMap, || (0, 0));
         self.map_async(f, items)?.get()
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ring::Event;
 use super::{Queue, Wait};
+use crate::timeline::Kind;
 
 /// A [`Queue`] whose consumers report each item done with [`task_done`](Self::task_done), so
 /// that a producer can [`join`](Self::join) until all work is finished.
@@ -79,6 +80,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// [`TaskDoneError::Corrupt`] when another process keeps rewriting the counts; counts it
     /// merely changed give `TooManyCalls` or mark one more task done, never a panic.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        crate::timeline::record(Kind::TaskDone, || (self.queue.ring.id(), 0));
         match self.queue.ring.task_done() {
             Ok(true) => Ok(()),
             Ok(false) => Err(TaskDoneError::TooManyCalls),
@@ -137,6 +139,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 
     fn join_waiting(&self, wait: Wait) -> bool {
         let ring = &self.queue.ring;
+        let _join = crate::timeline::span(Kind::QueueJoin, || (ring.id(), 0));
         loop {
             // Read before the check, so a task_done in between ends the wait at once.
             let seen = ring.watch(Event::AllDone);

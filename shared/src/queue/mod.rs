@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::timeline::{self, Kind};
 pub use joinable::{JoinableQueue, TaskDoneError};
 use ring::{Event, PushError, Ring, State, is_corruption};
 
@@ -458,6 +459,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn put_waiting(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
+        let mut span = timeline::span(Kind::Put, || (self.ring.id(), 0));
         if self.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed(item));
         }
@@ -479,6 +481,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let seen = match guard.full(maxsize) {
                 Ok(Some(seen)) => seen,
                 Ok(None) => {
+                    span.item(|| (self.ring.id(), guard.items_put()));
                     let pushed = guard.push(len, |out| codec::encode_into(&item, out));
                     return PutError::from_push(item, pushed);
                 }
@@ -495,6 +498,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_waiting(&self, wait: Wait) -> Result<T, GetError> {
+        let mut span = timeline::span(Kind::Get, || (self.ring.id(), 0));
         if self.closed.load(Ordering::Relaxed) {
             return Err(GetError::Closed);
         }
@@ -512,6 +516,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }
             if let Some(payload) = guard.front().map_err(GetError::from_ring)? {
                 let item = codec::decode::<T>(payload);
+                span.item(|| (self.ring.id(), guard.items_taken()));
                 guard.pop_front().map_err(GetError::from_ring)?;
                 return item.map_err(|error| GetError::Decode {
                     expected: std::any::type_name::<T>(),

@@ -380,6 +380,10 @@ impl Ring {
     }
 
     /// The bound given at creation; 0 means unbounded.
+    pub(crate) fn id(&self) -> u64 {
+        crate::sys::fd::inode(self.file()).unwrap_or(0)
+    }
+
     pub(crate) fn maxsize(&self) -> u64 {
         self.header().maxsize.load(Ordering::Relaxed)
     }
@@ -815,6 +819,12 @@ pub(crate) struct TailGuard<'a> {
 }
 
 impl TailGuard<'_> {
+    /// How many items were ever put before the next one: that item's number, from 0, which
+    /// the `get` that takes it sees as [`HeadGuard::items_taken`] (for the timeline).
+    pub(crate) fn items_put(&self) -> u64 {
+        self.tail.items
+    }
+
     /// Whether the queue was shut down (in any way) before this lock was taken: if so, no
     /// put may commit.
     pub(crate) fn shut_down(&self) -> bool {
@@ -989,6 +999,12 @@ pub(crate) struct HeadGuard<'a> {
 }
 
 impl HeadGuard<'_> {
+    /// How many items were ever taken before the first one now: its number, from 0 (see
+    /// [`TailGuard::items_put`]).
+    pub(crate) fn items_taken(&self) -> u64 {
+        self.span.head().items
+    }
+
     fn data(&self) -> &Mapping {
         // SAFETY: we hold the get lock, which excludes every writer of the consumer mapping.
         unsafe { &*self.ring.consumer.get() }

@@ -275,6 +275,7 @@ impl Lock {
     /// a thread that ended): the guard inside holds it now. A waiter notices such a death
     /// within 100 ms. [`AcquireError::Os`] (`EDEADLK`) when this thread holds it already.
     pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'static>>> {
+        let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.acquire_until(None))
     }
 
@@ -413,6 +414,7 @@ impl Drop for LockGuard<'_> {
         // The guard exists only while this thread owns the word (made by a successful
         // acquire, not `Send`). Should another process have overwritten the word, the release
         // changes nothing and there is nobody to tell.
+        crate::timeline::record(crate::timeline::Kind::Release, || (0, 0));
         let _ = self.block.word().unlock();
     }
 }

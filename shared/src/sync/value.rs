@@ -128,6 +128,7 @@ impl<const ARRAY: bool> Drop for Holding<ARRAY> {
         // Made only by a successful acquire, on this thread (the guards that hold it are not
         // `Send`). Should another process have overwritten the word, the release changes
         // nothing and there is nobody to tell.
+        crate::timeline::record(crate::timeline::Kind::Release, || (0, 0));
         let _ = self.block.state().word.unlock();
     }
 }
@@ -377,6 +378,7 @@ impl<T: Pod> Value<T> {
     /// if the system refused, or (`EDEADLK`) when this thread already holds it: the lock is
     /// not re-entrant (Python's is an `RLock`).
     pub fn get_lock(&self) -> Result<ValueGuard<T>, AcquireError<ValueGuard<T>>> {
+        let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
     }
 
@@ -535,6 +537,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`Value::get_lock`].
     pub fn get_lock(&self) -> Result<ArrayGuard<T>, AcquireError<ArrayGuard<T>>> {
+        let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
     }
 

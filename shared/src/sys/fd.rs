@@ -130,3 +130,71 @@ pub(crate) fn kind(fd: BorrowedFd<'_>) -> io::Result<Kind> {
 pub(crate) fn raw(fd: &impl AsFd) -> RawFd {
     fd.as_fd().as_raw_fd()
 }
+
+/// Makes `target` (a standard stream's number) another name for `fd`'s open file,
+/// closing what `target` named before (`dup2`). The new `target` is not close-on-exec, as a
+/// standard stream must not be.
+pub(crate) fn redirect(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: `dup2` takes two integers; `fd` is open (borrowed), and `target` is one of
+        // the standard streams, which no Rust object owns as an `OwnedFd`: replacing the open
+        // file behind it invalidates no handle's assumptions (writes go to the new file).
+        let result = unsafe { nix::libc::dup2(fd.as_raw_fd(), target) };
+        if result != -1 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Makes reads of `fd` return `WouldBlock` instead of waiting.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io_error)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags))
+        .map(drop)
+        .map_err(io_error)
+}
+
+/// Reads what `fd` has, up to `buffer.len()` bytes: 0 at end of file, `WouldBlock` when a
+/// non-blocking descriptor has nothing now. Retries on EINTR.
+pub(crate) fn read_some(fd: BorrowedFd<'_>, buffer: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buffer) {
+            Ok(read) => return Ok(read),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on EINTR and short writes.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => bytes = &bytes[written..],
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+    Ok(())
+}
+
+/// Closes descriptor number `fd` if something is open there, without any owner: for a copy a
+/// forked child inherited inside state it must not touch (its owner is leaked, never dropped).
+pub(crate) fn close_leaked(fd: RawFd) {
+    // SAFETY: the caller's owner of `fd` is leaked and never closes or uses it again, so no
+    // `OwnedFd` or `File` in this process refers to this number after the call; closing a
+    // number with nothing open fails with EBADF, which is harmless.
+    unsafe { nix::libc::close(fd) };
+}
+
+/// The inode number of the open file behind `fd`: the same in every process that holds it, so
+/// it names a shared object (a queue's memfd) across processes.
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(nix::sys::stat::fstat(fd).map_err(io_error)?.st_ino)
+}

@@ -42,3 +42,18 @@ pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 pub(crate) fn io_error(errno: nix::errno::Errno) -> io::Error {
     io::Error::from_raw_os_error(errno as i32)
 }
+
+/// Nanoseconds on `CLOCK_MONOTONIC`: one clock for the whole machine, so times taken in
+/// different processes compare (the timeline orders every process's events by it).
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut now = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec`; CLOCK_MONOTONIC always exists on Linux,
+    // so the call cannot fail, and a failure would leave `now` at zero, a valid value.
+    unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &raw mut now) };
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}

@@ -1,0 +1,357 @@
+//! The drawing on stderr: one column per process, one row per event, for a learner.
+//!
+//! ```text
+//!      ms │ PID 4001          PID 4002
+//!         │ principal         funcao_processo
+//! ────────┼───────────────────────────────────
+//!     0.0 │ » Processo principal 4001 inicializado
+//!     0.2 │ start() → PID 4002 (fork)
+//!     0.3 │ join(PID 4002)…   │
+//!     0.4 │ ┊                 ▶ começa: funcao_processo (fork)
+//! ```
+//!
+//! Each row shows the state of every column (`│` running, `┊` waiting in a call, blank
+//! before its start and after its end) and the event's text, which starts in its process's
+//! column and runs to the right edge, so a printed line is readable even with five columns.
+//! A call that took 1 ms or more gets two rows, where it began to wait and where it returned;
+//! a quicker one, one row. A column freed by a process that ended is given to the next one
+//! that starts (lesson 05 starts eight processes, four at a time); its start row names it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use super::Kind;
+use super::model::{Event, Run};
+
+/// The width the drawing fits in.
+pub(super) const WIDTH: usize = 100;
+/// The time column, right-aligned, and its separator.
+const TIME_WIDTH: usize = 8;
+/// The widest a column gets.
+const MAX_COLUMN: usize = 30;
+/// A call this long (ns) or longer is drawn as a wait, from its begin to its return.
+const WAIT_NS: u64 = 1_000_000;
+
+/// Whether to colour: stderr is a terminal and `NO_COLOR` is unset (no-color.org).
+pub(super) fn colour_wanted() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// One row to draw: at `time`, in the column of `pid`, `text`.
+struct Row {
+    time: u64,
+    pid: u32,
+    text: String,
+    /// The process is waiting from this row on (a wait began) or no longer (it returned).
+    waiting: Option<bool>,
+}
+
+/// The drawing of `run`, `width` columns wide at most (plus colour codes if `colour`).
+pub(super) fn draw(run: &Run, width: usize, colour: bool) -> String {
+    let rows = rows(run);
+    let lanes = Lanes::assign(run, &rows);
+    let column = ((width - TIME_WIDTH - 2) / lanes.count.max(1)).clamp(4, MAX_COLUMN);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Linha do tempo: {} processos; tempos em ms desde o init()",
+        run.processes.len()
+    );
+    header(&mut out, run, &lanes, column, width);
+    let mut waiting: BTreeMap<u32, bool> = BTreeMap::new();
+    for row in &rows {
+        if row.waiting == Some(false) {
+            waiting.insert(row.pid, false);
+        }
+        let lane = lanes.of(row.pid);
+        let mut line = format!("{:>w$} │ ", ms(row.time), w = TIME_WIDTH - 2);
+        for occupant in lanes.at(row.time).into_iter().take(lane) {
+            let mark = match occupant {
+                Some(pid) if waiting.get(&pid) == Some(&true) => '┊',
+                Some(_) => '│',
+                None => ' ',
+            };
+            line.push(mark);
+            line.extend(std::iter::repeat_n(' ', column - 1));
+        }
+        let room = width.saturating_sub(line.chars().count());
+        let text = fit(&row.text, room);
+        if colour {
+            let _ = write!(out, "\x1b[2m{line}\x1b[0m{}{text}\x1b[0m", paint(lane));
+        } else {
+            out.push_str(&line);
+            out.push_str(&text);
+        }
+        out.push('\n');
+        if row.waiting == Some(true) {
+            waiting.insert(row.pid, true);
+        }
+    }
+    footer(&mut out, run);
+    out
+}
+
+fn header(out: &mut String, run: &Run, lanes: &Lanes, column: usize, width: usize) {
+    let mut pids = format!("{:>w$} │ ", "ms", w = TIME_WIDTH - 2);
+    let mut targets = format!("{:>w$} │ ", "", w = TIME_WIDTH - 2);
+    for first in &lanes.first {
+        let process = run.process(*first);
+        let pid = format!("PID {first}");
+        let target = process.map_or("?", |process| process.target.as_str());
+        let _ = write!(pids, "{:<column$}", fit(&pid, column - 1));
+        let _ = write!(targets, "{:<column$}", fit(target, column - 1));
+    }
+    out.push_str(pids.trim_end());
+    out.push('\n');
+    out.push_str(targets.trim_end());
+    out.push('\n');
+    let rule_width = (TIME_WIDTH + 1 + lanes.first.len() * column).min(width);
+    let _ = writeln!(
+        out,
+        "{}┼{}",
+        "─".repeat(TIME_WIDTH - 1),
+        "─".repeat(rule_width - TIME_WIDTH)
+    );
+}
+
+fn footer(out: &mut String, run: &Run) {
+    out.push_str(
+        "» linha impressa · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada · \
+         … texto cortado só aqui\n",
+    );
+    for process in run.processes.iter().filter(|process| process.counted > 0) {
+        let _ = writeln!(
+            out,
+            "PID {}: mais {} eventos de trava (acquire/release), contados e não desenhados",
+            process.pid, process.counted
+        );
+    }
+    if run.lost > 0 {
+        let _ = writeln!(out, "{} eventos não couberam no registro", run.lost);
+    }
+    if run.unfinished > 0 {
+        let _ = writeln!(
+            out,
+            "{} eventos ficaram pela metade (processo morto enquanto registrava)",
+            run.unfinished
+        );
+    }
+}
+
+/// The rows of `run`, in time order.
+fn rows(run: &Run) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for event in &run.events {
+        let exited_itself = run.events.iter().any(|other| {
+            other.kind == Kind::Exit && other.pid == event.pid && event.kind == Kind::Reaped
+        });
+        if exited_itself {
+            continue; // its own exit row says it already
+        }
+        let long = event.end - event.begin >= WAIT_NS;
+        let (text, waited) = describe(run, event);
+        let row = |time, text, waiting| Row {
+            time,
+            pid: event.pid,
+            text,
+            waiting,
+        };
+        match waited {
+            Some((waiting, returned)) if long => {
+                rows.push(row(event.begin, format!("{waiting}…"), Some(true)));
+                rows.push(row(event.end, returned, Some(false)));
+            }
+            _ => rows.push(row(event.begin, text, None)),
+        }
+    }
+    rows.sort_by_key(|row| row.time);
+    rows
+}
+
+/// What a row says about `event`; for a call, also what its two rows say when it waited: as
+/// it began, and as it returned.
+fn describe(run: &Run, event: &Event) -> (String, Option<(String, String)>) {
+    let took = || format!("voltou após {} ms", ms(event.end - event.begin));
+    let call = |name: String, result: String| {
+        let short = format!("{name}{result}");
+        let returned = format!("{} {}{result}", name_only(&name), took());
+        (short, Some((name, returned)))
+    };
+    let queue = || run.queue(event.object);
+    let item = || format!(" → item {}", event.arg + 1);
+    match event.kind {
+        Kind::Start => (
+            format!(
+                "start() → PID {} ({})",
+                event.object,
+                super::method_name(event.arg)
+            ),
+            None,
+        ),
+        Kind::Began => {
+            let method = super::method_name(event.arg);
+            (
+                format!("▶ começa: PID {}, {} ({method})", event.pid, event.text),
+                None,
+            )
+        }
+        Kind::Print => (format!("» {}", event.text), None),
+        Kind::Put => call(format!("put(fila {})", queue()), item()),
+        Kind::Get => call(format!("get(fila {})", queue()), item()),
+        Kind::Send => call("send()".to_owned(), String::new()),
+        Kind::Recv => call("recv()".to_owned(), String::new()),
+        Kind::TaskDone => (format!("task_done(fila {})", queue()), None),
+        Kind::QueueJoin => call(format!("fila {}.join()", queue()), String::new()),
+        Kind::Acquire => call("trava: acquire()".to_owned(), String::new()),
+        Kind::Release => ("trava: release()".to_owned(), None),
+        Kind::Join => call(format!("join(PID {})", event.object), String::new()),
+        Kind::Exit | Kind::Reaped => (format!("■ fim, {}", exit_text(event.code())), None),
+        Kind::MainEnd => ("■ main retornou".to_owned(), None),
+        Kind::PoolMap => call("pool.map()".to_owned(), String::new()),
+        Kind::PoolApply => call("pool.apply()".to_owned(), String::new()),
+    }
+}
+
+/// `get` of `get(fila 1)`: how a return row names its call.
+fn name_only(call: &str) -> &str {
+    call.split_once('(').map_or(call, |(name, _)| name)
+}
+
+/// `código 0`, or `morto por SIGTERM` for a negative code.
+pub(super) fn exit_text(code: i32) -> String {
+    if code < 0 {
+        format!("morto por {}", signal_name(-code))
+    } else {
+        format!("código {code}")
+    }
+}
+
+/// The usual name of signal `number`.
+pub(super) fn signal_name(number: i32) -> String {
+    match number {
+        1 => "SIGHUP".to_owned(),
+        2 => "SIGINT".to_owned(),
+        6 => "SIGABRT".to_owned(),
+        9 => "SIGKILL".to_owned(),
+        11 => "SIGSEGV".to_owned(),
+        13 => "SIGPIPE".to_owned(),
+        15 => "SIGTERM".to_owned(),
+        other => format!("sinal {other}"),
+    }
+}
+
+/// Milliseconds with one decimal.
+fn ms(ns: u64) -> String {
+    format!("{}.{}", ns / 1_000_000, ns % 1_000_000 / 100_000)
+}
+
+/// `text` cut to `room` characters, its last one `…` if it was cut.
+fn fit(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn paint(lane: usize) -> &'static str {
+    const COLOURS: [&str; 6] = [
+        "\x1b[36m", "\x1b[33m", "\x1b[35m", "\x1b[32m", "\x1b[34m", "\x1b[31m",
+    ];
+    COLOURS[lane % COLOURS.len()]
+}
+
+/// Which column each process has. A process takes the leftmost column free when its first
+/// row comes; a column is free again after its process's last row.
+struct Lanes {
+    /// PID → column.
+    lane: BTreeMap<u32, usize>,
+    /// The first process of each column, for the header.
+    first: Vec<u32>,
+    /// Each process's rows' span of time, to know who occupies a column on a row.
+    life: BTreeMap<u32, (u64, u64)>,
+    count: usize,
+}
+
+impl Lanes {
+    fn assign(run: &Run, rows: &[Row]) -> Lanes {
+        let mut life: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for row in rows {
+            let entry = life.entry(row.pid).or_insert((row.time, row.time));
+            entry.1 = entry.1.max(row.time);
+        }
+        // Columns in the run's order (main first, then start order), each at its first row.
+        let mut order: Vec<u32> = run
+            .processes
+            .iter()
+            .map(|process| process.pid)
+            .filter(|pid| life.contains_key(pid))
+            .collect();
+        order.sort_by_key(|pid| (*pid != run.processes[0].pid, life[pid].0));
+        let mut busy_until: Vec<u64> = Vec::new();
+        let mut lanes = Lanes {
+            lane: BTreeMap::new(),
+            first: Vec::new(),
+            life: life.clone(),
+            count: 0,
+        };
+        for pid in order {
+            let (from, to) = life[&pid];
+            let free = busy_until.iter().position(|&until| until < from);
+            let lane = match free {
+                Some(lane) => lane,
+                None => {
+                    busy_until.push(0);
+                    lanes.first.push(pid);
+                    busy_until.len() - 1
+                }
+            };
+            busy_until[lane] = to;
+            lanes.lane.insert(pid, lane);
+        }
+        lanes.count = busy_until.len();
+        lanes
+    }
+
+    fn of(&self, pid: u32) -> usize {
+        self.lane.get(&pid).copied().unwrap_or(0)
+    }
+
+    /// Who occupies each column at `time` (`None`: nobody): the process whose rows span it.
+    fn at(&self, time: u64) -> Vec<Option<u32>> {
+        let mut occupants = vec![None; self.count];
+        for (&pid, &(from, to)) in &self.life {
+            if (from..=to).contains(&time) {
+                occupants[self.of(pid)] = Some(pid);
+            }
+        }
+        occupants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_with_an_ellipsis() {
+        assert_eq!(fit("abcdef", 6), "abcdef");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(fit("ação", 3), "aç…");
+    }
+
+    #[test]
+    fn milliseconds_have_one_decimal() {
+        assert_eq!(ms(0), "0.0");
+        assert_eq!(ms(2_001_250_000), "2001.2");
+    }
+
+    #[test]
+    fn exits_name_signals() {
+        assert_eq!(exit_text(0), "código 0");
+        assert_eq!(exit_text(-15), "morto por SIGTERM");
+        assert_eq!(exit_text(-40), "morto por sinal 40");
+    }
+}

@@ -1,0 +1,550 @@
+//! `--timeline`: a record of every process of a run, drawn at the end (project issue 16).
+//!
+//! With `--timeline` (or `--timeline=FILE.json`), [`init`](crate::init) creates an event log
+//! in shared memory ([`log`]) that every process of the run writes to: forked children
+//! inherit its mapping, spawned children receive its descriptor (named in
+//! [`LOG_VARIABLE`]). Each process points its stdout at a pipe of its own and copies it to the
+//! real stdout, so each printed line is recorded as its printer's ([`capture`]). The library
+//! records, from one-line hooks in its operations: a process's start (by its parent, with the
+//! method) and its first moment (by itself, with its target's name), every printed line,
+//! `put`/`get`, `send`/`recv`, `task_done` and a queue's `join`, a lock's acquire and
+//! release, a process's `join`, a pool's `map` and `apply`, and each exit, with its code, or
+//! the signal that killed it (seen by the parent that reaps it). When `main` returns, the main
+//! process reads the log back (checked: a corrupt log is an error message, never a crash)
+//! and writes the drawing to stderr ([`draw`]) or the JSON file ([`chrome`]).
+//!
+//! # Cost when off
+//!
+//! Every hook first loads [`ENABLED`] with `Relaxed` ordering and does nothing else when it is
+//! false: no clock, no system call, no allocation. The closures that compute an event's
+//! details run only when it is on.
+//!
+//! # Lock events
+//!
+//! Lesson 05 takes a lock 400,000 times. Each process records its first
+//! [`FREQUENT_LIMIT`] lock events and then only counts the rest, which its exit record
+//! reports, so that the drawing stays readable and the log does not fill.
+
+mod capture;
+mod chrome;
+mod draw;
+mod log;
+mod model;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::start::StartMethod;
+use crate::sys;
+use log::{Log, Record};
+
+/// Where the timeline of a run goes. Python has no counterpart: this is the course's
+/// `--timeline` option, read by [`init`](crate::init).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimelineOutput {
+    /// `--timeline`: a drawing on stderr after the run, one column per process.
+    Drawing,
+    /// `--timeline=FILE.json`: Chrome's trace-event format, for Perfetto or
+    /// `chrome://tracing`.
+    Json(PathBuf),
+}
+
+/// The environment variable that names the log's descriptor to a spawned child.
+pub(crate) const LOG_VARIABLE: &str = "SHARED_TIMELINE_FD";
+
+/// Whether this process records. Set once by `init` in the main process, or as a child
+/// starts; read with `Relaxed` by every hook.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The log, once created or attached.
+static LOG: OnceLock<Log> = OnceLock::new();
+/// This process's PID, cached: a forked child sets its own before it records.
+static PID: AtomicU32 = AtomicU32::new(0);
+/// How this process was started ([`method_code`]); the main process has `MAIN`.
+static METHOD: AtomicU8 = AtomicU8::new(MAIN);
+/// Lock events this process met: the first [`FREQUENT_LIMIT`] are recorded.
+static FREQUENT: AtomicU64 = AtomicU64::new(0);
+/// Where the main process writes the timeline; `None` in every child.
+static OUTPUT: Mutex<Option<TimelineOutput>> = Mutex::new(None);
+
+/// How many lock events each process records before it only counts them.
+pub(crate) const FREQUENT_LIMIT: u64 = 6;
+
+const MAIN: u8 = u8::MAX;
+
+/// What an event is. The codes are stored in the log; a code this list lacks is corruption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub(crate) enum Kind {
+    /// A parent's `start()`: object = the child's PID, arg = the method.
+    Start = 1,
+    /// A child's first moment: arg = the method, text = its target's name.
+    Began,
+    /// A printed line: text.
+    Print,
+    /// A queue's `put`: object = the queue, arg = the item's number; mark = when it was placed.
+    Put,
+    /// A queue's `get`: as `Put`; mark = when the item was found.
+    Get,
+    /// A connection's `send`.
+    Send,
+    /// A connection's `recv`.
+    Recv,
+    /// A joinable queue's `task_done`: object = the queue.
+    TaskDone,
+    /// A joinable queue's `join`: object = the queue.
+    QueueJoin,
+    /// A lock's acquire (a `Lock`, or a `Value`'s lock).
+    Acquire,
+    /// A lock's release.
+    Release,
+    /// A process's `join`: object = the child's PID.
+    Join,
+    /// A child's own exit: arg = its code (as `i32`); object = lock events only counted.
+    Exit,
+    /// A parent reaped a child: object = the child's PID, arg = its exit code (`-N`: signal N).
+    Reaped,
+    /// The main process's `main` returned.
+    MainEnd,
+    /// A pool's `map` and friends: arg = the number of items.
+    PoolMap,
+    /// A pool's `apply`.
+    PoolApply,
+}
+
+impl Kind {
+    const ALL: [Kind; 17] = [
+        Kind::Start,
+        Kind::Began,
+        Kind::Print,
+        Kind::Put,
+        Kind::Get,
+        Kind::Send,
+        Kind::Recv,
+        Kind::TaskDone,
+        Kind::QueueJoin,
+        Kind::Acquire,
+        Kind::Release,
+        Kind::Join,
+        Kind::Exit,
+        Kind::Reaped,
+        Kind::MainEnd,
+        Kind::PoolMap,
+        Kind::PoolApply,
+    ];
+
+    pub(crate) fn from_code(code: u16) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| *kind as u16 == code)
+    }
+
+    fn is_frequent(self) -> bool {
+        matches!(self, Kind::Acquire | Kind::Release)
+    }
+}
+
+/// The code of a start method in the log.
+pub(crate) fn method_code(method: StartMethod) -> u8 {
+    match method {
+        StartMethod::Fork => 0,
+        StartMethod::Spawn => 1,
+    }
+}
+
+/// The name of a method code, for the drawing and the JSON.
+pub(crate) fn method_name(code: u64) -> &'static str {
+    match code {
+        0 => "fork",
+        1 => "spawn",
+        _ => "?",
+    }
+}
+
+/// Whether this process records: one relaxed load, the whole cost of a hook when off.
+#[inline]
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Records an instant event; `details` gives `(object, arg)` and runs only when on.
+#[inline]
+pub(crate) fn record(kind: Kind, details: impl FnOnce() -> (u64, u64)) {
+    if enabled() {
+        record_now(kind, details());
+    }
+}
+
+#[cold]
+fn record_now(kind: Kind, (object, arg): (u64, u64)) {
+    drain_stdout();
+    if !admit(kind) {
+        return;
+    }
+    let now = sys::monotonic_ns();
+    append(kind, now, now, now, object, arg, String::new());
+}
+
+/// Starts a call that may block; the returned [`Span`] records it, from now until it is
+/// dropped. `details` gives `(object, arg)` and runs only when on.
+#[inline]
+pub(crate) fn span(kind: Kind, details: impl FnOnce() -> (u64, u64)) -> Span {
+    if enabled() {
+        Span::begin(kind, details())
+    } else {
+        Span::OFF
+    }
+}
+
+/// A call being recorded; see [`span`]. Records on drop.
+#[must_use = "a span records the call from its creation to its drop"]
+pub(crate) struct Span {
+    kind: Kind,
+    /// 0 when the timeline is off (or the event is only counted): nothing to record.
+    begin: u64,
+    mark: u64,
+    object: u64,
+    arg: u64,
+}
+
+impl Span {
+    const OFF: Span = Span {
+        kind: Kind::Start,
+        begin: 0,
+        mark: 0,
+        object: 0,
+        arg: 0,
+    };
+
+    #[cold]
+    fn begin(kind: Kind, (object, arg): (u64, u64)) -> Span {
+        drain_stdout();
+        if !admit(kind) {
+            return Span::OFF;
+        }
+        let begin = sys::monotonic_ns();
+        Span {
+            kind,
+            begin,
+            mark: begin,
+            object,
+            arg,
+        }
+    }
+
+    /// Marks the moment the call did its work (a queue's item placed or found), with its
+    /// `(object, arg)`; `details` runs only when recording.
+    #[inline]
+    pub(crate) fn item(&mut self, details: impl FnOnce() -> (u64, u64)) {
+        if self.begin != 0 {
+            (self.object, self.arg) = details();
+            self.mark = sys::monotonic_ns();
+        }
+    }
+}
+
+impl Drop for Span {
+    #[inline]
+    fn drop(&mut self) {
+        if self.begin != 0 {
+            let end = sys::monotonic_ns();
+            append(
+                self.kind,
+                self.begin,
+                end,
+                self.mark,
+                self.object,
+                self.arg,
+                String::new(),
+            );
+        }
+    }
+}
+
+/// Whether an event of `kind` is recorded rather than only counted.
+fn admit(kind: Kind) -> bool {
+    !kind.is_frequent() || FREQUENT.fetch_add(1, Ordering::Relaxed) < FREQUENT_LIMIT
+}
+
+fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
+fn append(kind: Kind, begin: u64, end: u64, mark: u64, object: u64, arg: u64, text: String) {
+    if let Some(log) = LOG.get() {
+        log.append(&Record {
+            kind: kind as u16,
+            pid: pid(),
+            begin,
+            end,
+            mark,
+            object,
+            arg,
+            text,
+            cut: false,
+        });
+    }
+}
+
+/// Records one printed line of this process (called by the copier with the lock held).
+fn record_line(line: &[u8]) {
+    let now = sys::monotonic_ns();
+    let text = String::from_utf8_lossy(line).into_owned();
+    append(Kind::Print, now, now, now, 0, 0, text);
+}
+
+fn drain_stdout() {
+    capture::drain(record_line);
+}
+
+/// Turns the timeline on in the main process, writing to `output` when `main` returns.
+/// Called by [`init`](crate::init).
+///
+/// # Errors
+/// The system refused the log's memory, the stdout pipe or the exit hook.
+pub(crate) fn start(output: TimelineOutput) -> io::Result<()> {
+    let origin = sys::monotonic_ns();
+    let log = Log::create(origin)?;
+    if LOG.set(log).is_err() {
+        return Ok(()); // `init` ran twice: the first one's timeline stands
+    }
+    *OUTPUT.lock().unwrap_or_else(PoisonError::into_inner) = Some(output);
+    PID.store(std::process::id(), Ordering::Relaxed);
+    crate::runtime::install_exit_hook()?;
+    capture::install(sys::fd::duplicate(io::stdout().as_fd())?, record_line)?;
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Called first thing in a new child, forked or spawned: a forked child takes its own PID and
+/// stdout pipe; a spawned one attaches to the log its parent named in [`LOG_VARIABLE`].
+/// A child that cannot record says so on stderr and runs on without the timeline.
+pub(crate) fn child_started(method: StartMethod) {
+    METHOD.store(method_code(method), Ordering::Relaxed);
+    FREQUENT.store(0, Ordering::Relaxed);
+    PID.store(std::process::id(), Ordering::Relaxed);
+    let result = match method {
+        StartMethod::Fork if enabled() => capture::install_after_fork(record_line),
+        StartMethod::Fork => Ok(()),
+        StartMethod::Spawn => attach_inherited(),
+    };
+    if let Err(error) = result {
+        ENABLED.store(false, Ordering::Relaxed);
+        let _ = writeln!(
+            io::stderr(),
+            "shared: --timeline: process {} records nothing: {error}",
+            pid()
+        );
+    }
+}
+
+/// In a spawned child: the log its parent passed, if any, checked.
+fn attach_inherited() -> io::Result<()> {
+    let Some(value) = std::env::var_os(LOG_VARIABLE) else {
+        return Ok(());
+    };
+    let fd = value
+        .to_str()
+        .and_then(|text| text.parse::<RawFd>().ok())
+        .ok_or_else(|| io::Error::other(format!("{LOG_VARIABLE} is not a descriptor number")))?;
+    let log = Log::attach(sys::fd::adopt_inherited(fd)?)?;
+    if LOG.set(log).is_err() {
+        return Err(io::Error::other("a log was already attached"));
+    }
+    capture::install(sys::fd::duplicate(io::stdout().as_fd())?, record_line)?;
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Records the target a child runs, by its type's name, with how the child was started.
+pub(crate) fn target_started<F>() {
+    record_text(
+        Kind::Began,
+        u64::from(METHOD.load(Ordering::Relaxed)),
+        short_name(std::any::type_name::<F>()),
+    );
+}
+
+fn record_text(kind: Kind, arg: u64, text: String) {
+    if enabled() {
+        drain_stdout();
+        let now = sys::monotonic_ns();
+        append(kind, now, now, now, 0, arg, text);
+    }
+}
+
+/// Prepares a spawn start: the child gets the log's descriptor (returned, to be kept open
+/// across `exec`) named in its environment, and the real stdout as its stdout.
+///
+/// # Errors
+/// The system refused to duplicate stdout.
+pub(crate) fn for_spawned_child(command: &mut Command) -> io::Result<Vec<RawFd>> {
+    let (true, Some(log), Some(real)) = (enabled(), LOG.get(), capture::real_stdout()) else {
+        return Ok(Vec::new());
+    };
+    // SAFETY: `real` is owned by this process's capture, which is never dropped.
+    let real = unsafe { BorrowedFd::borrow_raw(real) };
+    command.stdout(sys::fd::duplicate(real)?);
+    let fd = sys::fd::raw(&log.file());
+    command.env(LOG_VARIABLE, fd.to_string());
+    Ok(vec![fd])
+}
+
+/// In a child about to end with `code`: copies its last output and records its exit, with
+/// how many lock events it only counted.
+pub(crate) fn exiting(code: i32) {
+    if enabled() {
+        capture::finish(record_line);
+        let counted = FREQUENT
+            .load(Ordering::Relaxed)
+            .saturating_sub(FREQUENT_LIMIT);
+        let now = sys::monotonic_ns();
+        append(
+            Kind::Exit,
+            now,
+            now,
+            now,
+            counted,
+            code as u64,
+            String::new(),
+        );
+    }
+}
+
+/// Records that this process reaped child `pid` with `code` (if reaping worked).
+pub(crate) fn reaped(pid: u32, code: &io::Result<i32>) {
+    if let Ok(code) = code {
+        record(Kind::Reaped, || (u64::from(pid), *code as u64));
+    }
+}
+
+/// In the main process, once `main` returned and every child was settled: writes the
+/// timeline where `--timeline` asked. Failures are reported on stderr; the program's exit
+/// status is not changed.
+pub(crate) fn finish() {
+    let Some(output) = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        return;
+    };
+    capture::finish(record_line);
+    let counted = FREQUENT
+        .load(Ordering::Relaxed)
+        .saturating_sub(FREQUENT_LIMIT);
+    let now = sys::monotonic_ns();
+    append(Kind::MainEnd, now, now, now, counted, 0, String::new());
+    ENABLED.store(false, Ordering::Relaxed);
+    if let Err(error) = write_timeline(&output) {
+        let _ = writeln!(io::stderr(), "shared: --timeline: {error}");
+    }
+}
+
+fn write_timeline(output: &TimelineOutput) -> Result<(), TimelineError> {
+    let log = LOG.get().ok_or(TimelineError::NoLog)?;
+    let contents = log
+        .read(|code| Kind::from_code(code).is_some())
+        .map_err(|corrupt| TimelineError::Corrupt(corrupt.to_string()))?;
+    let run = model::Run::from_log(&contents, pid())
+        .map_err(|corrupt| TimelineError::Corrupt(corrupt.to_string()))?;
+    match output {
+        TimelineOutput::Drawing => {
+            let colour = draw::colour_wanted();
+            let text = draw::draw(&run, draw::WIDTH, colour);
+            io::stderr()
+                .write_all(text.as_bytes())
+                .map_err(TimelineError::Write)
+        }
+        TimelineOutput::Json(path) => {
+            let json = chrome::trace(&run);
+            std::fs::write(path, json).map_err(|error| TimelineError::File(path.clone(), error))
+        }
+    }
+}
+
+/// Why the timeline could not be written.
+#[derive(Debug)]
+enum TimelineError {
+    NoLog,
+    Corrupt(String),
+    Write(io::Error),
+    File(PathBuf, io::Error),
+}
+
+impl fmt::Display for TimelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimelineError::NoLog => f.write_str("no log was created"),
+            TimelineError::Corrupt(what) => f.write_str(what),
+            TimelineError::Write(error) => write!(f, "cannot write the drawing: {error}"),
+            TimelineError::File(path, error) => {
+                write!(f, "cannot write {}: {error}", path.display())
+            }
+        }
+    }
+}
+
+/// A type's name as a learner knows it: `lesson02_queue::funcao_processo` is
+/// `funcao_processo`, a closure in `main` is `closure em main`, a pool's worker is
+/// `trabalhador do Pool`.
+fn short_name(full: &str) -> String {
+    if full.starts_with("shared::pool::") {
+        return "trabalhador do Pool".to_owned();
+    }
+    // Generic arguments hold paths of their own: drop them first.
+    let mut plain = String::with_capacity(full.len());
+    let mut depth = 0_usize;
+    for c in full.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    let segments: Vec<&str> = plain.split("::").collect();
+    match segments.as_slice() {
+        [.., outer, "{{closure}}"] => format!("closure em {outer}"),
+        [.., last] => (*last).to_owned(),
+        [] => full.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_what_a_learner_wrote() {
+        assert_eq!(
+            short_name("lesson02_queue::funcao_processo"),
+            "funcao_processo"
+        );
+        assert_eq!(short_name("lesson01::main::{{closure}}"), "closure em main");
+        assert_eq!(
+            short_name("shared::pool::worker::worker_main<a::b, c::d>"),
+            "trabalhador do Pool"
+        );
+        assert_eq!(short_name("f<x::y>"), "f");
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_code(kind as u16), Some(kind));
+        }
+        assert_eq!(Kind::from_code(0), None);
+        assert_eq!(Kind::from_code(Kind::ALL.len() as u16 + 1), None);
+    }
+
+    #[test]
+    fn off_hooks_record_nothing_and_run_no_details() {
+        assert!(!enabled());
+        record(Kind::Put, || unreachable!("details of an event while off"));
+        let mut span = span(Kind::Get, || unreachable!("details while off"));
+        span.item(|| unreachable!("details while off"));
+        assert_eq!(span.begin, 0);
+    }
+}
