@@ -4,6 +4,7 @@
 use lesson_tests::{PID, Transcript};
 
 lesson_tests::check_lesson!("lesson01-processes", guarantees);
+lesson_tests::check_timeline!("lesson01-processes", guarantees, processes = 2);
 
 /// The README's "Sempre verdadeiro": the main process's line first, two PIDs, the four lines
 /// once each, and each process's own lines in order.

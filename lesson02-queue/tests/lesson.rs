@@ -5,12 +5,18 @@ use lesson_tests::{PID, Transcript};
 
 mod queue {
     lesson_tests::check_lesson!("lesson02-queue", super::queue_guarantees);
+    lesson_tests::check_timeline!("lesson02-queue", super::queue_guarantees, processes = 2);
 }
 
 mod two_processes {
     lesson_tests::check_lesson!(
         "lesson02-queue-two-processes",
         super::two_processes_guarantees
+    );
+    lesson_tests::check_timeline!(
+        "lesson02-queue-two-processes",
+        super::two_processes_guarantees,
+        processes = 3
     );
 }
 

@@ -4,6 +4,7 @@
 use lesson_tests::{PID, Transcript};
 
 lesson_tests::check_lesson!("lesson03-pipe", guarantees);
+lesson_tests::check_timeline!("lesson03-pipe", guarantees, processes = 2);
 
 #[test]
 #[should_panic(expected = "before")]

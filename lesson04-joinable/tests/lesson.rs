@@ -7,10 +7,20 @@ use lesson_tests::{PID, Transcript};
 
 mod processes {
     lesson_tests::check_lesson!("lesson04-joinable", super::process_guarantees);
+    lesson_tests::check_timeline!(
+        "lesson04-joinable",
+        super::process_guarantees,
+        processes = 2
+    );
 }
 
 mod threads {
     lesson_tests::check_lesson!("lesson04-joinable-threads", super::thread_guarantees);
+    lesson_tests::check_timeline!(
+        "lesson04-joinable-threads",
+        super::thread_guarantees,
+        processes = 1
+    );
 }
 
 /// `lesson04-joinable`, the README's "Sempre verdadeiro": the whole order is forced. The queue

@@ -4,6 +4,7 @@
 use lesson_tests::{PID, Transcript};
 
 lesson_tests::check_lesson!("lesson05-value", guarantees);
+lesson_tests::check_timeline!("lesson05-value", guarantees, processes = 9);
 
 /// The README's "Sempre verdadeiro": the locked total is always exact; the unlocked one is a
 /// count between 1 and 400000 (lost updates lower it, nothing raises it); the lines come in

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use lesson_tests::{PID, Transcript};
 
 lesson_tests::check_lesson!("lesson06-pool", guarantees);
+lesson_tests::check_timeline!("lesson06-pool", guarantees, processes = 3);
 
 /// The README's "Sempre verdadeiro": the ten results come in input order, each squared, each
 /// computed by a worker (never the main process), at most two workers in all, and the count

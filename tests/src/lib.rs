@@ -14,6 +14,7 @@
 //! message shows the whole stdout.
 
 pub mod readme;
+pub mod timeline;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -114,14 +115,25 @@ impl Lesson {
 /// open after it has exited.
 #[track_caller]
 pub fn run(path: impl AsRef<Path>, method: StartMethod) -> Run {
+    run_with(path, method, &[])
+}
+
+/// As [`run`], with `extra` arguments after `--start-method` (`--timeline`, say).
+#[track_caller]
+pub fn run_with(path: impl AsRef<Path>, method: StartMethod, extra: &[&str]) -> Run {
     let path = path.as_ref();
     let name = path
         .file_name()
         .unwrap_or(path.as_os_str())
         .to_string_lossy();
-    let context = format!("{name} --start-method {}", method.name());
+    let context = format!(
+        "{name} --start-method {} {}",
+        method.name(),
+        extra.join(" ")
+    );
     let mut child = Command::new(path)
         .args(["--start-method", method.name()])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -164,9 +176,21 @@ impl Run {
     /// [`Transcript::main_pid`]), and no printed PID still alive.
     #[track_caller]
     pub fn transcript(&self) -> Transcript {
+        self.checked_transcript(false)
+    }
+
+    /// As [`transcript`](Self::transcript), but stderr may hold something (a `--timeline`
+    /// drawing, which the caller checks).
+    #[track_caller]
+    pub fn transcript_with_stderr(&self) -> Transcript {
+        self.checked_transcript(true)
+    }
+
+    #[track_caller]
+    fn checked_transcript(&self, stderr_allowed: bool) -> Transcript {
         let (status, stderr) = (self.output.status, &self.output.stderr);
         let transcript = Transcript::parse(&self.context, &self.output.stdout);
-        if !status.success() || !stderr.is_empty() {
+        if !status.success() || (!stderr_allowed && !stderr.is_empty()) {
             let stderr = String::from_utf8_lossy(stderr);
             transcript.fail(&format!("{status}, stderr:\n{stderr}"));
         }
@@ -334,6 +358,17 @@ impl Transcript {
                 }
             }
         }
+    }
+
+    /// Every line, in order.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// Every PID the lines print (see the crate's PID rule: right after "processo" or
+    /// "principal").
+    pub fn pids(&self) -> &BTreeSet<u32> {
+        &self.pids
     }
 
     /// Panics with `message`, the run's context and the whole stdout.

@@ -117,8 +117,7 @@ fn header(out: &mut String, run: &Run, lanes: &Lanes, column: usize, width: usiz
 
 fn footer(out: &mut String, run: &Run) {
     out.push_str(
-        "» linha impressa · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada · \
-         … texto cortado só aqui\n",
+        "Legenda: » linha impressa · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada\n",
     );
     for process in run.processes.iter().filter(|process| process.counted > 0) {
         let _ = writeln!(
@@ -346,6 +345,22 @@ mod tests {
     fn milliseconds_have_one_decimal() {
         assert_eq!(ms(0), "0.0");
         assert_eq!(ms(2_001_250_000), "2001.2");
+    }
+
+    #[test]
+    fn the_fixed_lines_fit_the_width() {
+        let run = Run {
+            processes: Vec::new(),
+            events: Vec::new(),
+            queues: BTreeMap::new(),
+            lost: 1,
+            unfinished: 1,
+        };
+        let text = draw(&run, WIDTH, false);
+        assert!(
+            text.lines().all(|line| line.chars().count() <= WIDTH),
+            "{text}"
+        );
     }
 
     #[test]
