@@ -243,6 +243,34 @@
 //! daemonic children are terminated and the others joined; a child process does the same for its own children before it exits. A
 //! daemonic child is also killed if its parent dies (it watches a pidfd of its parent).
 //!
+//! # Timeline
+//!
+//! With `--timeline` on the command line, [`init`] records what every process of the run does
+//! and, when `main` returns, draws it on stderr: one column per process, one row per event
+//! (`--timeline=FILE.json` writes Chrome's trace-event format instead, for Perfetto). The
+//! program's stdout stays byte for byte what it is without the flag. How, and the limits:
+//!
+//! - **One log for the whole run**: a sealed memfd of fixed-size records, appended with an
+//!   atomic index, mapped by every process (inherited by fork; its descriptor passed to a
+//!   spawned child, named in an environment variable that only a checked spawned child
+//!   reads). A record is in shared memory once written, so a process killed mid-run keeps
+//!   its events; a parent records the exit of a child it reaps (with the signal, if one
+//!   killed it). The log is checked when read: a corrupt one is an error message on stderr,
+//!   never a crash. Times come from `CLOCK_MONOTONIC`, one clock for the whole machine.
+//! - **Printed lines are attributed exactly**: each process points its stdout at a pipe of
+//!   its own and copies it to the real stdout, recording each line as its own. Every
+//!   recorded event first copies the process's pending output, so a line printed before a
+//!   `put`, a `send`, a release or an exit reaches stdout before anything that event lets
+//!   another process do, as without the flag. A line's time is when it was copied (at the
+//!   latest, its process's next event). A process killed by a signal loses the output its
+//!   copying thread had not read yet.
+//! - **Near-free when off**: each hook is one relaxed atomic load, and builds nothing, when
+//!   the flag is absent (the bench README gives the measurement).
+//! - **Lock events are sampled**: each process records its first lock acquire and release
+//!   and only counts the rest (lesson 05 takes a lock 800,000 times).
+//! - The main process's own exit code is not in the timeline: it is written before `main`'s
+//!   result becomes the exit status.
+//!
 //! # Trust
 //!
 //! Everything `shared` reads from outside its process is checked where it arrives: a spawned

@@ -172,7 +172,7 @@ pub fn check_json(run: &Run, transcript: &Transcript, json_path: &Path, processe
     // A get's item was put before it was found.
     let placed: BTreeMap<(u64, u64), f64> = events
         .iter()
-        .filter(|event| event.name == "put")
+        .filter(|event| event.name == "put" && event.arg_u64("item") != Some(0))
         .map(|event| {
             (
                 (queue_item(event)),
@@ -180,7 +180,11 @@ pub fn check_json(run: &Run, transcript: &Transcript, json_path: &Path, processe
             )
         })
         .collect();
-    for get in events.iter().filter(|event| event.name == "get") {
+    // (A get with item 0 found none: a timeout, or a look that found the queue empty.)
+    for get in events
+        .iter()
+        .filter(|event| event.name == "get" && event.arg_u64("item") != Some(0))
+    {
         let key = queue_item(get);
         let found = get.json["args"]["at_us"].as_f64().unwrap_or(f64::NAN);
         match placed.get(&key) {

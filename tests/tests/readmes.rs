@@ -7,7 +7,8 @@
 //!   shown. So a learner's uncommitted edit of `src/` (an "Experimente") fails nothing here,
 //!   and CI, on a clean checkout, compares the committed files. Outside a git checkout, only
 //!   the working tree counts.
-//! - The text blocks are the sample runs, one per binary.
+//! - The text blocks are the sample runs, one per binary (a `--timeline` drawing is in a
+//!   plain block, under "Linha do tempo").
 //! - The sections come in the agreed order, and "Como rodar" gives the commands.
 //! - Relative links, and their anchors, resolve.
 
@@ -40,6 +41,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("O que o slide ensina", &[]),
     ("O código", &[]),
     ("Uma execução", &["Sempre verdadeiro", "Pode variar"]),
+    ("Linha do tempo", &[]),
     ("Diagrama", &[]),
     ("Diferenças do Python", &[]),
     ("Experimente", &[]),
@@ -358,7 +360,7 @@ mod checks_fail {
     #[test]
     fn sections_out_of_order_or_missing_fail() {
         let good = "# T\n## Como rodar\n## O que o slide ensina\n## O código\n## Uma execução\n\
-                    ### Sempre verdadeiro\n### Pode variar\n## Diagrama\n\
+                    ### Sempre verdadeiro\n### Pode variar\n## Linha do tempo\n## Diagrama\n\
                     ## Diferenças do Python\n## Experimente\n";
         let problems = |text: &str| check_sections(&Readme::parse(text));
         assert_eq!(problems(good), Vec::<String>::new());

@@ -481,7 +481,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let seen = match guard.full(maxsize) {
                 Ok(Some(seen)) => seen,
                 Ok(None) => {
-                    span.item(|| (self.ring.id(), guard.items_put()));
+                    span.item(|| (self.ring.id(), guard.next_item()));
                     let pushed = guard.push(len, |out| codec::encode_into(&item, out));
                     return PutError::from_push(item, pushed);
                 }
@@ -516,7 +516,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             }
             if let Some(payload) = guard.front().map_err(GetError::from_ring)? {
                 let item = codec::decode::<T>(payload);
-                span.item(|| (self.ring.id(), guard.items_taken()));
+                span.item(|| (self.ring.id(), guard.first_item()));
                 guard.pop_front().map_err(GetError::from_ring)?;
                 return item.map_err(|error| GetError::Decode {
                     expected: std::any::type_name::<T>(),

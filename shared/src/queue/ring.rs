@@ -380,6 +380,8 @@ impl Ring {
     }
 
     /// The bound given at creation; 0 means unbounded.
+    /// The queue's identity in every process that maps it: its memfd's inode number (0 if
+    /// the system cannot tell), for the timeline.
     pub(crate) fn id(&self) -> u64 {
         crate::sys::fd::inode(self.file()).unwrap_or(0)
     }
@@ -819,10 +821,10 @@ pub(crate) struct TailGuard<'a> {
 }
 
 impl TailGuard<'_> {
-    /// How many items were ever put before the next one: that item's number, from 0, which
-    /// the `get` that takes it sees as [`HeadGuard::items_taken`] (for the timeline).
-    pub(crate) fn items_put(&self) -> u64 {
-        self.tail.items
+    /// The number, from 1, that the next item put will have in this queue: the `get` that
+    /// takes it sees the same number as [`HeadGuard::first_item`] (for the timeline).
+    pub(crate) fn next_item(&self) -> u64 {
+        self.tail.items.wrapping_add(1)
     }
 
     /// Whether the queue was shut down (in any way) before this lock was taken: if so, no
@@ -999,10 +1001,9 @@ pub(crate) struct HeadGuard<'a> {
 }
 
 impl HeadGuard<'_> {
-    /// How many items were ever taken before the first one now: its number, from 0 (see
-    /// [`TailGuard::items_put`]).
-    pub(crate) fn items_taken(&self) -> u64 {
-        self.span.head().items
+    /// The number, from 1, of the item at the front (see [`TailGuard::next_item`]).
+    pub(crate) fn first_item(&self) -> u64 {
+        self.span.head().items.wrapping_add(1)
     }
 
     fn data(&self) -> &Mapping {

@@ -88,7 +88,7 @@ fn is_call(kind: Kind) -> bool {
 fn name_and_args(run: &Run, event: &Event) -> (String, Value) {
     let item = || {
         json!({
-            "queue": run.queue(event.object), "item": event.arg + 1, "at_us": us(event.mark),
+            "queue": run.queue(event.object), "item": event.arg, "at_us": us(event.mark),
         })
     };
     match event.kind {
@@ -142,11 +142,11 @@ fn exit(name: &str, code: i32, by: u32) -> (String, Value) {
 /// The flow arrow of a queue item: it leaves its `put` and arrives at its `get`.
 fn flow(run: &Run, event: &Event) -> Option<Value> {
     let phase = match event.kind {
-        Kind::Put => "s",
-        Kind::Get => "f",
+        Kind::Put if event.arg > 0 => "s",
+        Kind::Get if event.arg > 0 => "f",
         _ => return None,
     };
-    let id = format!("fila {} item {}", run.queue(event.object), event.arg + 1);
+    let id = format!("fila {} item {}", run.queue(event.object), event.arg);
     let mut value = json!({
         "ph": phase, "name": "item", "cat": "queue", "id": id,
         "pid": event.pid, "tid": event.pid, "ts": us(event.mark),

@@ -149,6 +149,9 @@ fn rows(run: &Run) -> Vec<Row> {
             continue; // its own exit row says it already
         }
         let long = event.end - event.begin >= WAIT_NS;
+        if matches!(event.kind, Kind::Put | Kind::Get) && event.arg == 0 && !long {
+            continue; // a quick look that found no item (a pool polls its queues)
+        }
         let (text, waited) = describe(run, event);
         let row = |time, text, waiting| Row {
             time,
@@ -178,7 +181,10 @@ fn describe(run: &Run, event: &Event) -> (String, Option<(String, String)>) {
         (short, Some((name, returned)))
     };
     let queue = || run.queue(event.object);
-    let item = || format!(" → item {}", event.arg + 1);
+    let item = || match event.arg {
+        0 => ": nenhum item".to_owned(),
+        item => format!(" → item {item}"),
+    };
     match event.kind {
         Kind::Start => (
             format!(
