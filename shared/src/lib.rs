@@ -226,7 +226,7 @@
 //!   as [`PoolError::Task`] with its message ([`TaskResult`]); a panic is caught in the worker
 //!   and reported the same way, with its location, instead of printed there. Handles (a
 //!   [`Queue`], a [`Lock`]) reach workers only through the initializer, as in Python.
-//! - **`imap` reads its input lazily**, keeping at most 16 chunks per worker in flight, so an
+//! - **`imap` reads its input lazily**, keeping at most 64 chunks per worker in flight, so an
 //!   endless iterator works; `map` reads the whole input first, as CPython's does.
 //! - **A failing initializer stops the pool**: every call fails with
 //!   [`PoolError::Initializer`] and its message. CPython starts new workers for ever.

@@ -235,7 +235,7 @@ impl Pool {
     }
 
     /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
-    /// are consumed, with at most 16 chunks per worker in flight, and yields the results in
+    /// are consumed, with at most 64 chunks per worker in flight, and yields the results in
     /// input order. Python: `imap(f, items)` (one item per chunk unless
     /// [`chunked`](Self::chunked)). The input may be endless.
     ///

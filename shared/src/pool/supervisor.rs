@@ -22,7 +22,7 @@ use crate::{GetError, Process, Queue, sys};
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
 /// that it finds its next chunk without waiting for the supervisor. An idle worker takes queued
 /// chunks back from a busy one, so a long chunk does not hold others up.
-pub(crate) const PREFETCH: usize = 8;
+pub(crate) const PREFETCH: usize = 32;
 
 /// Makes a worker process (not started) from its setup.
 pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
