@@ -32,6 +32,7 @@ under_both_start_methods!(
     close_refuses_new_work_and_join_needs_close,
     the_initializer_runs_in_every_worker,
     a_failing_initializer_stops_the_pool_with_its_message,
+    a_worker_that_dies_in_its_initializer_stops_the_pool,
     bad_options_and_arguments_are_errors,
 );
 
@@ -104,6 +105,11 @@ fn greeting(_: u64) -> String {
 
 fn refuses_to_start(why: String) -> Result<(), String> {
     Err(why)
+}
+
+/// Dies in the initializer, as a worker the OOM killer picks while it loads its data.
+fn dies_while_starting() {
+    let _ = kill(Pid::this(), Signal::SIGKILL);
 }
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
@@ -426,6 +432,29 @@ fn a_failing_initializer_stops_the_pool_with_its_message(method: StartMethod) {
         pool.apply(square, (1,)),
         Err(PoolError::Initializer(_))
     ));
+}
+
+fn a_worker_that_dies_in_its_initializer_stops_the_pool(method: StartMethod) {
+    // Replacing it would start workers that die the same way for ever, and `get` would wait
+    // for ever; this is the initializer failing, so the pool stops with how the worker died.
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(dies_while_starting, ())
+        .start_method(method)
+        .build()
+        .expect("pool");
+    let result = pool
+        .map_async(square, 0..4)
+        .and_then(|r| r.get_timeout(LIMIT));
+    match &result {
+        Err(PoolError::Initializer(m)) => assert!(m.contains("SIGKILL"), "{m}"),
+        other => panic!("expected Initializer, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(square, (1,)),
+        Err(PoolError::Initializer(_))
+    ));
+    within(LIMIT, move || drop(pool));
 }
 
 fn bad_options_and_arguments_are_errors(method: StartMethod) {

@@ -591,9 +591,9 @@ impl PoolBuilder {
     /// since they reach each worker as it starts. It must be a function item returning `()` or
     /// `Result<(), E>`.
     ///
-    /// If it fails (returns `Err` or panics) in a worker, the pool stops: every call fails
-    /// with [`PoolError::Initializer`] and its message. CPython starts new workers for ever
-    /// instead.
+    /// If it fails in a worker (returns `Err`, panics, or the worker dies in it: a signal, an
+    /// `exit`), the pool stops: every call fails with [`PoolError::Initializer`] and its
+    /// message. CPython starts new workers for ever instead, and its `map` hangs.
     pub fn initializer<I, IA>(mut self, _initializer: I, initargs: IA) -> Self
     where
         I: Task<IA>,

@@ -125,6 +125,9 @@ struct Worker {
     budget: Option<u64>,
     /// Told to stop (or killed): gets no more work.
     stopping: bool,
+    /// Its initializer succeeded ([`Report::Ready`]): until then, its death is the
+    /// initializer's failure.
+    ready: bool,
 }
 
 /// Everything the pool's threads share, behind one lock.
@@ -331,6 +334,11 @@ impl State {
                     record.settle(chunk, outcome);
                 }
             }
+            Report::Ready { worker } => {
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
+                    worker.ready = true;
+                }
+            }
             Report::InitFailed { message, .. } => {
                 self.break_pool(Failure::Initializer(message));
                 self.kill_all();
@@ -372,6 +380,15 @@ impl State {
                 record.settle(chunk, Outcome::Failed(died.clone()));
             }
         }
+        if !worker.ready && !worker.stopping {
+            // It died before its initializer returned (a signal, an `exit`, a spawned child
+            // that refused its payload): as for an initializer that fails, the pool stops,
+            // rather than start workers that die the same way for ever.
+            let death = super::error::worker_death(worker.pid, exitcode);
+            self.break_pool(Failure::Initializer(format!("{death} in it")));
+            self.kill_all();
+            return;
+        }
         let work_left = self.status == Status::Running || !self.pending.is_empty();
         if self.broken.is_none()
             && matches!(self.status, Status::Running | Status::Closed)
@@ -411,6 +428,7 @@ impl State {
             held: VecDeque::new(),
             budget: self.maxtasks,
             stopping: false,
+            ready: false,
         });
         Ok(())
     }

@@ -44,6 +44,9 @@ pub(crate) enum Report {
         chunk: u64,
         outcome: Result<serde_bytes::ByteBuf, String>,
     },
+    /// A worker's initializer succeeded: a death from now on is a task's, not the
+    /// initializer's.
+    Ready { worker: WorkerId },
     /// A worker's initializer failed; the worker exits.
     InitFailed { worker: WorkerId, message: String },
     /// A worker process ended (sent by the pool's own watcher thread, after every report the
@@ -86,6 +89,11 @@ where
         };
         return setup.reports.put(report).map_err(|e| e.to_string());
     }
+    let ready = Report::Ready { worker: setup.id };
+    setup
+        .reports
+        .put(ready)
+        .map_err(|error| format!("a pool worker cannot report: {error}"))?;
     let mut ran = 0;
     while setup.maxtasks != Some(ran) {
         let run = match setup.orders.get() {
