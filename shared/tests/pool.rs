@@ -30,6 +30,7 @@ under_both_start_methods!(
     terminate_fails_the_work_in_flight,
     no_worker_outlives_a_dropped_pool,
     close_refuses_new_work_and_join_needs_close,
+    an_imap_goes_on_after_close_and_join_ends_its_input,
     the_initializer_runs_in_every_worker,
     a_failing_initializer_stops_the_pool_with_its_message,
     a_worker_that_dies_in_its_initializer_stops_the_pool,
@@ -400,6 +401,42 @@ fn close_refuses_new_work_and_join_needs_close(method: StartMethod) {
             assert!(!is_running(worker), "worker {worker} survived close+join");
         }
     });
+}
+
+fn an_imap_goes_on_after_close_and_join_ends_its_input(method: StartMethod) {
+    let pool = pool(method, 2);
+    // Python's `imap` reads its input before close: every result comes, before or after join.
+    let read_later = pool.imap(square, 0..40).expect("imap");
+    let read_after_join = pool.imap_unordered(square, 0..10).expect("imap_unordered");
+    let endless = pool.imap(square, 0u64..).expect("imap");
+    pool.close();
+    let (pool, squares) = within(LIMIT, move || {
+        let squares: Vec<u64> = read_later.collect::<Result<_, _>>().expect("after close");
+        (pool, squares)
+    });
+    assert_eq!(squares, (0..40).map(|x| x * x).collect::<Vec<_>>());
+    // `join` ends the reading of an input: an endless one does not keep the pool alive.
+    let (pool, endless) = within(LIMIT, move || {
+        pool.join().expect("join");
+        (pool, endless)
+    });
+    let mut unordered: Vec<u64> = read_after_join
+        .collect::<Result<_, _>>()
+        .expect("sent before join");
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..10).map(|x| x * x).collect::<Vec<_>>());
+    // What `endless` sent before `join` ran; what it read after fails.
+    let results: Vec<_> = endless.take(40).collect();
+    let sent = results.iter().take_while(|result| result.is_ok()).count();
+    assert!((1..40).contains(&sent), "{results:?}");
+    for (x, result) in (0..).zip(&results) {
+        match result {
+            Ok(y) => assert!(x < sent as u64 && *y == x * x, "{x}: {y}"),
+            Err(PoolError::NotRunning) => assert!(x >= sent as u64),
+            Err(other) => panic!("{x}: {other}"),
+        }
+    }
+    drop(pool);
 }
 
 fn the_initializer_runs_in_every_worker(method: StartMethod) {

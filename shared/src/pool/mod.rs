@@ -234,9 +234,9 @@ impl Pool {
     }
 
     /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
-    /// are consumed, with at most 8 chunks per worker in flight, and yields the results in
-    /// input order. Python: `imap(f, items)` (one item per chunk unless
-    /// [`chunked`](Self::chunked)). The input may be endless.
+    /// are consumed (the first chunks at once), with at most 8 chunks per worker in flight
+    /// beyond those consumed, and yields the results in input order. Python: `imap(f, items)`
+    /// (one item per chunk unless [`chunked`](Self::chunked)). The input may be endless.
     ///
     /// # Errors
     /// [`PoolError::NeedsFunction`], [`PoolError::NotRunning`], [`PoolError::Initializer`] or
@@ -284,7 +284,8 @@ impl Pool {
     }
 
     /// Takes no more work; the workers exit once the work submitted is done. Python:
-    /// `close()`.
+    /// `close()`. An [`imap`](Self::imap) made before goes on reading its input, as Python's
+    /// (which reads it all at once) does, until [`join`](Self::join).
     pub fn close(&self) {
         if self.is_owner() {
             self.shared.lock().close();
@@ -304,6 +305,11 @@ impl Pool {
     /// Waits for every worker to end, after [`close`](Self::close) or
     /// [`terminate`](Self::terminate). Python: `join()`.
     ///
+    /// It ends the reading of every [`imap`](Self::imap)'s input: the calls sent before still
+    /// give their results, and the items read after fail with [`PoolError::NotRunning`]
+    /// (Python has read them all by then). An `imap` sends its first chunks when it is made,
+    /// so a short input gives every result even when `join` comes before the first `next`.
+    ///
     /// # Errors
     /// [`PoolError::StillRunning`] if the pool was neither closed nor terminated;
     /// [`PoolError::Broken`] in a process other than the pool's.
@@ -313,6 +319,10 @@ impl Pool {
         if state.status == Status::Running {
             return Err(PoolError::StillRunning);
         }
+        state.end_all_feeding();
+        drop(state);
+        self.shared.wake();
+        let mut state = self.shared.lock();
         while state.status != Status::Finished {
             state = self.shared.wait(state);
         }

@@ -30,8 +30,13 @@ pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
 /// Why a chunk has no results.
 #[derive(Clone, Debug)]
 pub(crate) enum Failure {
-    WorkerDied { pid: u32, exitcode: i32 },
+    WorkerDied {
+        pid: u32,
+        exitcode: i32,
+    },
     Terminated,
+    /// An `imap`'s input read after `join`: the pool takes no more work.
+    NotRunning,
     Refused(String),
     Initializer(String),
     Broken(String),
@@ -43,6 +48,7 @@ impl Failure {
         match self.clone() {
             Failure::WorkerDied { pid, exitcode } => PoolError::WorkerDied { pid, exitcode },
             Failure::Terminated => PoolError::Terminated,
+            Failure::NotRunning => PoolError::NotRunning,
             Failure::Refused(message) | Failure::Broken(message) => PoolError::Broken(message),
             Failure::Initializer(message) => PoolError::Initializer(message),
             Failure::Arguments(message) => PoolError::Arguments(message),
@@ -70,6 +76,9 @@ pub(crate) struct Job {
     pub(crate) outcomes: HashMap<u64, Outcome>,
     /// Chunk indices in the order their outcomes arrived (for `imap_unordered`).
     pub(crate) arrivals: VecDeque<u64>,
+    /// An `imap` that may still read input and add chunks: a closed pool keeps its workers
+    /// for it until its input ends, it is dropped, or the pool is joined.
+    feeding: bool,
 }
 
 impl Job {
@@ -133,6 +142,8 @@ struct Worker {
 /// Everything the pool's threads share, behind one lock.
 pub(crate) struct State {
     pub(crate) status: Status,
+    /// `terminate()` stopped the pool before it finished (not a `close` and `join`).
+    terminated: bool,
     /// Set once the pool cannot run tasks any more; every later call fails with it.
     pub(crate) broken: Option<Failure>,
     pub(crate) jobs: HashMap<u64, Job>,
@@ -163,6 +174,7 @@ impl Shared {
         let reports = Queue::new()?;
         let mut state = State {
             status: Status::Running,
+            terminated: false,
             broken: None,
             jobs: HashMap::new(),
             next_job: 0,
@@ -295,6 +307,49 @@ impl State {
         }
     }
 
+    /// Marks `job` as an `imap` that will add chunks as its input is read.
+    pub(crate) fn start_feeding(&mut self, job: u64) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            record.feeding = true;
+        }
+    }
+
+    /// `job` will add no more chunks.
+    pub(crate) fn end_feeding(&mut self, job: u64) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            record.feeding = false;
+        }
+    }
+
+    /// `join()`: no `imap` adds chunks any more, so that the workers can finish.
+    pub(crate) fn end_all_feeding(&mut self) {
+        for record in self.jobs.values_mut() {
+            record.feeding = false;
+        }
+    }
+
+    fn is_feeding(&self) -> bool {
+        self.jobs.values().any(|record| record.feeding)
+    }
+
+    /// Why the next chunks of `job`, an `imap`, cannot run, if they cannot: after `close` an
+    /// `imap` goes on reading its input (as Python's, which read it all at once, does), until
+    /// `join`, `terminate` or a broken pool.
+    pub(crate) fn feed_refusal(&self, job: u64) -> Option<Failure> {
+        if let Some(failure) = &self.broken {
+            return Some(failure.clone());
+        }
+        if self.terminated {
+            return Some(Failure::Terminated);
+        }
+        let feeding = self.jobs.get(&job).is_some_and(|record| record.feeding);
+        match self.status {
+            Status::Running => None,
+            Status::Closed if feeding => None,
+            Status::Closed | Status::Terminating | Status::Finished => Some(Failure::NotRunning),
+        }
+    }
+
     /// Whether new work is accepted; the error says why not.
     pub(crate) fn check_running(&self) -> Result<(), PoolError> {
         if let Some(failure) = &self.broken {
@@ -389,7 +444,8 @@ impl State {
             self.kill_all();
             return;
         }
-        let work_left = self.status == Status::Running || !self.pending.is_empty();
+        let work_left =
+            self.status == Status::Running || !self.pending.is_empty() || self.is_feeding();
         if self.broken.is_none()
             && matches!(self.status, Status::Running | Status::Closed)
             && work_left
@@ -441,7 +497,7 @@ impl State {
         }
         self.fill_workers();
         self.rebalance();
-        if self.status == Status::Closed && self.pending.is_empty() {
+        if self.status == Status::Closed && self.pending.is_empty() && !self.is_feeding() {
             for worker in self.workers.iter_mut().filter(|w| w.held.is_empty()) {
                 if !worker.stopping {
                     worker.stopping = true;
@@ -543,13 +599,16 @@ impl State {
     pub(crate) fn terminate(&mut self) {
         if matches!(self.status, Status::Running | Status::Closed) {
             self.status = Status::Terminating;
+            self.terminated = true;
         }
     }
 
-    /// Forgets a job whose results nobody will read.
-    pub(crate) fn forget(&mut self, job: u64) {
-        self.jobs.remove(&job);
+    /// Forgets a job whose results nobody will read; returns whether it was an `imap` still
+    /// feeding (the supervisor may then stop the idle workers of a closed pool).
+    pub(crate) fn forget(&mut self, job: u64) -> bool {
+        let record = self.jobs.remove(&job);
         self.pending.retain(|run| run.job != job);
+        record.is_some_and(|record| record.feeding)
     }
 }
 
