@@ -15,7 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::PoolError;
-use super::task::Token;
+use super::task::{self, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
 use crate::{Process, Queue, sys};
 
@@ -287,13 +287,14 @@ impl State {
         let Some(record) = self.jobs.get_mut(&job) else {
             return;
         };
+        let seal = task::seal(&self.token, entry);
         for (len, args) in chunks {
             let chunk = record.add_chunk(len);
             self.pending.push_back(Run {
                 job,
                 chunk,
                 entry,
-                token: self.token,
+                seal,
                 args,
             });
         }

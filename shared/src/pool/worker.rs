@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, Authentic, ChunkOutcome, Task, TaskResult, Token};
+use super::task::{self, AuthenticEntry, ChunkOutcome, Seal, Task, TaskResult, Token};
 use crate::{GetError, Queue, spawn};
 
 /// Identifies one worker process of a pool, never reused within the pool.
@@ -18,8 +18,10 @@ pub(crate) struct Run {
     pub(crate) chunk: u64,
     /// The task's entry point ([`task::entry_offset`]).
     pub(crate) entry: u64,
-    /// The pool's secret: the worker refuses an order without it.
-    pub(crate) token: Token,
+    /// The entry point's seal ([`task::seal`]): the worker refuses an order without a valid
+    /// one. The pool's token itself never crosses the queue, whose memory other processes
+    /// can read.
+    pub(crate) seal: Seal,
     /// The arguments, an encoded `Vec<Args>`.
     #[serde(with = "serde_bytes")]
     pub(crate) args: Vec<u8>,
@@ -127,9 +129,9 @@ where
 
 /// Runs an order's chunk, if the order is authentic and names an entry point.
 fn execute(run: &Run, token: &Token) -> ChunkOutcome {
-    let authentic = Authentic::check(&run.token, token)
-        .ok_or("the worker refused an order without its pool's token")?;
-    let entry = task::entry_at(run.entry, authentic)
+    let authentic = AuthenticEntry::check(run.entry, &run.seal, token)
+        .ok_or("the worker refused an order not sealed by its pool")?;
+    let entry = task::entry_at(authentic)
         .ok_or("the worker refused an order naming no task entry point")?;
     entry(&run.args)
 }
