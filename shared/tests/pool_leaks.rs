@@ -8,6 +8,9 @@ use shared::{Pool, StartMethod};
 
 shared::enable_test_support!();
 
+// Its one test runs both start methods in turn (not `under_both_start_methods!`, whose two
+// tests would run at once and count each other's descriptors).
+#[allow(unused_macros)]
 mod common;
 use common::{LIMIT, within};
 
