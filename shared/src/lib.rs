@@ -238,9 +238,9 @@ pub(crate) use debug_as_display;
 
 mod block;
 mod cli;
+mod connection;
 mod handoff;
 mod introspection;
-mod pipe;
 mod process;
 mod queue;
 mod runtime;
@@ -252,11 +252,11 @@ mod thread;
 mod wire;
 
 pub use cli::{InitError, Invocation, parse_args};
+pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
 };
-pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;

@@ -1,4 +1,4 @@
-//! File descriptors: pipes, socket pairs, readiness and inheritance across `exec`.
+//! File descriptors: pipes, readiness and inheritance across `exec`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -6,20 +6,8 @@ use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::io_error;
-
-/// A connected pair of Unix stream sockets, both ends readable and writable, close-on-exec.
-pub(crate) fn stream_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io_error)
-}
 
 /// A one-way pipe, close-on-exec: `(read end, write end)`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -123,6 +111,27 @@ pub(crate) fn kind(fd: BorrowedFd<'_>) -> io::Result<Kind> {
         SFlag::S_IFIFO => Kind::Fifo,
         SFlag::S_IFREG => Kind::Regular,
         _ => Kind::Other,
+    })
+}
+
+/// Which directions an open file was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading only (a pipe's read end).
+    Read,
+    /// Writing only (a pipe's write end).
+    Write,
+    /// Both (a socket, a file opened read-write).
+    ReadWrite,
+}
+
+/// The directions the open file behind `fd` allows (its `O_ACCMODE`).
+pub(crate) fn access(fd: BorrowedFd<'_>) -> io::Result<Access> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io_error)?);
+    Ok(match flags & OFlag::O_ACCMODE {
+        OFlag::O_RDONLY => Access::Read,
+        OFlag::O_WRONLY => Access::Write,
+        _ => Access::ReadWrite,
     })
 }
 
