@@ -32,6 +32,9 @@ fn small_runs_of_every_workload_print_their_result_line() {
         &["joinable", "10"],
         &["event_pingpong", "10"],
         &["joinable_threads", "10"],
+        &["raw_pipe_pingpong", "10"],
+        &["raw_fork", "2"],
+        &["raw_exec", "2"],
     ];
     for args in runs {
         let line = workload(args);
