@@ -252,7 +252,11 @@ mod thread;
 mod wire;
 
 pub use cli::{InitError, Invocation, parse_args};
-pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
+pub use connection::{
+    Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
+    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
+    Sentinel, Waitable, wait,
+};
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,

@@ -27,10 +27,13 @@
 //! twin it still holds) does not arise for passed ends. Ends kept in the parent's variables
 //! are still inherited by a forked child: drop what a child must not hold before `start`.
 
+mod auth;
 mod error;
 mod handoff;
 mod incoming;
+mod listener;
 mod pipe;
+mod wait;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -42,8 +45,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use auth::{AuthenticationError, HANDSHAKE_TIMEOUT, MAX_HANDSHAKE_MESSAGE};
 pub use error::{RecvError, SendError};
+pub use listener::{Address, Client, ConnectError, Listener};
 pub use pipe::Pipe;
+pub(crate) use wait::sentinel;
+pub use wait::{Sentinel, Waitable, wait};
 
 use crate::sys;
 use incoming::{Frame, Incoming, Message};

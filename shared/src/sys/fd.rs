@@ -17,6 +17,16 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Waits until `fd` is readable (data, end of file or a hang-up), up to `timeout`
 /// (`None` waits forever). Returns whether it became readable.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    Ok(wait_any_readable(&[fd], timeout)?[0])
+}
+
+/// Waits until at least one of `fds` is readable (data, end of file, a hang-up or an error
+/// to report), up to `timeout` (`None` waits forever). Returns, for each, whether it is;
+/// all false when the time ran out.
+pub(crate) fn wait_any_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
     // A deadline too far to represent is no deadline.
     let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     loop {
@@ -29,11 +39,21 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
                     .unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, poll_timeout) {
-            Ok(0) if remaining.is_some_and(|left| left.is_zero()) => return Ok(false),
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polled, poll_timeout) {
+            Ok(0) if remaining.is_some_and(|left| left.is_zero()) => {
+                return Ok(vec![false; fds.len()]);
+            }
             Ok(0) => continue,
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                return Ok(polled
+                    .iter()
+                    .map(|p| p.revents().is_some_and(|events| !events.is_empty()))
+                    .collect());
+            }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(errno) => return Err(io_error(errno)),
         }
