@@ -251,7 +251,9 @@ mod sys;
 mod thread;
 mod wire;
 
-pub use cli::{InitError, Invocation, parse_args};
+pub use cli::{
+    InitError, Invocation, ProgramArgs, ProgramOption, init_with, parse_args, parse_args_with,
+};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
     HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
