@@ -107,31 +107,33 @@ fn connect(address: &str) -> (u32, Option<i32>, Vec<String>, String) {
     )
 }
 
-/// The dialogue both sides must print, in this order (each side is one process doing one
-/// thing after another).
+/// What each side prints after its first line (`esperando` for the listener; `conectado`
+/// is the connector's first): always these lines in this order, since each side is one
+/// process doing one thing after another, and each message names its sender.
+fn dialogue(address: &str, listener: u32, connector: u32) -> (Vec<String>, Vec<String>) {
+    let listener_lines = vec![
+        format!("Processo {listener} iniciado"),
+        format!("Processo {listener} ouviu: Olá, aqui é o processo {connector}"),
+        format!("Processo {listener} finalizado"),
+    ];
+    let connector_lines = vec![
+        format!("Processo {connector} conectado a {address}"),
+        format!("Processo {connector} ouviu: Olá, aqui é o processo {listener}"),
+        format!("Processo {connector} finalizado"),
+    ];
+    (listener_lines, connector_lines)
+}
+
+/// Connects to `listening` and checks what both sides printed.
 fn assert_dialogue(address: &str, listening: Listening) {
     let listener = listening.pid;
     let (connector, code, connector_lines, stderr) = connect(address);
     assert_eq!(code, Some(0), "{stderr}");
     assert_ne!(listener, connector);
-    assert_eq!(
-        connector_lines,
-        [
-            format!("Processo {connector} conectado a {address}"),
-            format!("Processo {connector} ouviu: Olá, aqui é o processo {listener}"),
-            format!("Processo {connector} finalizado"),
-        ]
-    );
     let (code, listener_lines) = listening.finish();
     assert_eq!(code, Some(0));
-    assert_eq!(
-        listener_lines,
-        [
-            format!("Processo {listener} iniciado"),
-            format!("Processo {listener} ouviu: Olá, aqui é o processo {connector}"),
-            format!("Processo {listener} finalizado"),
-        ]
-    );
+    let expected = dialogue(address, listener, connector);
+    assert_eq!((listener_lines, connector_lines), expected);
 }
 
 fn unique(prefix: &str) -> String {
@@ -228,4 +230,35 @@ fn a_flag_without_its_address_is_a_portuguese_error() {
         stderr.contains("`--conectar` precisa de um valor: `--conectar ENDEREÇO`"),
         "{stderr}"
     );
+}
+
+/// The lines of the `console` block after `<!-- marker -->` in the lesson's README.
+fn readme_block(marker: &str) -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let after = readme
+        .split(&format!("<!-- {marker} -->\n```console\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("the README has no block marked {marker}"));
+    let block = after.split("```").next().unwrap();
+    block.lines().map(str::to_owned).collect()
+}
+
+/// The number in `line` between `prefix` and `suffix`.
+fn pid_in(line: &str, prefix: &str, suffix: &str) -> u32 {
+    line.strip_prefix(prefix)
+        .and_then(|rest| rest.split_once(suffix))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no PID in {line:?}"))
+}
+
+#[test]
+fn the_readme_shows_a_dialogue_that_keeps_the_guarantees() {
+    let first = readme_block("terminal 1");
+    let second = readme_block("terminal 2");
+    let listener = pid_in(&first[0], "Processo ", " esperando em @cano");
+    let connector = pid_in(&second[0], "Processo ", " conectado a @cano");
+    assert_ne!(listener, connector);
+    let (listener_lines, connector_lines) = dialogue("@cano", listener, connector);
+    assert_eq!(first[1..], listener_lines[..]);
+    assert_eq!(second, connector_lines);
 }
