@@ -82,7 +82,7 @@ impl FromStr for StartMethod {
 /// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
-/// In the main process, `init` reads the command line with [`parse_args`]:
+/// In the main process, `init` reads the command line with [`parse_args`](crate::parse_args):
 /// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `-h`/`--help`
 /// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
 /// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so

@@ -51,7 +51,9 @@ pub enum Address {
     /// A socket file at this path.
     Path(PathBuf),
     /// A name in Linux's abstract namespace: no file, freed when the listener closes or its
-    /// process dies. Written `@nome` (Python writes `'\0nome'`).
+    /// process dies. Written `@nome` (Python writes `'\0nome'`). It has no permissions:
+    /// any process in the same network namespace can connect, so give the listener an
+    /// `authkey`.
     Abstract(String),
 }
 
