@@ -28,6 +28,7 @@ under_both_start_methods!(
     a_child_connects_by_address_and_talks_both_ways,
     a_killed_listener_frees_its_abstract_name,
     a_killed_listener_leaves_its_file_and_the_next_bind_replaces_it,
+    an_accepted_connection_can_be_handed_to_a_child,
 );
 
 const KEY: &[u8] = b"chave secreta";
@@ -468,4 +469,26 @@ fn a_killed_listener_leaves_its_file_and_the_next_bind_replaces_it(method: Start
     );
     listener.close();
     assert_eq!(dir.entries(), Vec::<String>::new());
+}
+
+/// Answers one string, upper-cased.
+fn shout_back(connection: Connection) -> Result<(), Box<dyn std::error::Error>> {
+    let text: String = connection.recv()?;
+    connection.send(&text.to_uppercase())?;
+    Ok(())
+}
+
+fn an_accepted_connection_can_be_handed_to_a_child(method: StartMethod) {
+    let _serial = serial();
+    let listener = Listener::bind(unique_abstract().as_str(), 1, Some(KEY)).expect("bind");
+    let (accepted, connected) = accept_and_connect(&listener, Some(KEY));
+    let (server, client) = (accepted.expect("accept"), connected.expect("connect"));
+    // A message already waiting (maybe already read ahead) crosses with the end.
+    client.send("olá").expect("send");
+    let mut child = Child::start(method, shout_back, (server,));
+    assert_eq!(
+        within(LIMIT, move || client.recv::<String>()).expect("recv"),
+        "OLÁ"
+    );
+    assert_eq!(child.exit_code_within(LIMIT), 0);
 }

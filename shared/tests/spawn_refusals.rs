@@ -185,3 +185,19 @@ fn a_pipe_end_given_for_the_other_direction_is_refused() {
         "{received:?}"
     );
 }
+
+#[test]
+fn a_pipe_is_refused_where_a_socket_end_should_be() {
+    let address = format!("@shared-refusal-{}", std::process::id());
+    let listener = shared::Listener::bind(address.as_str(), 1, None).unwrap();
+    let client = shared::Client::connect(address.as_str(), None).unwrap();
+    let accepted = listener.accept().unwrap();
+    let (pipe_end, _other_end) = Pipe::new().unwrap();
+    let (read_fd, _) = pipe_descriptors(&pipe_end);
+    // The target does not touch its end: only the check on arrival can make it fail.
+    assert_eq!(
+        exit_code(Tamper::Fds(vec![read_fd]), holds_a_connection, (accepted,)),
+        1
+    );
+    drop((client, pipe_end));
+}
