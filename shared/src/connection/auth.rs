@@ -20,13 +20,12 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{Channel, Connection, RecvError, SendError};
+use super::{Connection, RecvError, SendError};
 use crate::sys;
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
@@ -76,18 +75,11 @@ fn with_handshake_limits(
     connection: &mut Connection,
     handshake: impl FnOnce(&Connection) -> Result<(), AuthenticationError>,
 ) -> Result<(), AuthenticationError> {
-    let Channel::Socket(socket) = &connection.channel else {
-        unreachable!("only a socket connection is authenticated");
-    };
-    let socket = socket.as_fd();
-    sys::socket::set_receive_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
+    connection.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let max = std::mem::replace(&mut connection.max_message_size, MAX_HANDSHAKE_MESSAGE);
     let result = handshake(connection);
     connection.max_message_size = max;
-    let Channel::Socket(socket) = &connection.channel else {
-        unreachable!("the channel did not change");
-    };
-    sys::socket::set_receive_timeout(socket.as_fd(), None)?;
+    connection.set_read_timeout(None)?;
     result
 }
 
