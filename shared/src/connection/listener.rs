@@ -276,9 +276,11 @@ fn listen_at_path(path: &Path) -> io::Result<(UdsListener, SocketFile)> {
     let address = Address::Path(path.to_owned());
     let socket = match listen(&address) {
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
-            if !is_stale_socket(path) {
+            // Held until the new socket is bound: another process replacing the same stale
+            // file at the same moment cannot claim it too, and so leaves it to this one.
+            let Some(_stale) = claim_if_stale(path) else {
                 return Err(error);
-            }
+            };
             fs::remove_file(path)?;
             listen(&address)?
         }
@@ -293,22 +295,21 @@ fn listen_at_path(path: &Path) -> io::Result<(UdsListener, SocketFile)> {
     }
 }
 
-/// Whether `path` is a socket file that nobody listens on: no listener of this crate holds
-/// its liveness name, and a connection to it is refused.
-fn is_stale_socket(path: &Path) -> bool {
-    let Ok(metadata) = fs::symlink_metadata(path) else {
-        return false;
-    };
+/// If `path` is a socket file that nobody listens on (no listener of this crate holds its
+/// liveness name, and a connection to it is refused), its liveness name, now held by this
+/// process.
+fn claim_if_stale(path: &Path) -> Option<UdsListener> {
+    let metadata = fs::symlink_metadata(path).ok()?;
     if !metadata.file_type().is_socket() {
-        return false;
+        return None;
     }
-    // Held only for the check: a failure means a live listener holds it.
-    let Ok(_unclaimed) = listen(&liveness_name(metadata.dev(), metadata.ino())) else {
-        return false;
-    };
-    Address::Path(path.to_owned()).name().is_ok_and(|name| {
-        matches!(Stream::connect(name), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
-    })
+    // A failure to take the name means a live listener holds it.
+    let claim = listen(&liveness_name(metadata.dev(), metadata.ino())).ok()?;
+    let address = Address::Path(path.to_owned());
+    match Stream::connect(address.name().ok()?) {
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => Some(claim),
+        _ => None,
+    }
 }
 
 fn stream_fd(stream: Stream) -> OwnedFd {
