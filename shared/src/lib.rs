@@ -1,7 +1,7 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
-//! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Semaphore`], [`Event`],
-//! [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of workers across real OS processes, with
-//! the fork and spawn start methods.
+//! [`Pipe`]/[`Connection`], [`Listener`]/[`Client`] and [`wait`], [`Lock`], [`RLock`],
+//! [`Condition`], [`Semaphore`], [`Event`], [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of
+//! workers across real OS processes, with the fork and spawn start methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //! Their counterparts inside one process, Python's `threading.Thread` and `queue.Queue`, are
 //! [`Thread`] and [`ThreadQueue`], with the same API.
@@ -61,6 +61,12 @@
 //! | `EOFError` from `recv` | [`RecvError::Closed`] |
 //! | `BrokenPipeError` from `send` | [`SendError::Closed`] |
 //! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
+//! | `multiprocessing.connection.Listener(address, backlog=n, authkey=k)` | [`Listener::bind`]`(address, n, Some(k))`; an [`Address`] is a path or `@nome` (abstract) |
+//! | `listener.accept()`, `listener.address`, `listener.close()` | [`Listener::accept`] (a [`Connection`]), [`Listener::address`], [`Listener::close`] |
+//! | `multiprocessing.connection.Client(address, authkey=k)` | [`Client::connect`]`(address, Some(k))` |
+//! | `multiprocessing.AuthenticationError` | [`ConnectError::Authentication`] with an [`AuthenticationError`] |
+//! | `multiprocessing.connection.wait(objects, timeout)` | [`wait`]`(objects, timeout)` over [`Waitable`]s: [`Connection`], [`Listener`], [`Sentinel`] |
+//! | `p.sentinel` | [`Process::sentinel`] (the process's pidfd) |
 //! | `multiprocessing.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new`], [`BoundedSemaphore::new`] (`n` ≤ [`MAX_SLOTS`]) |
 //! | `with sem:`, `sem.acquire()` … `sem.release()` | [`Semaphore::acquire`] returns a [`SemaphoreGuard`] that releases on drop |
 //! | `sem.acquire(timeout=t)`, `sem.acquire(False)` | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] (`Ok(None)` for `False`) |
@@ -100,6 +106,7 @@
 //! | `threading.get_native_id()` | [`get_native_id`] |
 //! | `RuntimeError` from `Thread.start()` / `join()` | [`ThreadError::AlreadyStarted`], [`ThreadError::NotStarted`], [`ThreadError::JoinCurrent`] |
 //! | `queue.Queue(maxsize)` and its methods, between threads | [`ThreadQueue::with_maxsize`]; the methods and errors of [`JoinableQueue`] |
+//! | `argparse` beside the `__main__` guard, in a lesson with options of its own | [`init_with`]`(&[`[`ProgramOption`]`])`, returning [`ProgramArgs`] |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
 //!
 //! # Differences from Python
@@ -162,6 +169,22 @@
 //! - **[`ThreadQueue`] has a per-handle `close()`** like [`Queue`] (CPython's `queue.Queue` has
 //!   none; 3.13 adds `shutdown()`), so its `put` and `get` return the same `Result`s as the
 //!   process queues and a lesson switches between them by changing the type.
+//! - **A duplex [`Pipe`] is two pipes.** CPython's is a Unix socket pair; two pipe(2)s cost
+//!   less per message (see the bench's `pipe_raw` row), and end of file and `BrokenPipeError`
+//!   behave the same. An end reads ahead: one read takes what the pipe holds, and the bytes
+//!   beyond the message stay in the end, count for [`Connection::poll`] and [`wait`], and move
+//!   with it into a child.
+//! - **[`Listener`] and [`Client`] are for Unix sockets only** (Python's `'AF_UNIX'` family;
+//!   no TCP addresses), and talk only to each other: the authentication has the shape of
+//!   CPython 3.12's (a challenge each way, `{sha256}` HMAC, `#WELCOME#`/`#FAILURE#`) but the
+//!   framing (little-endian lengths, MessagePack) is not CPython's, and only SHA-256 is
+//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and
+//!   [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer. A path listener removes its
+//!   socket file when closed, and the next bind replaces a file left by a killed listener once
+//!   nobody listens there; CPython's bind then fails with `Address already in use`.
+//! - **[`wait`] returns references** to the ready objects, in the order given; with a mix of
+//!   kinds (`&dyn Waitable`) compare addresses to tell them apart. A [`Sentinel`] borrows its
+//!   [`Process`]; Python's is a plain descriptor number.
 //! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
 //!   so a [`Connection`] end given to a child reaches EOF when that child exits.
 //! - **Process queues can be shut down.** CPython's `multiprocessing.Queue` has no
@@ -249,6 +272,11 @@
 //! child's command line and payload (see [`init`]), the descriptors it inherits (each must be
 //! of the kind its handle expects), every message and queue item (depth limit, length limits),
 //! and a queue's shared header (a corrupted or truncated queue gives an error, never a crash).
+//! A process that connects to a [`Listener`] may be anyone who can reach its address (any
+//! process in the same network namespace, for an abstract address, which has no file
+//! permissions to check): with an
+//! `authkey`, it sends nothing but the handshake until it has proved it holds the key, and each
+//! handshake message is bounded in size and in time.
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 
@@ -267,9 +295,9 @@ pub(crate) use debug_as_display;
 
 mod block;
 mod cli;
+mod connection;
 mod handoff;
 mod introspection;
-mod pipe;
 mod pool;
 mod process;
 mod queue;
@@ -281,12 +309,18 @@ mod sys;
 mod thread;
 mod wire;
 
-pub use cli::{InitError, Invocation, parse_args};
+pub use cli::{
+    InitError, Invocation, ProgramArgs, ProgramOption, init_with, parse_args, parse_args_with,
+};
+pub use connection::{
+    Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
+    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
+    Sentinel, Waitable, wait,
+};
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
 };
-pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use pool::{
     AsyncResult, Chunked, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task, TaskResult,
     TaskValue,

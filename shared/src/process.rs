@@ -207,6 +207,31 @@ impl Process {
         self.child.as_ref().map(|child| child.pid)
     }
 
+    /// What [`wait`](crate::wait) waits on for this process: ready once it has ended (its
+    /// pidfd). Python: `Process.sentinel`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # shared::init()?;
+    /// let mut process = shared::Process::new(|| (), ());
+    /// process.start()?;
+    /// let sentinel = process.sentinel()?;
+    /// assert_eq!(shared::wait([&sentinel], None)?.len(), 1);
+    /// process.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::NotStarted`] before `start` (Python: `ValueError`);
+    /// [`ProcessError::NotAChild`] from another process.
+    pub fn sentinel(&self) -> Result<crate::Sentinel<'_>, ProcessError> {
+        let child = self.started_child("wait for")?;
+        Ok(crate::connection::sentinel(std::os::fd::AsFd::as_fd(
+            &child.exited,
+        )))
+    }
+
     /// `None` while the process runs (or before start); then `0` if the target returned,
     /// `1` if it panicked or returned `Err`, the status given to `std::process::exit`, or
     /// `-N` if a signal N killed it. Python: `Process.exitcode`.

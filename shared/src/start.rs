@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(doc)]
 use crate::TOKEN_VARIABLE;
-use crate::cli::{InitError, Invocation, parse_args};
+use crate::cli::InitError;
 pub use crate::spawn::run_if_spawned_child;
 
 /// How a child process begins. Python: the names given to `multiprocessing.set_start_method`.
@@ -82,7 +82,7 @@ impl FromStr for StartMethod {
 /// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
-/// In the main process, `init` reads the command line with [`parse_args`]:
+/// In the main process, `init` reads the command line with [`parse_args`](crate::parse_args):
 /// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `-h`/`--help`
 /// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
 /// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so
@@ -97,34 +97,7 @@ impl FromStr for StartMethod {
 /// keeps `shared::init()?` the one line a program needs as start-up grows (Python 3.14's
 /// forkserver start method needs a server started here).
 pub fn init() -> Result<(), InitError> {
-    run_if_spawned_child();
-    if crate::spawn::is_dispatched() {
-        // A spawned child's target called `init` again: its command line is the spawn's, not
-        // the user's, and there is nothing left to set up.
-        return Ok(());
-    }
-    let program = crate::cli::program_name();
-    match parse_args(std::env::args_os().skip(1)) {
-        Ok(Invocation::Run { start_method }) => {
-            if let Some(method) = start_method {
-                set_start_method(method);
-            }
-            Ok(())
-        }
-        Ok(Invocation::Help) => {
-            let about = std::env::var("CARGO_PKG_DESCRIPTION").ok();
-            print!("{}", crate::cli::usage(&program, about.as_deref()));
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            std::process::exit(0)
-        }
-        Err(error) => {
-            eprintln!(
-                "{program}: {error}
-Use `{program} --help` para ver as opções."
-            );
-            std::process::exit(2)
-        }
-    }
+    crate::cli::init_with(&[]).map(drop)
 }
 
 /// Makes a test binary (whose `main` belongs to the test harness) able to run spawned
