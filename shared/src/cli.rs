@@ -24,7 +24,7 @@ pub enum Invocation {
 }
 
 /// Reads the course's options from `args` (the arguments after the program's name):
-/// `--start-method fork|spawn` (or `--start-method=spawn`), and `-h`/`--help`.
+/// `--start-method fork|spawn|forkserver` (or `--start-method=spawn`), and `-h`/`--help`.
 ///
 /// ```
 /// use shared::{Invocation, StartMethod, parse_args};
@@ -84,15 +84,20 @@ pub(crate) fn usage(program: &str, about: Option<&str>) -> String {
         USAGE_WIDTH,
     );
     format!(
-        "Uso: {program} [--start-method fork|spawn]\n\
+        "Uso: {program} [--start-method fork|spawn|forkserver]\n\
          \n\
          {about}\n\
          \n\
          Opções:\n\
-         \x20 --start-method fork|spawn  como cada processo filho começa (o padrão é fork):\n\
+         \x20 --start-method fork|spawn|forkserver\n\
+         \x20                            como cada processo filho começa (o padrão é fork):\n\
          \x20                            fork: o filho é uma cópia do principal;\n\
          \x20                            spawn: o programa roda de novo e executa só a função\n\
-         \x20                            do filho. O mesmo que multiprocessing.set_start_method.\n\
+         \x20                            do filho;\n\
+         \x20                            forkserver: um servidor, iniciado na primeira vez como\n\
+         \x20                            no spawn, faz o fork de cada filho (o padrão do Python\n\
+         \x20                            3.14 no Linux). O mesmo que\n\
+         \x20                            multiprocessing.set_start_method.\n\
          \x20 -h, --help                 mostra esta ajuda e sai\n"
     )
 }
@@ -135,7 +140,7 @@ pub(crate) fn program_name() -> String {
 pub enum InitError {
     /// An argument or option that the program does not take.
     UnknownArgument(String),
-    /// `--start-method` was given a name other than `fork` or `spawn`.
+    /// `--start-method` was given a name other than `fork`, `spawn` or `forkserver`.
     UnknownStartMethod(String),
     /// `--start-method` was the last argument.
     MissingStartMethod,
@@ -165,12 +170,17 @@ impl InitError {
     }
 }
 
-const ACCEPTED: &str = "as opções aceitas são --start-method fork|spawn e -h/--help";
+const ACCEPTED: &str = "as opções aceitas são --start-method fork|spawn|forkserver e -h/--help";
+
+/// Every start method's name, as a learner types it.
+const METHODS: &str = "`fork`, `spawn` ou `forkserver`";
 
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InitError::UnknownArgument(argument) if argument == "fork" || argument == "spawn" => {
+            InitError::UnknownArgument(argument)
+                if ["fork", "spawn", "forkserver"].contains(&argument.as_str()) =>
+            {
                 write!(
                     f,
                     "argumento desconhecido `{argument}`: quis dizer `--start-method {argument}`?"
@@ -180,14 +190,13 @@ impl fmt::Display for InitError {
                 write!(f, "argumento desconhecido `{argument}`: {ACCEPTED}")
             }
             InitError::UnknownStartMethod(name) if name.is_empty() => {
-                f.write_str("`--start-method` recebeu um valor vazio: use `fork` ou `spawn`")
+                write!(f, "`--start-method` recebeu um valor vazio: use {METHODS}")
             }
-            InitError::UnknownStartMethod(name) => write!(
-                f,
-                "método de início desconhecido `{name}`: use `fork` ou `spawn`"
-            ),
+            InitError::UnknownStartMethod(name) => {
+                write!(f, "método de início desconhecido `{name}`: use {METHODS}")
+            }
             InitError::MissingStartMethod => {
-                f.write_str("`--start-method` precisa de um valor: `fork` ou `spawn`")
+                write!(f, "`--start-method` precisa de um valor: {METHODS}")
             }
             InitError::UnexpectedValue { option, value } => {
                 write!(f, "`{option}` não aceita valor, e recebeu `{value}`")
@@ -227,6 +236,10 @@ mod tests {
             run(Some(StartMethod::Spawn))
         );
         assert_eq!(
+            parse(&["--start-method", "forkserver"]),
+            run(Some(StartMethod::Forkserver))
+        );
+        assert_eq!(
             parse(&["--start-method", "spawn", "--start-method", "fork"]),
             run(Some(StartMethod::Fork)),
             "the last one wins"
@@ -246,9 +259,11 @@ mod tests {
     fn everything_else_is_an_error_that_names_it() {
         let message = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert!(message(&["--verbose"]).contains("`--verbose`"));
-        assert!(message(&["--verbose"]).contains("--start-method fork|spawn"));
+        assert!(message(&["--verbose"]).contains("--start-method fork|spawn|forkserver"));
         assert!(message(&["-v"]).contains("`-v`"));
         assert!(message(&["spawn"]).contains("quis dizer `--start-method spawn`"));
+        assert!(message(&["forkserver"]).contains("quis dizer `--start-method forkserver`"));
+        assert!(message(&["--start-method", "forkk"]).contains("`forkserver`"));
         assert!(message(&["extra"]).contains("`extra`"));
         assert!(message(&["--start-method", "forkk"]).contains("`forkk`"));
         assert!(message(&["--start-method="]).contains("valor vazio"));
@@ -262,9 +277,14 @@ mod tests {
     #[test]
     fn usage_names_the_program_and_every_option() {
         let text = usage("lesson01-processes", Some("Lição 01."));
-        assert!(text.starts_with("Uso: lesson01-processes [--start-method fork|spawn]\n"));
+        assert!(
+            text.starts_with("Uso: lesson01-processes [--start-method fork|spawn|forkserver]\n")
+        );
         assert!(text.contains("\nLição 01.\n"));
-        assert!(text.contains("--start-method fork|spawn") && text.contains("-h, --help"));
+        assert!(
+            text.contains("--start-method fork|spawn|forkserver") && text.contains("-h, --help")
+        );
+        assert!(text.contains("forkserver: "));
         assert!(usage("x", None).contains("README.md"));
         let long = "palavra ".repeat(40);
         let text = usage("x", Some(&long));

@@ -238,6 +238,7 @@ pub(crate) use debug_as_display;
 
 mod block;
 mod cli;
+mod forkserver;
 mod handoff;
 mod introspection;
 mod pipe;
@@ -273,4 +274,9 @@ pub use wire::MAX_DEPTH;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
+
+    /// The PID of this process's forkserver, if it has started one. Test support only.
+    pub fn forkserver_pid() -> Option<u32> {
+        crate::forkserver::server_pid()
+    }
 }

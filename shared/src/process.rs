@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::forkserver;
 use crate::runtime::{self, ChildIdentity, ChildRecord};
 use crate::spawn::{self, Relaunch};
 use crate::start::{self, StartMethod};
@@ -50,7 +51,10 @@ pub struct Process {
 struct Child {
     pid: u32,
     parent: u32,
+    /// A pidfd of the child, readable once it has ended.
     exited: OwnedFd,
+    /// A pidfd of the child, for signals: it never names a later process with its PID.
+    pidfd: OwnedFd,
     exitcode: OnceLock<i32>,
 }
 
@@ -154,30 +158,29 @@ impl Process {
             daemon: self.daemon,
             parent: std::process::id(),
             parent_name: runtime::current_name(),
+            parent_exited: None,
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
-        let pid = match method {
-            StartMethod::Fork => fork_child(&mut self.launch, me)?,
-            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me)?,
+        let started = match method {
+            StartMethod::Fork => watch_own_child(fork_child(&mut self.launch, me)?),
+            StartMethod::Spawn => watch_own_child(spawn::start_child(launch.for_spawn()?, me)?),
+            StartMethod::Forkserver => {
+                let (pid, exited) = forkserver::start_child(launch.for_spawn()?, me)?;
+                sys::fd::duplicate(exited.as_fd())
+                    .map(|pidfd| (pid, exited, pidfd))
+                    .map_err(ProcessError::from)
+            }
         };
         // The arguments now belong to the child: drop the parent's copies (closing the ends
         // of pipes it passed, so EOF reaches whoever waits for the child's end).
         self.launch = None;
-        let exited = match sys::process::exit_notifier(pid) {
-            Ok(exited) => exited,
-            Err(error) => {
-                // Without a way to wait for it, the child would be unjoinable: stop it now.
-                let _ = sys::process::send(pid, Stop::Kill);
-                let _ = sys::process::reap(pid);
-                runtime::children().retain(|record| record.pid != pid);
-                return Err(error.into());
-            }
-        };
+        let (pid, exited, pidfd) = started?;
         let parent = std::process::id();
         self.child = Some(Child {
             pid,
             parent,
             exited,
+            pidfd,
             exitcode: OnceLock::new(),
         });
         Ok(())
@@ -253,11 +256,11 @@ impl Process {
 
     fn signal(&self, operation: &'static str, stop: Stop) -> Result<(), ProcessError> {
         let child = self.started_child(operation)?;
-        // Once reaped, the PID may belong to someone else: never signal it. Every reaping
-        // happens under the registry's lock, so it cannot happen between the check and `kill`.
-        let children = runtime::children();
-        if child.exitcode.get().is_none() && !runtime::was_reaped(&children, child.pid) {
-            sys::process::send(child.pid, stop)?;
+        // Through the pidfd: once the child is reaped (by `join`, `active_children` or, for a
+        // forkserved child, its server), its PID may belong to someone else, and the pidfd
+        // still names the child, which is gone, so nothing is sent.
+        if child.exitcode.get().is_none() {
+            sys::process::send_to(child.pidfd.as_fd(), stop)?;
         }
         Ok(())
     }
@@ -310,6 +313,22 @@ impl fmt::Debug for Process {
     }
 }
 
+/// Opens the pidfds of our own child `pid`, just started: one to wait on, one to signal. On
+/// failure the child is stopped and reaped, since nobody could join it.
+fn watch_own_child(pid: u32) -> Result<(u32, OwnedFd, OwnedFd), ProcessError> {
+    let watched = sys::process::exit_notifier(pid)
+        .and_then(|exited| Ok((sys::fd::duplicate(exited.as_fd())?, exited)));
+    match watched {
+        Ok((pidfd, exited)) => Ok((pid, exited, pidfd)),
+        Err(error) => {
+            let _ = sys::process::send(pid, Stop::Kill);
+            let _ = sys::process::reap(pid);
+            runtime::children().retain(|record| record.pid != pid);
+            Err(error.into())
+        }
+    }
+}
+
 /// Forks; the child takes the target from `launch`, runs it and never returns from here.
 fn fork_child(
     launch: &mut Option<Box<dyn Launch>>,
@@ -329,6 +348,8 @@ fn fork_child(
     let mut threads = crate::thread::registry();
     // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
     let mappings = sys::shm::hold_mappings_still();
+    // Nor this process's forkserver, which the child forgets.
+    let server = forkserver::hold();
     // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
     // thread alone, holding a copy of every lock as it was. The child runs:
     // - this crate's code below, which takes only the locks this thread holds across the fork
@@ -343,6 +364,7 @@ fn fork_child(
     //   (a `Queue`) stays shared, which its types are built for.
     match unsafe { sys::process::fork() }? {
         Forked::Child => {
+            forkserver::forget_inherited(server);
             drop(mappings);
             threads.clear();
             drop(threads);
@@ -362,6 +384,7 @@ fn fork_child(
             runtime::finish_child(code)
         }
         Forked::Parent(pid) => {
+            drop(server);
             drop(threads);
             drop(identity);
             children.push(ChildRecord::new(pid, &me));
