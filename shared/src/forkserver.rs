@@ -166,9 +166,8 @@ fn parse_report(message: &passing::Received) -> Option<(u8, i32)> {
 /// `outgoing` as `me`; records the child in the registry.
 ///
 /// # Errors
-/// [`ProcessError::MissingInit`] if the server could not start because the program's `main`
-/// lacks [`init`](crate::init); [`ProcessError::Os`] if the system refused, or the server
-/// refused the request or ended.
+/// [`ProcessError::Os`] if the system refused, if the server could not start (the program's
+/// `main` lacks [`init`](crate::init), say), or if it refused the request or ended.
 /// Returns the child's PID and a pidfd of it, from the server, which opened it before the
 /// child could be reaped: it names this child and no later process that reuses its PID.
 pub(crate) fn start_child(
@@ -272,17 +271,19 @@ fn start_server() -> Result<Server, ProcessError> {
                 let _ = process.kill();
             }
             let status = process.wait()?;
-            if outcome.is_ok() && status.code() != Some(spawn::REFUSED) {
+            let why = match outcome {
+                Err(error) => return Err(error.into()),
+                Ok(_) if status.code() == Some(spawn::REFUSED) => {
+                    format!("the forkserver refused to start ({status}; its reason is on stderr)")
+                }
                 // It ran `main` instead of serving: the entry call is missing.
-                return Err(ProcessError::MissingInit);
-            }
-            Err(match outcome {
-                Err(error) => error.into(),
-                Ok(_) => io::Error::other(format!(
-                    "the forkserver refused to start ({status}; its reason is on stderr)"
-                ))
-                .into(),
-            })
+                Ok(_) => format!(
+                    "the forkserver ran main instead of serving ({status}): call \
+                     shared::init()? first thing in main, the counterpart of Python's \
+                     `if __name__ == '__main__':`"
+                ),
+            };
+            Err(io::Error::other(why).into())
         }
     }
 }
