@@ -186,6 +186,7 @@ pub(crate) fn start_child(
         match spawn::take_request_tamper() {
             Some(Tamper::RequestOutOfOrder) => fds.swap(0, 1),
             Some(Tamper::RequestWithoutDescriptors) => fds.clear(),
+            Some(Tamper::RequestExtraDescriptor) => fds.push(sealed.payload.as_raw_fd()),
             _ => {}
         }
         passing::send(server.control.as_fd(), &request, &fds)?;

@@ -356,6 +356,9 @@ pub enum Tamper {
     RequestOutOfOrder,
     /// Forkserver only: a request that carries no descriptors at all.
     RequestWithoutDescriptors,
+    /// Forkserver only: a request that carries one handle descriptor more than its payload
+    /// names.
+    RequestExtraDescriptor,
 }
 
 thread_local! {
@@ -377,7 +380,9 @@ impl Tamper {
             Tamper::Version(version) => preamble.version = version,
             Tamper::Entry(offset) => body.entry = offset,
             Tamper::Fds(fds) => body.fds = fds,
-            Tamper::RequestOutOfOrder | Tamper::RequestWithoutDescriptors => {
+            Tamper::RequestOutOfOrder
+            | Tamper::RequestWithoutDescriptors
+            | Tamper::RequestExtraDescriptor => {
                 put_back(self);
             }
         }
@@ -395,7 +400,11 @@ pub(crate) fn take_request_tamper() -> Option<Tamper> {
         let mut slot = slot.borrow_mut();
         matches!(
             *slot,
-            Some(Tamper::RequestOutOfOrder | Tamper::RequestWithoutDescriptors)
+            Some(
+                Tamper::RequestOutOfOrder
+                    | Tamper::RequestWithoutDescriptors
+                    | Tamper::RequestExtraDescriptor
+            )
         )
         .then(|| slot.take())
         .flatten()
