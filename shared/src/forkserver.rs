@@ -111,7 +111,10 @@ impl Reporter {
     pub(crate) fn try_collect(&self) -> io::Result<Option<i32>> {
         let ended = |timeout| sys::fd::wait_readable(self.pidfd.as_fd(), Some(timeout));
         let reported = |timeout| sys::fd::wait_readable(self.socket.as_fd(), Some(timeout));
-        if !reported(Duration::ZERO)? && !(ended(Duration::ZERO)? && reported(REPORT_GRACE)?) {
+        // Reported already, or ended and about to be: the server reports at once.
+        let ready =
+            reported(Duration::ZERO)? || (ended(Duration::ZERO)? && reported(REPORT_GRACE)?);
+        if !ready {
             return Ok(None);
         }
         let message = match passing::receive(self.socket.as_fd(), MAX_MESSAGE, false) {
