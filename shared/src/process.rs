@@ -162,8 +162,8 @@ impl Process {
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
         let started = match method {
-            StartMethod::Fork => watch_own_child(fork_child(&mut self.launch, me)?),
-            StartMethod::Spawn => watch_own_child(spawn::start_child(launch.for_spawn()?, me)?),
+            StartMethod::Fork => fork_child(&mut self.launch, me),
+            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me).map_err(Into::into),
             StartMethod::Forkserver => {
                 let (pid, exited) = forkserver::start_child(launch.for_spawn()?, me)?;
                 sys::fd::duplicate(exited.as_fd())
@@ -313,9 +313,13 @@ impl fmt::Debug for Process {
     }
 }
 
-/// Opens the pidfds of our own child `pid`, just started: one to wait on, one to signal. On
-/// failure the child is stopped and reaped, since nobody could join it.
-fn watch_own_child(pid: u32) -> Result<(u32, OwnedFd, OwnedFd), ProcessError> {
+/// A started child: its PID, a pidfd to wait on and one to signal.
+pub(crate) type Started = (u32, OwnedFd, OwnedFd);
+
+/// Opens the pidfds of our own child `pid`, just started. The caller holds the children
+/// registry and has not recorded the child yet, so nobody can have reaped it: the pidfds name
+/// it. On failure the child is stopped and reaped, since nobody could join it.
+pub(crate) fn watch_own_child(pid: u32) -> io::Result<Started> {
     let watched = sys::process::exit_notifier(pid)
         .and_then(|exited| Ok((sys::fd::duplicate(exited.as_fd())?, exited)));
     match watched {
@@ -323,8 +327,7 @@ fn watch_own_child(pid: u32) -> Result<(u32, OwnedFd, OwnedFd), ProcessError> {
         Err(error) => {
             let _ = sys::process::send(pid, Stop::Kill);
             let _ = sys::process::reap(pid);
-            runtime::children().retain(|record| record.pid != pid);
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -333,7 +336,7 @@ fn watch_own_child(pid: u32) -> Result<(u32, OwnedFd, OwnedFd), ProcessError> {
 fn fork_child(
     launch: &mut Option<Box<dyn Launch>>,
     me: ChildIdentity,
-) -> Result<u32, ProcessError> {
+) -> Result<Started, ProcessError> {
     // Hold stdout, stderr and the children registry across the fork: no other thread can be
     // inside them at that instant, so the child finds them unlocked, and nothing buffered is
     // inherited to be printed twice.
@@ -387,8 +390,10 @@ fn fork_child(
             drop(server);
             drop(threads);
             drop(identity);
+            // Watched before it is recorded: until then no `active_children` can reap it.
+            let started = watch_own_child(pid)?;
             children.push(ChildRecord::new(pid, &me));
-            Ok(pid)
+            Ok(started)
         }
     }
 }

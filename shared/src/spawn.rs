@@ -270,11 +270,14 @@ pub(crate) fn seal_payload(
     })
 }
 
-/// Starts a spawned child that runs `outgoing`; returns its PID.
+/// Starts a spawned child that runs `outgoing`; returns its PID and two pidfds of it.
 ///
 /// # Errors
 /// The system refused the payload's memory, the token, or the process.
-pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Result<u32> {
+pub(crate) fn start_child(
+    outgoing: Outgoing,
+    me: ChildIdentity,
+) -> std::io::Result<crate::process::Started> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let Sealed {
         payload,
@@ -309,8 +312,10 @@ pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Res
     }
     let mut children = runtime::children();
     let pid = command.spawn()?.id();
+    // Watched before it is recorded: until then no `active_children` can reap it.
+    let started = crate::process::watch_own_child(pid)?;
     children.push(ChildRecord::new(pid, &me));
-    Ok(pid)
+    Ok(started)
 }
 
 /// Writes the payload into a new memfd and seals it: from then on nobody, not even this
