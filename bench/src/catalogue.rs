@@ -123,6 +123,14 @@ pub const WORKLOADS: &[Workload] = &[
         Some(40.0),
     ),
     workload(
+        "start_join_forkserver",
+        "start+join, forkserver (100)",
+        "start_join",
+        &["forkserver", "100"],
+        MS_PER_PROCESS,
+        Some(50.0),
+    ),
+    workload(
         "queue_str25",
         "Queue 1→1, 25-B str (200k)",
         "queue_str",
