@@ -138,7 +138,8 @@ impl Process {
     /// - [`ProcessError::DaemonWithChildren`]: a daemonic process may not start children.
     /// - [`ProcessError::MissingInit`]: a spawned child whose `main` lacks [`init`](crate::init).
     /// - [`ProcessError::SpawnNeedsFunction`], [`ProcessError::SpawnOutsideExecutable`] and
-    ///   [`ProcessError::Arguments`]: spawn cannot recreate the target or send its arguments.
+    ///   [`ProcessError::Arguments`]: spawn or forkserver cannot recreate the target or send its
+    ///   arguments.
     /// - [`ProcessError::Os`]: the system refused to create the process.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if runtime::is_daemon() {
@@ -538,16 +539,17 @@ pub enum ProcessError {
     },
     /// A daemonic process tried to start a child.
     DaemonWithChildren,
-    /// The spawn start method was given a target that is not a function: a closure or a
-    /// function pointer. Python: the `PicklingError` for a lambda.
+    /// The spawn or forkserver start method was given a target that is not a function: a
+    /// closure or a function pointer. Python: the `PicklingError` for a lambda.
     SpawnNeedsFunction,
-    /// The spawn start method was given a function that lives outside the program's
-    /// executable (in a shared library), where a spawned child would not find it.
+    /// The spawn or forkserver start method was given a function that lives outside the
+    /// program's executable (in a shared library), where a spawned child would not find it.
     SpawnOutsideExecutable,
-    /// A spawned child re-ran `main` and reached `start` because `main` does not call
-    /// [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping phase.
+    /// A spawned child (or a forkserver) re-ran `main` and reached `start` because `main` does
+    /// not call [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping
+    /// phase.
     MissingInit,
-    /// The arguments could not be serialized for a spawned child.
+    /// The arguments could not be serialized for a spawned or forkserved child.
     Arguments(String),
     /// The operating system refused.
     Os(io::Error),
@@ -567,14 +569,14 @@ impl fmt::Display for ProcessError {
                 f.write_str("daemonic processes are not allowed to have children")
             }
             ProcessError::SpawnNeedsFunction => f.write_str(
-                "the spawn start method needs a function defined with `fn` (pass values \
+                "the spawn and forkserver start methods need a function defined with `fn` (pass values \
                  through args); closures and function pointers work only under fork, and a \
                  constructor such as `Some` or a function of an `extern` block must be wrapped \
                  in a `fn`",
             ),
             ProcessError::SpawnOutsideExecutable => f.write_str(
-                "the spawn start method needs a target compiled into the program's executable, \
-                 not into a shared library",
+                "the spawn and forkserver start methods need a target compiled into the \
+                 program's executable, not into a shared library",
             ),
             ProcessError::MissingInit => f.write_str(
                 "this process was started by spawn but is running main and starting processes of \

@@ -246,3 +246,18 @@ fn a_forkserved_child_can_use_the_forkserver_itself() {
     }
     Child::start(FORKSERVER, starts_its_own, ()).expect_success();
 }
+
+#[test]
+fn a_closure_is_refused_as_under_spawn() {
+    let code = 5;
+    let exits = move || -> () { std::process::exit(code) };
+    let mut child = Process::new(exits, ()).start_method(FORKSERVER);
+    let error = child
+        .start()
+        .expect_err("forkserver with a capturing closure");
+    assert!(
+        matches!(error, shared::ProcessError::SpawnNeedsFunction),
+        "{error}"
+    );
+    assert_eq!(child.pid(), None);
+}

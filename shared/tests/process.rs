@@ -619,7 +619,7 @@ fn spawn_refuses_a_closure_that_captures() {
     assert!(
         error
             .to_string()
-            .starts_with("the spawn start method needs a function"),
+            .starts_with("the spawn and forkserver start methods need a function"),
         "{error}"
     );
     assert_eq!(child.pid(), None);
