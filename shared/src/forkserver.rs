@@ -483,33 +483,25 @@ impl Serving {
     /// Waits until something happens: a request or the end of the control socket, a child's
     /// end, or the program letting go of a child.
     fn wait(&self) -> io::Result<Ready> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let mut fds = vec![PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![self.control.as_fd()];
         let mut meaning = Vec::new();
         for (index, child) in self.children.iter().enumerate() {
             if child.exitcode.is_none() {
-                fds.push(PollFd::new(child.pidfd.as_fd(), PollFlags::POLLIN));
+                fds.push(child.pidfd.as_fd());
                 meaning.push((index, Event::Ended));
             }
             if let Some(socket) = &child.socket {
-                fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
+                fds.push(socket.as_fd());
                 meaning.push((index, Event::Released));
             }
         }
-        loop {
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(errno) => return Err(sys::io_error(errno)),
-            }
-        }
-        let fired = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+        let fired = passing::wait_for_any(&fds)?;
         Ok(Ready {
-            control: fired(&fds[0]),
+            control: fired[0],
             children: meaning
                 .into_iter()
-                .zip(&fds[1..])
-                .filter(|(_, fd)| fired(fd))
+                .zip(&fired[1..])
+                .filter(|(_, fired)| **fired)
                 .map(|(meaning, _)| meaning)
                 .collect(),
         })
@@ -526,8 +518,7 @@ impl Serving {
         if let Some(socket) = &child.socket {
             // A program that let go of the socket meanwhile has no use for the report.
             let _ = passing::send(socket.as_fd(), &report(EXIT_TAG, code), &[]);
-            let _ =
-                nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+            let _ = passing::shut_down_sending(socket.as_fd());
         }
     }
 
@@ -619,7 +610,7 @@ impl Serving {
         drop(socket);
         sys::process::restore_interrupts(&interrupts);
         if quiet {
-            silence_stderr();
+            sys::process::silence_stderr();
         }
         let code = match spawn::accept_forkserved(payload, handles, &token, program, program_exited)
         {
@@ -646,7 +637,7 @@ fn report(tag: u8, number: i32) -> Vec<u8> {
 
 /// Tells the program that its child could not be made, and why.
 fn report_failure(socket: &OwnedFd, error: &io::Error) {
-    let errno = error.raw_os_error().unwrap_or(nix::libc::EIO);
+    let errno = passing::errno_of(error);
     let _ = passing::send(socket.as_fd(), &report(FORK_FAILED_TAG, errno), &[]);
 }
 
@@ -662,13 +653,6 @@ fn number_above_2(text: &[u8], what: &str) -> Result<u32, spawn::Refusal> {
                 OsStr::from_bytes(text)
             ))
         })
-}
-
-/// Points this process's stderr at /dev/null.
-fn silence_stderr() {
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stderr(null);
-    }
 }
 
 /// What woke the server up.

@@ -153,7 +153,10 @@ pub(crate) fn reap_finished(children: &mut Vec<ChildRecord>) {
 pub(crate) fn collect(children: &mut Vec<ChildRecord>, pid: u32) -> io::Result<Option<i32>> {
     let Some(record) = children.iter().find(|record| record.pid == pid) else {
         // Not in the registry: collected already, which only its handle does, once.
-        return Err(io::Error::from_raw_os_error(nix::libc::ECHILD));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the child's end was collected already",
+        ));
     };
     let code = match record.exitcode {
         Some(code) => code,

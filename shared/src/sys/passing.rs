@@ -116,6 +116,37 @@ pub(crate) fn receive(
     }))
 }
 
+/// Waits until at least one of `fds` is readable, or at its end (or in error); says which.
+pub(crate) fn wait_for_any(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
+        .collect();
+    loop {
+        match poll(&mut polled, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+    Ok(polled
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
+        .collect())
+}
+
+/// Shuts down the sending side of `socket`: the peer reads the end after what was sent.
+pub(crate) fn shut_down_sending(socket: BorrowedFd<'_>) -> io::Result<()> {
+    nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+        .map_err(io_error)
+}
+
+/// The error number of `error` (`EIO` for an error without one), to send to another process.
+pub(crate) fn errno_of(error: &io::Error) -> i32 {
+    error.raw_os_error().unwrap_or(nix::libc::EIO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

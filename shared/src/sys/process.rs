@@ -281,6 +281,13 @@ pub(crate) fn restore_interrupts(previous: &InterruptDisposition) {
     }
 }
 
+/// Points this process's stderr at /dev/null (a child whose refusal a test expects).
+pub(crate) fn silence_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(null);
+    }
+}
+
 /// Runs `hook` when the process leaves through `exit` (which returning from `main` does).
 pub(crate) fn at_exit(hook: extern "C" fn()) -> io::Result<()> {
     // SAFETY: registering a plain function pointer.
