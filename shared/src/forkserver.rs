@@ -517,7 +517,7 @@ impl Serving {
         child.exitcode = Some(code);
         if let Some(socket) = &child.socket {
             // A program that let go of the socket meanwhile has no use for the report.
-            let _ = passing::send(socket.as_fd(), &report(EXIT_TAG, code), &[]);
+            let _ = passing::send_now(socket.as_fd(), &report(EXIT_TAG, code), &[]);
             let _ = passing::shut_down_sending(socket.as_fd());
         }
     }
@@ -574,7 +574,7 @@ impl Serving {
             }
         };
         // If the program is gone already, the child runs on and is reaped when it ends.
-        let sent = passing::send(
+        let sent = passing::send_now(
             socket.as_fd(),
             &report(PID_TAG, pid as i32),
             &[pidfd.as_raw_fd()],
@@ -638,7 +638,7 @@ fn report(tag: u8, number: i32) -> Vec<u8> {
 /// Tells the program that its child could not be made, and why.
 fn report_failure(socket: &OwnedFd, error: &io::Error) {
     let errno = passing::errno_of(error);
-    let _ = passing::send(socket.as_fd(), &report(FORK_FAILED_TAG, errno), &[]);
+    let _ = passing::send_now(socket.as_fd(), &report(FORK_FAILED_TAG, errno), &[]);
 }
 
 /// Parses a command-line number above 2 that fits a PID or a descriptor.

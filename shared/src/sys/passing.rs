@@ -31,18 +31,32 @@ pub(crate) fn packet_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Sends `bytes` (not empty: an empty message reads as the end of the connection) with copies
 /// of `fds` attached. A closed peer is an error (`EPIPE`), never a SIGPIPE.
 pub(crate) fn send(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    send_with(socket, bytes, fds, MsgFlags::MSG_NOSIGNAL)
+}
+
+/// As [`send`], but a full socket is an error (`WouldBlock`) rather than a wait: for a server
+/// that must not be stalled by a peer that never reads.
+pub(crate) fn send_now(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    send_with(
+        socket,
+        bytes,
+        fds,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    )
+}
+
+fn send_with(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[RawFd],
+    flags: MsgFlags,
+) -> io::Result<()> {
     debug_assert!(!bytes.is_empty() && fds.len() <= MAX_FDS);
     let iov = [IoSlice::new(bytes)];
     let rights = [ControlMessage::ScmRights(fds)];
     let control: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
     loop {
-        match sendmsg::<()>(
-            socket.as_raw_fd(),
-            &iov,
-            control,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
+        match sendmsg::<()>(socket.as_raw_fd(), &iov, control, flags, None) {
             Ok(sent) if sent == bytes.len() => return Ok(()),
             Ok(_) => return Err(io::Error::other("a message was sent in part")),
             Err(nix::errno::Errno::EINTR) => continue,
