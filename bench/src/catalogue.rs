@@ -180,6 +180,14 @@ pub const WORKLOADS: &[Workload] = &[
         ),
     ),
     workload(
+        "start_join_forkserver",
+        "start+join, forkserver (100)",
+        "start_join",
+        &["forkserver", "100"],
+        MS_PER_PROCESS,
+        Some(50.0),
+    ),
+    workload(
         "queue_str25",
         "Queue 1→1, 25-B str (200k)",
         "queue_str",
@@ -415,9 +423,14 @@ mod tests {
         };
         assert_eq!(names("pipe_bytes"), ["pipe_raw", "pipe_bytes"]);
         assert_eq!(names("pipe"), ["pipe_raw", "pipe_objects", "pipe_bytes"]);
+        // A prefix: `start_join_fork` also names `start_join_forkserver`.
         assert_eq!(
             names("start_join_fork"),
-            ["start_join_fork_raw", "start_join_fork"]
+            [
+                "start_join_fork_raw",
+                "start_join_fork",
+                "start_join_forkserver"
+            ]
         );
         assert_eq!(names("pipe_raw"), ["pipe_raw"]);
     }

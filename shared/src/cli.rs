@@ -24,7 +24,7 @@ pub enum Invocation {
 }
 
 /// Reads the course's options from `args` (the arguments after the program's name):
-/// `--start-method fork|spawn` (or `--start-method=spawn`), and `-h`/`--help`.
+/// `--start-method fork|spawn|forkserver` (or `--start-method=spawn`), and `-h`/`--help`.
 ///
 /// ```
 /// use shared::{Invocation, StartMethod, parse_args};
@@ -143,9 +143,9 @@ fn text(value: OsString) -> Result<String, InitError> {
         .map_err(|value| InitError::NotUnicode(value.to_string_lossy().into_owned()))
 }
 
-/// "--start-method fork|spawn, --ouvir ENDEREÇO e -h/--help": every option a program takes.
+/// "--start-method fork|spawn|forkserver, --ouvir ENDEREÇO e -h/--help": every option a program takes.
 fn accepted(options: &[ProgramOption]) -> String {
-    let mut all = vec!["--start-method fork|spawn".to_owned()];
+    let mut all = vec!["--start-method fork|spawn|forkserver".to_owned()];
     all.extend(options.iter().map(|o| format!("--{} {}", o.name, o.value)));
     format!("{} e -h/--help", all.join(", "))
 }
@@ -194,24 +194,45 @@ pub(crate) fn usage(program: &str, about: Option<&str>, options: &[ProgramOption
         ),
         USAGE_WIDTH,
     );
-    let synopsis: String = options
-        .iter()
-        .map(|o| format!(" [--{} {}]", o.name, o.value))
-        .collect();
+    let synopsis = synopsis(program, options);
     let own: String = options.iter().map(option_help).collect();
     format!(
-        "Uso: {program} [--start-method fork|spawn]{synopsis}\n\
+        "{synopsis}\n\
          \n\
          {about}\n\
          \n\
          Opções:\n\
-         \x20 --start-method fork|spawn  como cada processo filho começa (o padrão é fork):\n\
+         \x20 --start-method fork|spawn|forkserver\n\
+         \x20                            como cada processo filho começa (o padrão é fork):\n\
          \x20                            fork: o filho é uma cópia do principal;\n\
          \x20                            spawn: o programa roda de novo e executa só a função\n\
-         \x20                            do filho. O mesmo que multiprocessing.set_start_method.\n\
+         \x20                            do filho;\n\
+         \x20                            forkserver: um servidor, iniciado na primeira vez como\n\
+         \x20                            no spawn, faz o fork de cada filho (o padrão do Python\n\
+         \x20                            3.14 no Linux). O mesmo que\n\
+         \x20                            multiprocessing.set_start_method.\n\
          {own}\
          \x20 -h, --help                 mostra esta ajuda e sai\n"
     )
+}
+
+/// The usage's first line, `Uso: PROGRAM [--start-method ...] [--NAME VALUE]...`, with the
+/// program's options continued on lines of their own, indented, where they would pass
+/// `USAGE_WIDTH`.
+fn synopsis(program: &str, options: &[ProgramOption]) -> String {
+    let mut text = format!("Uso: {program} [--start-method fork|spawn|forkserver]");
+    let indent = " ".repeat("Uso: ".len() + program.chars().count());
+    let mut line_len = text.chars().count();
+    for option in options {
+        let part = format!(" [--{} {}]", option.name, option.value);
+        if line_len + part.chars().count() > USAGE_WIDTH {
+            text += &format!("\n{indent}");
+            line_len = indent.chars().count();
+        }
+        line_len += part.chars().count();
+        text += &part;
+    }
+    text
 }
 
 /// A program option's lines in the usage: the option, then its help in the column of the
@@ -274,7 +295,7 @@ pub enum InitError {
         /// The options the program takes, for the message.
         accepted: String,
     },
-    /// `--start-method` was given a name other than `fork` or `spawn`.
+    /// `--start-method` was given a name other than `fork`, `spawn` or `forkserver`.
     UnknownStartMethod(String),
     /// `--start-method` was the last argument.
     MissingStartMethod,
@@ -314,11 +335,14 @@ impl InitError {
     }
 }
 
+/// Every start method's name, as a learner types it.
+const METHODS: &str = "`fork`, `spawn` ou `forkserver`";
+
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InitError::UnknownArgument { argument, .. }
-                if argument == "fork" || argument == "spawn" =>
+                if ["fork", "spawn", "forkserver"].contains(&argument.as_str()) =>
             {
                 write!(
                     f,
@@ -332,14 +356,13 @@ impl fmt::Display for InitError {
                 )
             }
             InitError::UnknownStartMethod(name) if name.is_empty() => {
-                f.write_str("`--start-method` recebeu um valor vazio: use `fork` ou `spawn`")
+                write!(f, "`--start-method` recebeu um valor vazio: use {METHODS}")
             }
-            InitError::UnknownStartMethod(name) => write!(
-                f,
-                "método de início desconhecido `{name}`: use `fork` ou `spawn`"
-            ),
+            InitError::UnknownStartMethod(name) => {
+                write!(f, "método de início desconhecido `{name}`: use {METHODS}")
+            }
             InitError::MissingStartMethod => {
-                f.write_str("`--start-method` precisa de um valor: `fork` ou `spawn`")
+                write!(f, "`--start-method` precisa de um valor: {METHODS}")
             }
             InitError::MissingValue { option, value } => {
                 write!(f, "`{option}` precisa de um valor: `{option} {value}`")
@@ -382,6 +405,10 @@ mod tests {
             run(Some(StartMethod::Spawn))
         );
         assert_eq!(
+            parse(&["--start-method", "forkserver"]),
+            run(Some(StartMethod::Forkserver))
+        );
+        assert_eq!(
             parse(&["--start-method", "spawn", "--start-method", "fork"]),
             run(Some(StartMethod::Fork)),
             "the last one wins"
@@ -401,9 +428,11 @@ mod tests {
     fn everything_else_is_an_error_that_names_it() {
         let message = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert!(message(&["--verbose"]).contains("`--verbose`"));
-        assert!(message(&["--verbose"]).contains("--start-method fork|spawn"));
+        assert!(message(&["--verbose"]).contains("--start-method fork|spawn|forkserver"));
         assert!(message(&["-v"]).contains("`-v`"));
         assert!(message(&["spawn"]).contains("quis dizer `--start-method spawn`"));
+        assert!(message(&["forkserver"]).contains("quis dizer `--start-method forkserver`"));
+        assert!(message(&["--start-method", "forkk"]).contains("`forkserver`"));
         assert!(message(&["extra"]).contains("`extra`"));
         assert!(message(&["--start-method", "forkk"]).contains("`forkk`"));
         assert!(message(&["--start-method="]).contains("valor vazio"));
@@ -417,9 +446,14 @@ mod tests {
     #[test]
     fn usage_names_the_program_and_every_option() {
         let text = usage("lesson01-processes", Some("Lição 01."), &[]);
-        assert!(text.starts_with("Uso: lesson01-processes [--start-method fork|spawn]\n"));
+        assert!(
+            text.starts_with("Uso: lesson01-processes [--start-method fork|spawn|forkserver]\n")
+        );
         assert!(text.contains("\nLição 01.\n"));
-        assert!(text.contains("--start-method fork|spawn") && text.contains("-h, --help"));
+        assert!(
+            text.contains("--start-method fork|spawn|forkserver") && text.contains("-h, --help")
+        );
+        assert!(text.contains("forkserver: "));
         assert!(usage("x", None, &[]).contains("README.md"));
         let long = "palavra ".repeat(40);
         let text = usage("x", Some(&long), &[]);
@@ -468,7 +502,7 @@ mod tests {
         let message = |args: &[&str]| parse_own(args).unwrap_err().to_string();
         assert_eq!(
             message(&["--falar"]),
-            "argumento desconhecido `--falar`: as opções aceitas são --start-method fork|spawn, \
+            "argumento desconhecido `--falar`: as opções aceitas são --start-method fork|spawn|forkserver, \
              --ouvir ENDEREÇO, --conectar ENDEREÇO e -h/--help"
         );
         assert_eq!(
@@ -480,7 +514,7 @@ mod tests {
         let error = parse(&["--ouvir", "@a"]).unwrap_err().to_string();
         assert_eq!(
             error,
-            "argumento desconhecido `--ouvir`: as opções aceitas são --start-method fork|spawn \
+            "argumento desconhecido `--ouvir`: as opções aceitas são --start-method fork|spawn|forkserver \
              e -h/--help"
         );
     }
@@ -490,8 +524,8 @@ mod tests {
         let text = usage("lesson03-pipe", None, &[OUVIR, CONECTAR]);
         assert!(
             text.starts_with(
-                "Uso: lesson03-pipe [--start-method fork|spawn] [--ouvir ENDEREÇO] \
-                 [--conectar ENDEREÇO]\n"
+                "Uso: lesson03-pipe [--start-method fork|spawn|forkserver] [--ouvir ENDEREÇO]\n\
+                 \x20                  [--conectar ENDEREÇO]\n"
             ),
             "{text}"
         );

@@ -1,7 +1,8 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
 //! [`Pipe`]/[`Connection`], [`Listener`]/[`Client`] and [`wait`], [`Lock`], [`RLock`],
 //! [`Condition`], [`Semaphore`], [`Event`], [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of
-//! workers across real OS processes, with the fork and spawn start methods.
+//! workers across real OS processes, with the fork, spawn and
+//! forkserver start methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //! Their counterparts inside one process, Python's `threading.Thread` and `queue.Queue`, are
 //! [`Thread`] and [`ThreadQueue`], with the same API.
@@ -20,6 +21,7 @@
 //! |---|---|
 //! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
 //! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line ([`parse_args`], read by [`init`]) |
+//! | `multiprocessing.set_start_method('forkserver')` (Python 3.14's default on Linux) | [`set_start_method`]`(StartMethod::Forkserver)`, or `--start-method forkserver`; the default here stays [`StartMethod::Fork`] |
 //! | the guard alone, in a program with its own `argparse` | [`run_if_spawned_child`] first in `main` |
 //! | `multiprocessing.get_start_method()` | [`get_start_method`] |
 //! | `multiprocessing.get_context('spawn').Process(...)` | [`Process::new`]`(...).start_method(StartMethod::Spawn)` |
@@ -108,6 +110,7 @@
 //! | `queue.Queue(maxsize)` and its methods, between threads | [`ThreadQueue::with_maxsize`]; the methods and errors of [`JoinableQueue`] |
 //! | `argparse` beside the `__main__` guard, in a lesson with options of its own | [`init_with`]`(&[`[`ProgramOption`]`])`, returning [`ProgramArgs`] |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
+//! | `multiprocessing.forkserver`'s server (`-c 'from multiprocessing.forkserver import main; ...'`) | `--shared-forkserver`, obeyed only with a token and a socket from its parent |
 //!
 //! # Differences from Python
 //!
@@ -258,19 +261,36 @@
 //!   from a [`Thread`] instead.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
+//! - **The forkserver belongs to one process.** The program talks to its server over an
+//!   unnamed socket pair the server inherited, so no socket file exists, nothing else can
+//!   connect, and no authentication key is needed (CPython's server listens on a named socket
+//!   and, since 3.14, checks an HMAC key). A child does not share its parent's server: a
+//!   process that uses the forkserver starts its own on first use (CPython's children reuse
+//!   their parent's). The server ends when its program ends, even by SIGKILL, and the program
+//!   waits for it at exit. There is no `set_forkserver_preload`: the server is the program's
+//!   own image, with nothing to import. The default start method stays fork, as the lessons'
+//!   listings were written for it.
+//! - **A forkserved child's real parent is the server**, as in CPython; [`parent_process`]
+//!   names the program, and `join`, `exitcode`, signals, daemons and [`active_children`]
+//!   behave as under fork and spawn. The server reaps a child only once the program has
+//!   collected its exit code, so the child's PID is never another process's while its
+//!   [`Process`] may still signal it (CPython's server reaps at once; its `kill` then relies on
+//!   the PID not having been reused).
 //!
 //! # Start-up and exit, as in CPython
 //!
 //! Under fork, stdout and stderr are flushed before the fork, so a line is never printed twice
 //! when output goes to a pipe. When `main` returns, non-daemonic [`Thread`]s are joined, then
 //! daemonic children are terminated and the others joined; a child process does the same for its own children before it exits. A
-//! daemonic child is also killed if its parent dies (it watches a pidfd of its parent).
+//! daemonic child is also killed if its parent dies (it watches a pidfd of its parent). Last,
+//! a process that started a forkserver stops it and waits for it to exit.
 //!
 //! # Trust
 //!
 //! Everything `shared` reads from outside its process is checked where it arrives: a spawned
-//! child's command line and payload (see [`init`]), the descriptors it inherits (each must be
-//! of the kind its handle expects), every message and queue item (depth limit, length limits),
+//! child's command line and payload (see [`init`]), a forkserver's command line and requests,
+//! a forkserved child's payload (checked as a spawned child's), the descriptors a child
+//! inherits or receives (each must be of the kind its handle expects), every message and queue item (depth limit, length limits),
 //! and a queue's shared header (a corrupted or truncated queue gives an error, never a crash).
 //! A process that connects to a [`Listener`] may be anyone who can reach its address (any
 //! process in the same network namespace, for an abstract address, which has no file
@@ -296,6 +316,7 @@ pub(crate) use debug_as_display;
 mod block;
 mod cli;
 mod connection;
+mod forkserver;
 mod handoff;
 mod introspection;
 mod pool;
@@ -341,4 +362,9 @@ pub use wire::MAX_DEPTH;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
+
+    /// The PID of this process's forkserver, if it has started one. Test support only.
+    pub fn forkserver_pid() -> Option<u32> {
+        crate::forkserver::server_pid()
+    }
 }

@@ -1,5 +1,5 @@
 //! Integration tests of [`shared::Pipe`] and [`shared::Connection`]: in one process, and across
-//! processes under both start methods.
+//! processes under every start method.
 //!
 //! Every wait on a child is bounded: a child that hangs makes its test fail instead of hanging
 //! the run, and a failing test kills the children it started.
@@ -36,7 +36,7 @@ use common::{Child, LIMIT};
 /// A message far larger than any pipe or socket buffer: its sender blocks until it is read.
 const HUGE: usize = 256 << 20;
 
-under_both_start_methods!(
+under_every_start_method!(
     child_answers_requests_transformed,
     large_message_crosses_whole,
     child_that_exits_after_two_messages_gives_both_then_closed,

@@ -27,8 +27,13 @@ fn help_prints_the_usage_and_runs_nothing() {
         let output = run(&[flag]);
         assert_eq!(output.status.code(), Some(0), "{flag}: {output:?}");
         let stdout = text(&output.stdout);
-        assert!(stdout.starts_with("Uso: lesson01-processes [--start-method fork|spawn]\n"));
-        assert!(stdout.contains("--start-method fork|spawn") && stdout.contains("-h, --help"));
+        assert!(
+            stdout.starts_with("Uso: lesson01-processes [--start-method fork|spawn|forkserver]\n")
+        );
+        assert!(
+            stdout.contains("--start-method fork|spawn|forkserver")
+                && stdout.contains("-h, --help")
+        );
         assert!(
             !stdout.contains("Processo principal"),
             "the lesson ran:\n{stdout}"

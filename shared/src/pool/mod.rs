@@ -727,6 +727,7 @@ fn method_prefix(method: StartMethod) -> &'static str {
     match method {
         StartMethod::Fork => "Fork",
         StartMethod::Spawn => "Spawn",
+        StartMethod::Forkserver => "ForkServer",
     }
 }
 
