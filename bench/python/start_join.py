@@ -1,4 +1,5 @@
-"""Starts and joins COUNT processes one after the other, under START_METHOD (fork or spawn).
+"""Starts and joins COUNT processes one after the other, under START_METHOD (fork, spawn
+or forkserver).
 The target does nothing: process creation is the workload.
 
 Usage: python3 start_join.py START_METHOD COUNT

@@ -60,6 +60,12 @@ pub struct Workload {
     pub target: Option<f64>,
     /// Whether the workload's processes are pinned to one CPU (latency-bound ping-pong).
     pub pinned: bool,
+    /// Whether this is a raw limit: a Rust-only workload of system calls alone, no `shared`
+    /// and no Python side, that other workloads are measured against.
+    pub raw_limit: bool,
+    /// The raw limit this workload is read against (the name of a `raw_limit` workload), and
+    /// the multiple of it that `shared` should stay within, if the project set one.
+    pub raw: Option<(&'static str, Option<f64>)>,
 }
 
 /// The target for peak RSS, as Python ÷ Rust: a lesson-like process of `shared` uses at most a
@@ -86,6 +92,30 @@ const fn workload(
         unit,
         target,
         pinned: false,
+        raw_limit: false,
+        raw: None,
+    }
+}
+
+/// A raw limit: Rust only, no target of its own.
+const fn raw_limit(
+    name: &'static str,
+    title: &'static str,
+    program: &'static str,
+    args: &'static [&'static str],
+    metric: (Metric, &'static str),
+) -> Workload {
+    Workload {
+        raw_limit: true,
+        ..workload(name, title, program, args, metric, None)
+    }
+}
+
+/// `workload`, read against the raw limit named `raw`, within `target` times it if set.
+const fn against(raw: &'static str, target: Option<f64>, workload: Workload) -> Workload {
+    Workload {
+        raw: Some((raw, target)),
+        ..workload
     }
 }
 
@@ -105,23 +135,57 @@ const fn pinned(workload: Workload) -> Workload {
     }
 }
 
-/// Every workload, in the order of the table.
+/// How many times the raw two-pipe round trip a `Pipe` round trip may cost.
+const PIPE_WITHIN_RAW: f64 = 1.3;
+
+/// Every workload, in the order of the tables; a raw limit comes before the workloads read
+/// against it.
 pub const WORKLOADS: &[Workload] = &[
-    workload(
-        "start_join_fork",
-        "start+join, fork (200)",
-        "start_join",
-        &["fork", "200"],
+    raw_limit(
+        "start_join_fork_raw",
+        "raw: fork, _exit, waitpid (200)",
+        "raw_fork",
+        &["200"],
         MS_PER_PROCESS,
-        Some(8.0),
+    ),
+    against(
+        "start_join_fork_raw",
+        None,
+        workload(
+            "start_join_fork",
+            "start+join, fork (200)",
+            "start_join",
+            &["fork", "200"],
+            MS_PER_PROCESS,
+            Some(8.0),
+        ),
+    ),
+    raw_limit(
+        "start_join_spawn_raw",
+        "raw: exec of itself, wait (20)",
+        "raw_exec",
+        &["20"],
+        MS_PER_PROCESS,
+    ),
+    against(
+        "start_join_spawn_raw",
+        None,
+        workload(
+            "start_join_spawn",
+            "start+join, spawn (20)",
+            "start_join",
+            &["spawn", "20"],
+            MS_PER_PROCESS,
+            Some(40.0),
+        ),
     ),
     workload(
-        "start_join_spawn",
-        "start+join, spawn (20)",
+        "start_join_forkserver",
+        "start+join, forkserver (100)",
         "start_join",
-        &["spawn", "20"],
+        &["forkserver", "100"],
         MS_PER_PROCESS,
-        Some(40.0),
+        Some(50.0),
     ),
     workload(
         "queue_str25",
@@ -171,22 +235,37 @@ pub const WORKLOADS: &[Workload] = &[
         ITEMS_PER_S,
         Some(6.0),
     ),
-    pinned(workload(
-        "pipe_objects",
-        "Pipe ping-pong, send/recv (20k)",
-        "pipe_pingpong",
-        &["objects", "20000"],
+    pinned(raw_limit(
+        "pipe_raw",
+        "raw: two pipes, 1-B echo (20k)",
+        "raw_pipe_pingpong",
+        &["20000"],
         US_PER_ROUND_TRIP,
-        Some(2.5),
     )),
-    pinned(workload(
-        "pipe_bytes",
-        "Pipe ping-pong, send_bytes (20k)",
-        "pipe_pingpong",
-        &["bytes", "20000"],
-        US_PER_ROUND_TRIP,
-        None,
-    )),
+    against(
+        "pipe_raw",
+        Some(PIPE_WITHIN_RAW),
+        pinned(workload(
+            "pipe_objects",
+            "Pipe ping-pong, send/recv (20k)",
+            "pipe_pingpong",
+            &["objects", "20000"],
+            US_PER_ROUND_TRIP,
+            Some(2.5),
+        )),
+    ),
+    against(
+        "pipe_raw",
+        Some(PIPE_WITHIN_RAW),
+        pinned(workload(
+            "pipe_bytes",
+            "Pipe ping-pong, send_bytes (20k)",
+            "pipe_pingpong",
+            &["bytes", "20000"],
+            US_PER_ROUND_TRIP,
+            None,
+        )),
+    ),
     workload(
         "joinable",
         "JoinableQueue, 2 workers (10k)",
@@ -272,11 +351,20 @@ pub const RUST_BUDGETS: &[(&str, &str, f64)] = &[("pool_map_c1", "queue_pingpong
 pub const THREAD_TWINS: &[(&str, &str)] = &[("joinable_threads", "joinable")];
 
 /// The workloads `only` selects: those whose name equals or starts with one of its entries
-/// (`queue` selects every queue workload); all of them when `only` is empty.
+/// (`queue` selects every queue workload), with the raw limits they are read against; all of
+/// them when `only` is empty.
 pub fn select(only: &[String]) -> Vec<&'static Workload> {
+    let chosen = |workload: &Workload| {
+        only.is_empty() || only.iter().any(|o| workload.name.starts_with(o.as_str()))
+    };
+    let needed_as_raw = |raw: &Workload| {
+        WORKLOADS
+            .iter()
+            .any(|w| chosen(w) && w.raw.is_some_and(|(name, _)| name == raw.name))
+    };
     WORKLOADS
         .iter()
-        .filter(|workload| only.is_empty() || only.iter().any(|o| workload.name.starts_with(o)))
+        .filter(|workload| chosen(workload) || needed_as_raw(workload))
         .collect()
 }
 
@@ -311,6 +399,40 @@ mod tests {
     #[test]
     fn the_rss_workload_exists() {
         assert!(WORKLOADS.iter().any(|w| w.name == RSS_WORKLOAD));
+    }
+
+    #[test]
+    fn every_workload_is_read_against_a_raw_limit_that_comes_before_it() {
+        for (index, workload) in WORKLOADS.iter().enumerate() {
+            if let Some((raw, _)) = workload.raw {
+                let position = WORKLOADS.iter().position(|w| w.name == raw);
+                assert!(position.is_some_and(|p| p < index), "{}", workload.name);
+                assert!(WORKLOADS[position.unwrap()].raw_limit, "{raw}");
+                assert_eq!(WORKLOADS[position.unwrap()].metric, workload.metric);
+            }
+            if workload.raw_limit {
+                assert!(workload.target.is_none() && workload.raw.is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn selecting_a_workload_brings_its_raw_limit() {
+        let names = |only: &str| -> Vec<&str> {
+            select(&[only.to_owned()]).iter().map(|w| w.name).collect()
+        };
+        assert_eq!(names("pipe_bytes"), ["pipe_raw", "pipe_bytes"]);
+        assert_eq!(names("pipe"), ["pipe_raw", "pipe_objects", "pipe_bytes"]);
+        // A prefix: `start_join_fork` also names `start_join_forkserver`.
+        assert_eq!(
+            names("start_join_fork"),
+            [
+                "start_join_fork_raw",
+                "start_join_fork",
+                "start_join_forkserver"
+            ]
+        );
+        assert_eq!(names("pipe_raw"), ["pipe_raw"]);
     }
 
     #[test]

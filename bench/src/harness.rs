@@ -74,7 +74,8 @@ pub fn run(options: &Options) -> Result<(), String> {
 /// ones, so that drift on a noisy machine does not favour either.
 fn run_round(entry: &mut Results, round: usize, rust: &Side, python: Option<&Side>) {
     let mut sides = vec![(rust, &mut entry.rust)];
-    if let Some(python) = python {
+    // A raw limit is system calls alone: it has no Python side.
+    if let Some(python) = python.filter(|_| !entry.workload.raw_limit) {
         sides.push((python, &mut entry.python));
     }
     if round % 2 == 1 {

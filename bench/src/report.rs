@@ -43,6 +43,9 @@ const RSS_HEADER: [&str; 5] = [
     "target",
 ];
 
+/// The raw-limit table's columns: each raw limit, then the workloads read against it.
+const RAW_HEADER: [&str; 5] = ["workload", "unit", "Rust (min–max)", "× raw", "target"];
+
 /// The widest line the output may have, so that it reads in a terminal or a plain-text file.
 pub const MAX_COLUMNS: usize = 120;
 
@@ -57,11 +60,13 @@ struct Tally {
 /// notes, and how many targets were missed.
 pub fn render(results: &[Results], environment: &Environment) -> String {
     let mut tally = Tally::default();
+    let compared = || results.iter().filter(|entry| !entry.workload.raw_limit);
     let mut speed = Vec::new();
-    for entry in results {
+    for entry in compared() {
         speed.extend(speed_rows(entry, &mut tally));
     }
-    let mut rss: Vec<Vec<String>> = results.iter().map(rss_row).collect();
+    let raw = raw_rows(results, &mut tally);
+    let mut rss: Vec<Vec<String>> = compared().map(rss_row).collect();
     if let Some(entry) = results.iter().find(|e| e.workload.name == RSS_WORKLOAD) {
         rss.push(lesson_like_row(entry, &mut tally));
     }
@@ -71,6 +76,11 @@ pub fn render(results: &[Results], environment: &Environment) -> String {
     text += &speed_notes(environment);
     text += &thread_twin_notes(results);
     text += &budget_notes(results, &mut tally);
+    if !raw.is_empty() {
+        text += "\n";
+        text += &markdown_table(&RAW_HEADER, &raw);
+        text += RAW_NOTES;
+    }
     text += "\n";
     text += &markdown_table(&RSS_HEADER, &rss);
     text += &rss_notes();
@@ -106,6 +116,50 @@ fn speed_rows(entry: &Results, tally: &mut Tally) -> Vec<Vec<String>> {
     }
     rows
 }
+
+/// Each raw limit that ran, then the workloads read against it, as multiples of it.
+fn raw_rows(results: &[Results], tally: &mut Tally) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for raw in results.iter().filter(|entry| entry.workload.raw_limit) {
+        let metric = raw.workload.metric;
+        let limit = summarize(&raw.rust, metric);
+        rows.push(vec![
+            raw.workload.title.to_owned(),
+            raw.workload.unit.to_owned(),
+            cell(limit),
+            dash(),
+            dash(),
+        ]);
+        let readers = results.iter().filter_map(|entry| {
+            let (name, target) = entry.workload.raw?;
+            (name == raw.workload.name).then_some((entry, target))
+        });
+        for (entry, target) in readers {
+            let rust = summarize(&entry.rust, metric);
+            // How many times slower than the limit: the limit's speed ÷ Rust's.
+            let times_raw = limit.zip(rust).map(|(limit, rust)| {
+                stats::speed_ratio(limit.median, rust.median, metric.higher_is_better())
+            });
+            let target = target.map_or_else(dash, |target| {
+                judged(
+                    format!("≤ {target}×"),
+                    verdict_within(times_raw, target, tally),
+                )
+            });
+            rows.push(vec![
+                entry.workload.title.to_owned(),
+                entry.workload.unit.to_owned(),
+                cell(rust),
+                times_raw.map_or_else(dash, multiple),
+                target,
+            ]);
+        }
+    }
+    rows
+}
+
+const RAW_NOTES: &str = "\nraw: a raw limit, system calls alone in Rust (no `shared`), explained in bench/README.md.\n\
+     × raw = the workload's Rust time ÷ its raw limit's, from the medians: what `shared` adds.\n";
 
 /// The items/s under a byte workload's MB/s.
 fn items_row(entry: &Results) -> Vec<String> {
@@ -163,6 +217,28 @@ fn verdict(ratio: Option<f64>, target: f64, tally: &mut Tally) -> &'static str {
     } else {
         tally.missed += 1;
         "missed"
+    }
+}
+
+/// For a multiple that should stay within `target`: "met" or "missed", counted in `tally`;
+/// empty when there is no multiple to judge.
+fn verdict_within(multiple: Option<f64>, target: f64, tally: &mut Tally) -> &'static str {
+    let Some(multiple) = multiple else { return "" };
+    tally.shown += 1;
+    if multiple <= target {
+        "met"
+    } else {
+        tally.missed += 1;
+        "missed"
+    }
+}
+
+/// A multiple of a raw limit, with two decimals below 10: `1.27×`, `12.3×`.
+fn multiple(value: f64) -> String {
+    if value < 9.995 {
+        format!("{value:.2}×")
+    } else {
+        times(value)
     }
 }
 
@@ -362,7 +438,11 @@ fn sources(environment: &Environment) -> String {
 
 fn summary(environment: &Environment, tally: &Tally) -> String {
     let verdict = match (environment.python_version.is_some(), tally) {
-        (false, _) => "No ratios: the Python side did not run.".to_owned(),
+        (false, Tally { shown: 0, .. }) => "No ratios: the Python side did not run.".to_owned(),
+        (false, Tally { shown, missed }) => format!(
+            "No ratios: the Python side did not run. Targets against the raw limits missed: \
+             {missed} of {shown}."
+        ),
         (true, Tally { shown: 0, .. }) => {
             "No target judged: no workload has figures from both sides (failed runs are \
              reported above the tables)."
@@ -539,7 +619,7 @@ mod tests {
             .map(|block| block.lines().filter(|l| l.starts_with('|')).collect())
             .filter(|lines: &Vec<&str>| !lines.is_empty())
             .collect();
-        assert_eq!(tables.len(), 2, "{text}");
+        assert_eq!(tables.len(), 3, "{text}");
         for table in &tables {
             let width = table[0].chars().count();
             let cells = table[0].matches(" | ").count();
@@ -554,12 +634,17 @@ mod tests {
                 table[1]
             );
         }
+        let (speed, raw, rss) = (&tables[0], &tables[1], &tables[2]);
+        let has = |table: &Vec<&str>, title: &str| table.iter().any(|l| l.contains(title));
         for workload in crate::catalogue::WORKLOADS {
-            for table in &tables {
-                assert!(table.iter().any(|l| l.contains(workload.title)), "{text}");
-            }
+            let title = workload.title;
+            // A raw limit has no Python side: it is only in the raw table, with its readers.
+            assert_eq!(has(speed, title), !workload.raw_limit, "{title}\n{text}");
+            assert_eq!(has(rss, title), !workload.raw_limit, "{title}\n{text}");
+            let in_raw = workload.raw_limit || workload.raw.is_some();
+            assert_eq!(has(raw, title), in_raw, "{title}\n{text}");
         }
-        assert!(tables[1].iter().any(|l| l.contains("≤ ¼ met")), "{text}");
+        assert!(rss.iter().any(|l| l.contains("≤ ¼ met")), "{text}");
         assert!(
             text.contains("≥ 8× missed") && text.contains("≥ 2.5× met"),
             "{text}"
@@ -606,8 +691,9 @@ mod tests {
             ..environment()
         };
         let text = render(&results, &environment);
+        let speed_table = text.split("\n\n").find(|b| b.contains("| ≥ 8×")).unwrap();
         assert!(
-            text.contains("| ≥ 8×   ") && !text.contains("met"),
+            speed_table.contains("| ≥ 8×   ") && !speed_table.contains("met"),
             "{text}"
         );
         assert!(
@@ -628,14 +714,54 @@ mod tests {
                 "Python: CPython 3.11.7; run on 2025-03-14 (UTC)",
             ]
         );
-        // Every speed target of the catalogue, and the RSS one, is judged.
+        // Every speed target of the catalogue, every target against a raw limit, and the RSS
+        // one, is judged.
         let targets = crate::catalogue::WORKLOADS
             .iter()
-            .filter(|workload| workload.target.is_some())
-            .count()
+            .map(|workload| {
+                usize::from(workload.target.is_some())
+                    + usize::from(workload.raw.is_some_and(|(_, target)| target.is_some()))
+            })
+            .sum::<usize>()
             + 1
             + crate::catalogue::RUST_BUDGETS.len();
         assert!(text.contains(&format!(" of {targets}.")), "{text}");
+    }
+
+    #[test]
+    fn raw_limits_give_each_reader_its_multiple_and_verdict() {
+        let mut results = results(&TYPICAL);
+        for entry in &mut results {
+            // The raw round trip twice as fast as the bytes one, 1.25 times as the objects one.
+            let scale = match entry.workload.name {
+                "pipe_raw" => 1.0,
+                "pipe_objects" => 1.25,
+                "pipe_bytes" => 2.0,
+                _ => continue,
+            };
+            entry.rust.iter_mut().for_each(|m| m.elapsed_s *= scale);
+        }
+        let text = render(&results, &environment());
+        let raw_table = text.split("\n\n").find(|b| b.contains("| × raw")).unwrap();
+        let row = |title: &str| {
+            raw_table
+                .lines()
+                .find(|l| l.contains(title))
+                .unwrap_or_else(|| panic!("no row for {title} in\n{text}"))
+                .to_owned()
+        };
+        let objects = row("Pipe ping-pong, send/recv");
+        assert!(
+            objects.contains("| 1.25×") && objects.contains("≤ 1.3× met"),
+            "{objects}"
+        );
+        let bytes = row("Pipe ping-pong, send_bytes");
+        assert!(
+            bytes.contains("| 2.00×") && bytes.contains("≤ 1.3× missed"),
+            "{bytes}"
+        );
+        let fork = row("start+join, fork");
+        assert!(fork.contains("| 1.00× | — "), "{fork}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The harness starts each Rust workload as `bench workload PROGRAM ARGS`: each must run there,
-//! under both start methods, and print its one result line. (The comparison itself is not run
+//! under every start method, and print its one result line. (The comparison itself is not run
 //! by `cargo test`: it takes minutes and measures speed.)
 
 use std::process::Command;
@@ -24,6 +24,7 @@ fn small_runs_of_every_workload_print_their_result_line() {
     let runs: &[&[&str]] = &[
         &["start_join", "fork", "2"],
         &["start_join", "spawn", "2"],
+        &["start_join", "forkserver", "2"],
         &["queue_str", "100"],
         &["queue_bytes", "1024", "10"],
         &["queue_2x2", "100"],
@@ -36,6 +37,9 @@ fn small_runs_of_every_workload_print_their_result_line() {
         &["pool_map", "0", "100"],
         &["pool_map", "1", "20"],
         &["pool_startup", "2"],
+        &["raw_pipe_pingpong", "10"],
+        &["raw_fork", "2"],
+        &["raw_exec", "2"],
     ];
     for args in runs {
         let line = workload(args);

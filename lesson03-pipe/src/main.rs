@@ -1,14 +1,24 @@
 //! Lição 03: comunicação por `Pipe`. Os slides comparam o `Pipe` a um cano com uma pessoa em
 //! cada ponta: quando uma fala, a outra escuta; depois a outra responde e a primeira escuta.
+//! Com `--ouvir ENDEREÇO` num terminal e `--conectar ENDEREÇO` em outro, as duas pessoas são
+//! dois programas sem parentesco.
 
 use std::error::Error;
 use std::process;
 
-use shared::{Connection, Pipe, Process};
+use shared::{Client, Connection, Listener, Pipe, Process, ProgramOption};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01)
-    shared::init()?;
+    // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01), com as opções
+    // dos dois terminais
+    let opcoes = shared::init_with(&OPCOES)?;
+    // New! o cano entre dois terminais: cada um é uma pessoa
+    match (opcoes.get("ouvir"), opcoes.get("conectar")) {
+        (Some(_), Some(_)) => return Err("use --ouvir ou --conectar, não os dois".into()),
+        (Some(endereco), None) => return ouvir(endereco),
+        (None, Some(endereco)) => return conectar(endereco),
+        (None, None) => {}
+    }
 
     println!("Processo principal {} inicializado", process::id());
 
@@ -41,6 +51,45 @@ fn pessoa(conexao: Connection) -> Result<(), Box<dyn Error>> {
     println!("Processo {} ouviu: {mensagem}", process::id());
     conexao.send(&format!("Olá, aqui é o processo {}", process::id()))?;
     conexao.close();
+    println!("Processo {} finalizado", process::id());
+    Ok(())
+}
+
+// New! Dois terminais: `multiprocessing.connection.Listener` e `Client` num endereço
+const OPCOES: [ProgramOption; 2] = [
+    ProgramOption {
+        name: "ouvir",
+        value: "ENDEREÇO",
+        help: "espera, neste endereço, a pessoa de outro terminal (@nome não cria arquivo)",
+    },
+    ProgramOption {
+        name: "conectar",
+        value: "ENDEREÇO",
+        help: "liga para a pessoa que espera neste endereço e fala primeiro",
+    },
+];
+
+// A chave que as duas pontas precisam ter (o `authkey` do Python)
+const CHAVE: &[u8] = b"licao03";
+
+// A pessoa que espera a ligação: a mesma `pessoa` de antes, na ponta que o Listener aceitou
+fn ouvir(endereco: &str) -> Result<(), Box<dyn Error>> {
+    let listener = Listener::bind(endereco, 1, Some(CHAVE))?;
+    println!(
+        "Processo {} esperando em {}",
+        process::id(),
+        listener.address()
+    );
+    pessoa(listener.accept()?)
+}
+
+// A pessoa que liga: fala primeiro e escuta a resposta, como o principal
+fn conectar(endereco: &str) -> Result<(), Box<dyn Error>> {
+    let conexao = Client::connect(endereco, Some(CHAVE))?;
+    println!("Processo {} conectado a {endereco}", process::id());
+    conexao.send(&format!("Olá, aqui é o processo {}", process::id()))?;
+    let resposta: String = conexao.recv()?;
+    println!("Processo {} ouviu: {resposta}", process::id());
     println!("Processo {} finalizado", process::id());
     Ok(())
 }

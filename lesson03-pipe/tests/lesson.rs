@@ -1,5 +1,5 @@
-//! Lição 03: what the listing guarantees, checked on a fork run, a spawn run and the README's
-//! sample run.
+//! Lição 03: what the listing guarantees, checked on a fork, a spawn and a forkserver run and the
+//! README's sample run.
 
 use lesson_tests::{PID, Transcript};
 

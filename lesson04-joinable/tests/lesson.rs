@@ -1,7 +1,7 @@
-//! Lição 04: what the two listings guarantee, each checked on a fork run, a spawn run and the
-//! README's sample run. A run also checks that the daemon worker, which loops forever, is gone
-//! once the main process exits. The threads binary starts no process, so `--start-method` has
-//! no effect on it, but both of its runs must pass all the same.
+//! Lição 04: what the two listings guarantee, each checked on a fork, a spawn and a forkserver run
+//! and the README's sample run. A run also checks that the daemon worker, which loops forever, is
+//! gone once the main process exits. The threads binary starts no process, so `--start-method` has
+//! no effect on it, but each of its runs must pass all the same.
 
 use lesson_tests::{PID, Transcript};
 

@@ -27,7 +27,7 @@ pub enum Invocation {
 }
 
 /// Reads the course's options from `args` (the arguments after the program's name):
-/// `--start-method fork|spawn` (or `--start-method=spawn`), `--timeline` (or
+/// `--start-method fork|spawn|forkserver` (or `--start-method=spawn`), `--timeline` (or
 /// `--timeline=FILE.json`) and `-h`/`--help`.
 ///
 /// ```
@@ -49,11 +49,73 @@ pub enum Invocation {
 /// missing value, an empty `--timeline=`, a value given to `--help`, or an argument that is
 /// not valid UTF-8.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, InitError> {
+    parse_args_with(args, &[]).map(|(invocation, _)| invocation)
+}
+
+/// An option a program takes besides the course's own, with a value: `--NAME VALUE` or
+/// `--NAME=VALUE`. Its help is shown by `--help`, in the program's language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramOption {
+    /// The option without its dashes: `ouvir` for `--ouvir`.
+    pub name: &'static str,
+    /// What the value is, for the usage: `ENDEREÇO`.
+    pub value: &'static str,
+    /// One sentence for `--help`.
+    pub help: &'static str,
+}
+
+/// The values a command line gave to a program's own [`ProgramOption`]s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramArgs {
+    values: Vec<(&'static str, String)>,
+}
+
+impl ProgramArgs {
+    /// The value of `--name`, the last one if it was given more than once.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(option, _)| *option == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// [`parse_args`] for a program that also takes `options`; returns what to do and the values
+/// given to them.
+///
+/// ```
+/// use shared::{Invocation, ProgramOption, TimelineOutput, parse_args_with};
+///
+/// const OUVIR: ProgramOption =
+///     ProgramOption { name: "ouvir", value: "ENDEREÇO", help: "espera neste endereço" };
+/// let args = ["--ouvir", "@cano", "--timeline"].map(Into::into);
+/// let (run, values) = parse_args_with(args, &[OUVIR])?;
+/// let timeline = Some(TimelineOutput::Drawing);
+/// assert_eq!(run, Invocation::Run { start_method: None, timeline });
+/// assert_eq!(values.get("ouvir"), Some("@cano"));
+/// let error = parse_args_with(["--falar"].map(Into::into), &[OUVIR]).unwrap_err();
+/// assert!(error.to_string().contains("--ouvir ENDEREÇO"), "{error}");
+/// # Ok::<(), shared::InitError>(())
+/// ```
+///
+/// # Errors
+/// As [`parse_args`]; an option of `options` given without a value is
+/// [`InitError::MissingValue`].
+pub fn parse_args_with(
+    args: impl IntoIterator<Item = OsString>,
+    options: &[ProgramOption],
+) -> Result<(Invocation, ProgramArgs), InitError> {
     use lexopt::Arg::{Long, Short, Value};
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut start_method = None;
     let mut timeline = None;
+    let mut values = ProgramArgs::default();
+    let unknown = |argument: String| InitError::UnknownArgument {
+        argument,
+        accepted: accepted(options),
+    };
     while let Some(arg) = parser.next().map_err(InitError::from_lexopt)? {
         match arg {
             Short('h') | Long("help") => {
@@ -63,14 +125,11 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                         value: value.to_string_lossy().into_owned(),
                     });
                 }
-                return Ok(Invocation::Help);
+                return Ok((Invocation::Help, values));
             }
             Long("start-method") => {
                 let value = parser.value().map_err(|_| InitError::MissingStartMethod)?;
-                let name = value
-                    .into_string()
-                    .map_err(|value| InitError::NotUnicode(value.to_string_lossy().into_owned()))?;
-                start_method = Some(name.parse()?);
+                start_method = Some(text(value)?.parse()?);
             }
             Long("timeline") => {
                 timeline = Some(match parser.optional_value() {
@@ -79,44 +138,163 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                     Some(path) => TimelineOutput::Json(PathBuf::from(path)),
                 });
             }
-            Value(value) => {
-                return Err(InitError::UnknownArgument(
-                    value.to_string_lossy().into_owned(),
-                ));
+            Long(name) => {
+                let Some(option) = options.iter().find(|option| option.name == name) else {
+                    return Err(unknown(format!("--{name}")));
+                };
+                let value = parser.value().map_err(|_| InitError::MissingValue {
+                    option: format!("--{}", option.name),
+                    value: option.value.to_owned(),
+                })?;
+                values.values.push((option.name, text(value)?));
             }
-            Long(option) => return Err(InitError::UnknownArgument(format!("--{option}"))),
-            Short(option) => return Err(InitError::UnknownArgument(format!("-{option}"))),
+            Value(value) => return Err(unknown(value.to_string_lossy().into_owned())),
+            Short(option) => return Err(unknown(format!("-{option}"))),
         }
     }
-    Ok(Invocation::Run {
-        start_method,
-        timeline,
-    })
+    Ok((
+        Invocation::Run {
+            start_method,
+            timeline,
+        },
+        values,
+    ))
 }
 
-/// The text `--help` prints for `program`; `about` says what the program shows.
-pub(crate) fn usage(program: &str, about: Option<&str>) -> String {
+fn text(value: OsString) -> Result<String, InitError> {
+    value
+        .into_string()
+        .map_err(|value| InitError::NotUnicode(value.to_string_lossy().into_owned()))
+}
+
+/// "--start-method fork|spawn|forkserver, --timeline[=ARQUIVO.json], --ouvir ENDEREÇO e
+/// -h/--help": every option a program takes.
+fn accepted(options: &[ProgramOption]) -> String {
+    let mut all = vec![START_METHOD.to_owned(), TIMELINE.to_owned()];
+    all.extend(options.iter().map(|o| format!("--{} {}", o.name, o.value)));
+    format!("{} e -h/--help", all.join(", "))
+}
+
+/// Reads the command line as [`init`](crate::init) does, for a program that also takes
+/// `options`, and returns the values given to them: call it first in `main`, instead of
+/// `init`. In a spawned child it returns no values (the child runs only its target).
+///
+/// # Errors
+/// None in practice: like `init`, it prints the usage and exits with 0 for `--help`, and
+/// prints the error in Portuguese and exits with 2 for a command line it cannot accept.
+pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
+    crate::run_if_spawned_child();
+    if crate::spawn::is_dispatched() {
+        // A spawned child's target called this again: its command line is the spawn's, not
+        // the user's, and there is nothing left to set up.
+        return Ok(ProgramArgs::default());
+    }
+    let program = program_name();
+    match parse_args_with(std::env::args_os().skip(1), options) {
+        Ok((
+            Invocation::Run {
+                start_method,
+                timeline,
+            },
+            values,
+        )) => {
+            if let Some(method) = start_method {
+                crate::set_start_method(method);
+            }
+            if let Some(output) = timeline
+                && let Err(error) = crate::timeline::start(output)
+            {
+                eprintln!("{program}: --timeline: {error}");
+                std::process::exit(2)
+            }
+            Ok(values)
+        }
+        Ok((Invocation::Help, _)) => {
+            let about = std::env::var("CARGO_PKG_DESCRIPTION").ok();
+            print!("{}", usage(&program, about.as_deref(), options));
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            std::process::exit(0)
+        }
+        Err(error) => {
+            eprintln!("{program}: {error}\nUse `{program} --help` para ver as opções.");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The text `--help` prints for `program`; `about` says what the program shows, `options`
+/// are its own.
+pub(crate) fn usage(program: &str, about: Option<&str>, options: &[ProgramOption]) -> String {
     let about = wrap(
         about.unwrap_or(
             "Uma lição do curso de processos: o README.md da lição explica o que ela mostra.",
         ),
         USAGE_WIDTH,
     );
+    let synopsis = synopsis(program, options);
+    let own: String = options.iter().map(option_help).collect();
     format!(
-        "Uso: {program} [--start-method fork|spawn] [--timeline[=ARQUIVO.json]]\n\
+        "{synopsis}\n\
          \n\
          {about}\n\
          \n\
          Opções:\n\
-         \x20 --start-method fork|spawn  como cada processo filho começa (o padrão é fork):\n\
+         \x20 --start-method fork|spawn|forkserver\n\
+         \x20                            como cada processo filho começa (o padrão é fork):\n\
          \x20                            fork: o filho é uma cópia do principal;\n\
          \x20                            spawn: o programa roda de novo e executa só a função\n\
-         \x20                            do filho. O mesmo que multiprocessing.set_start_method.\n\
+         \x20                            do filho;\n\
+         \x20                            forkserver: um servidor, iniciado na primeira vez como\n\
+         \x20                            no spawn, faz o fork de cada filho (o padrão do Python\n\
+         \x20                            3.14 no Linux). O mesmo que\n\
+         \x20                            multiprocessing.set_start_method.\n\
          \x20 --timeline                 depois da execução, desenha em stderr o que cada processo\n\
          \x20                            fez, e quando: uma coluna por processo\n\
          \x20 --timeline=ARQUIVO.json    grava a linha do tempo para o Perfetto (ui.perfetto.dev)\n\
+         {own}\
          \x20 -h, --help                 mostra esta ajuda e sai\n"
     )
+}
+
+/// The course's options as the usage's first line and the error messages name them.
+const START_METHOD: &str = "--start-method fork|spawn|forkserver";
+const TIMELINE: &str = "--timeline[=ARQUIVO.json]";
+
+/// The usage's first line, `Uso: PROGRAM [--start-method ...] [--timeline...] [--NAME
+/// VALUE]...`, continued on lines of their own, indented, where it would pass `USAGE_WIDTH`.
+fn synopsis(program: &str, options: &[ProgramOption]) -> String {
+    let mut text = format!("Uso: {program} [{START_METHOD}]");
+    let indent = " ".repeat("Uso: ".len() + program.chars().count());
+    let mut line_len = text.chars().count();
+    let own = options
+        .iter()
+        .map(|option| format!(" [--{} {}]", option.name, option.value));
+    for part in std::iter::once(format!(" [{TIMELINE}]")).chain(own) {
+        if line_len + part.chars().count() > USAGE_WIDTH {
+            text += &format!("\n{indent}");
+            line_len = indent.chars().count();
+        }
+        line_len += part.chars().count();
+        text += &part;
+    }
+    text
+}
+
+/// A program option's lines in the usage: the option, then its help in the column of the
+/// others' help.
+fn option_help(option: &ProgramOption) -> String {
+    const HELP_COLUMN: usize = 29;
+    let name = format!("--{} {}", option.name, option.value);
+    let help = wrap(option.help, USAGE_WIDTH - HELP_COLUMN);
+    let mut text = String::new();
+    for (i, line) in help.lines().enumerate() {
+        let left = if i == 0 { name.as_str() } else { "" };
+        let pad = (HELP_COLUMN - 2)
+            .saturating_sub(left.chars().count())
+            .max(1);
+        text += &format!("  {left}{}{line}\n", " ".repeat(pad));
+    }
+    text
 }
 
 /// The width the usage is wrapped to.
@@ -156,11 +334,23 @@ pub(crate) fn program_name() -> String {
 #[non_exhaustive]
 pub enum InitError {
     /// An argument or option that the program does not take.
-    UnknownArgument(String),
-    /// `--start-method` was given a name other than `fork` or `spawn`.
+    UnknownArgument {
+        /// The argument, as given.
+        argument: String,
+        /// The options the program takes, for the message.
+        accepted: String,
+    },
+    /// `--start-method` was given a name other than `fork`, `spawn` or `forkserver`.
     UnknownStartMethod(String),
     /// `--start-method` was the last argument.
     MissingStartMethod,
+    /// A program's own option was the last argument.
+    MissingValue {
+        /// The option.
+        option: String,
+        /// What its value is (`ENDEREÇO`).
+        value: String,
+    },
     /// An option that takes no value was given one (`--help=x`).
     UnexpectedValue {
         /// The option.
@@ -184,39 +374,49 @@ impl InitError {
             lexopt::Error::NonUnicodeValue(value) => {
                 InitError::NotUnicode(value.to_string_lossy().into_owned())
             }
-            other => InitError::UnknownArgument(other.to_string()),
+            other => InitError::UnknownArgument {
+                argument: other.to_string(),
+                accepted: accepted(&[]),
+            },
         }
     }
 }
 
-const ACCEPTED: &str =
-    "as opções aceitas são --start-method fork|spawn, --timeline[=ARQUIVO.json] e -h/--help";
+/// Every start method's name, as a learner types it.
+const METHODS: &str = "`fork`, `spawn` ou `forkserver`";
 
 impl fmt::Display for InitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InitError::UnknownArgument(argument) if argument == "fork" || argument == "spawn" => {
+            InitError::UnknownArgument { argument, .. }
+                if ["fork", "spawn", "forkserver"].contains(&argument.as_str()) =>
+            {
                 write!(
                     f,
                     "argumento desconhecido `{argument}`: quis dizer `--start-method {argument}`?"
                 )
             }
-            InitError::UnknownArgument(argument) if argument.ends_with(".json") => write!(
+            InitError::UnknownArgument { argument, .. } if argument.ends_with(".json") => write!(
                 f,
                 "argumento desconhecido `{argument}`: quis dizer `--timeline={argument}`?"
             ),
-            InitError::UnknownArgument(argument) => {
-                write!(f, "argumento desconhecido `{argument}`: {ACCEPTED}")
+            InitError::UnknownArgument { argument, accepted } => {
+                write!(
+                    f,
+                    "argumento desconhecido `{argument}`: as opções aceitas são {accepted}"
+                )
             }
             InitError::UnknownStartMethod(name) if name.is_empty() => {
-                f.write_str("`--start-method` recebeu um valor vazio: use `fork` ou `spawn`")
+                write!(f, "`--start-method` recebeu um valor vazio: use {METHODS}")
             }
-            InitError::UnknownStartMethod(name) => write!(
-                f,
-                "método de início desconhecido `{name}`: use `fork` ou `spawn`"
-            ),
+            InitError::UnknownStartMethod(name) => {
+                write!(f, "método de início desconhecido `{name}`: use {METHODS}")
+            }
             InitError::MissingStartMethod => {
-                f.write_str("`--start-method` precisa de um valor: `fork` ou `spawn`")
+                write!(f, "`--start-method` precisa de um valor: {METHODS}")
+            }
+            InitError::MissingValue { option, value } => {
+                write!(f, "`{option}` precisa de um valor: `{option} {value}`")
             }
             InitError::UnexpectedValue { option, value } => {
                 write!(f, "`{option}` não aceita valor, e recebeu `{value}`")
@@ -258,7 +458,7 @@ mod tests {
         };
         assert_eq!(timeline(&["--timeline"]), Some(TimelineOutput::Drawing));
         assert_eq!(
-            timeline(&["--timeline=a.json", "--start-method", "spawn"]),
+            timeline(&["--timeline=a.json", "--start-method", "forkserver"]),
             Some(TimelineOutput::Json("a.json".into()))
         );
         assert_eq!(parse(&["--timeline="]), Err(InitError::EmptyTimelineFile));
@@ -276,6 +476,10 @@ mod tests {
         assert_eq!(
             parse(&["--start-method=spawn"]),
             run(Some(StartMethod::Spawn))
+        );
+        assert_eq!(
+            parse(&["--start-method", "forkserver"]),
+            run(Some(StartMethod::Forkserver))
         );
         assert_eq!(
             parse(&["--start-method", "spawn", "--start-method", "fork"]),
@@ -297,9 +501,11 @@ mod tests {
     fn everything_else_is_an_error_that_names_it() {
         let message = |args: &[&str]| parse(args).unwrap_err().to_string();
         assert!(message(&["--verbose"]).contains("`--verbose`"));
-        assert!(message(&["--verbose"]).contains("--start-method fork|spawn"));
+        assert!(message(&["--verbose"]).contains("--start-method fork|spawn|forkserver"));
         assert!(message(&["-v"]).contains("`-v`"));
         assert!(message(&["spawn"]).contains("quis dizer `--start-method spawn`"));
+        assert!(message(&["forkserver"]).contains("quis dizer `--start-method forkserver`"));
+        assert!(message(&["--start-method", "forkk"]).contains("`forkserver`"));
         assert!(message(&["extra"]).contains("`extra`"));
         assert!(message(&["--start-method", "forkk"]).contains("`forkk`"));
         assert!(message(&["--start-method="]).contains("valor vazio"));
@@ -312,16 +518,111 @@ mod tests {
 
     #[test]
     fn usage_names_the_program_and_every_option() {
-        let text = usage("lesson01-processes", Some("Lição 01."));
-        assert!(text.starts_with(
-            "Uso: lesson01-processes [--start-method fork|spawn] [--timeline[=ARQUIVO.json]]\n"
-        ));
+        let text = usage("lesson01-processes", Some("Lição 01."), &[]);
+        // Past the width, `--timeline` goes on a line of its own, under the options.
+        assert!(
+            text.starts_with(
+                "Uso: lesson01-processes [--start-method fork|spawn|forkserver]\n\
+                 \x20                       [--timeline[=ARQUIVO.json]]\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("--timeline=ARQUIVO.json"));
         assert!(text.contains("\nLição 01.\n"));
-        assert!(text.contains("--start-method fork|spawn") && text.contains("-h, --help"));
-        assert!(usage("x", None).contains("README.md"));
+        assert!(
+            text.contains("--start-method fork|spawn|forkserver") && text.contains("-h, --help")
+        );
+        assert!(text.contains("forkserver: "));
+        assert!(usage("x", None, &[]).contains("README.md"));
         let long = "palavra ".repeat(40);
-        let text = usage("x", Some(&long));
+        let text = usage("lesson06-pool", Some(&long), &[]);
+        assert!(
+            text.lines().all(|line| line.chars().count() <= USAGE_WIDTH),
+            "{text}"
+        );
+    }
+
+    const OUVIR: ProgramOption = ProgramOption {
+        name: "ouvir",
+        value: "ENDEREÇO",
+        help: "espera a outra pessoa neste endereço, que outro terminal usa com --conectar; \
+               um endereço @nome não cria arquivo",
+    };
+    const CONECTAR: ProgramOption = ProgramOption {
+        name: "conectar",
+        value: "ENDEREÇO",
+        help: "liga para quem espera neste endereço",
+    };
+
+    fn parse_own(args: &[&str]) -> Result<(Invocation, ProgramArgs), InitError> {
+        parse_args_with(args.iter().map(OsString::from), &[OUVIR, CONECTAR])
+    }
+
+    #[test]
+    fn program_options_take_values_beside_the_start_method() {
+        let (run, values) = parse_own(&["--ouvir", "@a", "--start-method=spawn"]).unwrap();
+        assert_eq!(
+            run,
+            Invocation::Run {
+                start_method: Some(StartMethod::Spawn),
+                timeline: None,
+            }
+        );
+        assert_eq!(
+            (values.get("ouvir"), values.get("conectar")),
+            (Some("@a"), None)
+        );
+        let (_, values) = parse_own(&["--conectar=/tmp/c", "--conectar", "@b"]).unwrap();
+        assert_eq!(values.get("conectar"), Some("@b"), "the last one wins");
+        assert_eq!(parse_own(&[]).unwrap().1, ProgramArgs::default());
+    }
+
+    #[test]
+    fn program_option_errors_are_portuguese_and_list_every_option() {
+        let message = |args: &[&str]| parse_own(args).unwrap_err().to_string();
+        assert_eq!(
+            message(&["--falar"]),
+            "argumento desconhecido `--falar`: as opções aceitas são --start-method fork|spawn|forkserver, \
+             --timeline[=ARQUIVO.json], --ouvir ENDEREÇO, --conectar ENDEREÇO e -h/--help"
+        );
+        assert_eq!(
+            message(&["--ouvir"]),
+            "`--ouvir` precisa de um valor: `--ouvir ENDEREÇO`"
+        );
+        assert!(message(&["spawn"]).contains("quis dizer `--start-method spawn`"));
+        // A program without options of its own does not take them.
+        let error = parse(&["--ouvir", "@a"]).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "argumento desconhecido `--ouvir`: as opções aceitas são --start-method fork|spawn|forkserver, \
+             --timeline[=ARQUIVO.json] e -h/--help"
+        );
+    }
+
+    #[test]
+    fn usage_shows_program_options_in_the_help_column() {
+        let text = usage("lesson03-pipe", None, &[OUVIR, CONECTAR]);
+        assert!(
+            text.starts_with(
+                "Uso: lesson03-pipe [--start-method fork|spawn|forkserver] [--timeline[=ARQUIVO.json]]\n\
+                 \x20                  [--ouvir ENDEREÇO] [--conectar ENDEREÇO]\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  --conectar ENDEREÇO        liga para quem espera"),
+            "{text}"
+        );
+        let ouvir: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("  --ouvir "))
+            .take(2)
+            .collect();
+        // The help starts in column 29, as the course's options' help does.
+        let left: String = ouvir[0].chars().take(29).collect();
+        assert_eq!(left, format!("  {:<27}", "--ouvir ENDEREÇO"), "{text}");
+        assert_eq!(ouvir[0].chars().nth(29), Some('e'), "{text}");
+        assert!(ouvir[1].starts_with(&" ".repeat(29)), "{text}");
         assert!(
             text.lines().all(|line| line.chars().count() <= USAGE_WIDTH),
             "{text}"

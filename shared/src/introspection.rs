@@ -167,9 +167,11 @@ impl ParentProcess {
     ///
     /// It asks the kernel who this process's parent is now: once the parent exits, the kernel
     /// gives this process another one, so a parent that ended is never confused with a later
-    /// process that reused its PID. (CPython watches a pipe that the parent holds open.)
+    /// process that reused its PID. A forkserved child, whose real parent is the server, asks
+    /// a pidfd of its parent that the server handed it. (CPython watches a pipe that the
+    /// parent holds open.)
     pub fn is_alive(&self) -> bool {
-        sys::process::parent_pid() == self.pid
+        runtime::parent_is_alive(self.pid)
     }
 }
 

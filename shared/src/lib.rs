@@ -1,7 +1,8 @@
 //! Python's `multiprocessing` for Rust: [`Process`], [`Queue`], [`JoinableQueue`],
-//! [`Pipe`]/[`Connection`], [`Lock`], [`RLock`], [`Condition`], [`Semaphore`], [`Event`],
-//! [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of workers across real OS processes, with
-//! the fork and spawn start methods.
+//! [`Pipe`]/[`Connection`], [`Listener`]/[`Client`] and [`wait`], [`Lock`], [`RLock`],
+//! [`Condition`], [`Semaphore`], [`Event`], [`Barrier`], [`Value`], [`Array`] and a [`Pool`] of
+//! workers across real OS processes, with the fork, spawn and
+//! forkserver start methods.
 //! Items cross as MessagePack (serde + rmp-serde), so anything serde handles can be sent.
 //! Their counterparts inside one process, Python's `threading.Thread` and `queue.Queue`, are
 //! [`Thread`] and [`ThreadQueue`], with the same API.
@@ -20,6 +21,7 @@
 //! |---|---|
 //! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
 //! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line ([`parse_args`], read by [`init`]) |
+//! | `multiprocessing.set_start_method('forkserver')` (Python 3.14's default on Linux) | [`set_start_method`]`(StartMethod::Forkserver)`, or `--start-method forkserver`; the default here stays [`StartMethod::Fork`] |
 //! | the guard alone, in a program with its own `argparse` | [`run_if_spawned_child`] first in `main` |
 //! | `multiprocessing.get_start_method()` | [`get_start_method`] |
 //! | `multiprocessing.get_context('spawn').Process(...)` | [`Process::new`]`(...).start_method(StartMethod::Spawn)` |
@@ -61,6 +63,12 @@
 //! | `EOFError` from `recv` | [`RecvError::Closed`] |
 //! | `BrokenPipeError` from `send` | [`SendError::Closed`] |
 //! | `OSError` on the wrong end of a one-way pipe | [`SendError::WrongDirection`], [`RecvError::WrongDirection`] |
+//! | `multiprocessing.connection.Listener(address, backlog=n, authkey=k)` | [`Listener::bind`]`(address, n, Some(k))`; an [`Address`] is a path or `@nome` (abstract) |
+//! | `listener.accept()`, `listener.address`, `listener.close()` | [`Listener::accept`] (a [`Connection`]), [`Listener::address`], [`Listener::close`] |
+//! | `multiprocessing.connection.Client(address, authkey=k)` | [`Client::connect`]`(address, Some(k))` |
+//! | `multiprocessing.AuthenticationError` | [`ConnectError::Authentication`] with an [`AuthenticationError`] |
+//! | `multiprocessing.connection.wait(objects, timeout)` | [`wait`]`(objects, timeout)` over [`Waitable`]s: [`Connection`], [`Listener`], [`Sentinel`] |
+//! | `p.sentinel` | [`Process::sentinel`] (the process's pidfd) |
 //! | `multiprocessing.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new`], [`BoundedSemaphore::new`] (`n` ≤ [`MAX_SLOTS`]) |
 //! | `with sem:`, `sem.acquire()` … `sem.release()` | [`Semaphore::acquire`] returns a [`SemaphoreGuard`] that releases on drop |
 //! | `sem.acquire(timeout=t)`, `sem.acquire(False)` | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] (`Ok(None)` for `False`) |
@@ -100,7 +108,9 @@
 //! | `threading.get_native_id()` | [`get_native_id`] |
 //! | `RuntimeError` from `Thread.start()` / `join()` | [`ThreadError::AlreadyStarted`], [`ThreadError::NotStarted`], [`ThreadError::JoinCurrent`] |
 //! | `queue.Queue(maxsize)` and its methods, between threads | [`ThreadQueue::with_maxsize`]; the methods and errors of [`JoinableQueue`] |
+//! | `argparse` beside the `__main__` guard, in a lesson with options of its own | [`init_with`]`(&[`[`ProgramOption`]`])`, returning [`ProgramArgs`] |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
+//! | `multiprocessing.forkserver`'s server (`-c 'from multiprocessing.forkserver import main; ...'`) | `--shared-forkserver`, obeyed only with a token and a socket from its parent |
 //!
 //! # Differences from Python
 //!
@@ -162,6 +172,22 @@
 //! - **[`ThreadQueue`] has a per-handle `close()`** like [`Queue`] (CPython's `queue.Queue` has
 //!   none; 3.13 adds `shutdown()`), so its `put` and `get` return the same `Result`s as the
 //!   process queues and a lesson switches between them by changing the type.
+//! - **A duplex [`Pipe`] is two pipes.** CPython's is a Unix socket pair; two pipe(2)s cost
+//!   less per message (see the bench's `pipe_raw` row), and end of file and `BrokenPipeError`
+//!   behave the same. An end reads ahead: one read takes what the pipe holds, and the bytes
+//!   beyond the message stay in the end, count for [`Connection::poll`] and [`wait`], and move
+//!   with it into a child.
+//! - **[`Listener`] and [`Client`] are for Unix sockets only** (Python's `'AF_UNIX'` family;
+//!   no TCP addresses), and talk only to each other: the authentication has the shape of
+//!   CPython 3.12's (a challenge each way, `{sha256}` HMAC, `#WELCOME#`/`#FAILURE#`) but the
+//!   framing (little-endian lengths, MessagePack) is not CPython's, and only SHA-256 is
+//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and
+//!   [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer. A path listener removes its
+//!   socket file when closed, and the next bind replaces a file left by a killed listener once
+//!   nobody listens there; CPython's bind then fails with `Address already in use`.
+//! - **[`wait`] returns references** to the ready objects, in the order given; with a mix of
+//!   kinds (`&dyn Waitable`) compare addresses to tell them apart. A [`Sentinel`] borrows its
+//!   [`Process`]; Python's is a plain descriptor number.
 //! - **Arguments move into the child.** `start` closes the parent's copies of what it passed,
 //!   so a [`Connection`] end given to a child reaches EOF when that child exits.
 //! - **Process queues can be shut down.** CPython's `multiprocessing.Queue` has no
@@ -226,7 +252,7 @@
 //!   as [`PoolError::Task`] with its message ([`TaskResult`]); a panic is caught in the worker
 //!   and reported the same way, with its location, instead of printed there. Handles (a
 //!   [`Queue`], a [`Lock`]) reach workers only through the initializer, as in Python.
-//! - **`imap` reads its input lazily**, keeping at most 16 chunks per worker in flight, so an
+//! - **`imap` reads its input lazily**, keeping at most 64 chunks per worker in flight, so an
 //!   endless iterator works; `map` reads the whole input first, as CPython's does.
 //! - **A failing initializer stops the pool**: every call fails with
 //!   [`PoolError::Initializer`] and its message. CPython starts new workers for ever.
@@ -235,13 +261,29 @@
 //!   from a [`Thread`] instead.
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
+//! - **The forkserver belongs to one process.** The program talks to its server over an
+//!   unnamed socket pair the server inherited, so no socket file exists, nothing else can
+//!   connect, and no authentication key is needed (CPython's server listens on a named socket
+//!   and, since 3.14, checks an HMAC key). A child does not share its parent's server: a
+//!   process that uses the forkserver starts its own on first use (CPython's children reuse
+//!   their parent's). The server ends when its program ends, even by SIGKILL, and the program
+//!   waits for it at exit. There is no `set_forkserver_preload`: the server is the program's
+//!   own image, with nothing to import. The default start method stays fork, as the lessons'
+//!   listings were written for it.
+//! - **A forkserved child's real parent is the server**, as in CPython; [`parent_process`]
+//!   names the program, and `join`, `exitcode`, signals, daemons and [`active_children`]
+//!   behave as under fork and spawn. The server reaps a child only once the program has
+//!   collected its exit code, so the child's PID is never another process's while its
+//!   [`Process`] may still signal it (CPython's server reaps at once; its `kill` then relies on
+//!   the PID not having been reused).
 //!
 //! # Start-up and exit, as in CPython
 //!
 //! Under fork, stdout and stderr are flushed before the fork, so a line is never printed twice
 //! when output goes to a pipe. When `main` returns, non-daemonic [`Thread`]s are joined, then
 //! daemonic children are terminated and the others joined; a child process does the same for its own children before it exits. A
-//! daemonic child is also killed if its parent dies (it watches a pidfd of its parent).
+//! daemonic child is also killed if its parent dies (it watches a pidfd of its parent). Last,
+//! a process that started a forkserver stops it and waits for it to exit.
 //!
 //! # Timeline
 //!
@@ -274,9 +316,15 @@
 //! # Trust
 //!
 //! Everything `shared` reads from outside its process is checked where it arrives: a spawned
-//! child's command line and payload (see [`init`]), the descriptors it inherits (each must be
-//! of the kind its handle expects), every message and queue item (depth limit, length limits),
+//! child's command line and payload (see [`init`]), a forkserver's command line and requests,
+//! a forkserved child's payload (checked as a spawned child's), the descriptors a child
+//! inherits or receives (each must be of the kind its handle expects), every message and queue item (depth limit, length limits),
 //! and a queue's shared header (a corrupted or truncated queue gives an error, never a crash).
+//! A process that connects to a [`Listener`] may be anyone who can reach its address (any
+//! process in the same network namespace, for an abstract address, which has no file
+//! permissions to check): with an
+//! `authkey`, it sends nothing but the handshake until it has proved it holds the key, and each
+//! handshake message is bounded in size and in time.
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 
@@ -295,9 +343,10 @@ pub(crate) use debug_as_display;
 
 mod block;
 mod cli;
+mod connection;
+mod forkserver;
 mod handoff;
 mod introspection;
-mod pipe;
 mod pool;
 mod process;
 mod queue;
@@ -310,12 +359,18 @@ mod thread;
 mod timeline;
 mod wire;
 
-pub use cli::{InitError, Invocation, parse_args};
+pub use cli::{
+    InitError, Invocation, ProgramArgs, ProgramOption, init_with, parse_args, parse_args_with,
+};
+pub use connection::{
+    Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
+    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
+    Sentinel, Waitable, wait,
+};
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
 };
-pub use pipe::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Pipe, RecvError, SendError};
 pub use pool::{
     AsyncResult, Chunked, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task, TaskResult,
     TaskValue,
@@ -337,4 +392,9 @@ pub use wire::MAX_DEPTH;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
+
+    /// The PID of this process's forkserver, if it has started one. Test support only.
+    pub fn forkserver_pid() -> Option<u32> {
+        crate::forkserver::server_pid()
+    }
 }

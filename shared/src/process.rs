@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::forkserver;
 use crate::runtime::{self, ChildIdentity, ChildRecord};
 use crate::spawn::{self, Relaunch};
 use crate::start::{self, StartMethod};
@@ -51,7 +52,10 @@ pub struct Process {
 struct Child {
     pid: u32,
     parent: u32,
+    /// A pidfd of the child, readable once it has ended.
     exited: OwnedFd,
+    /// A pidfd of the child, for signals: it never names a later process with its PID.
+    pidfd: OwnedFd,
     exitcode: OnceLock<i32>,
 }
 
@@ -135,7 +139,8 @@ impl Process {
     /// - [`ProcessError::DaemonWithChildren`]: a daemonic process may not start children.
     /// - [`ProcessError::MissingInit`]: a spawned child whose `main` lacks [`init`](crate::init).
     /// - [`ProcessError::SpawnNeedsFunction`], [`ProcessError::SpawnOutsideExecutable`] and
-    ///   [`ProcessError::Arguments`]: spawn cannot recreate the target or send its arguments.
+    ///   [`ProcessError::Arguments`]: spawn or forkserver cannot recreate the target or send its
+    ///   arguments.
     /// - [`ProcessError::Os`]: the system refused to create the process.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if runtime::is_daemon() {
@@ -155,32 +160,31 @@ impl Process {
             daemon: self.daemon,
             parent: std::process::id(),
             parent_name: runtime::current_name(),
+            parent_exited: None,
         };
         let method = self.start_method.unwrap_or_else(start::get_start_method);
-        let mut started = timeline::span(Kind::Start, || (0, timeline::method_code(method).into()));
-        let pid = match method {
-            StartMethod::Fork => fork_child(&mut self.launch, me)?,
-            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me)?,
+        let mut span = timeline::span(Kind::Start, || (0, timeline::method_code(method).into()));
+        let started = match method {
+            StartMethod::Fork => fork_child(&mut self.launch, me),
+            StartMethod::Spawn => spawn::start_child(launch.for_spawn()?, me).map_err(Into::into),
+            StartMethod::Forkserver => {
+                let (pid, exited) = forkserver::start_child(launch.for_spawn()?, me)?;
+                sys::fd::duplicate(exited.as_fd())
+                    .map(|pidfd| (pid, exited, pidfd))
+                    .map_err(ProcessError::from)
+            }
         };
-        started.item(|| (pid.into(), timeline::method_code(method).into()));
         // The arguments now belong to the child: drop the parent's copies (closing the ends
         // of pipes it passed, so EOF reaches whoever waits for the child's end).
         self.launch = None;
-        let exited = match sys::process::exit_notifier(pid) {
-            Ok(exited) => exited,
-            Err(error) => {
-                // Without a way to wait for it, the child would be unjoinable: stop it now.
-                let _ = sys::process::send(pid, Stop::Kill);
-                let _ = sys::process::reap(pid);
-                runtime::children().retain(|record| record.pid != pid);
-                return Err(error.into());
-            }
-        };
+        let (pid, exited, pidfd) = started?;
+        span.item(|| (pid.into(), timeline::method_code(method).into()));
         let parent = std::process::id();
         self.child = Some(Child {
             pid,
             parent,
             exited,
+            pidfd,
             exitcode: OnceLock::new(),
         });
         Ok(())
@@ -210,6 +214,31 @@ impl Process {
     /// The child's PID, `None` before start. Python: `Process.pid`.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|child| child.pid)
+    }
+
+    /// What [`wait`](crate::wait) waits on for this process: ready once it has ended (its
+    /// pidfd). Python: `Process.sentinel`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # shared::init()?;
+    /// let mut process = shared::Process::new(|| (), ());
+    /// process.start()?;
+    /// let sentinel = process.sentinel()?;
+    /// assert_eq!(shared::wait([&sentinel], None)?.len(), 1);
+    /// process.join()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::NotStarted`] before `start` (Python: `ValueError`);
+    /// [`ProcessError::NotAChild`] from another process.
+    pub fn sentinel(&self) -> Result<crate::Sentinel<'_>, ProcessError> {
+        let child = self.started_child("wait for")?;
+        Ok(crate::connection::sentinel(std::os::fd::AsFd::as_fd(
+            &child.exited,
+        )))
     }
 
     /// `None` while the process runs (or before start); then `0` if the target returned,
@@ -265,11 +294,11 @@ impl Process {
 
     fn signal(&self, operation: &'static str, stop: Stop) -> Result<(), ProcessError> {
         let child = self.started_child(operation)?;
-        // Once reaped, the PID may belong to someone else: never signal it. Every reaping
-        // happens under the registry's lock, so it cannot happen between the check and `kill`.
-        let children = runtime::children();
-        if child.exitcode.get().is_none() && !runtime::was_reaped(&children, child.pid) {
-            sys::process::send(child.pid, stop)?;
+        // Through the pidfd: once the child is reaped (by `join`, `active_children` or, for a
+        // forkserved child, its server), its PID may belong to someone else, and the pidfd
+        // still names the child, which is gone, so nothing is sent.
+        if child.exitcode.get().is_none() {
+            sys::process::send_to(child.pidfd.as_fd(), stop)?;
         }
         Ok(())
     }
@@ -323,11 +352,30 @@ impl fmt::Debug for Process {
     }
 }
 
+/// A started child: its PID, a pidfd to wait on and one to signal.
+pub(crate) type Started = (u32, OwnedFd, OwnedFd);
+
+/// Opens the pidfds of our own child `pid`, just started. The caller holds the children
+/// registry and has not recorded the child yet, so nobody can have reaped it: the pidfds name
+/// it. On failure the child is stopped and reaped, since nobody could join it.
+pub(crate) fn watch_own_child(pid: u32) -> io::Result<Started> {
+    let watched = sys::process::exit_notifier(pid)
+        .and_then(|exited| Ok((sys::fd::duplicate(exited.as_fd())?, exited)));
+    match watched {
+        Ok((pidfd, exited)) => Ok((pid, exited, pidfd)),
+        Err(error) => {
+            let _ = sys::process::send(pid, Stop::Kill);
+            let _ = sys::process::reap(pid);
+            Err(error)
+        }
+    }
+}
+
 /// Forks; the child takes the target from `launch`, runs it and never returns from here.
 fn fork_child(
     launch: &mut Option<Box<dyn Launch>>,
     me: ChildIdentity,
-) -> Result<u32, ProcessError> {
+) -> Result<Started, ProcessError> {
     // Hold stdout, stderr and the children registry across the fork: no other thread can be
     // inside them at that instant, so the child finds them unlocked, and nothing buffered is
     // inherited to be printed twice.
@@ -342,6 +390,8 @@ fn fork_child(
     let mut threads = crate::thread::registry();
     // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
     let mappings = sys::shm::hold_mappings_still();
+    // Nor this process's forkserver, which the child forgets.
+    let server = forkserver::hold();
     // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
     // thread alone, holding a copy of every lock as it was. The child runs:
     // - this crate's code below, which takes only the locks this thread holds across the fork
@@ -356,6 +406,7 @@ fn fork_child(
     //   (a `Queue`) stays shared, which its types are built for.
     match unsafe { sys::process::fork() }? {
         Forked::Child => {
+            forkserver::forget_inherited(server);
             drop(mappings);
             threads.clear();
             drop(threads);
@@ -376,10 +427,13 @@ fn fork_child(
             runtime::finish_child(code)
         }
         Forked::Parent(pid) => {
+            drop(server);
             drop(threads);
             drop(identity);
+            // Watched before it is recorded: until then no `active_children` can reap it.
+            let started = watch_own_child(pid)?;
             children.push(ChildRecord::new(pid, &me));
-            Ok(pid)
+            Ok(started)
         }
     }
 }
@@ -526,16 +580,17 @@ pub enum ProcessError {
     },
     /// A daemonic process tried to start a child.
     DaemonWithChildren,
-    /// The spawn start method was given a target that is not a function: a closure or a
-    /// function pointer. Python: the `PicklingError` for a lambda.
+    /// The spawn or forkserver start method was given a target that is not a function: a
+    /// closure or a function pointer. Python: the `PicklingError` for a lambda.
     SpawnNeedsFunction,
-    /// The spawn start method was given a function that lives outside the program's
-    /// executable (in a shared library), where a spawned child would not find it.
+    /// The spawn or forkserver start method was given a function that lives outside the
+    /// program's executable (in a shared library), where a spawned child would not find it.
     SpawnOutsideExecutable,
-    /// A spawned child re-ran `main` and reached `start` because `main` does not call
-    /// [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping phase.
+    /// A spawned child (or a forkserver) re-ran `main` and reached `start` because `main` does
+    /// not call [`init`](crate::init) first. Python: the `RuntimeError` about the bootstrapping
+    /// phase.
     MissingInit,
-    /// The arguments could not be serialized for a spawned child.
+    /// The arguments could not be serialized for a spawned or forkserved child.
     Arguments(String),
     /// The operating system refused.
     Os(io::Error),
@@ -555,14 +610,14 @@ impl fmt::Display for ProcessError {
                 f.write_str("daemonic processes are not allowed to have children")
             }
             ProcessError::SpawnNeedsFunction => f.write_str(
-                "the spawn start method needs a function defined with `fn` (pass values \
+                "the spawn and forkserver start methods need a function defined with `fn` (pass values \
                  through args); closures and function pointers work only under fork, and a \
                  constructor such as `Some` or a function of an `extern` block must be wrapped \
                  in a `fn`",
             ),
             ProcessError::SpawnOutsideExecutable => f.write_str(
-                "the spawn start method needs a target compiled into the program's executable, \
-                 not into a shared library",
+                "the spawn and forkserver start methods need a target compiled into the \
+                 program's executable, not into a shared library",
             ),
             ProcessError::MissingInit => f.write_str(
                 "this process was started by spawn but is running main and starting processes of \

@@ -3,8 +3,9 @@
 //! in `multiprocessing.util._exit_function`).
 
 use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use crate::sys;
 use crate::sys::process::Stop;
@@ -20,6 +21,9 @@ pub(crate) struct ChildRecord {
     /// Set when the registry reaped the child ([`reap_finished`]) while its handle still
     /// exists: `waitpid` gives a status only once, so the handle's `join` takes it from here.
     pub(crate) exitcode: Option<i32>,
+    /// For a forkserved child, which is the server's child and not ours: where the server
+    /// reports how it ended. `None`: our own child, reaped with `waitpid`.
+    pub(crate) reporter: Option<crate::forkserver::Reporter>,
 }
 
 impl ChildRecord {
@@ -32,6 +36,36 @@ impl ChildRecord {
             daemon: me.daemon,
             abandoned: false,
             exitcode: None,
+            reporter: None,
+        }
+    }
+
+    /// The record of `me`, just started as process `pid` by the forkserver, which reports its
+    /// end through `reporter`.
+    pub(crate) fn forkserved(
+        pid: u32,
+        me: &ChildIdentity,
+        reporter: crate::forkserver::Reporter,
+    ) -> ChildRecord {
+        ChildRecord {
+            reporter: Some(reporter),
+            ..ChildRecord::new(pid, me)
+        }
+    }
+
+    /// The child's exit code if it has ended, without waiting; collecting it lets its PID go.
+    fn try_reap(&self) -> io::Result<Option<i32>> {
+        match &self.reporter {
+            None => sys::process::try_reap(self.pid),
+            Some(reporter) => reporter.try_collect(),
+        }
+    }
+
+    /// Waits for the child to end and collects its exit code.
+    fn reap(&self) -> io::Result<i32> {
+        match &self.reporter {
+            None => sys::process::reap(self.pid),
+            Some(reporter) => reporter.collect(),
         }
     }
 }
@@ -67,6 +101,10 @@ extern "C" fn exit_hook() {
 
 /// Terminates daemonic children, then waits for every child: what CPython does at exit. A
 /// child reaped already is neither signalled (its PID may be someone else's now) nor waited for.
+/// Then stops this process's forkserver, if it started one, and waits for it too.
+///
+/// An unreaped child's PID is its own: ours stay zombies until `waitpid`, and a forkserved
+/// child stays one in its server until we collect its report.
 pub(crate) fn settle_children() {
     let mut pending = std::mem::take(&mut *children());
     pending.retain(|child| child.exitcode.is_none());
@@ -74,8 +112,9 @@ pub(crate) fn settle_children() {
         let _ = sys::process::send(child.pid, Stop::Terminate);
     }
     for child in &pending {
-        crate::timeline::reaped(child.pid, &sys::process::reap(child.pid));
+        crate::timeline::reaped(child.pid, &child.reap());
     }
+    crate::forkserver::shut_down();
 }
 
 /// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it; forgets it
@@ -92,9 +131,7 @@ pub(crate) fn abandon(pid: u32) {
 /// Reaps children whose handles were dropped and that have ended, so they do not linger as
 /// zombies until exit (CPython does this at every `start()`).
 pub(crate) fn reap_abandoned() {
-    children().retain(|record| {
-        !(record.abandoned && matches!(sys::process::try_reap(record.pid), Ok(Some(_))))
-    });
+    children().retain(|record| !(record.abandoned && matches!(record.try_reap(), Ok(Some(_)))));
 }
 
 /// Reaps every child in `children` that has ended: one without a handle leaves the registry,
@@ -105,7 +142,7 @@ pub(crate) fn reap_finished(children: &mut Vec<ChildRecord>) {
         .iter_mut()
         .filter(|record| record.exitcode.is_none())
     {
-        if let Ok(Some(code)) = sys::process::try_reap(record.pid) {
+        if let Ok(Some(code)) = record.try_reap() {
             record.exitcode = Some(code);
         }
     }
@@ -115,26 +152,22 @@ pub(crate) fn reap_finished(children: &mut Vec<ChildRecord>) {
 /// Collects the exit code of child `pid` for its handle: the one [`reap_finished`] recorded,
 /// or else from `waitpid` if the child has ended. Either way the child leaves the registry.
 pub(crate) fn collect(children: &mut Vec<ChildRecord>, pid: u32) -> io::Result<Option<i32>> {
-    let recorded = children
-        .iter()
-        .find(|record| record.pid == pid)
-        .and_then(|record| record.exitcode);
-    let code = match recorded {
+    let Some(record) = children.iter().find(|record| record.pid == pid) else {
+        // Not in the registry: collected already, which only its handle does, once.
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the child's end was collected already",
+        ));
+    };
+    let code = match record.exitcode {
         Some(code) => code,
-        None => match sys::process::try_reap(pid)? {
+        None => match record.try_reap()? {
             Some(code) => code,
             None => return Ok(None),
         },
     };
     children.retain(|record| record.pid != pid);
     Ok(Some(code))
-}
-
-/// Whether child `pid` was reaped by the registry: its PID may belong to another process now.
-pub(crate) fn was_reaped(children: &[ChildRecord], pid: u32) -> bool {
-    children
-        .iter()
-        .any(|record| record.pid == pid && record.exitcode.is_some())
 }
 
 /// Whether this process is a daemonic child (which may not start children of its own).
@@ -163,6 +196,9 @@ pub(crate) struct ChildIdentity {
     pub(crate) parent: u32,
     /// The name of that process, as [`current_name`] gave it there.
     pub(crate) parent_name: String,
+    /// A pidfd of that process, when it is not this process's real parent (a forkserved
+    /// child's real parent is the server): readable once it has exited.
+    pub(crate) parent_exited: Option<Arc<OwnedFd>>,
 }
 
 /// Who this process is, locked. A forked child must find it unlocked, so `fork` is made
@@ -191,6 +227,20 @@ pub(crate) fn become_child(me: ChildIdentity) {
     *self::me() = Some(me);
 }
 
+/// Whether `parent`, the parent this process was started by, is still running. A forkserved
+/// child watches the pidfd its server gave it; any other child asks the kernel who its parent
+/// is now (once the parent exits, the kernel gives it another one, so a parent that ended is
+/// never confused with a later process that reused its PID).
+pub(crate) fn parent_is_alive(parent: u32) -> bool {
+    let watched = me().as_ref().and_then(|me| me.parent_exited.clone());
+    match watched {
+        Some(exited) => {
+            !sys::fd::wait_readable(exited.as_fd(), Some(std::time::Duration::ZERO)).unwrap_or(true)
+        }
+        None => sys::process::parent_pid() == parent,
+    }
+}
+
 /// Makes this daemonic child die with its parent *process*: a thread of its own waits for the
 /// parent to exit, then kills this process. (Linux's `PR_SET_PDEATHSIG` would fire when the
 /// parent *thread* that started this child exits, which kills a daemon started from a
@@ -199,6 +249,12 @@ pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
     let Some(exited) = sys::process::watch_parent(parent)? else {
         sys::process::kill_self();
     };
+    die_when_readable(exited)
+}
+
+/// Makes this daemonic child die when `exited`, a pidfd of its parent, becomes readable: the
+/// parent has exited. For a forkserved child, whose pidfd of the program comes from its server.
+pub(crate) fn die_when_readable(exited: OwnedFd) -> io::Result<()> {
     std::thread::Builder::new()
         .name("shared-parent-watch".into())
         .spawn(move || {

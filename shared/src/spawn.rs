@@ -40,7 +40,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -67,13 +67,13 @@ const MARKER: &str = "--shared-spawned-child";
 pub const TOKEN_VARIABLE: &str = "SHARED_SPAWN_TOKEN";
 
 /// The exit status of a process that was handed a command line or payload it must refuse.
-const REFUSED: i32 = 2;
+pub(crate) const REFUSED: i32 = 2;
 
 /// The start of every payload: a name, then the format version.
 const MAGIC: &[u8; 8] = b"shspawn\0";
 /// 2: the body carries the parent's name, for `parent_process()`.
 const VERSION: u32 = 2;
-const TOKEN_BYTES: usize = 16;
+pub(crate) const TOKEN_BYTES: usize = 16;
 const PREAMBLE: usize = MAGIC.len() + 4 + TOKEN_BYTES;
 
 /// The largest payload a child reads (1 GiB): the arguments of a process, not a data channel.
@@ -220,12 +220,27 @@ struct Body {
     section_len: u64,
 }
 
-/// Starts a spawned child that runs `outgoing`; returns its PID.
+/// A sealed payload, ready to be passed to a child.
+pub(crate) struct Sealed {
+    /// The sealed memfd.
+    pub(crate) payload: OwnedFd,
+    /// The handle descriptors the body names, in its order (this process's numbers).
+    pub(crate) fds: Vec<RawFd>,
+    /// A test changed it ([`tamper_with_next_spawn`]): the child is expected to refuse it.
+    pub(crate) tampered: bool,
+}
+
+/// Seals the payload of a child that runs `outgoing` as `me`, under `token`: what both the
+/// spawn and the forkserver start methods send, so that a forkserved child checks exactly what
+/// a spawned one does.
 ///
 /// # Errors
-/// The system refused the payload's memory, the token, or the process.
-pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Result<u32> {
-    let token = sys::random_bytes::<TOKEN_BYTES>()?;
+/// The system refused the payload's memory.
+pub(crate) fn seal_payload(
+    outgoing: Outgoing,
+    me: &ChildIdentity,
+    token: &[u8; TOKEN_BYTES],
+) -> std::io::Result<Sealed> {
     let mut body = Body {
         entry: outgoing.entry,
         args: outgoing.args,
@@ -240,7 +255,7 @@ pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Res
     let mut preamble = Preamble {
         magic: *MAGIC,
         version: VERSION,
-        token,
+        token: *token,
     };
     let tamper = TAMPER.with(|slot| slot.borrow_mut().take());
     let tampered = tamper.is_some();
@@ -248,8 +263,29 @@ pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Res
         tamper.apply(&mut preamble, &mut body);
     }
     let payload = write_payload(&preamble, &body)?;
+    Ok(Sealed {
+        payload,
+        fds: body.fds,
+        tampered,
+    })
+}
+
+/// Starts a spawned child that runs `outgoing`; returns its PID and two pidfds of it.
+///
+/// # Errors
+/// The system refused the payload's memory, the token, or the process.
+pub(crate) fn start_child(
+    outgoing: Outgoing,
+    me: ChildIdentity,
+) -> std::io::Result<crate::process::Started> {
+    let token = sys::random_bytes::<TOKEN_BYTES>()?;
+    let Sealed {
+        payload,
+        fds,
+        tampered,
+    } = seal_payload(outgoing, &me, &token)?;
     let payload_fd = sys::fd::raw(&payload);
-    let mut inherit = body.fds;
+    let mut inherit = fds;
     inherit.push(payload_fd);
 
     let mut command = Command::new("/proc/self/exe");
@@ -277,8 +313,10 @@ pub(crate) fn start_child(outgoing: Outgoing, me: ChildIdentity) -> std::io::Res
     }
     let mut children = runtime::children();
     let pid = command.spawn()?.id();
+    // Watched before it is recorded: until then no `active_children` can reap it.
+    let started = crate::process::watch_own_child(pid)?;
     children.push(ChildRecord::new(pid, &me));
-    Ok(pid)
+    Ok(started)
 }
 
 /// Writes the payload into a new memfd and seals it: from then on nobody, not even this
@@ -319,6 +357,14 @@ pub enum Tamper {
     Entry(u64),
     /// Other handle descriptors (they are made inheritable, as real ones are).
     Fds(Vec<RawFd>),
+    /// Forkserver only: a request whose descriptors come in another order (the payload where
+    /// the server expects the socket on which it reports the child's end).
+    RequestOutOfOrder,
+    /// Forkserver only: a request that carries no descriptors at all.
+    RequestWithoutDescriptors,
+    /// Forkserver only: a request that carries one handle descriptor more than its payload
+    /// names.
+    RequestExtraDescriptor,
 }
 
 thread_local! {
@@ -340,15 +386,42 @@ impl Tamper {
             Tamper::Version(version) => preamble.version = version,
             Tamper::Entry(offset) => body.entry = offset,
             Tamper::Fds(fds) => body.fds = fds,
+            Tamper::RequestOutOfOrder
+            | Tamper::RequestWithoutDescriptors
+            | Tamper::RequestExtraDescriptor => {
+                put_back(self);
+            }
         }
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Leaves `tamper` for whoever sends the next request (the forkserver client).
+fn put_back(tamper: Tamper) {
+    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
+}
+
+/// The request forgery the next forkserver request must carry, if a test asked for one.
+pub(crate) fn take_request_tamper() -> Option<Tamper> {
+    TAMPER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        matches!(
+            *slot,
+            Some(
+                Tamper::RequestOutOfOrder
+                    | Tamper::RequestWithoutDescriptors
+                    | Tamper::RequestExtraDescriptor
+            )
+        )
+        .then(|| slot.take())
+        .flatten()
+    })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn unhex(text: &OsStr) -> Option<[u8; TOKEN_BYTES]> {
+pub(crate) fn unhex(text: &OsStr) -> Option<[u8; TOKEN_BYTES]> {
     let text = text.as_bytes();
     if text.len() != 2 * TOKEN_BYTES {
         return None;
@@ -366,9 +439,12 @@ static DISPATCHED: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process was started by spawn but its `main` is running: `init` was not called
 /// (in a spawned child it never returns), so the child is re-running the parent's program.
+/// A forkserver's image is such a process too: it re-ran `main` because `init` was missing.
 pub(crate) fn is_child_without_init() -> bool {
     !DISPATCHED.load(Ordering::Relaxed)
-        && std::env::args_os().nth(1).is_some_and(|arg| arg == MARKER)
+        && std::env::args_os()
+            .nth(1)
+            .is_some_and(|arg| arg == MARKER || arg == crate::forkserver::MARKER)
         && std::env::var_os(TOKEN_VARIABLE).is_some()
 }
 
@@ -378,7 +454,7 @@ pub(crate) fn is_dispatched() -> bool {
 }
 
 /// Why this process refuses to act as a spawned child.
-struct Refusal(String);
+pub(crate) struct Refusal(String);
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -391,7 +467,14 @@ impl fmt::Display for Refusal {
     }
 }
 
-fn refuse(reason: impl Into<String>) -> Refusal {
+impl Refusal {
+    /// Why, without the message's frame.
+    pub(crate) fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(crate) fn refuse(reason: impl Into<String>) -> Refusal {
     Refusal(reason.into())
 }
 
@@ -411,13 +494,19 @@ pub fn run_if_spawned_child() {
     let Some(args) = command_line() else {
         return;
     };
-    if args.get(1).map(Vec::as_slice) != Some(MARKER.as_bytes()) {
+    let forkserver = args.get(1).map(Vec::as_slice) == Some(crate::forkserver::MARKER.as_bytes());
+    if args.get(1).map(Vec::as_slice) != Some(MARKER.as_bytes()) && !forkserver {
         return;
     }
     // A Rust `main` ignores SIGPIPE, so that writing to a closed pipe is an error, not death.
     // This may run before that set-up (from `.init_array`), and the refusal below writes.
     sys::process::ignore_broken_pipe_signal();
     let args: Vec<&[u8]> = args[1..].iter().map(Vec::as_slice).collect();
+    if forkserver {
+        // Never returns: the server serves until its program ends; a child it forks runs its
+        // target and ends there too.
+        crate::forkserver::serve(&args);
+    }
     let code = match accept(&args) {
         Ok(child) => child.run(),
         Err(refusal) => {
@@ -449,10 +538,13 @@ fn command_line() -> Option<Vec<Vec<u8>>> {
 }
 
 /// A payload that passed every check, with its descriptors adopted.
-struct Accepted {
+pub(crate) struct Accepted {
     entry: EntryFn,
     body: Body,
     fds: Vec<OwnedFd>,
+    /// A forkserved child's pidfd of its parent, the program (not its real parent, the
+    /// server); `None` for a spawned child, whose real parent is the program.
+    parent_exited: Option<OwnedFd>,
 }
 
 /// Checks the command line, the token and the payload, then adopts the handle descriptors.
@@ -488,7 +580,55 @@ fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
                 OsStr::from_bytes(fd)
             ))
         })?;
-    let body = read_payload(payload_fd, &token)?;
+    let payload = sys::fd::adopt_inherited(payload_fd)
+        .map_err(|e| refuse(format!("descriptor {payload_fd} is unusable: {e}")))?;
+    let body = read_payload(payload, &token)?;
+    let entry = check_entry(&body)?;
+    let fds = adopt_handles(&body.fds, payload_fd)?;
+    Ok(Accepted {
+        entry,
+        body,
+        fds,
+        parent_exited: None,
+    })
+}
+
+/// Checks a forkserved child's payload, as [`accept`] checks a spawned child's: `payload` and
+/// `handles` arrived with the request its server forked it for, `token` is the server's, and
+/// `parent_exited` a pidfd of the program that the server serves, `program`. The handles were
+/// received (`SCM_RIGHTS`), so they are this process's own: only their count must match.
+pub(crate) fn accept_forkserved(
+    payload: OwnedFd,
+    handles: Vec<OwnedFd>,
+    token: &[u8; TOKEN_BYTES],
+    program: u32,
+    parent_exited: OwnedFd,
+) -> Result<Accepted, Refusal> {
+    let body = read_payload(payload, token)?;
+    let entry = check_entry(&body)?;
+    if body.fds.len() != handles.len() {
+        return Err(refuse(format!(
+            "the payload names {} handle descriptors, and the request carried {}",
+            body.fds.len(),
+            handles.len()
+        )));
+    }
+    if body.parent != program {
+        return Err(refuse(format!(
+            "the payload names parent {}, and this forkserver serves {program}",
+            body.parent
+        )));
+    }
+    Ok(Accepted {
+        entry,
+        body,
+        fds: handles,
+        parent_exited: Some(parent_exited),
+    })
+}
+
+/// Checks that the body comes from this build and names one of its spawn entries.
+fn check_entry(body: &Body) -> Result<EntryFn, Refusal> {
     if body.section_len != section_len() {
         return Err(refuse(format!(
             "the payload names spawn entries of {} bytes, and this program has {}: it was made \
@@ -497,21 +637,19 @@ fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
             section_len()
         )));
     }
-    let entry = entry_at(body.entry).ok_or_else(|| {
+    entry_at(body.entry).ok_or_else(|| {
         refuse(format!(
             "the entry offset {:#x} is not a spawn entry of this program",
             body.entry
         ))
-    })?;
-    let fds = adopt_handles(&body.fds, payload_fd)?;
-    Ok(Accepted { entry, body, fds })
+    })
 }
 
-/// Reads and checks the payload at `fd`: a sealed memfd with the magic, the version and
-/// `token`; then decodes its body.
-fn read_payload(fd: RawFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
-    let described = |what: &str| refuse(format!("descriptor {fd} {what}"));
-    let fd = sys::fd::adopt_inherited(fd).map_err(|e| described(&format!("is unusable: {e}")))?;
+/// Reads and checks the payload `fd`: a sealed memfd with the magic, the version and `token`;
+/// then decodes its body.
+fn read_payload(fd: OwnedFd, token: &[u8; TOKEN_BYTES]) -> Result<Body, Refusal> {
+    let number = sys::fd::raw(&fd);
+    let described = |what: &str| refuse(format!("descriptor {number} {what}"));
     let sealed = sys::shm::is_sealed(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Sealing]);
     if !sealed {
         return Err(described("is not a sealed payload made by shared"));
@@ -580,12 +718,23 @@ fn adopt_handles(fds: &[RawFd], payload_fd: RawFd) -> Result<Vec<OwnedFd>, Refus
 
 impl Accepted {
     /// Becomes the child the payload describes and runs its target; returns the exit code.
-    fn run(self) -> i32 {
-        let Accepted { entry, body, fds } = self;
+    pub(crate) fn run(self) -> i32 {
+        let Accepted {
+            entry,
+            body,
+            fds,
+            parent_exited,
+        } = self;
         DISPATCHED.store(true, Ordering::Relaxed);
-        if body.daemon
-            && let Err(error) = runtime::die_with_parent(body.parent)
-        {
+        let parent_exited = parent_exited.map(std::sync::Arc::new);
+        let watched = match &parent_exited {
+            Some(exited) if body.daemon => {
+                sys::fd::duplicate(exited.as_fd()).and_then(runtime::die_when_readable)
+            }
+            None if body.daemon => runtime::die_with_parent(body.parent),
+            _ => Ok(()),
+        };
+        if let Err(error) = watched {
             eprintln!("shared: {}: cannot watch its parent: {error}", body.name);
             return 1;
         }
@@ -595,6 +744,7 @@ impl Accepted {
             daemon: body.daemon,
             parent: body.parent,
             parent_name: body.parent_name,
+            parent_exited,
         });
         crate::timeline::child_started(crate::StartMethod::Spawn);
         entry(&body.args, fds)

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(doc)]
 use crate::TOKEN_VARIABLE;
-use crate::cli::{InitError, Invocation, parse_args};
+use crate::cli::InitError;
 pub use crate::spawn::run_if_spawned_child;
 
 /// How a child process begins. Python: the names given to `multiprocessing.set_start_method`.
@@ -24,6 +24,23 @@ pub enum StartMethod {
     /// target must be a function defined with `fn`, compiled into the executable (not a
     /// shared library), as Python's spawn needs a module-level function it can pickle.
     Spawn,
+    /// The child is forked by a server: a fresh run of the same program (`exec` of
+    /// `/proc/self/exe`), started on first use, that has a single thread and none of the
+    /// program's state, and forks each child on request. The default on Linux since Python
+    /// 3.14. Needs [`init`] and takes the targets spawn takes: the server receives the target
+    /// and its serialized arguments, the same sealed payload a spawned child gets, with the
+    /// handles passed over a socket, and the child checks it as a spawned child does.
+    ///
+    /// Safe in a program that runs threads, as spawn is, and faster to start a child once the
+    /// server runs (no `exec` per child). The child's real parent is the server, but to the
+    /// program it behaves as any child: [`Process::join`](crate::Process::join),
+    /// [`exitcode`](crate::Process::exitcode), signals, daemons, [`active_children`] and
+    /// [`parent_process`] work as under fork and spawn. The server ends when the program
+    /// ends, even killed by SIGKILL; it leaves no file behind (its sockets have no name).
+    ///
+    /// [`active_children`]: crate::active_children
+    /// [`parent_process`]: crate::parent_process
+    Forkserver,
 }
 
 static START_METHOD: AtomicU8 = AtomicU8::new(0);
@@ -45,7 +62,8 @@ pub fn set_start_method(method: StartMethod) {
 pub fn get_start_method() -> StartMethod {
     match START_METHOD.load(Ordering::Relaxed) {
         0 => StartMethod::Fork,
-        _ => StartMethod::Spawn,
+        1 => StartMethod::Spawn,
+        _ => StartMethod::Forkserver,
     }
 }
 
@@ -54,6 +72,7 @@ impl fmt::Display for StartMethod {
         f.write_str(match self {
             StartMethod::Fork => "fork",
             StartMethod::Spawn => "spawn",
+            StartMethod::Forkserver => "forkserver",
         })
     }
 }
@@ -65,6 +84,7 @@ impl FromStr for StartMethod {
         match name {
             "fork" => Ok(StartMethod::Fork),
             "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::Forkserver),
             other => Err(InitError::UnknownStartMethod(other.to_owned())),
         }
     }
@@ -82,10 +102,10 @@ impl FromStr for StartMethod {
 /// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
-/// In the main process, `init` reads the command line with [`parse_args`]:
-/// `--start-method fork|spawn` sets the start method ([`set_start_method`]); `--timeline`
-/// records what every process of the run does and draws it on stderr when `main` returns
-/// (`--timeline=FILE.json` writes it for Perfetto instead; see the crate's
+/// In the main process, `init` reads the command line with [`parse_args`](crate::parse_args):
+/// `--start-method fork|spawn|forkserver` sets the start method ([`set_start_method`]);
+/// `--timeline` records what every process of the run does and draws it on stderr when
+/// `main` returns (`--timeline=FILE.json` writes it for Perfetto instead; see the crate's
 /// [timeline section](crate#timeline)); `-h`/`--help`
 /// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
 /// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so
@@ -100,43 +120,7 @@ impl FromStr for StartMethod {
 /// keeps `shared::init()?` the one line a program needs as start-up grows (Python 3.14's
 /// forkserver start method needs a server started here).
 pub fn init() -> Result<(), InitError> {
-    run_if_spawned_child();
-    if crate::spawn::is_dispatched() {
-        // A spawned child's target called `init` again: its command line is the spawn's, not
-        // the user's, and there is nothing left to set up.
-        return Ok(());
-    }
-    let program = crate::cli::program_name();
-    match parse_args(std::env::args_os().skip(1)) {
-        Ok(Invocation::Run {
-            start_method,
-            timeline,
-        }) => {
-            if let Some(method) = start_method {
-                set_start_method(method);
-            }
-            if let Some(output) = timeline
-                && let Err(error) = crate::timeline::start(output)
-            {
-                eprintln!("{program}: --timeline: {error}");
-                std::process::exit(2)
-            }
-            Ok(())
-        }
-        Ok(Invocation::Help) => {
-            let about = std::env::var("CARGO_PKG_DESCRIPTION").ok();
-            print!("{}", crate::cli::usage(&program, about.as_deref()));
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            std::process::exit(0)
-        }
-        Err(error) => {
-            eprintln!(
-                "{program}: {error}
-Use `{program} --help` para ver as opções."
-            );
-            std::process::exit(2)
-        }
-    }
+    crate::cli::init_with(&[]).map(drop)
 }
 
 /// Makes a test binary (whose `main` belongs to the test harness) able to run spawned

@@ -18,7 +18,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     every_party_gets_a_distinct_index_in_every_generation,
     a_killed_waiting_party_breaks_it_for_the_others,
     abort_breaks_it_for_a_waiting_child,

@@ -15,7 +15,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     a_set_wakes_waiters_in_other_processes,
     a_child_sets_what_the_parent_waits_for,
     a_ping_pong_of_two_events,

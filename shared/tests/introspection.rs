@@ -1,5 +1,5 @@
 //! Integration tests of `current_process()`, `parent_process()`, `active_children()` and the
-//! CPU counts, each involving a child run under both start methods.
+//! CPU counts, each involving a child run under every start method.
 //!
 //! A child reports what it sees of itself and its parent through a queue; the test process
 //! compares that with what it knows (the handle's name and PID, its own PID). Every wait is
@@ -18,9 +18,9 @@ shared::enable_test_support!();
 
 #[macro_use]
 mod common;
-use common::{Child, LIMIT, within};
+use common::{Child, LIMIT, exited_within, leaves_the_process_table_within, pidfd_of, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     current_process_in_a_child_is_that_child,
     parent_process_in_a_child_is_the_parent,
     a_grandchild_is_named_after_its_parent,
@@ -99,8 +99,14 @@ fn parse(method: &str) -> Result<StartMethod, String> {
 // ---------------------------------------------------------------------------------------------
 // Helpers of the test process.
 
-/// Blocks (bounded) until child `pid` has exited, without reaping it.
-fn wait_until_exited(pid: u32) {
+/// Blocks (bounded) until child `pid` has exited, without reaping it. A forkserved child is
+/// its server's, which keeps it (a zombie) until its end is collected, so its PID is its own
+/// until then and a pidfd of it says when it ends.
+fn wait_until_exited(pid: u32, method: StartMethod) {
+    if method == StartMethod::Forkserver {
+        assert!(exited_within(&pidfd_of(pid), LIMIT), "{pid} still runs");
+        return;
+    }
     within(LIMIT, move || {
         loop {
             let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
@@ -114,8 +120,12 @@ fn wait_until_exited(pid: u32) {
     });
 }
 
-/// Whether child `pid` has been reaped: it is no longer a child of this process.
-fn is_reaped(pid: u32) -> bool {
+/// Whether child `pid` has been reaped: it is no longer a child of this process, or, started
+/// by the forkserver, its server reaps it soon after its end was collected.
+fn is_reaped(pid: u32, method: StartMethod) -> bool {
+    if method == StartMethod::Forkserver {
+        return leaves_the_process_table_within(pid, LIMIT);
+    }
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     matches!(
         waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
@@ -245,7 +255,7 @@ fn active_children_lists_running_children_and_reaps_finished_ones(method: StartM
     );
     let mut finished = Child::start(method, exits_with, (7,));
     let finished_pid = finished.pid().unwrap();
-    wait_until_exited(finished_pid);
+    wait_until_exited(finished_pid, method);
 
     let children = active_children();
     for (child, is_daemon) in [(&running, false), (&daemon, true)] {
@@ -258,7 +268,10 @@ fn active_children_lists_running_children_and_reaps_finished_ones(method: StartM
         assert_eq!(info.identity(), [number_in(child.name())]);
     }
     assert!(!active_pids().contains(&finished_pid));
-    assert!(is_reaped(finished_pid), "active_children reaps what ended");
+    assert!(
+        is_reaped(finished_pid, method),
+        "active_children reaps what ended"
+    );
 
     // The handle still learns how its child ended, and never signals the reaped PID.
     assert!(!finished.is_alive());
@@ -280,7 +293,7 @@ fn active_children_reaps_a_child_whose_handle_was_dropped(method: StartMethod) {
     process.start().expect("start");
     let pid = process.pid().unwrap();
     drop(process);
-    wait_until_exited(pid);
+    wait_until_exited(pid, method);
     assert!(!active_pids().contains(&pid));
-    assert!(is_reaped(pid), "no zombie is left behind");
+    assert!(is_reaped(pid, method), "no zombie is left behind");
 }

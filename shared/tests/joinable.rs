@@ -17,7 +17,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     join_returns_only_after_every_task_done,
     task_done_count_is_shared_between_processes,
     join_waits_for_a_task_taken_but_not_done,

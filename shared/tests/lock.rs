@@ -20,7 +20,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     a_lock_excludes_processes,
     an_rlock_excludes_processes,
     a_lock_held_by_a_child_times_out_and_refuses_try,

@@ -1,5 +1,5 @@
 //! Integration tests of [`shared::Pipe`] and [`shared::Connection`]: in one process, and across
-//! processes under both start methods.
+//! processes under every start method.
 //!
 //! Every wait on a child is bounded: a child that hangs makes its test fail instead of hanging
 //! the run, and a failing test kills the children it started.
@@ -36,7 +36,7 @@ use common::{Child, LIMIT};
 /// A message far larger than any pipe or socket buffer: its sender blocks until it is read.
 const HUGE: usize = 256 << 20;
 
-under_both_start_methods!(
+under_every_start_method!(
     child_answers_requests_transformed,
     large_message_crosses_whole,
     child_that_exits_after_two_messages_gives_both_then_closed,
@@ -44,6 +44,7 @@ under_both_start_methods!(
     peer_killed_mid_message_gives_truncated_then_unreadable,
     poll_without_timeout_wakes_when_a_child_sends,
     direction_and_message_limit_cross_to_the_child,
+    messages_read_ahead_cross_with_the_end,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -166,6 +167,13 @@ fn report_on_one_way_ends(read_end: Connection, report: Connection) -> ChildResu
         read_end.recv_bytes().unwrap_err().to_string(),
     ];
     report.send(&observed)?;
+    Ok(())
+}
+
+/// Receives three numbers and sends them back together.
+fn gather_three(conn: Connection) -> ChildResult {
+    let three: [u32; 3] = [conn.recv()?, conn.recv()?, conn.recv()?];
+    conn.send(&three)?;
     Ok(())
 }
 
@@ -719,9 +727,20 @@ fn connection_cannot_be_serialized_outside_process_arguments() {
 #[test]
 fn connection_is_not_made_from_a_descriptor_number_outside_a_spawned_child() {
     let _serial = serial();
-    // What a Connection looks like on the wire: descriptor index, readable, writable, limit.
-    // Decoding it anywhere but in a spawned child must not take ownership of descriptor 0.
-    let forged = rmp_serde::to_vec(&(0_u32, true, true, 1024_u64)).expect("encode");
+    // What a Connection looks like on the wire: its descriptors (here a socket at descriptor
+    // index 0), its limit, whether it is unreadable, the bytes it read ahead. Decoding it
+    // anywhere but in a spawned child must not take ownership of descriptor 0.
+    #[derive(Serialize)]
+    enum WireChannel {
+        Socket(u32),
+    }
+    let wire = (
+        WireChannel::Socket(0),
+        1024_u64,
+        false,
+        serde_bytes::ByteBuf::new(),
+    );
+    let forged = rmp_serde::to_vec(&wire).expect("encode");
     let message = rmp_serde::from_slice::<Connection>(&forged)
         .unwrap_err()
         .to_string();
@@ -919,4 +938,23 @@ fn direction_and_message_limit_cross_to_the_child(method: StartMethod) {
              the connection is no longer readable",
         ]
     );
+}
+
+fn messages_read_ahead_cross_with_the_end(method: StartMethod) {
+    let _serial = serial();
+    let (parent_end, child_end) = Pipe::new().expect("Pipe::new");
+    for n in 1..=3_u32 {
+        parent_end.send(&n).expect("send");
+    }
+    // One read takes everything the pipe holds: 2 and 3 now wait in the end's own buffer,
+    // where neither the pipe nor `poll` of the descriptor would show them.
+    assert_eq!(child_end.recv::<u32>().expect("recv"), 1);
+    assert!(child_end.poll(Some(Duration::ZERO)).expect("poll"));
+    let mut child = Child::start(method, gather_three, (child_end,));
+    parent_end.send(&4_u32).expect("send");
+    assert_eq!(
+        recv_within::<[u32; 3]>(&parent_end).expect("recv"),
+        [2, 3, 4]
+    );
+    assert_eq!(child.exit_code_within(LIMIT), 0);
 }

@@ -30,8 +30,10 @@ under_both_start_methods!(
     terminate_fails_the_work_in_flight,
     no_worker_outlives_a_dropped_pool,
     close_refuses_new_work_and_join_needs_close,
+    an_imap_goes_on_after_close_and_join_ends_its_input,
     the_initializer_runs_in_every_worker,
     a_failing_initializer_stops_the_pool_with_its_message,
+    a_worker_that_dies_in_its_initializer_stops_the_pool,
     bad_options_and_arguments_are_errors,
 );
 
@@ -104,6 +106,11 @@ fn greeting(_: u64) -> String {
 
 fn refuses_to_start(why: String) -> Result<(), String> {
     Err(why)
+}
+
+/// Dies in the initializer, as a worker the OOM killer picks while it loads its data.
+fn dies_while_starting() {
+    let _ = kill(Pid::this(), Signal::SIGKILL);
 }
 
 fn pool(method: StartMethod, processes: usize) -> Pool {
@@ -231,9 +238,9 @@ fn imap_reads_an_endless_input_lazily(method: StartMethod) {
         .collect::<Result<_, _>>()
         .expect("results");
     assert_eq!(first, [0, 1, 4, 9, 16]);
-    // At most 16 chunks per worker are in flight beyond what was consumed.
+    // At most 64 chunks of one item per worker are in flight beyond what was consumed.
     let read = read.load(Ordering::Relaxed);
-    assert!(read <= 5 + 32, "imap read {read} items ahead of 5 results");
+    assert!(read <= 5 + 128, "imap read {read} items ahead of 5 results");
     // The pool goes on after an iterator was dropped with chunks in flight.
     assert_eq!(pool.apply(square, (4,)).expect("apply"), 16);
 }
@@ -399,6 +406,43 @@ fn close_refuses_new_work_and_join_needs_close(method: StartMethod) {
     });
 }
 
+fn an_imap_goes_on_after_close_and_join_ends_its_input(method: StartMethod) {
+    let pool = pool(method, 2);
+    // Python's `imap` reads its input before close: every result comes, before or after join.
+    let read_later = pool.imap(square, 0..40).expect("imap");
+    let read_after_join = pool.imap_unordered(square, 0..10).expect("imap_unordered");
+    let endless = pool.imap(square, 0u64..).expect("imap");
+    pool.close();
+    let (pool, squares) = within(LIMIT, move || {
+        let squares: Vec<u64> = read_later.collect::<Result<_, _>>().expect("after close");
+        (pool, squares)
+    });
+    assert_eq!(squares, (0..40).map(|x| x * x).collect::<Vec<_>>());
+    // `join` ends the reading of an input: an endless one does not keep the pool alive.
+    let (pool, endless) = within(LIMIT, move || {
+        pool.join().expect("join");
+        (pool, endless)
+    });
+    let mut unordered: Vec<u64> = read_after_join
+        .collect::<Result<_, _>>()
+        .expect("sent before join");
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..10).map(|x| x * x).collect::<Vec<_>>());
+    // What `endless` sent before `join` ran; what it read after fails.
+    // (More than it can have in flight: 64 chunks of one item per worker.)
+    let results: Vec<_> = endless.take(1000).collect();
+    let sent = results.iter().take_while(|result| result.is_ok()).count();
+    assert!((1..1000).contains(&sent), "{results:?}");
+    for (x, result) in (0..).zip(&results) {
+        match result {
+            Ok(y) => assert!(x < sent as u64 && *y == x * x, "{x}: {y}"),
+            Err(PoolError::NotRunning) => assert!(x >= sent as u64),
+            Err(other) => panic!("{x}: {other}"),
+        }
+    }
+    drop(pool);
+}
+
 fn the_initializer_runs_in_every_worker(method: StartMethod) {
     let pool = Pool::builder()
         .processes(2)
@@ -429,6 +473,29 @@ fn a_failing_initializer_stops_the_pool_with_its_message(method: StartMethod) {
         pool.apply(square, (1,)),
         Err(PoolError::Initializer(_))
     ));
+}
+
+fn a_worker_that_dies_in_its_initializer_stops_the_pool(method: StartMethod) {
+    // Replacing it would start workers that die the same way for ever, and `get` would wait
+    // for ever; this is the initializer failing, so the pool stops with how the worker died.
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(dies_while_starting, ())
+        .start_method(method)
+        .build()
+        .expect("pool");
+    let result = pool
+        .map_async(square, 0..4)
+        .and_then(|r| r.get_timeout(LIMIT));
+    match &result {
+        Err(PoolError::Initializer(m)) => assert!(m.contains("SIGKILL"), "{m}"),
+        other => panic!("expected Initializer, got {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(square, (1,)),
+        Err(PoolError::Initializer(_))
+    ));
+    within(LIMIT, move || drop(pool));
 }
 
 fn bad_options_and_arguments_are_errors(method: StartMethod) {

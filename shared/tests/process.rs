@@ -1,4 +1,4 @@
-//! Integration tests of [`shared::Process`], each run under both start methods.
+//! Integration tests of [`shared::Process`], each run under every start method.
 //!
 //! A child reports back through its exit code (and, where a number does not fit, through a file
 //! whose path it receives as an argument). Every wait is bounded: a child that hangs makes its
@@ -28,7 +28,7 @@ use common::{Child, LIMIT};
 /// How long a process that must die may take to disappear from the process table.
 const DEATH_LIMIT: Duration = Duration::from_secs(10);
 
-under_both_start_methods!(
+under_every_start_method!(
     exit_code_is_zero_when_the_target_returns,
     exit_code_is_one_when_the_target_panics,
     exit_code_is_the_status_given_to_exit,
@@ -382,6 +382,19 @@ fn proc_stat(pid: u32) -> Option<(char, u32)> {
     Some((state, parent))
 }
 
+/// Checks that `starter` started process `pid`: it is `pid`'s parent, or under forkserver the
+/// parent of `pid`'s parent, the server that forked it.
+fn assert_started_by(pid: u32, starter: u32, method: StartMethod) {
+    let (_, parent) = proc_stat(pid).expect("the child is in /proc");
+    if method == StartMethod::Forkserver {
+        assert_ne!(parent, starter, "a forkserved child's parent is the server");
+        let (_, servers_parent) = proc_stat(parent).expect("the server is in /proc");
+        assert_eq!(servers_parent, starter, "the server's parent");
+    } else {
+        assert_eq!(parent, starter);
+    }
+}
+
 /// Whether `pid` is gone: no such process, or a zombie waiting for someone to reap it.
 fn is_gone(pid: u32) -> bool {
     match signal::kill(Pid::from_raw(pid as i32), None) {
@@ -606,7 +619,7 @@ fn spawn_refuses_a_closure_that_captures() {
     assert!(
         error
             .to_string()
-            .starts_with("the spawn start method needs a function"),
+            .starts_with("the spawn and forkserver start methods need a function"),
         "{error}"
     );
     assert_eq!(child.pid(), None);
@@ -717,9 +730,13 @@ fn pid_is_the_childs(method: StartMethod) {
     let mut child = Child::started(child);
     let pid = child.pid().expect("a started process has a PID");
     assert_ne!(pid, std::process::id());
-    // Unreaped, the child is in the process table, and we are its parent.
-    let (_, parent) = proc_stat(pid).expect("the child is in /proc");
-    assert_eq!(parent, std::process::id());
+    // Unreaped, the child is in the process table, and we are its parent (or, under
+    // forkserver, our server is).
+    assert_started_by(pid, std::process::id(), method);
+    if method == StartMethod::Forkserver {
+        let server = shared::__private::forkserver_pid().expect("a server runs");
+        assert_eq!(proc_stat(pid).map(|(_, parent)| parent), Some(server));
+    }
 
     child.kill().expect("kill");
     assert_eq!(finish(&mut child), -9);
@@ -790,8 +807,8 @@ fn daemon_dies_when_its_parent_is_killed(method: StartMethod) {
         .trim()
         .parse()
         .expect("a PID");
-    // The PID is the daemon's: alive, and our child's child.
-    assert_eq!(proc_stat(daemon).map(|(_, parent)| parent), child.pid());
+    // The PID is the daemon's: alive, and our child's child (or its server's).
+    assert_started_by(daemon, child.pid().unwrap(), method);
     assert!(!is_gone(daemon));
 
     child.kill().expect("kill");

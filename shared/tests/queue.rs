@@ -26,7 +26,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     join_before_get_one_item_of_256_mib,
     join_before_get_100_000_items_of_25_bytes,
     join_before_get_1000_items_of_1_mib,

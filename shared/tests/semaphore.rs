@@ -20,7 +20,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     a_semaphore_of_one_loses_no_update,
     a_bounded_semaphore_of_two_admits_at_most_two,
     a_release_in_one_process_wakes_an_acquire_in_another,

@@ -26,6 +26,8 @@ fn uses_a_connection(end: shared::Connection) -> Result<(), String> {
     end.send(&1).map_err(|error| error.to_string())
 }
 
+fn holds_a_connection(_end: shared::Connection) {}
+
 /// The exit code of a spawned child whose payload was changed by `tamper`.
 fn exit_code<F, A>(tamper: Tamper, target: F, args: A) -> i32
 where
@@ -144,4 +146,58 @@ fn a_second_call_of_the_entry_in_a_spawned_child_does_nothing() {
         (),
     );
     child.expect_success();
+}
+
+/// The descriptors of a duplex pipe end, `(read, write)`, from its `Debug`, the only public
+/// place that shows them.
+fn pipe_descriptors(end: &shared::Connection) -> (i32, i32) {
+    let debug = format!("{end:?}");
+    let numbers: Vec<i32> = debug
+        .split("fds: (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|pair| pair.split(", ").filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    match numbers[..] {
+        [read, write] => (read, write),
+        _ => panic!("no descriptor pair in {debug}"),
+    }
+}
+
+#[test]
+fn a_pipe_end_given_for_the_other_direction_is_refused() {
+    let (mine, theirs) = Pipe::new().unwrap();
+    let (read, write) = pipe_descriptors(&theirs);
+    // Swapped: the read end where the write end should be, and the other way round. The
+    // target does not touch its end, so only the check on arrival can make the child fail.
+    assert_eq!(
+        exit_code(
+            Tamper::Fds(vec![write, read]),
+            holds_a_connection,
+            (theirs,)
+        ),
+        1
+    );
+    // The child refused before sending anything: the parent's end has only end of file.
+    let received = mine.recv::<u32>();
+    assert!(
+        matches!(received, Err(shared::RecvError::Closed)),
+        "{received:?}"
+    );
+}
+
+#[test]
+fn a_pipe_is_refused_where_a_socket_end_should_be() {
+    let address = format!("@shared-refusal-{}", std::process::id());
+    let listener = shared::Listener::bind(address.as_str(), 1, None).unwrap();
+    let client = shared::Client::connect(address.as_str(), None).unwrap();
+    let accepted = listener.accept().unwrap();
+    let (pipe_end, _other_end) = Pipe::new().unwrap();
+    let (read_fd, _) = pipe_descriptors(&pipe_end);
+    // The target does not touch its end: only the check on arrival can make it fail.
+    assert_eq!(
+        exit_code(Tamper::Fds(vec![read_fd]), holds_a_connection, (accepted,)),
+        1
+    );
+    drop((client, pipe_end));
 }

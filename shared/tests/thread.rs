@@ -19,7 +19,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     a_child_joins_its_non_daemonic_threads_when_its_target_returns,
     exit_joins_non_daemonic_threads,
     a_child_leaves_its_daemonic_threads,

@@ -16,7 +16,7 @@ shared::enable_test_support!();
 mod common;
 use common::{Child, LIMIT, within};
 
-under_both_start_methods!(
+under_every_start_method!(
     increments_under_get_lock_are_never_lost,
     unlocked_increments_never_exceed_the_total,
     an_array_is_indexed_and_sliced_under_its_lock,

@@ -1,9 +1,10 @@
-//! Harness for the lessons' tests: it runs a lesson binary and reads a README's sample run, so
-//! that each lesson checks one guarantees function against a fork run, a spawn run and its
+//! Harness for the lessons' tests: it runs a lesson binary and reads a README's sample run, so that
+//! each lesson checks one guarantees function against a fork, a spawn and a forkserver run and its
 //! README (in `lesson0N-*/tests/lesson.rs`).
 //!
-//! - [`run`] starts a binary with `--start-method fork|spawn` in a process group of its own,
-//!   waits for it with a timeout and fails if anything in that group outlives it.
+//! - [`run`] starts a binary with `--start-method fork|spawn|forkserver` in a process group of
+//!   its own, waits for it with a timeout and fails if anything in that group outlives it (a
+//!   forkserver included).
 //!   [`Run::transcript`] checks what every lesson shares (exit status 0, empty stderr, a first
 //!   line that names the main process's PID, no printed PID still alive).
 //! - [`readme::sample`] gives the README's sample run of a binary as a [`Transcript`] too.
@@ -52,6 +53,8 @@ pub enum StartMethod {
     Fork,
     /// The child is a fresh run of the program.
     Spawn,
+    /// The child is forked by a server that is a fresh run of the program.
+    Forkserver,
 }
 
 impl StartMethod {
@@ -60,6 +63,7 @@ impl StartMethod {
         match self {
             StartMethod::Fork => "fork",
             StartMethod::Spawn => "spawn",
+            StartMethod::Forkserver => "forkserver",
         }
     }
 }
@@ -614,9 +618,9 @@ fn group_members(pgid: u32) -> Vec<ProcStat> {
         .collect()
 }
 
-/// The three checks of one lesson binary: `fork` and `spawn` run it and `readme_sample` reads
-/// the sample run in its crate's README; all three transcripts go through `guarantees`, the
-/// one statement of what the listing guarantees.
+/// The four checks of one lesson binary: `fork`, `spawn` and `forkserver` run it and
+/// `readme_sample` reads the sample run in its crate's README; all four transcripts go through
+/// `guarantees`, the one statement of what the listing guarantees.
 ///
 /// ```ignore
 /// lesson_tests::check_lesson!("lesson01-processes", guarantees);
@@ -634,6 +638,12 @@ macro_rules! check_lesson {
         fn spawn() {
             let bin = env!(concat!("CARGO_BIN_EXE_", $bin));
             $guarantees(&$crate::run(bin, $crate::StartMethod::Spawn).transcript());
+        }
+
+        #[test]
+        fn forkserver() {
+            let bin = env!(concat!("CARGO_BIN_EXE_", $bin));
+            $guarantees(&$crate::run(bin, $crate::StartMethod::Forkserver).transcript());
         }
 
         #[test]

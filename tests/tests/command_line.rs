@@ -27,10 +27,18 @@ fn help_prints_the_usage_and_runs_nothing() {
         let output = run(&[flag]);
         assert_eq!(output.status.code(), Some(0), "{flag}: {output:?}");
         let stdout = text(&output.stdout);
-        assert!(stdout.starts_with(
-            "Uso: lesson01-processes [--start-method fork|spawn] [--timeline[=ARQUIVO.json]]\n"
-        ));
-        assert!(stdout.contains("--start-method fork|spawn") && stdout.contains("-h, --help"));
+        assert!(
+            stdout.starts_with(
+                "Uso: lesson01-processes [--start-method fork|spawn|forkserver]\n\
+                 \x20                       [--timeline[=ARQUIVO.json]]\n"
+            ),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("--start-method fork|spawn|forkserver")
+                && stdout.contains("--timeline=ARQUIVO.json")
+                && stdout.contains("-h, --help")
+        );
         assert!(
             !stdout.contains("Processo principal"),
             "the lesson ran:\n{stdout}"

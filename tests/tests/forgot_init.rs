@@ -1,5 +1,6 @@
 //! `shared::init()` forgotten under spawn: the spawned child runs `main` again and must fail at
 //! `start()` with `ProcessError::MissingInit`, not start a child of its own (and so on forever).
+//! Under forkserver the server runs `main` again instead of serving, and fails the same way.
 //! Run as a lesson, in a process group of its own, so that a chain would be killed, not leaked.
 
 use lesson_tests::{Lesson, StartMethod};
@@ -41,5 +42,37 @@ fn a_spawned_child_without_init_fails_at_start_instead_of_starting_a_chain() {
             .count(),
         1,
         "the child must say what is missing, once:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_forkserver_without_init_fails_and_so_does_the_start_that_needed_it() {
+    let run = FORGOT_INIT.run(StartMethod::Forkserver);
+    let stdout = String::from_utf8(run.output.stdout).unwrap();
+    let stderr = String::from_utf8(run.output.stderr).unwrap();
+    assert_eq!(
+        run.output.status.code(),
+        Some(1),
+        "start() fails, so main returns its error\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    // The parent prints before start(); the server, a fresh run, prints when its main runs,
+    // then fails at its own start() (the default there is spawn: it has no command line to
+    // read). Nobody starts anything further, and the parent never reaches its last line.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "stdout:\n{stdout}");
+    assert_eq!(pid_after("main ", lines[0]), run.pid);
+    assert_ne!(pid_after("main ", lines[1]), run.pid);
+
+    assert!(
+        stderr.contains("forkserver ran main instead of serving"),
+        "the parent must say why its start failed:\n{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("call shared::init()? first thing in main")
+            .count(),
+        2,
+        "the server and the parent each say what is missing:\n{stderr}"
     );
 }

@@ -8,6 +8,7 @@ mod joinable_threads;
 mod pipe;
 mod pool;
 mod queue;
+mod raw;
 mod start_join;
 mod sync;
 
@@ -25,6 +26,10 @@ pub type Outcome = Result<Measurement, Box<dyn Error>>;
 /// An unknown program, bad arguments, or the workload's own failure.
 pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
     let measurement = match program {
+        raw::EXIT_AT_ONCE => return Ok(()),
+        "raw_pipe_pingpong" => raw::pipe_ping_pong(arg(args, 0)?),
+        "raw_fork" => raw::fork_exit_wait(arg(args, 0)?),
+        "raw_exec" => raw::exec_self(arg(args, 0)?),
         "start_join" => start_join::run(arg(args, 0)?, arg(args, 1)?),
         "queue_str" => queue::single_producer_strings(arg(args, 0)?),
         "queue_bytes" => queue::single_producer_bytes(arg(args, 0)?, arg(args, 1)?),

@@ -43,8 +43,9 @@ pub enum PoolError {
     },
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
-    /// Every worker failed in the initializer, so the pool cannot run tasks; the message is the
-    /// initializer's error. CPython starts new workers for ever instead.
+    /// A worker's initializer failed (returned `Err`, panicked, or the worker died in it), so
+    /// the pool stopped; the message is the initializer's error, or how the worker died.
+    /// CPython starts new workers for ever instead.
     Initializer(String),
     /// The task's result did not decode as the type the caller asked for.
     Decode(String),
@@ -81,15 +82,10 @@ impl fmt::Display for PoolError {
             ),
             PoolError::Arguments(error) => write!(f, "the task's arguments: {error}"),
             PoolError::Task(message) => write!(f, "the task failed: {message}"),
-            PoolError::WorkerDied { pid, exitcode } if *exitcode < 0 => write!(
-                f,
-                "worker {pid} was killed by signal {} ({}) while running the task",
-                -exitcode,
-                signal_name(-exitcode)
-            ),
             PoolError::WorkerDied { pid, exitcode } => write!(
                 f,
-                "worker {pid} exited with code {exitcode} while running the task"
+                "{} while running the task",
+                worker_death(*pid, *exitcode)
             ),
             PoolError::Terminated => write!(f, "the pool was terminated before the task finished"),
             PoolError::Initializer(message) => {
@@ -122,6 +118,20 @@ impl From<io::Error> for PoolError {
 impl From<ProcessError> for PoolError {
     fn from(error: ProcessError) -> Self {
         PoolError::Start(error)
+    }
+}
+
+/// How worker `pid` ended: "worker 42 was killed by signal 9 (SIGKILL)", "worker 42 exited
+/// with code 1"; `exitcode` is negative for a signal, as `Process::exitcode`.
+pub(crate) fn worker_death(pid: u32, exitcode: i32) -> String {
+    if exitcode < 0 {
+        let signal = -exitcode;
+        format!(
+            "worker {pid} was killed by signal {signal} ({})",
+            signal_name(signal)
+        )
+    } else {
+        format!("worker {pid} exited with code {exitcode}")
     }
 }
 

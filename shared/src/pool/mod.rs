@@ -236,9 +236,9 @@ impl Pool {
     }
 
     /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
-    /// are consumed, with at most 16 chunks per worker in flight, and yields the results in
-    /// input order. Python: `imap(f, items)` (one item per chunk unless
-    /// [`chunked`](Self::chunked)). The input may be endless.
+    /// are consumed (the first chunks at once), with at most 64 chunks per worker in flight
+    /// beyond those consumed, and yields the results in input order. Python: `imap(f, items)`
+    /// (one item per chunk unless [`chunked`](Self::chunked)). The input may be endless.
     ///
     /// # Errors
     /// [`PoolError::NeedsFunction`], [`PoolError::NotRunning`], [`PoolError::Initializer`] or
@@ -286,7 +286,8 @@ impl Pool {
     }
 
     /// Takes no more work; the workers exit once the work submitted is done. Python:
-    /// `close()`.
+    /// `close()`. An [`imap`](Self::imap) made before goes on reading its input, as Python's
+    /// (which reads it all at once) does, until [`join`](Self::join).
     pub fn close(&self) {
         if self.is_owner() {
             self.shared.lock().close();
@@ -306,6 +307,11 @@ impl Pool {
     /// Waits for every worker to end, after [`close`](Self::close) or
     /// [`terminate`](Self::terminate). Python: `join()`.
     ///
+    /// It ends the reading of every [`imap`](Self::imap)'s input: the calls sent before still
+    /// give their results, and the items read after fail with [`PoolError::NotRunning`]
+    /// (Python has read them all by then). An `imap` sends its first chunks when it is made,
+    /// so a short input gives every result even when `join` comes before the first `next`.
+    ///
     /// # Errors
     /// [`PoolError::StillRunning`] if the pool was neither closed nor terminated;
     /// [`PoolError::Broken`] in a process other than the pool's.
@@ -315,6 +321,10 @@ impl Pool {
         if state.status == Status::Running {
             return Err(PoolError::StillRunning);
         }
+        state.end_all_feeding();
+        drop(state);
+        self.shared.wake();
+        let mut state = self.shared.lock();
         while state.status != Status::Finished {
             state = self.shared.wait(state);
         }
@@ -362,7 +372,12 @@ impl Pool {
         let job = {
             let mut state = self.shared.lock();
             state.check_running()?;
-            state.submit(entry, Vec::new(), false)
+            let job = state.submit(entry, Vec::new(), false);
+            // Accepted while running, the job's chunks all run even if the pool is closed
+            // while they are still being encoded; a pool that broke or was terminated
+            // meanwhile fails them.
+            state.start_feeding(job);
+            job
         };
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
@@ -372,6 +387,7 @@ impl Pool {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     self.shared.lock().forget(job);
+                    self.shared.wake();
                     return Err(PoolError::Arguments(error.to_string()));
                 }
             };
@@ -381,11 +397,13 @@ impl Pool {
             {
                 self.shared
                     .lock()
-                    .add_chunks(job, entry, std::mem::take(&mut batch));
+                    .feed(job, entry, std::mem::take(&mut batch));
                 batch_bytes = 0;
                 self.shared.wake();
             }
         }
+        self.shared.lock().end_feeding(job);
+        self.shared.wake();
         Ok(job)
     }
 }
@@ -615,9 +633,9 @@ impl PoolBuilder {
     /// since they reach each worker as it starts. It must be a function item returning `()` or
     /// `Result<(), E>`.
     ///
-    /// If it fails (returns `Err` or panics) in a worker, the pool stops: every call fails
-    /// with [`PoolError::Initializer`] and its message. CPython starts new workers for ever
-    /// instead.
+    /// If it fails in a worker (returns `Err`, panics, or the worker dies in it: a signal, an
+    /// `exit`), the pool stops: every call fails with [`PoolError::Initializer`] and its
+    /// message. CPython starts new workers for ever instead, and its `map` hangs.
     pub fn initializer<I, IA>(mut self, _initializer: I, initargs: IA) -> Self
     where
         I: Task<IA>,
@@ -711,6 +729,7 @@ fn method_prefix(method: StartMethod) -> &'static str {
     match method {
         StartMethod::Fork => "Fork",
         StartMethod::Spawn => "Spawn",
+        StartMethod::Forkserver => "ForkServer",
     }
 }
 

@@ -125,7 +125,7 @@ impl<T> AsyncResult<T> {
 
 impl<T> Drop for AsyncResult<T> {
     fn drop(&mut self) {
-        self.shared.lock().forget(self.job);
+        let _ = self.shared.lock().forget(self.job);
     }
 }
 
@@ -202,6 +202,8 @@ pub struct IMap<V, I> {
     job: u64,
     entry: u64,
     input: Option<I>,
+    /// Whether the pool was told that the input ended ([`State::end_feeding`]).
+    input_end_told: bool,
     chunksize: usize,
     /// The most chunks submitted and not yet yielded.
     ahead: usize,
@@ -229,13 +231,16 @@ where
         let job = {
             let mut state = shared.lock();
             state.check_running()?;
-            state.submit(entry, Vec::new(), true)
+            let job = state.submit(entry, Vec::new(), true);
+            state.start_feeding(job);
+            job
         };
-        Ok(IMap {
+        let mut imap = IMap {
             shared,
             job,
             entry,
             input: Some(input),
+            input_end_told: false,
             chunksize,
             ahead,
             ordered,
@@ -243,7 +248,11 @@ where
             yielded: 0,
             ready: VecDeque::new(),
             values: PhantomData,
-        })
+        };
+        // The first chunks go at once, as Python's `imap` sends its tasks before anything is
+        // read: a `close` and `join` before the first `next` do not starve a short input.
+        imap.top_up();
+        Ok(imap)
     }
 
     /// The next result, waiting at most `timeout` for it. Python: `next(timeout)`.
@@ -288,24 +297,19 @@ where
                 Err(error) => failed.push((items.len(), error.to_string())),
             }
         }
-        if chunks.is_empty() && failed.is_empty() {
+        let input_ended = self.input.is_none() && !self.input_end_told;
+        if chunks.is_empty() && failed.is_empty() && !input_ended {
             return;
         }
         self.submitted += (chunks.len() + failed.len()) as u64;
         let mut state = self.shared.lock();
-        if let Err(error) = state.check_running() {
-            let failure = match error {
-                PoolError::NotRunning => Failure::Terminated,
-                other => Failure::Broken(other.to_string()),
-            };
-            for (len, _) in chunks {
-                state.add_failed_chunk(self.job, len, failure.clone());
-            }
-        } else {
-            state.add_chunks(self.job, self.entry, chunks);
-        }
+        state.feed(self.job, self.entry, chunks);
         for (len, message) in failed {
             state.add_failed_chunk(self.job, len, Failure::Arguments(message));
+        }
+        if input_ended {
+            state.end_feeding(self.job);
+            self.input_end_told = true;
         }
         drop(state);
         self.shared.wake();
@@ -359,7 +363,11 @@ where
 
 impl<V, I> Drop for IMap<V, I> {
     fn drop(&mut self) {
-        self.shared.lock().forget(self.job);
+        let was_feeding = self.shared.lock().forget(self.job);
+        if was_feeding {
+            // A closed pool kept its idle workers for this input; they may stop now.
+            self.shared.wake();
+        }
     }
 }
 

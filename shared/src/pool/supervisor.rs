@@ -15,14 +15,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::PoolError;
-use super::task::Token;
+use super::task::{self, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
 use crate::{GetError, Process, Queue, sys};
 
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
 /// that it finds its next chunk without waiting for the supervisor. An idle worker takes queued
 /// chunks back from a busy one, so a long chunk does not hold others up.
-pub(crate) const PREFETCH: usize = 8;
+pub(crate) const PREFETCH: usize = 32;
 
 /// Makes a worker process (not started) from its setup.
 pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
@@ -30,8 +30,13 @@ pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
 /// Why a chunk has no results.
 #[derive(Clone, Debug)]
 pub(crate) enum Failure {
-    WorkerDied { pid: u32, exitcode: i32 },
+    WorkerDied {
+        pid: u32,
+        exitcode: i32,
+    },
     Terminated,
+    /// An `imap`'s input read after `join`: the pool takes no more work.
+    NotRunning,
     Refused(String),
     Initializer(String),
     Broken(String),
@@ -43,6 +48,7 @@ impl Failure {
         match self.clone() {
             Failure::WorkerDied { pid, exitcode } => PoolError::WorkerDied { pid, exitcode },
             Failure::Terminated => PoolError::Terminated,
+            Failure::NotRunning => PoolError::NotRunning,
             Failure::Refused(message) | Failure::Broken(message) => PoolError::Broken(message),
             Failure::Initializer(message) => PoolError::Initializer(message),
             Failure::Arguments(message) => PoolError::Arguments(message),
@@ -72,6 +78,9 @@ pub(crate) struct Job {
     pub(crate) arrivals: VecDeque<u64>,
     /// Read chunk by chunk (an `imap`), rather than once complete.
     pub(crate) streaming: bool,
+    /// An `imap` that may still read input and add chunks: a closed pool keeps its workers
+    /// for it until its input ends, it is dropped, or the pool is joined.
+    feeding: bool,
 }
 
 impl Job {
@@ -130,11 +139,16 @@ struct Worker {
     budget: Option<u64>,
     /// Told to stop (or killed): gets no more work.
     stopping: bool,
+    /// Its initializer succeeded ([`Report::Ready`]): until then, its death is the
+    /// initializer's failure.
+    ready: bool,
 }
 
 /// Everything the pool's threads share, behind one lock.
 pub(crate) struct State {
     pub(crate) status: Status,
+    /// `terminate()` stopped the pool before it finished (not a `close` and `join`).
+    terminated: bool,
     /// Set once the pool cannot run tasks any more; every later call fails with it.
     pub(crate) broken: Option<Failure>,
     pub(crate) jobs: HashMap<u64, Job>,
@@ -167,6 +181,7 @@ impl Shared {
         let reports = Queue::new()?;
         let mut state = State {
             status: Status::Running,
+            terminated: false,
             broken: None,
             jobs: HashMap::new(),
             next_job: 0,
@@ -303,15 +318,30 @@ impl State {
         let Some(record) = self.jobs.get_mut(&job) else {
             return;
         };
+        let seal = task::seal(&self.token, entry);
         for (len, args) in chunks {
             let chunk = record.add_chunk(len);
             self.pending.push_back(Run {
                 job,
                 chunk,
                 entry,
-                token: self.token,
+                seal,
                 args,
             });
+        }
+    }
+
+    /// Queues more chunks of `job`, a job still `feeding`, or fails them at once if the pool
+    /// can no longer run them ([`feed_refusal`](Self::feed_refusal)): a chunk added after the
+    /// pool broke or was terminated must not wait for a dispatch that will never come.
+    pub(crate) fn feed(&mut self, job: u64, entry: u64, chunks: Vec<(usize, Vec<u8>)>) {
+        match self.feed_refusal(job) {
+            None => self.add_chunks(job, entry, chunks),
+            Some(failure) => {
+                for (len, _) in chunks {
+                    self.add_failed_chunk(job, len, failure.clone());
+                }
+            }
         }
     }
 
@@ -320,6 +350,49 @@ impl State {
         if let Some(record) = self.jobs.get_mut(&job) {
             let chunk = record.add_chunk(len);
             self.news |= record.settle(chunk, Outcome::Failed(failure));
+        }
+    }
+
+    /// Marks `job` as an `imap` that will add chunks as its input is read.
+    pub(crate) fn start_feeding(&mut self, job: u64) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            record.feeding = true;
+        }
+    }
+
+    /// `job` will add no more chunks.
+    pub(crate) fn end_feeding(&mut self, job: u64) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            record.feeding = false;
+        }
+    }
+
+    /// `join()`: no `imap` adds chunks any more, so that the workers can finish.
+    pub(crate) fn end_all_feeding(&mut self) {
+        for record in self.jobs.values_mut() {
+            record.feeding = false;
+        }
+    }
+
+    fn is_feeding(&self) -> bool {
+        self.jobs.values().any(|record| record.feeding)
+    }
+
+    /// Why the next chunks of `job`, an `imap`, cannot run, if they cannot: after `close` an
+    /// `imap` goes on reading its input (as Python's, which read it all at once, does), until
+    /// `join`, `terminate` or a broken pool.
+    pub(crate) fn feed_refusal(&self, job: u64) -> Option<Failure> {
+        if let Some(failure) = &self.broken {
+            return Some(failure.clone());
+        }
+        if self.terminated {
+            return Some(Failure::Terminated);
+        }
+        let feeding = self.jobs.get(&job).is_some_and(|record| record.feeding);
+        match self.status {
+            Status::Running => None,
+            Status::Closed if feeding => None,
+            Status::Closed | Status::Terminating | Status::Finished => Some(Failure::NotRunning),
         }
     }
 
@@ -360,6 +433,11 @@ impl State {
                 };
                 if let Some(record) = self.jobs.get_mut(&job) {
                     self.news |= record.settle(chunk, outcome);
+                }
+            }
+            Report::Ready { worker } => {
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
+                    worker.ready = true;
                 }
             }
             Report::InitFailed { message, .. } => {
@@ -403,7 +481,17 @@ impl State {
                 self.news |= record.settle(chunk, Outcome::Failed(died.clone()));
             }
         }
-        let work_left = self.status == Status::Running || !self.pending.is_empty();
+        if !worker.ready && !worker.stopping {
+            // It died before its initializer returned (a signal, an `exit`, a spawned child
+            // that refused its payload): as for an initializer that fails, the pool stops,
+            // rather than start workers that die the same way for ever.
+            let death = super::error::worker_death(worker.pid, exitcode);
+            self.break_pool(Failure::Initializer(format!("{death} in it")));
+            self.kill_all();
+            return;
+        }
+        let work_left =
+            self.status == Status::Running || !self.pending.is_empty() || self.is_feeding();
         if self.broken.is_none()
             && matches!(self.status, Status::Running | Status::Closed)
             && work_left
@@ -442,6 +530,7 @@ impl State {
             held: VecDeque::new(),
             budget: self.maxtasks,
             stopping: false,
+            ready: false,
         });
         Ok(())
     }
@@ -454,7 +543,7 @@ impl State {
         }
         self.fill_workers();
         self.rebalance();
-        if self.status == Status::Closed && self.pending.is_empty() {
+        if self.status == Status::Closed && self.pending.is_empty() && !self.is_feeding() {
             for worker in self.workers.iter_mut().filter(|w| w.held.is_empty()) {
                 if !worker.stopping {
                     worker.stopping = true;
@@ -557,13 +646,16 @@ impl State {
     pub(crate) fn terminate(&mut self) {
         if matches!(self.status, Status::Running | Status::Closed) {
             self.status = Status::Terminating;
+            self.terminated = true;
         }
     }
 
-    /// Forgets a job whose results nobody will read.
-    pub(crate) fn forget(&mut self, job: u64) {
-        self.jobs.remove(&job);
+    /// Forgets a job whose results nobody will read; returns whether it was an `imap` still
+    /// feeding (the supervisor may then stop the idle workers of a closed pool).
+    pub(crate) fn forget(&mut self, job: u64) -> bool {
+        let record = self.jobs.remove(&job);
         self.pending.retain(|run| run.job != job);
+        record.is_some_and(|record| record.feeding)
     }
 }
 

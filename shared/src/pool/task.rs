@@ -4,8 +4,9 @@
 //! A worker receives a task as an offset into the linker section `shared_pool_entries`, which
 //! holds only instances of [`entry`] and [`entry_single`] (one per task type) and
 //! [`section_floor`]. An order is
-//! obeyed only if it carries its pool's token, a random secret that the worker received when
-//! it started (through fork memory or the spawn payload, itself authenticated).
+//! obeyed only if its offset carries a valid [`seal`]: an HMAC keyed with its pool's token, a
+//! random secret that the worker received when it started (through fork memory or the spawn
+//! payload, itself authenticated) and that never crosses a queue.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -14,8 +15,10 @@ use std::fmt;
 use std::hash::Hash;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Sha256;
 
 use crate::{spawn, sys};
 
@@ -323,11 +326,9 @@ fn offset_of<F>(entry: EntryFn) -> Option<u64> {
     ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
 }
 
-/// The entry at `offset`, if the offset lies inside this image's pool entries.
-///
-/// `authentic` must say that the order naming the offset carried the pool's token.
-pub(crate) fn entry_at(offset: u64, authentic: Authentic) -> Option<EntryFn> {
-    let Authentic(()) = authentic;
+/// The entry an authentic order names, if its offset lies inside this image's pool entries.
+pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
+    let AuthenticEntry(offset) = authentic;
     let (start, stop) = section();
     let offset = usize::try_from(offset).ok()?;
     if offset >= stop - start {
@@ -336,32 +337,76 @@ pub(crate) fn entry_at(offset: u64, authentic: Authentic) -> Option<EntryFn> {
     let address = start + offset;
     // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
     // holds only instances of `entry` and `entry_single` (all of type `EntryFn`) and
-    // `section_floor`. It is the
-    // start of one of them because the order that named it is authentic (the `Authentic`
-    // proof): it carried the pool's 128-bit random token, which only the pool and its workers
-    // know, and the pool computed the offset with `entry_offset` in this same executable (a
-    // worker is a fork of the pool's process or an `exec` of `/proc/self/exe` from it). The
-    // section check alone stops every offset outside the entries even if that failed; an
-    // offset inside the section but not at an entry's start would pass it, and only the token
-    // excludes that. A process that could write the token into the pool's queue already holds
-    // the queue's memory, which the crate trusts (see "Trust" in the crate docs).
+    // `section_floor`. It is the start of one of them because the offset is authentic (the `AuthenticEntry` proof): it
+    // came with an HMAC-SHA256 of itself keyed by the pool's 128-bit random token, and only
+    // the pool makes such seals, in `State::add_chunks`, for offsets it computed with
+    // `entry_offset` in this same executable (a worker is a fork of the pool's process or an
+    // `exec` of `/proc/self/exe` from it). The token lives only in the private memory of the
+    // pool and its workers: orders carry the seal, never the token, so a process that reads
+    // or writes the queue's shared memory can replay a seal (naming a true entry) but not
+    // make one for another offset. The section check alone stops every offset outside the
+    // entries even if that failed; an offset inside the section but not at an entry's start
+    // would pass it, and only the seal excludes that.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
-/// A proof, made only by [`Authentic::check`], that an order carried its pool's token.
-pub(crate) struct Authentic(());
-
-/// The secret each order carries, so that a worker runs only what its pool sent.
+/// The secret of a pool, known to the pool and its workers only: the key of its seals.
 pub(crate) type Token = [u8; 16];
 
-impl Authentic {
-    /// Compares `presented` with `expected` in constant time.
-    pub(crate) fn check(presented: &Token, expected: &Token) -> Option<Authentic> {
-        let difference = presented
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        (difference == 0).then_some(Authentic(()))
+/// What an order carries to show that the pool named its entry offset: [`seal`].
+pub(crate) type Seal = [u8; 16];
+
+/// Binds a seal to what it seals, so that no other use of the token can make one.
+const SEAL_CONTEXT: &[u8] = b"shared::Pool entry offset";
+
+fn seal_mac(token: &Token, entry: u64) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token).expect("HMAC takes any key");
+    mac.update(SEAL_CONTEXT);
+    mac.update(&entry.to_le_bytes());
+    mac
+}
+
+/// The seal of entry offset `entry` for the pool whose token is `token`: the first 128 bits
+/// of HMAC-SHA256(token, context, entry).
+pub(crate) fn seal(token: &Token, entry: u64) -> Seal {
+    let tag = seal_mac(token, entry).finalize().into_bytes();
+    let mut seal = [0; 16];
+    seal.copy_from_slice(&tag[..16]);
+    seal
+}
+
+/// An entry offset whose seal was checked: made only by [`AuthenticEntry::check`].
+pub(crate) struct AuthenticEntry(u64);
+
+/// The last offset whose seal checked out in this worker, so that a run of orders for one task
+/// costs one HMAC, not one per order. Equal bytes verify alike, so skipping the check for a
+/// pair already verified is the same check; comparing with it need not be constant-time, as
+/// the remembered seal is one that crossed the queue.
+#[derive(Default)]
+pub(crate) struct SealCache(Option<(u64, Seal)>);
+
+impl AuthenticEntry {
+    /// Like [`check`](Self::check), skipping the HMAC for the pair `cache` last verified.
+    pub(crate) fn check_remembering(
+        entry: u64,
+        presented: &Seal,
+        token: &Token,
+        cache: &mut SealCache,
+    ) -> Option<AuthenticEntry> {
+        if cache.0 == Some((entry, *presented)) {
+            return Some(AuthenticEntry(entry));
+        }
+        let checked = AuthenticEntry::check(entry, presented, token)?;
+        cache.0 = Some((entry, *presented));
+        Some(checked)
+    }
+
+    /// `entry`, if `presented` is its seal under `token` (compared in constant time).
+    pub(crate) fn check(entry: u64, presented: &Seal, token: &Token) -> Option<AuthenticEntry> {
+        seal_mac(token, entry)
+            .verify_truncated_left(presented)
+            .ok()
+            .map(|()| AuthenticEntry(entry))
     }
 }
 
@@ -421,14 +466,16 @@ mod tests {
     fn an_entry_runs_a_chunk_and_lies_in_the_section() {
         let offset = entry_offset::<_, (i32,)>(double).expect("a function item has an entry");
         let token = [7; 16];
-        let proof = Authentic::check(&token, &token).expect("same token");
-        let run = entry_at(offset, proof).expect("the offset lies in the section");
+        let proof = AuthenticEntry::check(offset, &seal(&token, offset), &token).expect("sealed");
+        let run = entry_at(proof).expect("the offset lies in the section");
         let args = rmp_serde::to_vec(&vec![(1,), (2,)]).unwrap();
         let results = decoded::<i32>(&run(&args).unwrap());
         assert_eq!(results, [Ok(2), Ok(4)]);
         let offset = single_entry_offset::<_, i32>(double).expect("an entry for single items");
-        let proof = Authentic::check(&token, &token).expect("same token");
-        let run = entry_at(offset, proof).expect("the offset lies in the section");
+        let mut cache = SealCache::default();
+        let sealed = seal(&token, offset);
+        let proof = AuthenticEntry::check_remembering(offset, &sealed, &token, &mut cache);
+        let run = entry_at(proof.expect("sealed")).expect("the offset lies in the section");
         let args = rmp_serde::to_vec(&vec![3, 4]).unwrap();
         assert_eq!(decoded::<i32>(&run(&args).unwrap()), [Ok(6), Ok(8)]);
     }
@@ -453,12 +500,53 @@ mod tests {
 
     #[test]
     fn offsets_outside_the_section_and_wrong_tokens_are_refused() {
-        assert!(Authentic::check(&[1; 16], &[2; 16]).is_none());
+        let token = [1; 16];
+        let offset = entry_offset::<_, (i32,)>(double).unwrap();
+        assert!(AuthenticEntry::check(offset, &seal(&[2; 16], offset), &token).is_none());
         let (start, stop) = section();
-        let proof = Authentic::check(&[1; 16], &[1; 16]).unwrap();
-        assert!(entry_at((stop - start) as u64, proof).is_none());
-        let proof = Authentic::check(&[1; 16], &[1; 16]).unwrap();
-        assert!(entry_at(u64::MAX, proof).is_none());
+        let outside = (stop - start) as u64;
+        let proof = AuthenticEntry::check(outside, &seal(&token, outside), &token).unwrap();
+        assert!(entry_at(proof).is_none());
+        let proof = AuthenticEntry::check(u64::MAX, &seal(&token, u64::MAX), &token).unwrap();
+        assert!(entry_at(proof).is_none());
+    }
+
+    #[test]
+    fn a_seal_names_one_offset_and_an_order_does_not_carry_the_token() {
+        // What another process can read in an order queue: the offset, its seal, the args.
+        let token = [9; 16];
+        let offset = entry_offset::<_, (i32,)>(double).unwrap();
+        let order = super::super::worker::Run {
+            job: 0,
+            chunk: 0,
+            entry: offset,
+            seal: seal(&token, offset),
+            args: Vec::new(),
+        };
+        let bytes = rmp_serde::to_vec(&order).unwrap();
+        assert!(!bytes.windows(token.len()).any(|window| window == token));
+        // Moving a sealed order into the middle of an entry fails its seal.
+        for forged in [offset + 1, offset + 16, offset.wrapping_sub(1)] {
+            assert!(AuthenticEntry::check(forged, &order.seal, &token).is_none());
+        }
+        let mut truncated = order.seal;
+        truncated[15] ^= 1;
+        assert!(AuthenticEntry::check(offset, &truncated, &token).is_none());
+        // A remembered seal vouches only for the same offset and the same bytes.
+        let mut cache = SealCache::default();
+        assert!(
+            AuthenticEntry::check_remembering(offset, &order.seal, &token, &mut cache).is_some()
+        );
+        assert!(
+            AuthenticEntry::check_remembering(offset, &truncated, &token, &mut cache).is_none()
+        );
+        let moved = offset + 1;
+        assert!(
+            AuthenticEntry::check_remembering(moved, &order.seal, &token, &mut cache).is_none()
+        );
+        assert!(
+            AuthenticEntry::check_remembering(offset, &order.seal, &token, &mut cache).is_some()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, Authentic, ChunkOutcome, Task, TaskResult, Token};
+use super::task::{self, AuthenticEntry, ChunkOutcome, Seal, SealCache, Task, TaskResult, Token};
 use crate::{GetError, Queue, spawn};
 
 /// Identifies one worker process of a pool, never reused within the pool.
@@ -18,8 +18,10 @@ pub(crate) struct Run {
     pub(crate) chunk: u64,
     /// The task's entry point ([`task::entry_offset`]).
     pub(crate) entry: u64,
-    /// The pool's secret: the worker refuses an order without it.
-    pub(crate) token: Token,
+    /// The entry point's seal ([`task::seal`]): the worker refuses an order without a valid
+    /// one. The pool's token itself never crosses the queue, whose memory other processes
+    /// can read.
+    pub(crate) seal: Seal,
     /// The arguments, an encoded `Vec<Args>`.
     #[serde(with = "serde_bytes")]
     pub(crate) args: Vec<u8>,
@@ -44,6 +46,9 @@ pub(crate) enum Report {
         chunk: u64,
         outcome: Result<serde_bytes::ByteBuf, String>,
     },
+    /// A worker's initializer succeeded: a death from now on is a task's, not the
+    /// initializer's.
+    Ready { worker: WorkerId },
     /// A worker's initializer failed; the worker exits.
     InitFailed { worker: WorkerId, message: String },
     /// A worker process ended (sent by the pool's own watcher thread, after every report the
@@ -86,7 +91,13 @@ where
         };
         return setup.reports.put(report).map_err(|e| e.to_string());
     }
+    let ready = Report::Ready { worker: setup.id };
+    setup
+        .reports
+        .put(ready)
+        .map_err(|error| format!("a pool worker cannot report: {error}"))?;
     let mut ran = 0;
+    let mut seals = SealCache::default();
     while setup.maxtasks != Some(ran) {
         let run = match setup.orders.get() {
             Ok(Order::Run(run)) => run,
@@ -97,7 +108,7 @@ where
             worker: setup.id,
             job: run.job,
             chunk: run.chunk,
-            outcome: execute(&run, &setup.token).map(serde_bytes::ByteBuf::from),
+            outcome: execute(&run, &setup.token, &mut seals).map(serde_bytes::ByteBuf::from),
         };
         setup
             .reports
@@ -118,10 +129,10 @@ where
 }
 
 /// Runs an order's chunk, if the order is authentic and names an entry point.
-fn execute(run: &Run, token: &Token) -> ChunkOutcome {
-    let authentic = Authentic::check(&run.token, token)
-        .ok_or("the worker refused an order without its pool's token")?;
-    let entry = task::entry_at(run.entry, authentic)
+fn execute(run: &Run, token: &Token, seals: &mut SealCache) -> ChunkOutcome {
+    let authentic = AuthenticEntry::check_remembering(run.entry, &run.seal, token, seals)
+        .ok_or("the worker refused an order not sealed by its pool")?;
+    let entry = task::entry_at(authentic)
         .ok_or("the worker refused an order naming no task entry point")?;
     entry(&run.args)
 }

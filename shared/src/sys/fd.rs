@@ -1,4 +1,4 @@
-//! File descriptors: pipes, socket pairs, readiness and inheritance across `exec`.
+//! File descriptors: pipes, readiness and inheritance across `exec`.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -6,20 +6,8 @@ use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use super::io_error;
-
-/// A connected pair of Unix stream sockets, both ends readable and writable, close-on-exec.
-pub(crate) fn stream_socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io_error)
-}
 
 /// A one-way pipe, close-on-exec: `(read end, write end)`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -29,6 +17,16 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Waits until `fd` is readable (data, end of file or a hang-up), up to `timeout`
 /// (`None` waits forever). Returns whether it became readable.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    Ok(wait_any_readable(&[fd], timeout)?[0])
+}
+
+/// Waits until at least one of `fds` is readable (data, end of file, a hang-up or an error
+/// to report), up to `timeout` (`None` waits forever). Returns, for each, whether it is;
+/// all false when the time ran out.
+pub(crate) fn wait_any_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
     // A deadline too far to represent is no deadline.
     let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     loop {
@@ -41,11 +39,21 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io
                     .unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        match poll(&mut fds, poll_timeout) {
-            Ok(0) if remaining.is_some_and(|left| left.is_zero()) => return Ok(false),
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polled, poll_timeout) {
+            Ok(0) if remaining.is_some_and(|left| left.is_zero()) => {
+                return Ok(vec![false; fds.len()]);
+            }
             Ok(0) => continue,
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                return Ok(polled
+                    .iter()
+                    .map(|p| p.revents().is_some_and(|events| !events.is_empty()))
+                    .collect());
+            }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(errno) => return Err(io_error(errno)),
         }
@@ -123,6 +131,27 @@ pub(crate) fn kind(fd: BorrowedFd<'_>) -> io::Result<Kind> {
         SFlag::S_IFIFO => Kind::Fifo,
         SFlag::S_IFREG => Kind::Regular,
         _ => Kind::Other,
+    })
+}
+
+/// Which directions an open file was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reading only (a pipe's read end).
+    Read,
+    /// Writing only (a pipe's write end).
+    Write,
+    /// Both (a socket, a file opened read-write).
+    ReadWrite,
+}
+
+/// The directions the open file behind `fd` allows (its `O_ACCMODE`).
+pub(crate) fn access(fd: BorrowedFd<'_>) -> io::Result<Access> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io_error)?);
+    Ok(match flags & OFlag::O_ACCMODE {
+        OFlag::O_RDONLY => Access::Read,
+        OFlag::O_WRONLY => Access::Write,
+        _ => Access::ReadWrite,
     })
 }
 

@@ -10,8 +10,10 @@
 compile_error!("`shared` supports Linux only: it needs memfd, futex, robust mutexes and pidfd");
 
 pub(crate) mod fd;
+pub(crate) mod passing;
 pub(crate) mod process;
 pub(crate) mod shm;
+pub(crate) mod socket;
 pub(crate) mod sync;
 pub(crate) mod thread;
 

@@ -1,10 +1,10 @@
 //! Process creation, signals and exit status.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{ForkResult, Pid, getppid};
 
 use super::io_error;
@@ -215,6 +215,76 @@ pub(crate) fn send(pid: u32, stop: Stop) -> io::Result<()> {
     match kill(Pid::from_raw(pid as i32), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(errno) => Err(io_error(errno)),
+    }
+}
+
+/// Sends `stop` to the process that `pidfd` names (Linux `pidfd_send_signal`): never to another
+/// process that reused its PID. A process that already ended is not an error.
+pub(crate) fn send_to(pidfd: BorrowedFd<'_>, stop: Stop) -> io::Result<()> {
+    let signal = match stop {
+        Stop::Terminate => nix::libc::SIGTERM,
+        Stop::Kill => nix::libc::SIGKILL,
+    };
+    // SAFETY: plain syscall; the descriptor is borrowed for the call, the info pointer is null
+    // (the kernel then fills in the sender itself), and no memory of ours is touched.
+    let result = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(nix::libc::ESRCH) => Ok(()),
+        _ => Err(error),
+    }
+}
+
+/// How child `pidfd` ended, if it has, in Python's `exitcode` form, *without* reaping it: it
+/// stays a zombie, so its PID is not given to another process until [`reap`].
+pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::PIDFd(pidfd), flags) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(-(signal as i32))),
+            Ok(_) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// What SIGINT did when [`ignore_interrupts`] was called, to give back to a child.
+pub(crate) struct InterruptDisposition(nix::libc::sighandler_t);
+
+/// Makes this process ignore SIGINT (a Ctrl-C reaches a whole foreground process group), and
+/// returns what it did before.
+pub(crate) fn ignore_interrupts() -> InterruptDisposition {
+    // SAFETY: installing SIG_IGN is always sound; the previous disposition is only kept, to be
+    // reinstalled as it was.
+    InterruptDisposition(unsafe { nix::libc::signal(nix::libc::SIGINT, nix::libc::SIG_IGN) })
+}
+
+/// Gives SIGINT back the disposition [`ignore_interrupts`] found.
+pub(crate) fn restore_interrupts(previous: &InterruptDisposition) {
+    // SAFETY: reinstalls a disposition this process had: SIG_DFL or SIG_IGN in a freshly
+    // `exec`ed program (handlers do not survive `exec`), or a handler of this same image.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGINT, previous.0);
+    }
+}
+
+/// Points this process's stderr at /dev/null (a child whose refusal a test expects).
+pub(crate) fn silence_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(null);
     }
 }
 

@@ -153,6 +153,7 @@ pub(crate) fn method_code(method: StartMethod) -> u8 {
     match method {
         StartMethod::Fork => 0,
         StartMethod::Spawn => 1,
+        StartMethod::Forkserver => 2,
     }
 }
 
@@ -161,6 +162,7 @@ pub(crate) fn method_name(code: u64) -> &'static str {
     match code {
         0 => "fork",
         1 => "spawn",
+        2 => "forkserver",
         _ => "?",
     }
 }
@@ -334,7 +336,7 @@ pub(crate) fn child_started(method: StartMethod) {
     let result = match method {
         StartMethod::Fork if enabled() => capture::install_after_fork(record_line),
         StartMethod::Fork => Ok(()),
-        StartMethod::Spawn => attach_inherited(),
+        StartMethod::Spawn | StartMethod::Forkserver => attach_inherited(),
     };
     if let Err(error) = result {
         ENABLED.store(false, Ordering::Relaxed);

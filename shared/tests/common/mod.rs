@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::{Process, StartMethod, Target};
 
-/// Generates `fork::NAME` and `spawn::NAME` tests that call `NAME(StartMethod::...)`.
-macro_rules! under_both_start_methods {
+/// Generates `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests that call
+/// `NAME(StartMethod::...)`.
+macro_rules! under_every_start_method {
     ($($name:ident),* $(,)?) => {
         mod fork {
             $(
@@ -29,6 +30,23 @@ macro_rules! under_both_start_methods {
                 }
             )*
         }
+        mod forkserver {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(shared::StartMethod::Forkserver);
+                }
+            )*
+        }
+    };
+}
+
+/// The name [`under_every_start_method`] had when there were two start methods, kept so that
+/// a test file written against it still builds; it runs all three.
+#[allow(unused_macros)]
+macro_rules! under_both_start_methods {
+    ($($name:ident),* $(,)?) => {
+        under_every_start_method!($($name),*);
     };
 }
 
@@ -122,5 +140,46 @@ pub fn within<R: Send + 'static>(
         Ok(result) => result,
         Err(RecvTimeoutError::Timeout) => panic!("still blocked after {limit:?}: hung"),
         Err(RecvTimeoutError::Disconnected) => panic!("the operation panicked"),
+    }
+}
+
+/// A pidfd of process `pid` (Linux `pidfd_open`), for a process that is not this one's child:
+/// a forkserved child, whose parent is the server. The caller makes sure `pid` still names
+/// the process it means (a forkserved child's PID stays its own until its end is collected).
+pub fn pidfd_of(pid: u32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Waits (bounded by `limit`) until the process behind `pidfd` has exited; whether it did.
+pub fn exited_within(pidfd: &std::os::fd::OwnedFd, limit: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let millis = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+    matches!(poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
+}
+
+/// Whether process `pid` is no longer in the process table, not even as a zombie, within
+/// `limit`: a forkserved child's server reaps it once its end has been collected.
+pub fn leaves_the_process_table_within(pid: u32, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let zombie_or_running = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok();
+        if !zombie_or_running {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }

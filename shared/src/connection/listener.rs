@@ -1,0 +1,404 @@
+//! [`Listener`] and [`Client`]: connections between unrelated processes over a Unix stream
+//! socket with a name, Python's `multiprocessing.connection.Listener` and `Client`.
+//!
+//! The name is an [`Address`]: a path in the filesystem, or a name in Linux's abstract
+//! namespace (`@nome`), which has no file. The sockets come from the `interprocess` crate's
+//! local sockets; the messages are those of a [`Pipe`](super::Pipe), with an optional
+//! challenge–response authentication first (see `auth`).
+//!
+//! # The socket file
+//!
+//! A path listener creates a socket file. Closing or dropping the [`Listener`] removes it,
+//! but only in the process that bound it (a forked child that drops a copy leaves it), and
+//! only if the path still names that same file (another listener may have taken the path
+//! since). A process killed by a signal cannot remove anything, so its file stays; the next
+//! [`Listener::bind`] to that path replaces it, once it knows that nobody listens there:
+//!
+//! - every path listener also holds an abstract name made of its file's device and inode
+//!   numbers, which the kernel frees when the listener's last descriptor closes, even after
+//!   SIGKILL. A bind that finds that name still held leaves the file alone, without touching
+//!   the live listener;
+//! - a socket file with no such name held (left by a killed listener of this crate, or made
+//!   by another program) is tried with a connection: only a refused connection (nobody
+//!   accepts there) makes it stale. A live listener of another program sees that connection
+//!   open and close.
+//!
+//! A file at the path that is not a socket is never removed: bind fails with `AddrInUse`.
+//! An abstract address leaves nothing behind in any case: the kernel frees the name when the
+//! last descriptor closes. That is why the lessons use one.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::traits::{Listener as _, Stream as _};
+use interprocess::local_socket::{
+    GenericFilePath, GenericNamespaced, ListenerOptions, Name, Stream, ToFsName, ToNsName,
+};
+use interprocess::os::unix::uds_local_socket::Listener as UdsListener;
+
+use super::{AuthenticationError, Connection, auth};
+use crate::sys;
+
+/// Where a [`Listener`] listens and a [`Client`] connects. Python: the `address` of a
+/// `Listener` of family `'AF_UNIX'`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// A socket file at this path.
+    Path(PathBuf),
+    /// A name in Linux's abstract namespace: no file, freed when the listener closes or its
+    /// process dies. Written `@nome` (Python writes `'\0nome'`). It has no permissions:
+    /// any process in the same network namespace can connect, so give the listener an
+    /// `authkey`.
+    Abstract(String),
+}
+
+impl Address {
+    /// Reads `@nome` (or `\0nome`, as Python writes it) as an abstract name, anything else as
+    /// a path.
+    ///
+    /// ```
+    /// use shared::Address;
+    /// assert_eq!(Address::parse("@conversa"), Address::Abstract("conversa".into()));
+    /// assert_eq!(Address::parse("/tmp/c.sock"), Address::Path("/tmp/c.sock".into()));
+    /// ```
+    pub fn parse(text: &str) -> Address {
+        match text.strip_prefix('@').or_else(|| text.strip_prefix('\0')) {
+            Some(name) => Address::Abstract(name.to_owned()),
+            None => Address::Path(PathBuf::from(text)),
+        }
+    }
+
+    fn name(&self) -> io::Result<Name<'_>> {
+        match self {
+            Address::Path(path) => path.as_os_str().to_fs_name::<GenericFilePath>(),
+            Address::Abstract(name) => OsStr::new(name).to_ns_name::<GenericNamespaced>(),
+        }
+    }
+}
+
+impl From<&str> for Address {
+    fn from(text: &str) -> Address {
+        Address::parse(text)
+    }
+}
+
+impl From<&Path> for Address {
+    fn from(path: &Path) -> Address {
+        Address::Path(path.to_owned())
+    }
+}
+
+impl From<PathBuf> for Address {
+    fn from(path: PathBuf) -> Address {
+        Address::Path(path)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Path(path) => write!(f, "{}", path.display()),
+            Address::Abstract(name) => write!(f, "@{name}"),
+        }
+    }
+}
+
+/// A socket with a name that accepts connections. Python:
+/// `multiprocessing.connection.Listener(address, backlog=..., authkey=...)`.
+///
+/// ```
+/// use shared::{Client, Listener};
+/// let address = format!("@exemplo-{}", std::process::id());
+/// let listener = Listener::bind(address.as_str(), 1, Some(b"segredo"))?;
+/// let client = std::thread::spawn(move || -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+///     let connection = Client::connect(address.as_str(), Some(b"segredo"))?;
+///     Ok(connection.recv::<String>()?)
+/// });
+/// listener.accept()?.send("olá")?;
+/// assert_eq!(client.join().unwrap().unwrap(), "olá");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Listener {
+    socket: UdsListener,
+    address: Address,
+    authkey: Option<Vec<u8>>,
+    /// The socket file this process created, removed on close.
+    file: Option<SocketFile>,
+}
+
+/// A socket file a listener created: removed on close only by the process that created it,
+/// and only while the path still names it.
+struct SocketFile {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+    creator: u32,
+    /// Holds the file's liveness name while the listener lives (see the module
+    /// documentation); `None` if another socket held it already.
+    _alive: Option<UdsListener>,
+}
+
+impl Listener {
+    /// Listens at `address`, letting up to `backlog` connections wait for
+    /// [`accept`](Self::accept); with an `authkey`, every connection must prove it holds the
+    /// same key before `accept` returns it. Python: `Listener(address, backlog=backlog,
+    /// authkey=authkey)`.
+    ///
+    /// A socket file left at the path by a listener that was killed is replaced (see the
+    /// module documentation).
+    ///
+    /// # Errors
+    /// `AddrInUse` when someone listens at the address, or a path names a file that is not
+    /// a socket; `InvalidInput` for a name too long (108 bytes) or with a NUL; the system's
+    /// refusal otherwise (a directory that does not exist or cannot be written).
+    pub fn bind(
+        address: impl Into<Address>,
+        backlog: u32,
+        authkey: Option<&[u8]>,
+    ) -> io::Result<Listener> {
+        let address = address.into();
+        let (socket, file) = match &address {
+            Address::Path(path) => {
+                let (socket, file) = listen_at_path(path)?;
+                (socket, Some(file))
+            }
+            Address::Abstract(_) => (listen(&address)?, None),
+        };
+        let listener = Listener {
+            socket,
+            address,
+            authkey: authkey.map(<[u8]>::to_vec),
+            file,
+        };
+        // Now that `listener` owns the file, a failure below removes it.
+        sys::socket::set_backlog(listener.socket.as_fd(), backlog.max(1))?;
+        Ok(listener)
+    }
+
+    /// Waits for a connection and returns its end; with an `authkey`, after the client
+    /// proved it holds the key and learned that this listener does. Python: `accept()`.
+    ///
+    /// # Errors
+    /// [`ConnectError::Authentication`] when the client failed the handshake (wrong key, no
+    /// key, another protocol, silent for [`HANDSHAKE_TIMEOUT`](super::auth::HANDSHAKE_TIMEOUT));
+    /// that connection is closed, and the listener goes on. [`ConnectError::Os`] when the
+    /// system refused.
+    pub fn accept(&self) -> Result<Connection, ConnectError> {
+        let stream = self.socket.accept()?;
+        let mut connection = Connection::from_socket(OwnedFd::from(stream));
+        if let Some(key) = &self.authkey {
+            auth::as_listener(&mut connection, key)?;
+        }
+        Ok(connection)
+    }
+
+    /// Where this listener listens. Python: `address`.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Stops listening and removes the socket file. Python: `close()`. Dropping the listener
+    /// does the same.
+    pub fn close(self) {}
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            file.remove_if_still_ours();
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .field("authenticates", &self.authkey.is_some())
+            .finish()
+    }
+}
+
+impl SocketFile {
+    /// Takes charge of the socket file just created at `path`.
+    fn claim(path: &Path) -> io::Result<SocketFile> {
+        let metadata = fs::symlink_metadata(path)?;
+        let (device, inode) = (metadata.dev(), metadata.ino());
+        Ok(SocketFile {
+            path: path.to_owned(),
+            device,
+            inode,
+            creator: std::process::id(),
+            _alive: listen(&liveness_name(device, inode)).ok(),
+        })
+    }
+
+    fn remove_if_still_ours(&self) {
+        if self.creator != std::process::id() {
+            return;
+        }
+        let same = fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == (self.device, self.inode));
+        if same {
+            // Nothing to report from a drop: at worst the file stays, as after a kill.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The abstract name a path listener holds while it lives: its file's identity.
+fn liveness_name(device: u64, inode: u64) -> Address {
+    Address::Abstract(format!("shared-listener-file-{device:x}-{inode:x}"))
+}
+
+fn listen(address: &Address) -> io::Result<UdsListener> {
+    ListenerOptions::new()
+        .name(address.name()?)
+        // This module removes socket files itself, with the checks above.
+        .reclaim_name(false)
+        .create_sync_as::<UdsListener>()
+}
+
+/// Binds and listens at `path`; a socket file there that nobody listens on (left by a
+/// killed listener) is replaced, once.
+fn listen_at_path(path: &Path) -> io::Result<(UdsListener, SocketFile)> {
+    let address = Address::Path(path.to_owned());
+    let socket = match listen(&address) {
+        Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+            // Held until the new socket is bound: another process replacing the same stale
+            // file at the same moment cannot claim it too, and so leaves it to this one.
+            let Some(_stale) = claim_if_stale(path) else {
+                return Err(error);
+            };
+            fs::remove_file(path)?;
+            listen(&address)?
+        }
+        result => result?,
+    };
+    match SocketFile::claim(path) {
+        Ok(file) => Ok((socket, file)),
+        Err(error) => {
+            let _ = fs::remove_file(path);
+            Err(error)
+        }
+    }
+}
+
+/// If `path` is a socket file that nobody listens on (no listener of this crate holds its
+/// liveness name, and a connection to it is refused), its liveness name, now held by this
+/// process.
+fn claim_if_stale(path: &Path) -> Option<UdsListener> {
+    let metadata = fs::symlink_metadata(path).ok()?;
+    if !metadata.file_type().is_socket() {
+        return None;
+    }
+    // A failure to take the name means a live listener holds it.
+    let claim = listen(&liveness_name(metadata.dev(), metadata.ino())).ok()?;
+    let address = Address::Path(path.to_owned());
+    match Stream::connect(address.name().ok()?) {
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => Some(claim),
+        _ => None,
+    }
+}
+
+fn stream_fd(stream: Stream) -> OwnedFd {
+    match stream {
+        Stream::UdSocket(stream) => OwnedFd::from(stream),
+    }
+}
+
+/// Connects to a [`Listener`]. Python: `multiprocessing.connection.Client`.
+#[derive(Debug)]
+pub enum Client {}
+
+impl Client {
+    /// Connects to the listener at `address` and returns this side's end; with an
+    /// `authkey`, after proving it holds the key and checking that the listener does.
+    /// Python: `Client(address, authkey=authkey)`.
+    ///
+    /// ```
+    /// use shared::{Client, ConnectError};
+    /// let refused = Client::connect("@ninguem-escuta-aqui", None).unwrap_err();
+    /// assert!(matches!(refused, ConnectError::Os(_)), "{refused}");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConnectError::Os`] when nobody listens at `address` (`ConnectionRefused`, or
+    /// `NotFound` for a path with no file); [`ConnectError::Authentication`] when the
+    /// handshake failed (see [`AuthenticationError`]).
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "Python's Client() returns a connection"
+    )]
+    pub fn connect(
+        address: impl Into<Address>,
+        authkey: Option<&[u8]>,
+    ) -> Result<Connection, ConnectError> {
+        let stream = Stream::connect(address.into().name()?)?;
+        let mut connection = Connection::from_socket(stream_fd(stream));
+        if let Some(key) = authkey {
+            auth::as_client(&mut connection, key)?;
+        }
+        Ok(connection)
+    }
+}
+
+/// Why [`Listener::accept`] or [`Client::connect`] failed.
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The peer did not authenticate. Python: `AuthenticationError`.
+    Authentication(AuthenticationError),
+    /// The system refused: nobody listens at the address, or another failure. Python:
+    /// `OSError` (`ConnectionRefusedError`, `FileNotFoundError`).
+    Os(io::Error),
+}
+
+impl ConnectError {
+    /// Whether the peer failed to authenticate (Python's `AuthenticationError`).
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, ConnectError::Authentication(_))
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Authentication(error) => write!(f, "authentication error: {error}"),
+            ConnectError::Os(error) => write!(f, "cannot connect: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Authentication(error) => Some(error),
+            ConnectError::Os(error) => Some(error),
+        }
+    }
+}
+
+crate::debug_as_display!(ConnectError);
+
+impl From<io::Error> for ConnectError {
+    fn from(error: io::Error) -> Self {
+        ConnectError::Os(error)
+    }
+}
+
+impl From<AuthenticationError> for ConnectError {
+    fn from(error: AuthenticationError) -> Self {
+        ConnectError::Authentication(error)
+    }
+}
