@@ -254,11 +254,19 @@ fn start_server() -> Result<Server, ProcessError> {
         .arg(inherited.to_string())
         .arg(std::process::id().to_string())
         .env(TOKEN_VARIABLE, spawn::hex(&token));
+    // Under `--timeline`, the server holds the log for the children it forks.
+    let mut keep = crate::timeline::for_executed_child(&mut command)?;
+    keep.push(inherited);
     // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
-    // async-signal-safe, on a descriptor this process owns (`theirs`, open until `spawn`
-    // returns).
+    // async-signal-safe, on descriptors this process owns (`theirs`, open until `spawn`
+    // returns, and the timeline's log, which lives as long as the process).
     unsafe {
-        command.pre_exec(move || sys::fd::keep_across_exec(inherited));
+        command.pre_exec(move || {
+            for &fd in &keep {
+                sys::fd::keep_across_exec(fd)?;
+            }
+            Ok(())
+        });
     }
     let mut process = command.spawn()?;
     drop(theirs);

@@ -294,10 +294,12 @@
 //!
 //! - **One log for the whole run**: a sealed memfd of fixed-size records, appended with an
 //!   atomic index, mapped by every process (inherited by fork; its descriptor passed to a
-//!   spawned child, named in an environment variable that only a checked spawned child
-//!   reads). A record is in shared memory once written, so a process killed mid-run keeps
-//!   its events; a parent records the exit of a child it reaps (with the signal, if one
-//!   killed it). The log is checked when read: a corrupt one is an error message on stderr,
+//!   spawned child, or to a forkserver that its children inherit it from, named in an
+//!   environment variable that only a checked spawned or forkserved child reads; the server
+//!   itself records nothing and is not in the timeline). A record is in shared memory once
+//!   written, so a process killed mid-run keeps its events; a parent records the exit of a
+//!   child it collects (with the signal, if one killed it; a forkserved child's as its
+//!   server reports it). The log is checked when read: a corrupt one is an error message on stderr,
 //!   never a crash. Times come from `CLOCK_MONOTONIC`, one clock for the whole machine.
 //! - **Printed lines are attributed exactly**: each process points its stdout at a pipe of
 //!   its own and copies it to the real stdout, recording each line as its own. Every

@@ -299,7 +299,7 @@ pub(crate) fn start_child(
         // message would only look like a failure in a green run.
         command.stderr(std::process::Stdio::null());
     }
-    inherit.extend(crate::timeline::for_spawned_child(&mut command)?);
+    inherit.extend(crate::timeline::for_executed_child(&mut command)?);
     // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
     // async-signal-safe, on descriptors this process owns (the handles and the payload, all
     // kept open by the caller and `payload` until `spawn` returns).
@@ -726,6 +726,11 @@ impl Accepted {
             parent_exited,
         } = self;
         DISPATCHED.store(true, Ordering::Relaxed);
+        // Only a forkserved child is told of its parent by a pidfd (see `accept_forkserved`).
+        let method = match parent_exited {
+            Some(_) => crate::StartMethod::Forkserver,
+            None => crate::StartMethod::Spawn,
+        };
         let parent_exited = parent_exited.map(std::sync::Arc::new);
         let watched = match &parent_exited {
             Some(exited) if body.daemon => {
@@ -746,7 +751,7 @@ impl Accepted {
             parent_name: body.parent_name,
             parent_exited,
         });
-        crate::timeline::child_started(crate::StartMethod::Spawn);
+        crate::timeline::child_started(method);
         entry(&body.args, fds)
     }
 }

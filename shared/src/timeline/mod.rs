@@ -326,9 +326,11 @@ pub(crate) fn start(output: TimelineOutput) -> io::Result<()> {
     Ok(())
 }
 
-/// Called first thing in a new child, forked or spawned: a forked child takes its own PID and
-/// stdout pipe; a spawned one attaches to the log its parent named in [`LOG_VARIABLE`].
-/// A child that cannot record says so on stderr and runs on without the timeline.
+/// Called first thing in a new child: a forked child takes its own PID and stdout pipe; a
+/// spawned or forkserved one attaches to the log named in [`LOG_VARIABLE`] (by its parent, or
+/// by the parent that started its forkserver: the server holds the log for its children, and
+/// gave them the real stdout, as a spawned child gets it). A child that cannot record says so
+/// on stderr and runs on without the timeline.
 pub(crate) fn child_started(method: StartMethod) {
     METHOD.store(method_code(method), Ordering::Relaxed);
     FREQUENT.store(0, Ordering::Relaxed);
@@ -348,7 +350,7 @@ pub(crate) fn child_started(method: StartMethod) {
     }
 }
 
-/// In a spawned child: the log its parent passed, if any, checked.
+/// In a spawned or forkserved child: the log passed across the `exec`, if any, checked.
 fn attach_inherited() -> io::Result<()> {
     let Some(value) = std::env::var_os(LOG_VARIABLE) else {
         return Ok(());
@@ -383,12 +385,15 @@ fn record_text(kind: Kind, arg: u64, text: String) {
     }
 }
 
-/// Prepares a spawn start: the child gets the log's descriptor (returned, to be kept open
-/// across `exec`) named in its environment, and the real stdout as its stdout.
+/// Prepares an `exec` of this program that will run processes of the run: a spawned child,
+/// or a forkserver, whose forked children inherit what it gets. It gets the log's descriptor
+/// (returned, to be kept open across `exec`) named in its environment, and the real stdout as
+/// its stdout, so that each of those processes captures its own lines (a forkserver records
+/// nothing itself: it never calls [`child_started`], so it is no process of the timeline).
 ///
 /// # Errors
 /// The system refused to duplicate stdout.
-pub(crate) fn for_spawned_child(command: &mut Command) -> io::Result<Vec<RawFd>> {
+pub(crate) fn for_executed_child(command: &mut Command) -> io::Result<Vec<RawFd>> {
     let (true, Some(log), Some(real)) = (enabled(), LOG.get(), capture::real_stdout()) else {
         return Ok(Vec::new());
     };
