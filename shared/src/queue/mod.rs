@@ -481,8 +481,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             let seen = match guard.full(maxsize) {
                 Ok(Some(seen)) => seen,
                 Ok(None) => {
-                    span.item(|| (self.ring.id(), guard.next_item()));
+                    // Recorded before the push: once placed, the item is another process's
+                    // to take, and this process may be killed before the put returns.
+                    span.item_recorded(|| (self.ring.id(), guard.next_item()));
                     let pushed = guard.push(len, |out| codec::encode_into(&item, out));
+                    if pushed.is_err() {
+                        span.item(|| (self.ring.id(), 0)); // nothing was placed after all
+                    }
                     return PutError::from_push(item, pushed);
                 }
                 Err(error) => return Err(PutError::from_ring(item, error)),

@@ -111,6 +111,10 @@ fn corrupt(what: impl Into<String>) -> Corrupt {
     Corrupt(what.into())
 }
 
+/// Where [`Log::append`] put a record: only the process that appended it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Slot(usize);
+
 /// A mapped event log.
 pub(super) struct Log {
     file: OwnedFd,
@@ -192,14 +196,15 @@ impl Log {
         &self.words()[start..start + RECORD_WORDS]
     }
 
-    /// Appends `record`; counts it as lost if the log is full. Never blocks: a writer takes
-    /// its slot with one `fetch_add`.
-    pub(super) fn append(&self, record: &Record) {
+    /// Appends `record` and returns its slot, for [`amend`](Self::amend); counts it as lost
+    /// (`None`) if the log is full. Never blocks: a writer takes its slot with one
+    /// `fetch_add`.
+    pub(super) fn append(&self, record: &Record) -> Option<Slot> {
         let header = self.words();
         let index = header[HEADER_NEXT].fetch_add(1, Ordering::Relaxed);
         if index >= CAPACITY {
             header[HEADER_LOST].fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         let words = self.record(index as usize);
         let (text, cut) = cut_to_fit(&record.text);
@@ -222,6 +227,18 @@ impl Log {
         let cut = if cut || record.cut { CUT_BIT } else { 0 };
         let commit = COMMIT_TAG << 32 | u64::from(record.kind) << 16 | cut | text.len() as u64;
         words[0].store(commit, Ordering::Release);
+        Some(Slot(index as usize))
+    }
+
+    /// Changes the end time, the object and the argument of the record this process
+    /// appended in `slot`: for a call recorded before it ended (see `Span::item_recorded`).
+    /// Each word is stored whole, so a reader sees the first version of a field or the
+    /// amended one, both valid; a writer killed in between leaves the first.
+    pub(super) fn amend(&self, slot: Slot, end: u64, object: u64, arg: u64) {
+        let words = self.record(slot.0);
+        words[3].store(end, Ordering::Release);
+        words[5].store(object, Ordering::Release);
+        words[6].store(arg, Ordering::Release);
     }
 
     /// Every committed record, in the order their slots were taken, checked. A record
@@ -347,6 +364,22 @@ mod tests {
             [record(1, "Processo 1 iniciado"), record(2, "")]
         );
         assert_eq!((contents.lost, contents.unfinished), (0, 0));
+    }
+
+    #[test]
+    fn an_amended_record_keeps_its_place_and_changes_its_end() {
+        let log = Log::create(0).unwrap();
+        let slot = log.append(&record(1, "put")).unwrap();
+        log.append(&record(2, "later"));
+        log.amend(slot, 99, 8, 0);
+        let contents = log.read(|_| true).unwrap();
+        let amended = Record {
+            end: 99,
+            object: 8,
+            arg: 0,
+            ..record(1, "put")
+        };
+        assert_eq!(contents.records, [amended, record(2, "later")]);
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub(crate) struct Span {
     mark: u64,
     object: u64,
     arg: u64,
+    /// Recorded already, by [`item_recorded`](Self::item_recorded): in this slot of the log,
+    /// or in none if the log was full.
+    recorded: Option<Option<log::Slot>>,
 }
 
 impl Span {
@@ -221,6 +224,7 @@ impl Span {
         mark: 0,
         object: 0,
         arg: 0,
+        recorded: None,
     };
 
     #[cold]
@@ -236,6 +240,7 @@ impl Span {
             mark: begin,
             object,
             arg,
+            recorded: None,
         }
     }
 
@@ -248,22 +253,55 @@ impl Span {
             self.mark = sys::monotonic_ns();
         }
     }
-}
 
-impl Drop for Span {
+    /// As [`item`](Self::item), and writes the record now, ending at the mark; the drop then
+    /// only amends its end (and what a later [`item`](Self::item) changed). For a call whose
+    /// work another process may act on at once: a `put`'s item can be taken, and this
+    /// process killed (a pool's `terminate`), before the put returns, and the `get` that
+    /// found the item must never be in the log without the `put` that placed it.
     #[inline]
-    fn drop(&mut self) {
+    pub(crate) fn item_recorded(&mut self, details: impl FnOnce() -> (u64, u64)) {
         if self.begin != 0 {
-            let end = sys::monotonic_ns();
-            append(
+            self.item(details);
+            let slot = append(
                 self.kind,
                 self.begin,
-                end,
+                self.mark,
                 self.mark,
                 self.object,
                 self.arg,
                 String::new(),
             );
+            self.recorded = Some(slot);
+        }
+    }
+}
+
+impl Drop for Span {
+    #[inline]
+    fn drop(&mut self) {
+        if self.begin == 0 {
+            return;
+        }
+        let end = sys::monotonic_ns();
+        match self.recorded {
+            None => {
+                append(
+                    self.kind,
+                    self.begin,
+                    end,
+                    self.mark,
+                    self.object,
+                    self.arg,
+                    String::new(),
+                );
+            }
+            Some(Some(slot)) => {
+                if let Some(log) = LOG.get() {
+                    log.amend(slot, end, self.object, self.arg);
+                }
+            }
+            Some(None) => {} // the log was full: counted as lost
         }
     }
 }
@@ -280,8 +318,17 @@ fn pid() -> u32 {
     }
 }
 
-fn append(kind: Kind, begin: u64, end: u64, mark: u64, object: u64, arg: u64, text: String) {
-    if let Some(log) = LOG.get() {
+/// Appends a record of this process; its slot, unless the log is full or absent.
+fn append(
+    kind: Kind,
+    begin: u64,
+    end: u64,
+    mark: u64,
+    object: u64,
+    arg: u64,
+    text: String,
+) -> Option<log::Slot> {
+    LOG.get().and_then(|log| {
         log.append(&Record {
             kind: kind as u16,
             pid: pid(),
@@ -292,8 +339,8 @@ fn append(kind: Kind, begin: u64, end: u64, mark: u64, object: u64, arg: u64, te
             arg,
             text,
             cut: false,
-        });
-    }
+        })
+    })
 }
 
 /// Records one printed line of this process (called by the copier with the lock held).
@@ -547,6 +594,43 @@ mod tests {
         }
         assert_eq!(Kind::from_code(0), None);
         assert_eq!(Kind::from_code(Kind::ALL.len() as u16 + 1), None);
+    }
+
+    #[test]
+    fn a_put_recorded_at_its_item_is_in_the_log_even_if_its_process_dies_before_the_drop() {
+        // The log only: `ENABLED` stays off, so the other tests' hooks record nothing here.
+        let log = LOG.get_or_init(|| Log::create(sys::monotonic_ns()).unwrap());
+        let mut killed = Span::begin(Kind::Put, (7_001, 0));
+        killed.item_recorded(|| (7_001, 5));
+        std::mem::forget(killed); // as if SIGKILL came between the push and the drop
+        let mut failed = Span::begin(Kind::Put, (7_002, 0));
+        failed.item_recorded(|| (7_002, 6));
+        failed.item(|| (7_002, 0)); // the push failed: nothing was placed
+        drop(failed);
+
+        let records = log
+            .read(|code| Kind::from_code(code).is_some())
+            .unwrap()
+            .records;
+        let puts_on = |queue: u64| -> Vec<&Record> {
+            records
+                .iter()
+                .filter(|r| r.kind == Kind::Put as u16 && r.object == queue)
+                .collect()
+        };
+        let [killed] = puts_on(7_001)[..] else {
+            panic!("{records:?}")
+        };
+        assert_eq!(
+            (killed.arg, killed.end),
+            (5, killed.mark),
+            "ends at its item"
+        );
+        let [failed] = puts_on(7_002)[..] else {
+            panic!("{records:?}")
+        };
+        assert_eq!(failed.arg, 0, "amended: no item");
+        assert!(failed.end >= failed.mark && failed.mark >= failed.begin);
     }
 
     #[test]
