@@ -1,6 +1,6 @@
 //! Checks of a lesson run with `--timeline` (issue 16, item 6): the JSON trace and the
 //! drawing, each against the run's own stdout. [`check_timeline!`](crate::check_timeline)
-//! makes the tests of one binary, under every start method.
+//! makes the tests of one binary, under every start method (fork, spawn and forkserver).
 //!
 //! What is asserted, and why it is forced:
 //! - the trace parses, and has one `pid` per process the lesson started plus the main one
@@ -312,6 +312,16 @@ macro_rules! check_timeline {
         }
 
         #[test]
+        fn timeline_json_forkserver() {
+            $crate::timeline::json_run(
+                env!(concat!("CARGO_BIN_EXE_", $bin)),
+                $crate::StartMethod::Forkserver,
+                $guarantees,
+                $processes,
+            );
+        }
+
+        #[test]
         fn timeline_drawing_fork() {
             $crate::timeline::drawing_run(
                 env!(concat!("CARGO_BIN_EXE_", $bin)),
@@ -326,6 +336,16 @@ macro_rules! check_timeline {
             $crate::timeline::drawing_run(
                 env!(concat!("CARGO_BIN_EXE_", $bin)),
                 $crate::StartMethod::Spawn,
+                $guarantees,
+                $processes,
+            );
+        }
+
+        #[test]
+        fn timeline_drawing_forkserver() {
+            $crate::timeline::drawing_run(
+                env!(concat!("CARGO_BIN_EXE_", $bin)),
+                $crate::StartMethod::Forkserver,
                 $guarantees,
                 $processes,
             );
