@@ -234,7 +234,11 @@ pub fn check_drawing(run: &Run, transcript: &Transcript, processes: usize) {
     let fail = |message: String| -> ! {
         transcript.fail(&format!("{message}\n--- drawing ---\n{drawing}"))
     };
-    if !drawing.starts_with(&format!("Linha do tempo: {processes} processos;")) {
+    let count = match processes {
+        1 => "1 processo".to_owned(),
+        n => format!("{n} processos"),
+    };
+    if !drawing.starts_with(&format!("Linha do tempo: {count};")) {
         fail(format!(
             "the drawing does not start with its {processes} processes"
         ));

@@ -47,6 +47,14 @@ struct Row {
     waiting: Option<bool>,
 }
 
+/// "1 processo", "2 processos": a run of lesson 03's two terminals has one process.
+fn processes(count: usize) -> String {
+    match count {
+        1 => "1 processo".to_owned(),
+        n => format!("{n} processos"),
+    }
+}
+
 /// The drawing of `run`, `width` columns wide at most (plus colour codes if `colour`).
 pub(super) fn draw(run: &Run, width: usize, colour: bool) -> String {
     let rows = rows(run);
@@ -55,8 +63,8 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Linha do tempo: {} processos; tempos em ms desde o init()",
-        run.processes.len()
+        "Linha do tempo: {}; tempos em ms desde o init()",
+        processes(run.processes.len())
     );
     header(&mut out, run, &lanes, column, width);
     let mut waiting: BTreeMap<u32, bool> = BTreeMap::new();
@@ -345,6 +353,12 @@ mod tests {
         assert_eq!(fit("abcdef", 6), "abcdef");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("ação", 3), "aç…");
+    }
+
+    #[test]
+    fn one_process_is_singular() {
+        assert_eq!(processes(1), "1 processo");
+        assert_eq!(processes(9), "9 processos");
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Log {
         Ok(Log { file, map })
     }
 
-    /// The descriptor, to pass to a spawned child.
+    /// The descriptor, to pass to a spawned child or a forkserver.
     pub(super) fn file(&self) -> std::os::fd::BorrowedFd<'_> {
         self.file.as_fd()
     }

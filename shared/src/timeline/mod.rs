@@ -3,7 +3,8 @@
 //! With `--timeline` (or `--timeline=FILE.json`), [`init`](crate::init) creates an event log
 //! in shared memory ([`log`]) that every process of the run writes to: forked children
 //! inherit its mapping, spawned children receive its descriptor (named in
-//! [`LOG_VARIABLE`]). Each process points its stdout at a pipe of its own and copies it to the
+//! [`LOG_VARIABLE`]), and so does a forkserver, for the children it forks (the server itself
+//! records nothing). Each process points its stdout at a pipe of its own and copies it to the
 //! real stdout, so each printed line is recorded as its printer's ([`capture`]). The library
 //! records, from one-line hooks in its operations: a process's start (by its parent, with the
 //! method) and its first moment (by itself, with its target's name), every printed line,
@@ -55,7 +56,8 @@ pub enum TimelineOutput {
     Json(PathBuf),
 }
 
-/// The environment variable that names the log's descriptor to a spawned child.
+/// The environment variable that names the log's descriptor to a spawned child, or to a
+/// forkserver and so to its children.
 pub(crate) const LOG_VARIABLE: &str = "SHARED_TIMELINE_FD";
 
 /// Whether this process records. Set once by `init` in the main process, or as a child
