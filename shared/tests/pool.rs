@@ -26,6 +26,7 @@ under_both_start_methods!(
     a_task_error_or_panic_fails_only_that_call,
     a_task_that_kills_its_worker_fails_alone_and_the_pool_goes_on,
     a_worker_killed_mid_task_fails_its_task_within_the_limit,
+    chunks_sent_with_a_killed_workers_task_run_elsewhere,
     maxtasksperchild_replaces_each_worker_after_its_tasks,
     terminate_fails_the_work_in_flight,
     no_worker_outlives_a_dropped_pool,
@@ -92,6 +93,11 @@ fn blocks_forever(_: u64) -> u64 {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// Blocks for ever on 0 (after saying so); squares anything else.
+fn blocks_on_zero(x: u64) -> u64 {
+    if x == 0 { blocks_forever(x) } else { x * x }
 }
 
 static GREETING: OnceLock<String> = OnceLock::new();
@@ -323,6 +329,30 @@ fn a_worker_killed_mid_task_fails_its_task_within_the_limit(method: StartMethod)
     // The call queued behind it ran on the replacement.
     assert_eq!(queued.get_timeout(LIMIT).expect("queued call"), 25);
     assert!(!pool.worker_pids().contains(&worker));
+}
+
+/// A worker is sent several chunks at once; killed while it runs the first, only that one
+/// fails: the others, taken with it but never started, run on its replacement, once each.
+fn chunks_sent_with_a_killed_workers_task_run_elsewhere(method: StartMethod) {
+    let started = Queue::new().expect("queue");
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(remember_started, (started.clone(),))
+        .start_method(method)
+        .build()
+        .expect("pool");
+    let results = pool.imap(blocks_on_zero, 0..6).expect("imap");
+    let worker = started.get_timeout(LIMIT).expect("the first task starts");
+    kill(Pid::from_raw(worker as i32), Signal::SIGKILL).expect("kill");
+    let results: Vec<_> = within(LIMIT, move || results.collect());
+    assert_eq!(results.len(), 6);
+    for (x, result) in (0..6).zip(&results) {
+        match result {
+            Err(PoolError::WorkerDied { pid, exitcode: -9 }) if x == 0 => assert_eq!(*pid, worker),
+            Ok(y) if x > 0 => assert_eq!(*y, x * x),
+            other => panic!("item {x}: {other:?}"),
+        }
+    }
 }
 
 fn maxtasksperchild_replaces_each_worker_after_its_tasks(method: StartMethod) {

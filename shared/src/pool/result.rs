@@ -141,7 +141,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
 pub(crate) fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, PoolError> {
     let mut values = Vec::with_capacity(job.chunk_lens.iter().sum());
     for (chunk, &len) in job.chunk_lens.iter().enumerate() {
-        let outcome = job.outcomes.get(&(chunk as u64));
+        let outcome = job.outcome(chunk as u64);
         // The common case, a chunk whose calls all succeeded, moves its values over as they are.
         if let Some(Outcome::Ran(bytes)) = outcome
             && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
@@ -323,12 +323,12 @@ where
             let job = state.jobs.get_mut(&self.job)?;
             let chunk = if self.ordered {
                 job.arrivals.clear();
-                Some(self.yielded).filter(|chunk| job.outcomes.contains_key(chunk))
+                Some(self.yielded).filter(|&chunk| job.outcome(chunk).is_some())
             } else {
                 job.arrivals.pop_front()
             };
             if let Some(chunk) = chunk {
-                let outcome = job.outcomes.remove(&chunk);
+                let outcome = job.take_outcome(chunk);
                 let len = job.chunk_lens[chunk as usize];
                 self.yielded += 1;
                 drop(state);

@@ -20,8 +20,9 @@ use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
 use crate::{GetError, Process, Queue, sys};
 
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
-/// that it finds its next chunk without waiting for the supervisor. An idle worker takes queued
-/// chunks back from a busy one, so a long chunk does not hold others up.
+/// that it finds its next chunk without waiting for the supervisor. They are sent in batches,
+/// one order for all the chunks a worker is given at once. An idle worker takes a queued batch
+/// back from a busy one, so a long chunk does not hold others up.
 pub(crate) const PREFETCH: usize = 32;
 
 /// Makes a worker process (not started) from its setup.
@@ -73,8 +74,9 @@ pub(crate) struct Job {
     settled: Vec<bool>,
     unsettled: usize,
     /// The outcomes not yet taken by an `imap`, by chunk index.
-    pub(crate) outcomes: HashMap<u64, Outcome>,
-    /// Chunk indices in the order their outcomes arrived (for `imap_unordered`).
+    outcomes: Vec<Option<Outcome>>,
+    /// For a `streaming` job, chunk indices in the order their outcomes arrived (for
+    /// `imap_unordered`).
     pub(crate) arrivals: VecDeque<u64>,
     /// Read chunk by chunk (an `imap`), rather than once complete.
     pub(crate) streaming: bool,
@@ -88,8 +90,21 @@ impl Job {
         self.unsettled == 0
     }
 
+    /// The outcome of `chunk`, if it has one not yet taken.
+    pub(crate) fn outcome(&self, chunk: u64) -> Option<&Outcome> {
+        let index = usize::try_from(chunk).ok()?;
+        self.outcomes.get(index)?.as_ref()
+    }
+
+    /// Takes the outcome of `chunk` out (an `imap` reads each once).
+    pub(crate) fn take_outcome(&mut self, chunk: u64) -> Option<Outcome> {
+        let index = usize::try_from(chunk).ok()?;
+        self.outcomes.get_mut(index)?.take()
+    }
+
     fn add_chunk(&mut self, len: usize) -> u64 {
         self.chunk_lens.push(len);
+        self.outcomes.push(None);
         self.settled.push(false);
         self.unsettled += 1;
         self.chunk_lens.len() as u64 - 1
@@ -98,19 +113,21 @@ impl Job {
     /// Records the outcome of `chunk`, unless it already has one. Returns whether a reader
     /// waiting on the job may go on: the job is complete, or it is read chunk by chunk.
     fn settle(&mut self, chunk: u64, outcome: Outcome) -> bool {
-        let Some(settled) = usize::try_from(chunk)
+        let Some(index) = usize::try_from(chunk)
             .ok()
-            .and_then(|index| self.settled.get_mut(index))
+            .filter(|&index| index < self.settled.len())
         else {
             return false;
         };
-        if *settled {
+        if self.settled[index] {
             return false;
         }
-        *settled = true;
+        self.settled[index] = true;
         self.unsettled -= 1;
-        self.outcomes.insert(chunk, outcome);
-        self.arrivals.push_back(chunk);
+        self.outcomes[index] = Some(outcome);
+        if self.streaming {
+            self.arrivals.push_back(chunk);
+        }
         self.streaming || self.is_complete()
     }
 }
@@ -134,7 +151,7 @@ struct Worker {
     process: Process,
     orders: Queue<Order>,
     /// The chunks sent and not reported, oldest first.
-    held: VecDeque<(u64, u64)>,
+    held: VecDeque<Run>,
     /// Chunks it will run before it exits by itself (`maxtasksperchild`), if limited.
     budget: Option<u64>,
     /// Told to stop (or killed): gets no more work.
@@ -425,7 +442,7 @@ impl State {
                 outcome,
             } => {
                 if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
-                    worker.held.retain(|&held| held != (job, chunk));
+                    worker.forget_held((job, chunk));
                 }
                 let outcome = match outcome {
                     Ok(bytes) => Outcome::Ran(bytes.into_vec()),
@@ -464,22 +481,29 @@ impl State {
             Ok(()) => worker.process.exitcode().unwrap_or(-1),
             Err(_) => -1,
         };
+        // What is still in its queue was never taken.
         let mut untaken = Vec::new();
-        while let Ok(Order::Run(run)) = worker.orders.get_nowait() {
-            worker.held.retain(|&held| held != (run.job, run.chunk));
-            untaken.push(run);
+        while let Ok(Order::Runs(runs)) = worker.orders.get_nowait() {
+            for run in &runs {
+                worker.forget_held((run.job, run.chunk));
+            }
+            untaken.extend(runs);
         }
-        for run in untaken.into_iter().rev() {
+        // It runs what it took in order and reports each chunk before the next: the oldest
+        // chunk it holds is the one it was running, and the others it took with it were never
+        // started. Those go to other workers with the untaken ones, in order.
+        let running = worker.held.pop_front();
+        for run in worker.held.into_iter().chain(untaken).rev() {
             self.pending.push_front(run);
         }
         let died = Failure::WorkerDied {
             pid: worker.pid,
             exitcode,
         };
-        for (job, chunk) in worker.held {
-            if let Some(record) = self.jobs.get_mut(&job) {
-                self.news |= record.settle(chunk, Outcome::Failed(died.clone()));
-            }
+        if let Some(run) = running
+            && let Some(record) = self.jobs.get_mut(&run.job)
+        {
+            self.news |= record.settle(run.chunk, Outcome::Failed(died));
         }
         if !worker.ready && !worker.stopping {
             // It died before its initializer returned (a signal, an `exit`, a spawned child
@@ -555,32 +579,32 @@ impl State {
         }
     }
 
+    /// Gives each worker with room its share of the pending chunks, in one order each.
     fn fill_workers(&mut self) {
         loop {
-            let mut gave = false;
-            for worker in self.workers.iter_mut() {
-                if !worker.has_room() {
-                    continue;
-                }
-                let Some(run) = self.pending.pop_front() else {
-                    return;
-                };
-                match worker.send(run) {
-                    Ok(()) => gave = true,
-                    Err(run) => {
-                        self.pending.push_front(run);
-                        worker.stopping = true;
-                        let _ = worker.process.kill();
-                    }
-                }
-            }
-            if !gave {
+            let eligible = self.workers.iter().filter(|w| w.has_room()).count();
+            if eligible == 0 || self.pending.is_empty() {
                 return;
+            }
+            let share = self.pending.len().div_ceil(eligible);
+            for worker in self.workers.iter_mut().filter(|w| w.has_room()) {
+                let take = share.min(worker.room()).min(self.pending.len());
+                if take == 0 {
+                    break;
+                }
+                let batch: Vec<Run> = self.pending.drain(..take).collect();
+                if let Err(batch) = worker.send(batch) {
+                    for run in batch.into_iter().rev() {
+                        self.pending.push_front(run);
+                    }
+                    worker.stopping = true;
+                    let _ = worker.process.kill();
+                }
             }
         }
     }
 
-    /// Moves a chunk queued behind a busy worker's current one to each idle worker.
+    /// Moves the chunks queued behind a busy worker's current one to each idle worker.
     fn rebalance(&mut self) {
         while self.pending.is_empty() {
             let Some(idle) = self
@@ -593,16 +617,20 @@ impl State {
             let Some(busy) = self.workers.iter().position(|w| w.held.len() >= 2) else {
                 return;
             };
-            let Ok(Order::Run(run)) = self.workers[busy].orders.get_nowait() else {
+            let Ok(Order::Runs(batch)) = self.workers[busy].orders.get_nowait() else {
                 return;
             };
             let busy = &mut self.workers[busy];
-            busy.held.retain(|&held| held != (run.job, run.chunk));
-            if let Some(budget) = &mut busy.budget {
-                *budget += 1;
+            for run in &batch {
+                busy.forget_held((run.job, run.chunk));
             }
-            if let Err(run) = self.workers[idle].send(run) {
-                self.pending.push_front(run);
+            if let Some(budget) = &mut busy.budget {
+                *budget += batch.len() as u64;
+            }
+            if let Err(batch) = self.workers[idle].send(batch) {
+                for run in batch.into_iter().rev() {
+                    self.pending.push_front(run);
+                }
                 return;
             }
         }
@@ -660,25 +688,40 @@ impl State {
 }
 
 impl Worker {
-    fn has_room(&self) -> bool {
-        !self.stopping && self.held.len() < PREFETCH && self.budget != Some(0)
+    /// Forgets a chunk it no longer holds: usually the oldest, as it runs them in order.
+    fn forget_held(&mut self, (job, chunk): (u64, u64)) {
+        let is_it = |run: &Run| run.job == job && run.chunk == chunk;
+        if self.held.front().is_some_and(is_it) {
+            self.held.pop_front();
+        } else {
+            self.held.retain(|run| !is_it(run));
+        }
     }
 
-    /// Puts `run` on the worker's queue; gives it back if the queue refuses it.
-    fn send(&mut self, run: Run) -> Result<(), Run> {
-        let key = (run.job, run.chunk);
-        self.orders
-            .put(Order::Run(run))
-            .map_err(|error| match error.into_inner() {
-                Order::Run(run) => run,
-                Order::Stop => {
-                    unreachable!("the order put was a Run, and a refused put returns it")
-                }
-            })?;
-        self.held.push_back(key);
-        if let Some(budget) = &mut self.budget {
-            *budget -= 1;
+    /// How many more chunks it may be given now.
+    fn room(&self) -> usize {
+        if self.stopping {
+            return 0;
         }
+        let budget = self.budget.map_or(usize::MAX, |b| b as usize);
+        PREFETCH.saturating_sub(self.held.len()).min(budget)
+    }
+
+    fn has_room(&self) -> bool {
+        self.room() > 0
+    }
+
+    /// Puts `batch` on the worker's queue as one order; gives it back if the queue refuses it.
+    /// The worker's copy is what it runs; the pool's, kept in `held`, is what goes to another
+    /// worker if this one dies before starting it.
+    fn send(&mut self, batch: Vec<Run>) -> Result<(), Vec<Run>> {
+        if self.orders.put(Order::Runs(batch.clone())).is_err() {
+            return Err(batch);
+        }
+        if let Some(budget) = &mut self.budget {
+            *budget -= batch.len() as u64;
+        }
+        self.held.extend(batch);
         Ok(())
     }
 }

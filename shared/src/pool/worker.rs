@@ -21,6 +21,7 @@ pub(crate) struct Run {
     /// The entry point's seal ([`task::seal`]): the worker refuses an order without a valid
     /// one. The pool's token itself never crosses the queue, whose memory other processes
     /// can read.
+    #[serde(with = "serde_bytes")]
     pub(crate) seal: Seal,
     /// The arguments, an encoded `Vec<Args>`.
     #[serde(with = "serde_bytes")]
@@ -30,8 +31,8 @@ pub(crate) struct Run {
 /// What the pool sends a worker, on that worker's own queue.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Order {
-    /// Run this chunk and report its outcome.
-    Run(Run),
+    /// Run these chunks, in order, and report each one's outcome before the next.
+    Runs(Vec<Run>),
     /// Exit: the pool was closed and has no more work.
     Stop,
 }
@@ -98,23 +99,26 @@ where
         .map_err(|error| format!("a pool worker cannot report: {error}"))?;
     let mut ran = 0;
     let mut seals = SealCache::default();
-    while setup.maxtasks != Some(ran) {
-        let run = match setup.orders.get() {
-            Ok(Order::Run(run)) => run,
+    // The pool never sends more than `maxtasks` chunks in all, so a batch never crosses it.
+    while setup.maxtasks.is_none_or(|most| ran < most) {
+        let runs = match setup.orders.get() {
+            Ok(Order::Runs(runs)) => runs,
             Ok(Order::Stop) | Err(GetError::ShutDown | GetError::Closed) => return Ok(()),
             Err(error) => return Err(format!("a pool worker cannot read its orders: {error}")),
         };
-        let report = Report::Done {
-            worker: setup.id,
-            job: run.job,
-            chunk: run.chunk,
-            outcome: execute(&run, &setup.token, &mut seals).map(serde_bytes::ByteBuf::from),
-        };
-        setup
-            .reports
-            .put(report)
-            .map_err(|error| format!("a pool worker cannot report: {error}"))?;
-        ran += 1;
+        for run in runs {
+            let report = Report::Done {
+                worker: setup.id,
+                job: run.job,
+                chunk: run.chunk,
+                outcome: execute(&run, &setup.token, &mut seals).map(serde_bytes::ByteBuf::from),
+            };
+            setup
+                .reports
+                .put(report)
+                .map_err(|error| format!("a pool worker cannot report: {error}"))?;
+            ran += 1;
+        }
     }
     Ok(())
 }
