@@ -127,8 +127,21 @@ fn pool(method: StartMethod, processes: usize) -> Pool {
         .expect("pool")
 }
 
+/// Whether `pid` is still there for the pool to deal with: running, or a zombie of ours that
+/// the pool never reaped. A zombie of another parent has ended and is not the pool's to reap:
+/// a forkserved worker stays one in its server for a moment after the pool collected its end,
+/// and `kill(pid, 0)` alone still finds it.
 fn is_running(pid: u32) -> bool {
-    kill(Pid::from_raw(pid as i32), None).is_ok()
+    let ended_elsewhere = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // After the command, which is in parentheses and may hold anything: state, parent.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let (state, parent) = (fields.next(), fields.next());
+        state == Some("Z") && parent != Some(&std::process::id().to_string())
+    });
+    kill(Pid::from_raw(pid as i32), None).is_ok() && !ended_elsewhere
 }
 
 // ---------------------------------------------------------------------------------------------
