@@ -146,7 +146,7 @@ impl Pool {
         Args: Serialize + DeserializeOwned,
     {
         let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let job = self.submit(entry, &[args], Some(1))?;
+        let job = self.submit(entry, &[args], Some(1), Streaming::No)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.shared),
             job,
@@ -362,6 +362,7 @@ impl Pool {
         entry: u64,
         items: &[T],
         chunksize: Option<usize>,
+        streaming: Streaming,
     ) -> Result<u64, PoolError> {
         self.check_owner()?;
         let chunksize = match chunksize {
@@ -369,10 +370,14 @@ impl Pool {
             Some(chunksize) => chunksize,
             None => default_chunksize(items.len(), self.processes()),
         };
+        let streaming = match streaming {
+            Streaming::No => false,
+            Streaming::IfFewChunks => items.len().div_ceil(chunksize) <= STREAMED_CHUNKS,
+        };
         let job = {
             let mut state = self.shared.lock();
             state.check_running()?;
-            let job = state.submit(entry, Vec::new(), false);
+            let job = state.submit(entry, Vec::new(), streaming);
             // Accepted while running, the job's chunks all run even if the pool is closed
             // while they are still being encoded; a pool that broke or was terminated
             // meanwhile fails them.
@@ -407,6 +412,18 @@ impl Pool {
         Ok(job)
     }
 }
+
+/// Whether a job's caller is woken at each chunk's outcome, to decode it while the workers
+/// run the rest, or once the job is complete.
+#[derive(Clone, Copy)]
+enum Streaming {
+    No,
+    /// When the job has at most [`STREAMED_CHUNKS`] chunks: few wake-ups for much decoding
+    /// (Python's default chunking makes four chunks per worker).
+    IfFewChunks,
+}
+
+const STREAMED_CHUNKS: usize = 64;
 
 /// How many chunks, or how many bytes of them, `submit` gathers before handing them over.
 const SUBMIT_BATCH: usize = 64;
@@ -462,7 +479,13 @@ impl Chunked<'_> {
         A: Serialize + DeserializeOwned,
     {
         let _map = crate::timeline::span(crate::timeline::Kind::PoolMap, || (0, 0));
-        self.map_async(f, items)?.get()
+        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self
+            .pool
+            .submit(entry, &items, self.chunksize, Streaming::IfFewChunks)?;
+        // Decode each chunk as it comes, in order, while the workers run the others.
+        result::collect_streamed(&self.pool.shared, job)
     }
 
     /// [`Pool::map_async`] in chunks of the chosen size.
@@ -480,7 +503,9 @@ impl Chunked<'_> {
     {
         let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<A> = items.into_iter().collect();
-        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        let job = self
+            .pool
+            .submit(entry, &items, self.chunksize, Streaming::No)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.pool.shared),
             job,
@@ -519,7 +544,9 @@ impl Chunked<'_> {
     {
         let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<Args> = items.into_iter().collect();
-        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        let job = self
+            .pool
+            .submit(entry, &items, self.chunksize, Streaming::No)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.pool.shared),
             job,

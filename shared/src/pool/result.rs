@@ -157,6 +157,59 @@ pub(crate) fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, Pool
     Ok(values)
 }
 
+/// The results of every chunk of `job`, read in input order as each arrives (a `streaming`
+/// job's caller is woken at each); the first failure otherwise, once every chunk is back, as
+/// [`collect_all`] gives it. Forgets the job.
+pub(crate) fn collect_streamed<V: DeserializeOwned>(
+    shared: &Shared,
+    job: u64,
+) -> Result<Vec<V>, PoolError> {
+    let mut values = Vec::new();
+    let mut first_failure = None;
+    let mut chunk = 0;
+    let mut state = shared.lock();
+    loop {
+        let Some(record) = state.jobs.get_mut(&job) else {
+            return Err(PoolError::Broken("the result was discarded".into()));
+        };
+        let Some(&len) = record.chunk_lens.get(chunk as usize) else {
+            break;
+        };
+        let Some(outcome) = record.take_outcome(chunk) else {
+            state = shared.wait(state);
+            continue;
+        };
+        chunk += 1;
+        if first_failure.is_some() {
+            continue;
+        }
+        drop(state);
+        if let Outcome::Ran(bytes) = &outcome
+            && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
+            && chunk_values.len() == len
+        {
+            values.extend(chunk_values);
+            state = shared.lock();
+            continue;
+        }
+        for item in decode_outcome::<V>(Some(&outcome), len) {
+            match item {
+                Ok(value) => values.push(value),
+                Err(error) => {
+                    first_failure = Some(error);
+                    break;
+                }
+            }
+        }
+        state = shared.lock();
+    }
+    state.forget(job);
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(values),
+    }
+}
+
 /// The one result of a job of one call.
 pub(crate) fn collect_one<V: DeserializeOwned>(job: &Job) -> Result<V, PoolError> {
     collect_all(job)?

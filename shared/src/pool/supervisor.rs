@@ -579,15 +579,20 @@ impl State {
         }
     }
 
-    /// Gives each worker with room its share of the pending chunks, in one order each.
+    /// Gives each worker with room its share of the pending chunks, in one order each, the
+    /// least busy first (chunks often arrive one at a time, as `map` encodes them).
     fn fill_workers(&mut self) {
         loop {
-            let eligible = self.workers.iter().filter(|w| w.has_room()).count();
-            if eligible == 0 || self.pending.is_empty() {
+            let mut eligible: Vec<usize> = (0..self.workers.len())
+                .filter(|&index| self.workers[index].has_room())
+                .collect();
+            if eligible.is_empty() || self.pending.is_empty() {
                 return;
             }
-            let share = self.pending.len().div_ceil(eligible);
-            for worker in self.workers.iter_mut().filter(|w| w.has_room()) {
+            eligible.sort_by_key(|&index| self.workers[index].held.len());
+            let share = self.pending.len().div_ceil(eligible.len());
+            for index in eligible {
+                let worker = &mut self.workers[index];
                 let take = share.min(worker.room()).min(self.pending.len());
                 if take == 0 {
                     break;
