@@ -38,6 +38,48 @@ under_both_start_methods!(
     bad_options_and_arguments_are_errors,
 );
 
+/// A forked child that inherits a pool, a result and an iterator (a closure captures them) has
+/// no supervisor: each use is an error there, at once, and dropping them harms nothing.
+#[test]
+fn a_forked_child_gets_errors_from_an_inherited_pool_and_its_results() {
+    let started = Queue::new().expect("queue");
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(remember_started, (started.clone(),))
+        .start_method(StartMethod::Fork)
+        .build()
+        .expect("pool");
+    let blocked = pool.apply_async(blocks_forever, (0,)).expect("apply_async");
+    started.get_timeout(LIMIT).expect("the task starts");
+    let mut lazy = pool.imap(square, 0..3).expect("imap");
+    let checks = Queue::new().expect("queue");
+    let report = checks.clone();
+    let mut child = common::Child::started(
+        shared::Process::new(
+            move || {
+                let seen = [
+                    matches!(blocked.get(), Err(PoolError::Broken(_))),
+                    matches!(
+                        blocked.get_timeout(Duration::from_secs(60)),
+                        Err(PoolError::Broken(_))
+                    ),
+                    !blocked.ready(),
+                    matches!(pool.map(square, 0..2), Err(PoolError::Broken(_))),
+                    matches!(lazy.next(), Some(Err(PoolError::Broken(_)))),
+                    lazy.next().is_none(),
+                ];
+                drop((blocked, lazy, pool));
+                let _ = report.put(seen.to_vec());
+            },
+            (),
+        )
+        .start_method(StartMethod::Fork),
+    );
+    let seen: Vec<bool> = checks.get_timeout(LIMIT).expect("the child reports");
+    assert_eq!(seen, [true; 6]);
+    child.expect_success();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tasks. A worker finds a task from its type, so all of them are plain functions.
 

@@ -87,6 +87,7 @@ pub struct Pool {
     shared: Arc<Shared>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
     owner: u32,
+    processes: usize,
 }
 
 impl Pool {
@@ -108,12 +109,15 @@ impl Pool {
 
     /// How many workers the pool keeps.
     pub fn processes(&self) -> usize {
-        self.shared.lock().processes()
+        self.processes
     }
 
     /// The PIDs of the workers alive now (a killed worker's replacement has a new one).
     /// Python has no public equivalent (`[p.pid for p in pool._pool]`).
     pub fn worker_pids(&self) -> Vec<u32> {
+        if !self.is_owner() {
+            return Vec::new();
+        }
         self.shared.lock().worker_pids()
     }
 
@@ -446,6 +450,9 @@ impl Drop for Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.is_owner() {
+            return f.debug_struct("Pool").field("owner", &self.owner).finish();
+        }
         let state = self.shared.lock();
         f.debug_struct("Pool")
             .field("processes", &state.processes())
@@ -737,6 +744,7 @@ impl PoolBuilder {
             shared,
             supervisor: Mutex::new(Some(supervisor)),
             owner: std::process::id(),
+            processes,
         })
     }
 }

@@ -47,6 +47,9 @@ impl<T> AsyncResult<T> {
     /// [`PoolError::Initializer`], [`PoolError::Decode`] (the result is not a `T`), or
     /// [`PoolError::Broken`].
     pub fn get(&self) -> Result<T, PoolError> {
+        if !self.shared.is_owner() {
+            return Err(Shared::foreign());
+        }
         let state = self.wait_until(None);
         self.collect_from(&state)
     }
@@ -57,6 +60,9 @@ impl<T> AsyncResult<T> {
     /// [`PoolError::Timeout`] if the result did not arrive in time; otherwise those of
     /// [`get`](Self::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
+        if !self.shared.is_owner() {
+            return Err(Shared::foreign());
+        }
         let state = self.wait_until(Instant::now().checked_add(timeout));
         if !self.is_complete(&state) {
             return Err(PoolError::Timeout);
@@ -66,19 +72,24 @@ impl<T> AsyncResult<T> {
 
     /// Waits until the result has arrived. Python: `wait()`.
     pub fn wait(&self) {
-        drop(self.wait_until(None));
+        if self.shared.is_owner() {
+            drop(self.wait_until(None));
+        }
     }
 
     /// Waits at most `timeout` for the result; returns whether it has arrived. Python:
     /// `wait(timeout)`, then `ready()`.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        if !self.shared.is_owner() {
+            return false;
+        }
         let state = self.wait_until(Instant::now().checked_add(timeout));
         self.is_complete(&state)
     }
 
     /// Whether the result has arrived. Python: `ready()`.
     pub fn ready(&self) -> bool {
-        self.is_complete(&self.shared.lock())
+        self.shared.is_owner() && self.is_complete(&self.shared.lock())
     }
 
     /// Whether every call succeeded. Python: `successful()`.
@@ -86,6 +97,9 @@ impl<T> AsyncResult<T> {
     /// # Errors
     /// [`PoolError::NotReady`] if the result has not arrived yet (Python: `ValueError`).
     pub fn successful(&self) -> Result<bool, PoolError> {
+        if !self.shared.is_owner() {
+            return Err(Shared::foreign());
+        }
         let state = self.shared.lock();
         if !self.is_complete(&state) {
             return Err(PoolError::NotReady);
@@ -317,6 +331,12 @@ where
     }
 
     fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<V, PoolError>> {
+        if !self.shared.is_owner() {
+            // Said once; then the iterator ends, so that collecting it ends too.
+            let unsaid = self.input.take().is_some() || self.submitted != self.yielded;
+            self.submitted = self.yielded;
+            return unsaid.then(|| Err(Shared::foreign()));
+        }
         loop {
             if let Some(item) = self.ready.pop_front() {
                 return Some(item);
@@ -416,6 +436,9 @@ where
 
 impl<V, I> Drop for IMap<V, I> {
     fn drop(&mut self) {
+        if !self.shared.is_owner() {
+            return;
+        }
         let was_feeding = self.shared.lock().forget(self.job);
         if was_feeding {
             // A closed pool kept its idle workers for this input; they may stop now.

@@ -186,6 +186,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) changed: Condvar,
     reports: Queue<Report>,
+    /// The process whose supervisor thread keeps the state: in a forked copy of it, nothing
+    /// moves the state on, and the lock may have been held by a thread that is not there.
+    owner: u32,
 }
 
 impl Shared {
@@ -221,7 +224,21 @@ impl Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),
             reports,
+            owner: std::process::id(),
         }))
+    }
+
+    /// Whether this is the process that made the pool: only there can its results arrive.
+    pub(crate) fn is_owner(&self) -> bool {
+        self.owner == std::process::id()
+    }
+
+    /// The error for a pool's handle (a result, an iterator) used in another process: a
+    /// forked child that inherited it, which has no supervisor to deliver anything.
+    pub(crate) fn foreign() -> PoolError {
+        PoolError::Broken(
+            "a pool and its results can be used only by the process that created it".into(),
+        )
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
