@@ -132,11 +132,7 @@ fn section() -> (usize, usize) {
 /// shared library or `dlopen`ed code (which may hold a section of its own), where a spawned
 /// child, an `exec` of the executable alone, would not find it.
 pub(crate) fn entry_offset(entry: EntryFn) -> Option<u64> {
-    let (start, stop) = section();
-    let address = entry as usize;
-    let in_executable =
-        sys::process::in_main_executable(start) && sys::process::in_main_executable(address);
-    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
+    sys::process::offset_in_section(section(), entry as usize)
 }
 
 /// The size of this image's spawn entries section: a child refuses a payload made by a parent
@@ -148,12 +144,7 @@ fn section_len() -> u64 {
 
 /// The entry at `offset` in this image's spawn entries, if the offset lies inside them.
 fn entry_at(offset: u64) -> Option<EntryFn> {
-    let (start, stop) = section();
-    let offset = usize::try_from(offset).ok()?;
-    if offset >= stop - start {
-        return None;
-    }
-    let address = start + offset;
+    let address = sys::process::address_in_section(section(), offset)?;
     // SAFETY: `address` lies inside this executable's `shared_spawn_entries` section, which
     // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
     // start of one of them because the payload that named it is authentic: it carries the

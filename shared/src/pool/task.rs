@@ -319,26 +319,17 @@ fn offset_of<F>(entry: EntryFn) -> Option<u64> {
     if !spawn::can_recreate::<F>() {
         return None;
     }
-    let (start, stop) = section();
-    let address = entry as usize;
-    let in_executable =
-        sys::process::in_main_executable(start) && sys::process::in_main_executable(address);
-    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
+    sys::process::offset_in_section(section(), entry as usize)
 }
 
 /// The entry an authentic order names, if its offset lies inside this image's pool entries.
 pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
     let AuthenticEntry(offset) = authentic;
-    let (start, stop) = section();
-    let offset = usize::try_from(offset).ok()?;
-    if offset >= stop - start {
-        return None;
-    }
-    let address = start + offset;
+    let address = sys::process::address_in_section(section(), offset)?;
     // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
     // holds only instances of `entry` and `entry_single` (all of type `EntryFn`) and
-    // `section_floor`. It is the start of one of them because the offset is authentic (the `AuthenticEntry` proof): it
-    // came with an HMAC-SHA256 of itself keyed by the pool's 128-bit random token, and only
+    // `section_floor`. It is the start of one of them because the offset is authentic (the
+    // `AuthenticEntry` proof): it came with an HMAC-SHA256 of itself keyed by the pool's 128-bit random token, and only
     // the pool makes such seals, in `State::add_chunks`, for offsets it computed with
     // `entry_offset` in this same executable (a worker is a fork of the pool's process or an
     // `exec` of `/proc/self/exe` from it). The token lives only in the private memory of the
