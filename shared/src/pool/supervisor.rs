@@ -509,9 +509,13 @@ impl State {
         // It runs what it took in order and reports each chunk before the next: the oldest
         // chunk it holds is the one it was running, and the others it took with it were never
         // started. Those go to other workers with the untaken ones, in order.
+        // (A job whose caller went away has nothing to run any more.)
         let running = worker.held.pop_front();
-        for run in worker.held.into_iter().chain(untaken).rev() {
-            self.pending.push_front(run);
+        let to_run: Vec<Run> = worker.held.into_iter().chain(untaken).collect();
+        for run in to_run.into_iter().rev() {
+            if self.jobs.contains_key(&run.job) {
+                self.pending.push_front(run);
+            }
         }
         let died = Failure::WorkerDied {
             pid: worker.pid,
