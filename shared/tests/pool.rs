@@ -42,13 +42,7 @@ under_both_start_methods!(
 /// no supervisor: each use is an error there, at once, and dropping them harms nothing.
 #[test]
 fn a_forked_child_gets_errors_from_an_inherited_pool_and_its_results() {
-    let started = Queue::new().expect("queue");
-    let pool = Pool::builder()
-        .processes(1)
-        .initializer(remember_started, (started.clone(),))
-        .start_method(StartMethod::Fork)
-        .build()
-        .expect("pool");
+    let (pool, started) = pool_telling_starts(StartMethod::Fork, 1);
     let blocked = pool.apply_async(blocks_forever, (0,)).expect("apply_async");
     started.get_timeout(LIMIT).expect("the task starts");
     let mut lazy = pool.imap(square, 0..3).expect("imap");
@@ -173,6 +167,19 @@ fn pool(method: StartMethod, processes: usize) -> Pool {
 /// the pool never reaped. A zombie of another parent has ended and is not the pool's to reap:
 /// a forkserved worker stays one in its server for a moment after the pool collected its end,
 /// and `kill(pid, 0)` alone still finds it.
+/// A pool whose workers put their PID on the returned queue when a task of theirs that calls
+/// `blocks_forever` starts.
+fn pool_telling_starts(method: StartMethod, processes: usize) -> (Pool, Queue<u32>) {
+    let started = Queue::new().expect("queue");
+    let pool = Pool::builder()
+        .processes(processes)
+        .initializer(remember_started, (started.clone(),))
+        .start_method(method)
+        .build()
+        .expect("pool");
+    (pool, started)
+}
+
 fn is_running(pid: u32) -> bool {
     let ended_elsewhere = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         // After the command, which is in parentheses and may hold anything: state, parent.
@@ -364,13 +371,7 @@ fn a_task_that_kills_its_worker_fails_alone_and_the_pool_goes_on(method: StartMe
 }
 
 fn a_worker_killed_mid_task_fails_its_task_within_the_limit(method: StartMethod) {
-    let started = Queue::new().expect("queue");
-    let pool = Pool::builder()
-        .processes(1)
-        .initializer(remember_started, (started.clone(),))
-        .start_method(method)
-        .build()
-        .expect("pool");
+    let (pool, started) = pool_telling_starts(method, 1);
     let blocked = pool.apply_async(blocks_forever, (0,)).expect("apply_async");
     let queued = pool.apply_async(square, (5,)).expect("apply_async");
     let worker = started.get_timeout(LIMIT).expect("the task starts");
@@ -389,13 +390,7 @@ fn a_worker_killed_mid_task_fails_its_task_within_the_limit(method: StartMethod)
 /// A worker is sent several chunks at once; killed while it runs the first, only that one
 /// fails: the others, taken with it but never started, run on its replacement, once each.
 fn chunks_sent_with_a_killed_workers_task_run_elsewhere(method: StartMethod) {
-    let started = Queue::new().expect("queue");
-    let pool = Pool::builder()
-        .processes(1)
-        .initializer(remember_started, (started.clone(),))
-        .start_method(method)
-        .build()
-        .expect("pool");
+    let (pool, started) = pool_telling_starts(method, 1);
     let results = pool.imap(blocks_on_zero, 0..6).expect("imap");
     let worker = started.get_timeout(LIMIT).expect("the first task starts");
     kill(Pid::from_raw(worker as i32), Signal::SIGKILL).expect("kill");
@@ -426,13 +421,7 @@ fn maxtasksperchild_replaces_each_worker_after_its_tasks(method: StartMethod) {
 }
 
 fn terminate_fails_the_work_in_flight(method: StartMethod) {
-    let started = Queue::new().expect("queue");
-    let pool = Pool::builder()
-        .processes(2)
-        .initializer(remember_started, (started.clone(),))
-        .start_method(method)
-        .build()
-        .expect("pool");
+    let (pool, started) = pool_telling_starts(method, 2);
     let workers = pool.worker_pids();
     let blocked: Vec<_> = (0..4)
         .map(|i| pool.apply_async(blocks_forever, (i,)).expect("apply_async"))
@@ -455,13 +444,7 @@ fn terminate_fails_the_work_in_flight(method: StartMethod) {
 }
 
 fn no_worker_outlives_a_dropped_pool(method: StartMethod) {
-    let started = Queue::new().expect("queue");
-    let pool = Pool::builder()
-        .processes(2)
-        .initializer(remember_started, (started.clone(),))
-        .start_method(method)
-        .build()
-        .expect("pool");
+    let (pool, started) = pool_telling_starts(method, 2);
     let workers = pool.worker_pids();
     let _busy = pool.apply_async(blocks_forever, (0,)).expect("apply_async");
     started.get_timeout(LIMIT).expect("the task starts");

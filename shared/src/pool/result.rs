@@ -155,20 +155,30 @@ impl<T> fmt::Debug for AsyncResult<T> {
 pub(crate) fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, PoolError> {
     let mut values = Vec::with_capacity(job.chunk_lens.iter().sum());
     for (chunk, &len) in job.chunk_lens.iter().enumerate() {
-        let outcome = job.outcome(chunk as u64);
-        // The common case, a chunk whose calls all succeeded, moves its values over as they are.
-        if let Some(Outcome::Ran(bytes)) = outcome
-            && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
-            && chunk_values.len() == len
-        {
-            values.extend(chunk_values);
-            continue;
-        }
-        for item in decode_outcome(outcome, len) {
-            values.push(item?);
-        }
+        append_chunk(&mut values, job.outcome(chunk as u64), len)?;
     }
     Ok(values)
+}
+
+/// Appends the values of a chunk of `len` calls to `values`; the chunk's first failure
+/// otherwise (the values before it are appended).
+fn append_chunk<V: DeserializeOwned>(
+    values: &mut Vec<V>,
+    outcome: Option<&Outcome>,
+    len: usize,
+) -> Result<(), PoolError> {
+    // The common case, a chunk whose calls all succeeded, moves its values over as they are.
+    if let Some(Outcome::Ran(bytes)) = outcome
+        && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
+        && chunk_values.len() == len
+    {
+        values.extend(chunk_values);
+        return Ok(());
+    }
+    for item in decode_outcome(outcome, len) {
+        values.push(item?);
+    }
+    Ok(())
 }
 
 /// The results of every chunk of `job`, read in input order as each arrives (a `streaming`
@@ -198,22 +208,8 @@ pub(crate) fn collect_streamed<V: DeserializeOwned>(
             continue;
         }
         drop(state);
-        if let Outcome::Ran(bytes) = &outcome
-            && let Ok(ChunkResults::All(chunk_values)) = decode_chunk::<V>(bytes)
-            && chunk_values.len() == len
-        {
-            values.extend(chunk_values);
-            state = shared.lock();
-            continue;
-        }
-        for item in decode_outcome::<V>(Some(&outcome), len) {
-            match item {
-                Ok(value) => values.push(value),
-                Err(error) => {
-                    first_failure = Some(error);
-                    break;
-                }
-            }
+        if let Err(error) = append_chunk(&mut values, Some(&outcome), len) {
+            first_failure = Some(error);
         }
         state = shared.lock();
     }
