@@ -139,7 +139,10 @@ impl<T> AsyncResult<T> {
 
 impl<T> Drop for AsyncResult<T> {
     fn drop(&mut self) {
-        let _ = self.shared.lock().forget(self.job);
+        // In a forked child the lock may have been held at the fork, for ever.
+        if self.shared.is_owner() {
+            let _ = self.shared.lock().forget(self.job);
+        }
     }
 }
 
