@@ -10,6 +10,108 @@
 //! This is the library under the lessons of a Portuguese-language course on processes; each
 //! lesson mirrors a Python listing line by line. It is meant to be used after the lessons too.
 //!
+//! # Quick start
+//!
+//! The crate is not on crates.io: depend on it by path or by git. Items you send through a
+//! [`Queue`] or a [`Pipe`] are serialized with serde, so your own types need serde's `derive`;
+//! a [`Value`] holds any `bytemuck::Pod` type, so a struct of your own in one needs
+//! bytemuck's `derive` (plain integers and floats need nothing).
+//!
+//! ```toml
+//! [dependencies]
+//! shared = { path = "../processos-em-rust/shared" }  # or { git = "…" }
+//! serde = { version = "1", features = ["derive"] }
+//! bytemuck = { version = "1", features = ["derive"] }  # only for your own Value types
+//! ```
+//!
+//! Call [`init`] first thing in `main`, the counterpart of Python's
+//! `if __name__ == '__main__':`: under the spawn and forkserver start methods a child is a new
+//! run of your program, and `init` sends it to its target instead of the rest of `main`.
+//!
+//! A child started by spawn puts what it found on a [`Queue`]; the parent reads it:
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use shared::{Process, Queue, StartMethod};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Report {
+//!     pid: u32,
+//!     words: usize,
+//! }
+//!
+//! fn count(text: String, results: Queue<Report>) -> Result<(), Box<dyn std::error::Error>> {
+//!     let words = text.split_whitespace().count();
+//!     results.put(Report { pid: std::process::id(), words })?;
+//!     Ok(())
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     shared::init()?;
+//!     let results = Queue::new()?;
+//!     let mut child = Process::new(count, ("um dois três".to_owned(), results.clone()))
+//!         .start_method(StartMethod::Spawn);
+//!     child.start()?;
+//!     let report = results.get()?;
+//!     child.join()?;
+//!     assert_eq!(report.words, 3);
+//!     assert_eq!(Some(report.pid), child.pid());
+//!     assert_eq!(child.exitcode(), Some(0));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A [`Pool`] of worker processes maps a function (defined with `fn`) over an input, and
+//! gives the results in the input's order:
+//!
+//! ```
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     shared::init()?;
+//!     let pool = shared::Pool::new(2)?;
+//!     assert_eq!(pool.map(square, 0..10)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//!     pool.close();
+//!     pool.join()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Four processes add to one shared [`Value`] under its lock, and no addition is lost; a
+//! [`Lock`] keeps their lines whole:
+//!
+//! ```
+//! use shared::{Lock, Process, Value};
+//!
+//! fn add(total: Value<u64>, print: Lock) -> Result<(), Box<dyn std::error::Error>> {
+//!     for _ in 0..1000 {
+//!         *total.get_lock()? += 1; // Python: `with total.get_lock(): total.value += 1`
+//!     }
+//!     let _line = print.acquire()?; // Python: `with print:`
+//!     println!("process {} done", std::process::id());
+//!     Ok(())
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     shared::init()?;
+//!     let total = Value::new(0_u64)?;
+//!     let print = Lock::new()?;
+//!     let mut processes: Vec<_> = (0..4)
+//!         .map(|_| Process::new(add, (total.clone(), print.clone())))
+//!         .collect();
+//!     for process in &mut processes {
+//!         process.start()?;
+//!     }
+//!     for process in &mut processes {
+//!         process.join()?;
+//!     }
+//!     assert_eq!(total.value()?, 4000);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! **Platform**: Linux with glibc, tested on x86-64 (Linux 6.x); on Windows, WSL 2; on macOS,
 //! a Linux container (e.g. the official `rust` Docker image). It relies on memfd, futexes,
 //! robust process-shared mutexes, file seals and `pidfd_open`, and refuses to build
