@@ -9,8 +9,9 @@ use shared::Process;
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':`; um filho criado pelo método
-    // spawn roda só a sua função e termina aqui (e `--start-method spawn` é lido aqui)
-    shared::init()?;
+    // spawn roda só a sua função e termina aqui (e as opções da lição, como
+    // `--start-method spawn`, são lidas aqui)
+    shared::lesson::init()?;
 
     println!("Processo principal {} inicializado", process::id());
 

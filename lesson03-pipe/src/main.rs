@@ -6,15 +6,18 @@
 use std::error::Error;
 use std::process;
 
-use shared::{Client, Connection, Listener, Pipe, Process, ProgramOption};
+use shared::lesson::ProgramOption;
+use shared::{Client, Connection, Listener, Pipe, Process};
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01), com as opções
     // dos dois terminais
-    let opcoes = shared::init_with(&OPCOES)?;
+    let opcoes = shared::lesson::init_with(&OPCOES)?;
     // New! o cano entre dois terminais: cada um é uma pessoa
     match (opcoes.get("ouvir"), opcoes.get("conectar")) {
-        (Some(_), Some(_)) => return Err("use --ouvir ou --conectar, não os dois".into()),
+        (Some(_), Some(_)) => {
+            shared::lesson::argument_error("use --ouvir ou --conectar, não os dois")
+        }
         (Some(endereco), None) => return ouvir(endereco),
         (None, Some(endereco)) => return conectar(endereco),
         (None, None) => {}

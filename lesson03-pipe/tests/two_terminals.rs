@@ -212,12 +212,15 @@ fn both_flags_at_once_are_refused() {
         .args(["--ouvir", "@a", "--conectar", "@a"])
         .output()
         .expect("run the lesson");
-    assert_eq!(output.status.code(), Some(1));
+    // Like every other bad command line: exit code 2, the message without Debug quotes,
+    // and where to find the options.
+    assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("use --ouvir ou --conectar, não os dois"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "lesson03-pipe: use --ouvir ou --conectar, não os dois\n\
+         Use `lesson03-pipe --help` para ver as opções.\n"
     );
 }
 

@@ -10,7 +10,7 @@ const VEZES: i32 = 100_000;
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01)
-    shared::init()?;
+    shared::lesson::init()?;
 
     println!("Processo principal {} inicializado", process::id());
 

@@ -14,7 +14,7 @@ fn quadrado(numero: u64) -> (u64, u64, u32) {
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01)
-    shared::init()?;
+    shared::lesson::init()?;
 
     println!("Processo principal {} inicializado", process::id());
 

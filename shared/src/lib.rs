@@ -122,9 +122,8 @@
 //! | Python | Rust |
 //! |---|---|
 //! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
-//! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`, or `--start-method spawn` on the command line ([`parse_args`], read by [`init`]) |
-//! | `multiprocessing.set_start_method('forkserver')` (Python 3.14's default on Linux) | [`set_start_method`]`(StartMethod::Forkserver)`, or `--start-method forkserver`; the default here stays [`StartMethod::Fork`] |
-//! | the guard alone, in a program with its own `argparse` | [`run_if_spawned_child`] first in `main` |
+//! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`; in a lesson, `--start-method spawn` on the command line ([`lesson::init`]) |
+//! | `multiprocessing.set_start_method('forkserver')` (Python 3.14's default on Linux) | [`set_start_method`]`(StartMethod::Forkserver)`, or `--start-method forkserver` in a lesson; the default here stays [`StartMethod::Fork`] |
 //! | `multiprocessing.get_start_method()` | [`get_start_method`] |
 //! | `multiprocessing.get_context('spawn').Process(...)` | [`Process::new`]`(...).start_method(StartMethod::Spawn)` |
 //! | `Process(target=f, args=(a, b))` | [`Process::new`]`(f, (a, b))` |
@@ -210,7 +209,7 @@
 //! | `threading.get_native_id()` | [`get_native_id`] |
 //! | `RuntimeError` from `Thread.start()` / `join()` | [`ThreadError::AlreadyStarted`], [`ThreadError::NotStarted`], [`ThreadError::JoinCurrent`] |
 //! | `queue.Queue(maxsize)` and its methods, between threads | [`ThreadQueue::with_maxsize`]; the methods and errors of [`JoinableQueue`] |
-//! | `argparse` beside the `__main__` guard, in a lesson with options of its own | [`init_with`]`(&[`[`ProgramOption`]`])`, returning [`ProgramArgs`] |
+//! | `argparse` beside the `__main__` guard, in a lesson with options of its own | [`lesson::init_with`]`(&[`[`lesson::ProgramOption`]`])`, returning [`lesson::ProgramArgs`] |
 //! | `--multiprocessing-fork` on a child's command line | `--shared-spawned-child`, obeyed only with the token in [`TOKEN_VARIABLE`] |
 //! | `multiprocessing.forkserver`'s server (`-c 'from multiprocessing.forkserver import main; ...'`) | `--shared-forkserver`, obeyed only with a token and a socket from its parent |
 //!
@@ -446,11 +445,11 @@ macro_rules! debug_as_display {
 pub(crate) use debug_as_display;
 
 mod block;
-mod cli;
 mod connection;
 mod forkserver;
 mod handoff;
 mod introspection;
+pub mod lesson;
 mod pool;
 mod process;
 mod queue;
@@ -463,9 +462,6 @@ mod thread;
 mod timeline;
 mod wire;
 
-pub use cli::{
-    InitError, Invocation, ProgramArgs, ProgramOption, init_with, parse_args, parse_args_with,
-};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
     HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
@@ -482,7 +478,10 @@ pub use pool::{
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;
-pub use start::{StartMethod, get_start_method, init, run_if_spawned_child, set_start_method};
+pub use start::{
+    InitError, StartMethod, UnknownStartMethod, get_start_method, init, run_if_spawned_child,
+    set_start_method,
+};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
 pub use sync::{
@@ -490,7 +489,7 @@ pub use sync::{
 };
 pub use sync::{Condition, ConditionLock, Lock, LockGuard, RLock, RLockGuard};
 pub use thread::{Thread, ThreadError, ThreadQueue, get_native_id};
-pub use timeline::TimelineOutput;
+pub use timeline::{TimelineOutput, record_timeline};
 pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]

@@ -439,11 +439,6 @@ pub(crate) fn is_child_without_init() -> bool {
         && std::env::var_os(TOKEN_VARIABLE).is_some()
 }
 
-/// Whether this process is a spawned child that was given its target.
-pub(crate) fn is_dispatched() -> bool {
-    DISPATCHED.load(Ordering::Relaxed)
-}
-
 /// Why this process refuses to act as a spawned child.
 pub(crate) struct Refusal(String);
 

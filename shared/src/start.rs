@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(doc)]
 use crate::TOKEN_VARIABLE;
-use crate::cli::InitError;
 pub use crate::spawn::run_if_spawned_child;
 
 /// How a child process begins. Python: the names given to `multiprocessing.set_start_method`.
@@ -78,14 +77,14 @@ impl fmt::Display for StartMethod {
 }
 
 impl FromStr for StartMethod {
-    type Err = InitError;
+    type Err = UnknownStartMethod;
 
-    fn from_str(name: &str) -> Result<Self, InitError> {
+    fn from_str(name: &str) -> Result<Self, UnknownStartMethod> {
         match name {
             "fork" => Ok(StartMethod::Fork),
             "spawn" => Ok(StartMethod::Spawn),
             "forkserver" => Ok(StartMethod::Forkserver),
-            other => Err(InitError::UnknownStartMethod(other.to_owned())),
+            other => Err(UnknownStartMethod(other.to_owned())),
         }
     }
 }
@@ -93,35 +92,83 @@ impl FromStr for StartMethod {
 /// The entry call, first thing in `main`: the Rust counterpart of Python's
 /// `if __name__ == '__main__':`.
 ///
-/// Under the spawn start method a child is a fresh run of the same program. When `init` sees
-/// that it is such a child, it runs the target it was sent and ends the process there, so the
-/// rest of `main` runs only in the main process. Without this call a spawned child would run
-/// `main` from the top, like a Python script without the guard re-running its module body.
+/// Under the spawn and forkserver start methods a child is a fresh run of the same program.
+/// When `init` sees that it is such a child, it runs the target it was sent and ends the
+/// process there, so the rest of `main` runs only in the main process. Without this call a
+/// spawned child would run `main` from the top, like a Python script without the guard
+/// re-running its module body. In the main process it returns at once.
+///
+/// `init` reads nothing the program owns: its command line, arguments such as
+/// `input.txt --verbose -h`, stay the program's. Choose the start method with
+/// [`set_start_method`], and record a timeline with [`record_timeline`](crate::record_timeline).
+/// (The lessons call [`lesson::init`](crate::lesson::init), which is this guard followed by
+/// the course's options.)
 ///
 /// `init` obeys only a parent's own spawn: a command line that asks for a spawned child
 /// without the payload and token its parent would have sent (see [`TOKEN_VARIABLE`]) ends the
 /// program at once with a message on stderr and exit code 2, before `main` runs on.
 ///
-/// In the main process, `init` reads the command line with [`parse_args`](crate::parse_args):
-/// `--start-method fork|spawn|forkserver` sets the start method ([`set_start_method`]);
-/// `--timeline` records what every process of the run does and draws it on stderr when
-/// `main` returns (`--timeline=FILE.json` writes it for Perfetto instead; see the crate's
-/// [timeline section](crate#timeline)); `-h`/`--help`
-/// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong
-/// and the accepted options on stderr and exits with code 2, as Python's `argparse` does, so
-/// that a learner never runs the lesson believing an option was taken. Under `cargo run`, the
-/// usage says what the program shows: its package's `description`.
-///
-/// `init` owns the command line. A program with arguments of its own calls
-/// [`run_if_spawned_child`] first thing instead (the same guard, without the options).
+/// ```
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     shared::init()?;
+///     // ... the program, which may start processes under any start method
+///     Ok(())
+/// }
+/// ```
 ///
 /// # Errors
-/// None today: `init` reports a bad command line itself, with exit code 2. The `Result`
-/// keeps `shared::init()?` the one line a program needs as start-up grows (Python 3.14's
-/// forkserver start method needs a server started here).
+/// [`InitError::NotMainThread`] when called on a thread other than the main one: a spawned
+/// child would then run `main` up to the thread's start before it got its target. (A bad
+/// spawned-child command line is not returned: it ends the process, as said above.)
 pub fn init() -> Result<(), InitError> {
-    crate::cli::init_with(&[]).map(drop)
+    if crate::sys::thread::current_id() != std::process::id() {
+        return Err(InitError::NotMainThread);
+    }
+    run_if_spawned_child();
+    Ok(())
 }
+
+/// Why [`init`] refused.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitError {
+    /// `init` was called on a thread other than the program's main thread.
+    NotMainThread,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::NotMainThread => f.write_str(
+                "shared::init() must be called on the main thread, first thing in main: a \
+                 spawned child runs main until it reaches init",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+crate::debug_as_display!(InitError);
+
+/// A start method's name that is not `fork`, `spawn` or `forkserver`; from
+/// [`StartMethod`]'s `FromStr`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnknownStartMethod(pub String);
+
+impl fmt::Display for UnknownStartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown start method `{}`: expected `fork`, `spawn` or `forkserver`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownStartMethod {}
+
+crate::debug_as_display!(UnknownStartMethod);
 
 /// Makes a test binary (whose `main` belongs to the test harness) able to run spawned
 /// children: it runs the spawned-child half of [`init`] before `main`, from `.init_array`.

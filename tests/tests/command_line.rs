@@ -1,4 +1,4 @@
-//! Every lesson reads its command line through `shared::init()`: `--help` explains it in
+//! Every lesson reads its command line through `shared::lesson::init()`: `--help` explains it in
 //! Portuguese, and anything it does not understand stops the lesson with exit code 2 before it
 //! runs, so a learner never believes an option was taken when it was not.
 
@@ -98,4 +98,20 @@ fn both_spellings_of_the_start_method_run_the_lesson() {
         assert!(output.status.success(), "{args:?}: {output:?}");
         assert!(text(&output.stdout).starts_with("Processo principal "));
     }
+}
+
+#[test]
+fn a_timeline_file_that_cannot_be_created_stops_the_lesson_before_it_runs() {
+    let output = run(&["--timeline=/nonexistent/dir/x.json"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "the lesson ran:\n{}",
+        text(&output.stdout)
+    );
+    assert!(
+        stderr.contains("--timeline: não consigo criar o arquivo /nonexistent/dir/x.json"),
+        "{stderr}"
+    );
 }

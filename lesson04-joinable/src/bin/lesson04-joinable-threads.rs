@@ -15,7 +15,7 @@ static CONCLUIDAS: AtomicUsize = AtomicUsize::new(0);
 
 fn main() -> Result<(), Box<dyn Error>> {
     // Rust: o equivalente de `if __name__ == '__main__':` (ver a lição 01)
-    shared::init()?;
+    shared::lesson::init()?;
 
     println!("Processo principal {} inicializado", process::id());
 

@@ -46,7 +46,8 @@ use crate::sys;
 use log::{Log, Record};
 
 /// Where the timeline of a run goes. Python has no counterpart: this is the course's
-/// `--timeline` option, read by [`init`](crate::init).
+/// `--timeline` option, read by [`lesson::init`](crate::lesson::init); a program of its own
+/// asks for it with [`record_timeline`](crate::record_timeline).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimelineOutput {
     /// `--timeline`: a drawing on stderr after the run, one column per process.
@@ -356,12 +357,32 @@ fn drain_stdout() {
     capture::drain(record_line);
 }
 
-/// Turns the timeline on in the main process, writing to `output` when `main` returns.
-/// Called by [`init`](crate::init).
+/// Records what every process of the run does from now on, and when `main` returns (or
+/// `std::process::exit` is called) draws it on stderr or writes it to a JSON file, as `output`
+/// says. Call it in the main process, right after [`init`](crate::init) and before any process
+/// starts; the lessons' `--timeline` option calls it. A second call keeps the first one's
+/// timeline. The drawing's text is Portuguese, the course's language. See the crate's
+/// [timeline section](crate#timeline) for what is recorded, and its limits.
+///
+/// ```no_run
+/// shared::init()?;
+/// shared::record_timeline(shared::TimelineOutput::Json("run.json".into()))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
-/// The system refused the log's memory, the stdout pipe or the exit hook.
-pub(crate) fn start(output: TimelineOutput) -> io::Result<()> {
+/// The JSON file cannot be created (it is created, empty, now, so that a wrong path is told
+/// before the run rather than after it), or the system refused the log's memory, the stdout
+/// pipe or the exit hook.
+pub fn record_timeline(output: TimelineOutput) -> io::Result<()> {
+    if let TimelineOutput::Json(path) = &output {
+        std::fs::File::create(path).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot create {}: {error}", path.display()),
+            )
+        })?;
+    }
     let origin = sys::monotonic_ns();
     let log = Log::create(origin)?;
     if LOG.set(log).is_err() {

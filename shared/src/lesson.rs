@@ -1,4 +1,15 @@
-//! The command line that [`init`](crate::init) reads: the course's options, in Portuguese.
+//! The lessons' command line, in Portuguese: `--start-method`, `--timeline` and `--help`.
+//!
+//! Every lesson calls [`init`] (or [`init_with`], for a lesson with options of its own) first
+//! thing in `main`: the `__main__` guard of [`crate::init`], then the course's options. A
+//! program of your own calls [`crate::init`] instead, which reads nothing from the command line,
+//! and sets what it wants with [`set_start_method`](crate::set_start_method) and
+//! [`record_timeline`](crate::record_timeline).
+//!
+//! Until the library's `init()` became a pure guard, `shared::init()` read these options in
+//! every program, so a tool's own arguments (`prog input.txt`) stopped it with exit code 2.
+//! To keep a program's old behaviour, call `shared::lesson::init()?` where it called
+//! `shared::init()?`, and `shared::lesson::init_with` where it called `shared::init_with`.
 //!
 //! Parsed with lexopt rather than clap: every message a learner reads here is Portuguese, and
 //! clap's own messages ("unexpected argument", its usage layout) are English and cannot be
@@ -31,7 +42,9 @@ pub enum Invocation {
 /// `--timeline=FILE.json`) and `-h`/`--help`.
 ///
 /// ```
-/// use shared::{Invocation, StartMethod, TimelineOutput, parse_args};
+/// use shared::StartMethod;
+/// use shared::TimelineOutput;
+/// use shared::lesson::{Invocation, parse_args};
 ///
 /// let run = parse_args(["--start-method", "spawn"].map(Into::into))?;
 /// assert_eq!(run, Invocation::Run { start_method: Some(StartMethod::Spawn), timeline: None });
@@ -41,14 +54,14 @@ pub enum Invocation {
 /// assert_eq!(parse_args(["--help"].map(Into::into))?, Invocation::Help);
 /// let error = parse_args(["spawn"].map(Into::into)).unwrap_err();
 /// assert!(error.to_string().contains("--start-method spawn"), "{error}");
-/// # Ok::<(), shared::InitError>(())
+/// # Ok::<(), shared::lesson::ArgumentError>(())
 /// ```
 ///
 /// # Errors
-/// [`InitError`] for anything else: an unknown argument or option, an unknown start method, a
+/// [`ArgumentError`] for anything else: an unknown argument or option, an unknown start method, a
 /// missing value, an empty `--timeline=`, a value given to `--help`, or an argument that is
 /// not valid UTF-8.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, InitError> {
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, ArgumentError> {
     parse_args_with(args, &[]).map(|(invocation, _)| invocation)
 }
 
@@ -85,7 +98,8 @@ impl ProgramArgs {
 /// given to them.
 ///
 /// ```
-/// use shared::{Invocation, ProgramOption, TimelineOutput, parse_args_with};
+/// use shared::TimelineOutput;
+/// use shared::lesson::{Invocation, ProgramOption, parse_args_with};
 ///
 /// const OUVIR: ProgramOption =
 ///     ProgramOption { name: "ouvir", value: "ENDEREÇO", help: "espera neste endereço" };
@@ -96,31 +110,31 @@ impl ProgramArgs {
 /// assert_eq!(values.get("ouvir"), Some("@cano"));
 /// let error = parse_args_with(["--falar"].map(Into::into), &[OUVIR]).unwrap_err();
 /// assert!(error.to_string().contains("--ouvir ENDEREÇO"), "{error}");
-/// # Ok::<(), shared::InitError>(())
+/// # Ok::<(), shared::lesson::ArgumentError>(())
 /// ```
 ///
 /// # Errors
 /// As [`parse_args`]; an option of `options` given without a value is
-/// [`InitError::MissingValue`].
+/// [`ArgumentError::MissingValue`].
 pub fn parse_args_with(
     args: impl IntoIterator<Item = OsString>,
     options: &[ProgramOption],
-) -> Result<(Invocation, ProgramArgs), InitError> {
+) -> Result<(Invocation, ProgramArgs), ArgumentError> {
     use lexopt::Arg::{Long, Short, Value};
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut start_method = None;
     let mut timeline = None;
     let mut values = ProgramArgs::default();
-    let unknown = |argument: String| InitError::UnknownArgument {
+    let unknown = |argument: String| ArgumentError::UnknownArgument {
         argument,
         accepted: accepted(options),
     };
-    while let Some(arg) = parser.next().map_err(InitError::from_lexopt)? {
+    while let Some(arg) = parser.next().map_err(ArgumentError::from_lexopt)? {
         match arg {
             Short('h') | Long("help") => {
                 if let Some(value) = parser.optional_value() {
-                    return Err(InitError::UnexpectedValue {
+                    return Err(ArgumentError::UnexpectedValue {
                         option: "--help".to_owned(),
                         value: value.to_string_lossy().into_owned(),
                     });
@@ -128,13 +142,19 @@ pub fn parse_args_with(
                 return Ok((Invocation::Help, values));
             }
             Long("start-method") => {
-                let value = parser.value().map_err(|_| InitError::MissingStartMethod)?;
-                start_method = Some(text(value)?.parse()?);
+                let value = parser
+                    .value()
+                    .map_err(|_| ArgumentError::MissingStartMethod)?;
+                let name = text(value)?;
+                let method = name
+                    .parse()
+                    .map_err(|_| ArgumentError::UnknownStartMethod(name))?;
+                start_method = Some(method);
             }
             Long("timeline") => {
                 timeline = Some(match parser.optional_value() {
                     None => TimelineOutput::Drawing,
-                    Some(path) if path.is_empty() => return Err(InitError::EmptyTimelineFile),
+                    Some(path) if path.is_empty() => return Err(ArgumentError::EmptyTimelineFile),
                     Some(path) => TimelineOutput::Json(PathBuf::from(path)),
                 });
             }
@@ -142,7 +162,7 @@ pub fn parse_args_with(
                 let Some(option) = options.iter().find(|option| option.name == name) else {
                     return Err(unknown(format!("--{name}")));
                 };
-                let value = parser.value().map_err(|_| InitError::MissingValue {
+                let value = parser.value().map_err(|_| ArgumentError::MissingValue {
                     option: format!("--{}", option.name),
                     value: option.value.to_owned(),
                 })?;
@@ -161,10 +181,10 @@ pub fn parse_args_with(
     ))
 }
 
-fn text(value: OsString) -> Result<String, InitError> {
+fn text(value: OsString) -> Result<String, ArgumentError> {
     value
         .into_string()
-        .map_err(|value| InitError::NotUnicode(value.to_string_lossy().into_owned()))
+        .map_err(|value| ArgumentError::NotUnicode(value.to_string_lossy().into_owned()))
 }
 
 /// "--start-method fork|spawn|forkserver, --timeline[=ARQUIVO.json], --ouvir ENDEREÇO e
@@ -175,21 +195,43 @@ fn accepted(options: &[ProgramOption]) -> String {
     format!("{} e -h/--help", all.join(", "))
 }
 
-/// Reads the command line as [`init`](crate::init) does, for a program that also takes
-/// `options`, and returns the values given to them: call it first in `main`, instead of
-/// `init`. In a spawned child it returns no values (the child runs only its target).
+/// The first line of a lesson's `main`: Python's `if __name__ == '__main__':` ([`crate::init`]),
+/// then the course's options from the command line. Python: the listing's guard, plus
+/// `multiprocessing.set_start_method` chosen from outside.
+///
+/// `--start-method fork|spawn|forkserver` sets the start method
+/// ([`set_start_method`](crate::set_start_method)); `--timeline` records what every process of
+/// the run does and draws it on stderr when `main` returns (`--timeline=FILE.json` writes it
+/// for Perfetto instead; see the crate's [timeline section](crate#timeline)); `-h`/`--help`
+/// prints a usage in Portuguese and exits with code 0; anything else prints what was wrong and
+/// the accepted options on stderr and exits with code 2, as Python's `argparse` does, so that
+/// a learner never runs the lesson believing an option was taken. Under `cargo run`, the usage
+/// says what the program shows: its package's `description`.
 ///
 /// # Errors
-/// None in practice: like `init`, it prints the usage and exits with 0 for `--help`, and
-/// prints the error in Portuguese and exits with 2 for a command line it cannot accept.
-pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
-    crate::run_if_spawned_child();
-    if crate::spawn::is_dispatched() {
-        // A spawned child's target called this again: its command line is the spawn's, not
-        // the user's, and there is nothing left to set up.
+/// None in practice: it reports a bad command line itself, with exit code 2, and so a timeline
+/// file it cannot create. The `Result` keeps `shared::lesson::init()?` one line.
+pub fn init() -> Result<(), ArgumentError> {
+    init_with(&[]).map(drop)
+}
+
+/// [`init`] for a lesson that also takes `options`: returns the values given to them. In a
+/// child process (which runs only its target) it returns no values.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, ArgumentError> {
+    quiet_on_broken_stdout();
+    let program = program_name();
+    if let Err(error) = crate::init() {
+        eprintln!("{program}: {error}");
+        std::process::exit(2)
+    }
+    if crate::parent_process().is_some() {
+        // A child's command line is its parent's or the spawn's, not the learner's, and its
+        // parent set everything up already.
         return Ok(ProgramArgs::default());
     }
-    let program = program_name();
     match parse_args_with(std::env::args_os().skip(1), options) {
         Ok((
             Invocation::Run {
@@ -201,11 +243,8 @@ pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
             if let Some(method) = start_method {
                 crate::set_start_method(method);
             }
-            if let Some(output) = timeline
-                && let Err(error) = crate::timeline::start(output)
-            {
-                eprintln!("{program}: --timeline: {error}");
-                std::process::exit(2)
+            if let Some(output) = timeline {
+                start_timeline(&program, output);
             }
             Ok(values)
         }
@@ -215,10 +254,65 @@ pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
             let _ = std::io::Write::flush(&mut std::io::stdout());
             std::process::exit(0)
         }
-        Err(error) => {
-            eprintln!("{program}: {error}\nUse `{program} --help` para ver as opções.");
-            std::process::exit(2)
+        Err(error) => argument_error(&error.to_string()),
+    }
+}
+
+/// Makes a lesson whose stdout was closed by its reader (`| head -2`) stop, quietly.
+/// `println!` panics on a broken pipe (Rust ignores SIGPIPE), which in every child would print
+/// `failed printing to stdout: Broken pipe` for lines nobody reads; and a main process blocked
+/// in `join()` on a child that died so would wait for ever (lesson 04's `queue.join()` does,
+/// as CPython's does). So the panic prints nothing, and a child also ends its parent, the
+/// lesson's main process, with SIGTERM: nobody reads the lesson any more. The panic still
+/// ends the process (exit code 1 in a child, 101 in `main`). Installed before the guard, so
+/// that spawned and forkserved children have it too; forked ones inherit it.
+fn quiet_on_broken_stdout() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied());
+        let broken_stdout = message.is_some_and(|message| {
+            message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+        });
+        if !broken_stdout {
+            previous(info);
+        } else if let Some(parent) = crate::parent_process()
+            && parent.is_alive()
+        {
+            // Alive: a parent that ended gave its PID back, and nothing is sent to it. The
+            // process that started this one is the lesson's own main process.
+            let _ = crate::sys::process::send(parent.pid(), crate::sys::process::Stop::Terminate);
         }
+    }));
+}
+
+/// Ends a lesson whose command line makes no sense, as [`init_with`] does for one it cannot
+/// parse: `message` and a pointer to `--help` on stderr, exit code 2, before the lesson runs.
+/// For a rule between a lesson's own options (`--ouvir` and `--conectar` together).
+pub fn argument_error(message: &str) -> ! {
+    let program = program_name();
+    eprintln!("{program}: {message}\nUse `{program} --help` para ver as opções.");
+    std::process::exit(2)
+}
+
+/// Starts the timeline `--timeline` asked for, or ends the program with exit code 2 before the
+/// lesson runs: a file that cannot be written is told now, not after the run.
+fn start_timeline(program: &str, output: TimelineOutput) {
+    if let TimelineOutput::Json(path) = &output
+        && let Err(error) = std::fs::File::create(path)
+    {
+        eprintln!(
+            "{program}: --timeline: não consigo criar o arquivo {}: {error}",
+            path.display()
+        );
+        std::process::exit(2)
+    }
+    if let Err(error) = crate::record_timeline(output) {
+        eprintln!("{program}: --timeline: {error}");
+        std::process::exit(2)
     }
 }
 
@@ -332,7 +426,7 @@ pub(crate) fn program_name() -> String {
 /// learner who typed the command line.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum InitError {
+pub enum ArgumentError {
     /// An argument or option that the program does not take.
     UnknownArgument {
         /// The argument, as given.
@@ -364,17 +458,17 @@ pub enum InitError {
     EmptyTimelineFile,
 }
 
-impl InitError {
-    fn from_lexopt(error: lexopt::Error) -> InitError {
+impl ArgumentError {
+    fn from_lexopt(error: lexopt::Error) -> ArgumentError {
         match error {
-            lexopt::Error::UnexpectedValue { option, value } => InitError::UnexpectedValue {
+            lexopt::Error::UnexpectedValue { option, value } => ArgumentError::UnexpectedValue {
                 option,
                 value: value.to_string_lossy().into_owned(),
             },
             lexopt::Error::NonUnicodeValue(value) => {
-                InitError::NotUnicode(value.to_string_lossy().into_owned())
+                ArgumentError::NotUnicode(value.to_string_lossy().into_owned())
             }
-            other => InitError::UnknownArgument {
+            other => ArgumentError::UnknownArgument {
                 argument: other.to_string(),
                 accepted: accepted(&[]),
             },
@@ -385,10 +479,10 @@ impl InitError {
 /// Every start method's name, as a learner types it.
 const METHODS: &str = "`fork`, `spawn` ou `forkserver`";
 
-impl fmt::Display for InitError {
+impl fmt::Display for ArgumentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InitError::UnknownArgument { argument, .. }
+            ArgumentError::UnknownArgument { argument, .. }
                 if ["fork", "spawn", "forkserver"].contains(&argument.as_str()) =>
             {
                 write!(
@@ -396,54 +490,56 @@ impl fmt::Display for InitError {
                     "argumento desconhecido `{argument}`: quis dizer `--start-method {argument}`?"
                 )
             }
-            InitError::UnknownArgument { argument, .. } if argument.ends_with(".json") => write!(
-                f,
-                "argumento desconhecido `{argument}`: quis dizer `--timeline={argument}`?"
-            ),
-            InitError::UnknownArgument { argument, accepted } => {
+            ArgumentError::UnknownArgument { argument, .. } if argument.ends_with(".json") => {
+                write!(
+                    f,
+                    "argumento desconhecido `{argument}`: quis dizer `--timeline={argument}`?"
+                )
+            }
+            ArgumentError::UnknownArgument { argument, accepted } => {
                 write!(
                     f,
                     "argumento desconhecido `{argument}`: as opções aceitas são {accepted}"
                 )
             }
-            InitError::UnknownStartMethod(name) if name.is_empty() => {
+            ArgumentError::UnknownStartMethod(name) if name.is_empty() => {
                 write!(f, "`--start-method` recebeu um valor vazio: use {METHODS}")
             }
-            InitError::UnknownStartMethod(name) => {
+            ArgumentError::UnknownStartMethod(name) => {
                 write!(f, "método de início desconhecido `{name}`: use {METHODS}")
             }
-            InitError::MissingStartMethod => {
+            ArgumentError::MissingStartMethod => {
                 write!(f, "`--start-method` precisa de um valor: {METHODS}")
             }
-            InitError::MissingValue { option, value } => {
+            ArgumentError::MissingValue { option, value } => {
                 write!(f, "`{option}` precisa de um valor: `{option} {value}`")
             }
-            InitError::UnexpectedValue { option, value } => {
+            ArgumentError::UnexpectedValue { option, value } => {
                 write!(f, "`{option}` não aceita valor, e recebeu `{value}`")
             }
-            InitError::NotUnicode(argument) => {
+            ArgumentError::NotUnicode(argument) => {
                 write!(f, "o argumento `{argument}` não é texto UTF-8 válido")
             }
-            InitError::EmptyTimelineFile => {
+            ArgumentError::EmptyTimelineFile => {
                 f.write_str("`--timeline=` precisa de um nome de arquivo, como `--timeline=t.json`")
             }
         }
     }
 }
 
-impl std::error::Error for InitError {}
+impl std::error::Error for ArgumentError {}
 
-crate::debug_as_display!(InitError);
+crate::debug_as_display!(ArgumentError);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Invocation, InitError> {
+    fn parse(args: &[&str]) -> Result<Invocation, ArgumentError> {
         parse_args(args.iter().map(OsString::from))
     }
 
-    fn run(start_method: Option<StartMethod>) -> Result<Invocation, InitError> {
+    fn run(start_method: Option<StartMethod>) -> Result<Invocation, ArgumentError> {
         Ok(Invocation::Run {
             start_method,
             timeline: None,
@@ -461,7 +557,10 @@ mod tests {
             timeline(&["--timeline=a.json", "--start-method", "forkserver"]),
             Some(TimelineOutput::Json("a.json".into()))
         );
-        assert_eq!(parse(&["--timeline="]), Err(InitError::EmptyTimelineFile));
+        assert_eq!(
+            parse(&["--timeline="]),
+            Err(ArgumentError::EmptyTimelineFile)
+        );
         let error = parse(&["--timeline", "a.json"]).unwrap_err().to_string();
         assert!(error.contains("quis dizer `--timeline=a.json`"), "{error}");
     }
@@ -511,7 +610,7 @@ mod tests {
         assert!(message(&["--start-method="]).contains("valor vazio"));
         assert_eq!(
             parse(&["--start-method"]),
-            Err(InitError::MissingStartMethod)
+            Err(ArgumentError::MissingStartMethod)
         );
         assert!(message(&["--help=x"]).contains("`x`"));
     }
@@ -554,7 +653,7 @@ mod tests {
         help: "liga para quem espera neste endereço",
     };
 
-    fn parse_own(args: &[&str]) -> Result<(Invocation, ProgramArgs), InitError> {
+    fn parse_own(args: &[&str]) -> Result<(Invocation, ProgramArgs), ArgumentError> {
         parse_args_with(args.iter().map(OsString::from), &[OUVIR, CONECTAR])
     }
 
