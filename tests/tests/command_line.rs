@@ -115,3 +115,41 @@ fn a_timeline_file_that_cannot_be_created_stops_the_lesson_before_it_runs() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_lesson_whose_reader_went_away_stops_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    // `| head -2` on lesson 04: its daemonic worker dies on the broken pipe before its
+    // `task_done()`, so without help the main process would wait in `queue.join()` for ever.
+    let lesson = Lesson::new("lesson04-joinable", "lesson04-joinable");
+    let mut child = Command::new(lesson.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the lesson");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a line");
+        assert!(!line.is_empty(), "the lesson ended before its second line");
+    }
+    drop(stdout);
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the lesson still runs {TIMEOUT:?} after its reader went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr).unwrap();
+    assert!(!status.success(), "{status:?}");
+    assert!(stderr.is_empty(), "the lesson printed on stderr:\n{stderr}");
+}
