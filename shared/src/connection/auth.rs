@@ -185,12 +185,19 @@ impl fmt::Display for AuthenticationError {
             AuthenticationError::Closed => {
                 f.write_str("the peer closed the connection during the authentication")
             }
-            AuthenticationError::Os(error) => write!(f, "authentication failed: {error}"),
+            AuthenticationError::Os(_) => f.write_str("authentication failed"),
         }
     }
 }
 
-impl std::error::Error for AuthenticationError {}
+impl std::error::Error for AuthenticationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AuthenticationError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(AuthenticationError);
 

@@ -40,12 +40,19 @@ impl fmt::Display for SendError {
                     "message of {len} bytes is too large: a frame holds at most 4 GiB"
                 )
             }
-            SendError::Os(error) => write!(f, "cannot send: {error}"),
+            SendError::Os(_) => f.write_str("cannot send"),
         }
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(SendError);
 
@@ -110,12 +117,19 @@ impl fmt::Display for RecvError {
                 "connection is no longer readable after an oversized or truncated message",
             ),
             RecvError::WrongDirection => f.write_str("connection is write-only"),
-            RecvError::Os(error) => write!(f, "cannot receive: {error}"),
+            RecvError::Os(_) => f.write_str("cannot receive"),
         }
     }
 }
 
-impl std::error::Error for RecvError {}
+impl std::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(RecvError);
 

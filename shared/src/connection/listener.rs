@@ -374,8 +374,8 @@ impl ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::Authentication(error) => write!(f, "authentication error: {error}"),
-            ConnectError::Os(error) => write!(f, "cannot connect: {error}"),
+            ConnectError::Authentication(_) => f.write_str("authentication error"),
+            ConnectError::Os(_) => f.write_str("cannot connect"),
         }
     }
 }
