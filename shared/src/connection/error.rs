@@ -57,6 +57,20 @@ impl std::error::Error for SendError {
 crate::debug_as_display!(SendError);
 
 /// Why a `recv` or `poll` failed.
+///
+/// As every error of the crate, its `Display` is its own message, its cause comes from
+/// `source()`, and `Debug` (what a `main` returning it prints) shows both:
+///
+/// ```
+/// use std::error::Error;
+/// use shared::RecvError;
+///
+/// let error = RecvError::Os(std::io::Error::from_raw_os_error(9));
+/// assert_eq!(error.to_string(), "cannot receive");
+/// let cause = error.source().expect("the system's error");
+/// assert_eq!(cause.to_string(), "Bad file descriptor (os error 9)");
+/// assert_eq!(format!("{error:?}"), "cannot receive: Bad file descriptor (os error 9)");
+/// ```
 #[non_exhaustive]
 pub enum RecvError {
     /// Nothing is left and no process holds the other end. Python: `EOFError`.

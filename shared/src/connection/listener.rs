@@ -355,6 +355,16 @@ impl Client {
 }
 
 /// Why [`Listener::accept`] or [`Client::connect`] failed.
+///
+/// `Debug`, what a `main` returning it prints, gives its message and then each cause once:
+///
+/// ```
+/// use shared::{AuthenticationError, ConnectError};
+///
+/// let error = ConnectError::Authentication(AuthenticationError::Rejected);
+/// assert_eq!(error.to_string(), "authentication error");
+/// assert_eq!(format!("{error:?}"), "authentication error: digest sent was rejected");
+/// ```
 #[non_exhaustive]
 pub enum ConnectError {
     /// The peer did not authenticate. Python: `AuthenticationError`.
