@@ -431,13 +431,34 @@
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 
-/// `Debug` for an error type prints its message: an error returned from `main` is shown with
-/// `Debug`, and a learner should read `Error: cannot start a process twice`, not a struct dump.
+/// `Debug` for an error type: its message, then each cause in its chain, once each, joined by
+/// `": "`. An error returned from `main` is shown with `Debug`, so a learner reads
+/// `Error: cannot send: Broken pipe (os error 32)`, not a struct dump.
+///
+/// The one error rule of the crate, which this macro relies on: an error's `Display` writes
+/// its own message only and never its cause; the cause (a wrapped `io::Error` or another
+/// error) is reached only through [`source()`](std::error::Error::source), and every variant
+/// that holds one returns it there. Then the chain printed here shows each message once, and
+/// so does any reporter that walks `source()` itself (`anyhow`, `eyre`). `tests/errors.rs`
+/// checks every public error type against this rule.
+///
+/// An error from outside the rule (a library's error inside an `io::Error`, or one of ours
+/// not yet converted) may end its message with its cause: that cause is not written twice.
 macro_rules! debug_as_display {
     ($type:ident $(<$param:ident>)?) => {
         impl$(<$param>)? std::fmt::Debug for $type$(<$param>)? {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Display::fmt(self, f)
+                let mut shown = self.to_string();
+                let mut cause = std::error::Error::source(self);
+                while let Some(error) = cause {
+                    let message = error.to_string();
+                    if shown != message && !shown.ends_with(&format!(": {message}")) {
+                        shown.push_str(": ");
+                        shown.push_str(&message);
+                    }
+                    cause = error.source();
+                }
+                f.write_str(&shown)
             }
         }
     };

@@ -295,7 +295,7 @@ fn a_silent_client_times_out_instead_of_holding_accept() {
     let silent = Client::connect(address, None).expect("connect");
     let began = Instant::now();
     let error = within(LIMIT, move || authentication_error(listener.accept()));
-    assert!(matches!(error, AuthenticationError::TimedOut), "{error}");
+    assert!(matches!(error, AuthenticationError::Timeout), "{error}");
     assert!(
         began.elapsed() >= HANDSHAKE_TIMEOUT,
         "{:?}",

@@ -164,7 +164,7 @@ pub enum AuthenticationError {
     /// program, or a message over [`MAX_HANDSHAKE_MESSAGE`] bytes.
     Protocol(String),
     /// The peer sent nothing for [`HANDSHAKE_TIMEOUT`] (it may not expect a handshake).
-    TimedOut,
+    Timeout,
     /// The peer closed the connection during the handshake.
     Closed,
     /// The system refused.
@@ -177,7 +177,7 @@ impl fmt::Display for AuthenticationError {
             AuthenticationError::WrongDigest => f.write_str("digest received was wrong"),
             AuthenticationError::Rejected => f.write_str("digest sent was rejected"),
             AuthenticationError::Protocol(what) => write!(f, "protocol error: {what}"),
-            AuthenticationError::TimedOut => write!(
+            AuthenticationError::Timeout => write!(
                 f,
                 "the peer sent nothing for {} s during the authentication",
                 HANDSHAKE_TIMEOUT.as_secs()
@@ -185,12 +185,19 @@ impl fmt::Display for AuthenticationError {
             AuthenticationError::Closed => {
                 f.write_str("the peer closed the connection during the authentication")
             }
-            AuthenticationError::Os(error) => write!(f, "authentication failed: {error}"),
+            AuthenticationError::Os(_) => f.write_str("authentication failed"),
         }
     }
 }
 
-impl std::error::Error for AuthenticationError {}
+impl std::error::Error for AuthenticationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AuthenticationError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(AuthenticationError);
 
@@ -223,7 +230,7 @@ impl From<RecvError> for AuthenticationError {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                AuthenticationError::TimedOut
+                AuthenticationError::Timeout
             }
             RecvError::Os(error) => AuthenticationError::Os(error),
             other => AuthenticationError::Os(io::Error::other(other.to_string())),

@@ -40,16 +40,37 @@ impl fmt::Display for SendError {
                     "message of {len} bytes is too large: a frame holds at most 4 GiB"
                 )
             }
-            SendError::Os(error) => write!(f, "cannot send: {error}"),
+            SendError::Os(_) => f.write_str("cannot send"),
         }
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(SendError);
 
 /// Why a `recv` or `poll` failed.
+///
+/// As every error of the crate, its `Display` is its own message, its cause comes from
+/// `source()`, and `Debug` (what a `main` returning it prints) shows both:
+///
+/// ```
+/// use std::error::Error;
+/// use shared::RecvError;
+///
+/// let error = RecvError::Os(std::io::Error::from_raw_os_error(9));
+/// assert_eq!(error.to_string(), "cannot receive");
+/// let cause = error.source().expect("the system's error");
+/// assert_eq!(cause.to_string(), "Bad file descriptor (os error 9)");
+/// assert_eq!(format!("{error:?}"), "cannot receive: Bad file descriptor (os error 9)");
+/// ```
 #[non_exhaustive]
 pub enum RecvError {
     /// Nothing is left and no process holds the other end. Python: `EOFError`.
@@ -110,12 +131,19 @@ impl fmt::Display for RecvError {
                 "connection is no longer readable after an oversized or truncated message",
             ),
             RecvError::WrongDirection => f.write_str("connection is write-only"),
-            RecvError::Os(error) => write!(f, "cannot receive: {error}"),
+            RecvError::Os(_) => f.write_str("cannot receive"),
         }
     }
 }
 
-impl std::error::Error for RecvError {}
+impl std::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvError::Os(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 crate::debug_as_display!(RecvError);
 

@@ -355,6 +355,16 @@ impl Client {
 }
 
 /// Why [`Listener::accept`] or [`Client::connect`] failed.
+///
+/// `Debug`, what a `main` returning it prints, gives its message and then each cause once:
+///
+/// ```
+/// use shared::{AuthenticationError, ConnectError};
+///
+/// let error = ConnectError::Authentication(AuthenticationError::Rejected);
+/// assert_eq!(error.to_string(), "authentication error");
+/// assert_eq!(format!("{error:?}"), "authentication error: digest sent was rejected");
+/// ```
 #[non_exhaustive]
 pub enum ConnectError {
     /// The peer did not authenticate. Python: `AuthenticationError`.
@@ -374,8 +384,8 @@ impl ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::Authentication(error) => write!(f, "authentication error: {error}"),
-            ConnectError::Os(error) => write!(f, "cannot connect: {error}"),
+            ConnectError::Authentication(_) => f.write_str("authentication error"),
+            ConnectError::Os(_) => f.write_str("cannot connect"),
         }
     }
 }

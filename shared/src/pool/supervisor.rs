@@ -297,7 +297,7 @@ impl Shared {
                 match next {
                     Ok(next) => state.handle(next, &self.reports),
                     Err(error) => {
-                        let why = format!("its report queue failed: {error}");
+                        let why = format!("its report queue failed: {error:?}");
                         state.break_pool(Failure::Broken(why));
                         state.kill_all();
                         state.workers.clear();

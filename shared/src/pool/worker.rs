@@ -90,13 +90,16 @@ where
             worker: setup.id,
             message,
         };
-        return setup.reports.put(report).map_err(|e| e.to_string());
+        return setup
+            .reports
+            .put(report)
+            .map_err(|error| format!("{error:?}"));
     }
     let ready = Report::Ready { worker: setup.id };
     setup
         .reports
         .put(ready)
-        .map_err(|error| format!("a pool worker cannot report: {error}"))?;
+        .map_err(|error| format!("a pool worker cannot report: {error:?}"))?;
     let mut ran = 0;
     let mut seals = SealCache::default();
     // The pool never sends more than `maxtasks` chunks in all, so a batch never crosses it.
@@ -104,7 +107,7 @@ where
         let runs = match setup.orders.get() {
             Ok(Order::Runs(runs)) => runs,
             Ok(Order::Stop) | Err(GetError::ShutDown | GetError::Closed) => return Ok(()),
-            Err(error) => return Err(format!("a pool worker cannot read its orders: {error}")),
+            Err(error) => return Err(format!("a pool worker cannot read its orders: {error:?}")),
         };
         for run in runs {
             let report = Report::Done {
@@ -116,7 +119,7 @@ where
             setup
                 .reports
                 .put(report)
-                .map_err(|error| format!("a pool worker cannot report: {error}"))?;
+                .map_err(|error| format!("a pool worker cannot report: {error:?}"))?;
             ran += 1;
         }
     }

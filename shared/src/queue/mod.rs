@@ -690,10 +690,8 @@ impl<T> fmt::Display for PutError<T> {
                     std::any::type_name::<T>()
                 )
             }
-            PutError::Os { error, .. } => write!(f, "the queue cannot hold the item: {error}"),
-            PutError::Corrupt { error, .. } => {
-                write!(f, "another process corrupted the queue's memory: {error}")
-            }
+            PutError::Os { .. } => f.write_str("the queue cannot hold the item"),
+            PutError::Corrupt { .. } => f.write_str("another process corrupted the queue's memory"),
         }
     }
 }
@@ -774,10 +772,8 @@ impl fmt::Display for GetError {
             GetError::Decode { expected, error } => {
                 write!(f, "cannot decode the item as `{expected}`: {error}")
             }
-            GetError::Os(error) => write!(f, "queue memory is unusable: {error}"),
-            GetError::Corrupt(error) => {
-                write!(f, "another process corrupted the queue's memory: {error}")
-            }
+            GetError::Os(_) => f.write_str("queue memory is unusable"),
+            GetError::Corrupt(_) => f.write_str("another process corrupted the queue's memory"),
         }
     }
 }

@@ -37,16 +37,12 @@ impl<G> fmt::Display for AcquireError<G> {
             AcquireError::OwnerDied(_) => f.write_str(
                 "the previous holder died holding it; it is held now, repair what it protects",
             ),
-            AcquireError::Os(error) => write!(f, "cannot acquire: {error}"),
+            AcquireError::Os(_) => f.write_str("cannot acquire"),
         }
     }
 }
 
-impl<G> fmt::Debug for AcquireError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+crate::debug_as_display!(AcquireError<G>);
 
 impl<G> std::error::Error for AcquireError<G> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -88,7 +84,7 @@ impl fmt::Display for ReleaseError {
         match self {
             ReleaseError::NotHeld => f.write_str("cannot release un-acquired lock"),
             ReleaseError::TooManyReleases => f.write_str("semaphore released too many times"),
-            ReleaseError::Os(error) => write!(f, "cannot release: {error}"),
+            ReleaseError::Os(_) => f.write_str("cannot release"),
         }
     }
 }
@@ -130,7 +126,7 @@ impl fmt::Display for BrokenBarrierError {
             BrokenBarrierError::PartyDied => {
                 f.write_str("the barrier is broken: a party died while the others waited")
             }
-            BrokenBarrierError::Os(error) => write!(f, "the barrier failed: {error}"),
+            BrokenBarrierError::Os(_) => f.write_str("the barrier failed"),
         }
     }
 }

@@ -518,7 +518,8 @@ pub(crate) fn finish() {
     append(Kind::MainEnd, now, now, now, counted, 0, String::new());
     ENABLED.store(false, Ordering::Relaxed);
     if let Err(error) = write_timeline(&output) {
-        let _ = writeln!(io::stderr(), "shared: --timeline: {error}");
+        // Debug: the message and its cause.
+        let _ = writeln!(io::stderr(), "shared: --timeline: {error:?}");
     }
 }
 
@@ -545,7 +546,6 @@ fn write_timeline(output: &TimelineOutput) -> Result<(), TimelineError> {
 }
 
 /// Why the timeline could not be written.
-#[derive(Debug)]
 enum TimelineError {
     NoLog,
     Corrupt(String),
@@ -558,13 +558,22 @@ impl fmt::Display for TimelineError {
         match self {
             TimelineError::NoLog => f.write_str("no log was created"),
             TimelineError::Corrupt(what) => f.write_str(what),
-            TimelineError::Write(error) => write!(f, "cannot write the drawing: {error}"),
-            TimelineError::File(path, error) => {
-                write!(f, "cannot write {}: {error}", path.display())
-            }
+            TimelineError::Write(_) => f.write_str("cannot write the drawing"),
+            TimelineError::File(path, _) => write!(f, "cannot write {}", path.display()),
         }
     }
 }
+
+impl std::error::Error for TimelineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TimelineError::Write(error) | TimelineError::File(_, error) => Some(error),
+            TimelineError::NoLog | TimelineError::Corrupt(_) => None,
+        }
+    }
+}
+
+crate::debug_as_display!(TimelineError);
 
 /// A type's name as a learner knows it: `lesson02_queue::funcao_processo` is
 /// `funcao_processo`, a closure in `main` is `closure em main`, a pool's worker is
