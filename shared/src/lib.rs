@@ -500,7 +500,7 @@ pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
 pub use spawn::TOKEN_VARIABLE;
 pub use start::{
-    InitError, StartMethod, UnknownStartMethod, get_start_method, init, run_if_spawned_child,
+    InitError, ParseStartMethodError, StartMethod, get_start_method, init, run_if_spawned_child,
     set_start_method,
 };
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};

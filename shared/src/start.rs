@@ -77,14 +77,14 @@ impl fmt::Display for StartMethod {
 }
 
 impl FromStr for StartMethod {
-    type Err = UnknownStartMethod;
+    type Err = ParseStartMethodError;
 
-    fn from_str(name: &str) -> Result<Self, UnknownStartMethod> {
+    fn from_str(name: &str) -> Result<Self, ParseStartMethodError> {
         match name {
             "fork" => Ok(StartMethod::Fork),
             "spawn" => Ok(StartMethod::Spawn),
             "forkserver" => Ok(StartMethod::Forkserver),
-            other => Err(UnknownStartMethod(other.to_owned())),
+            other => Err(ParseStartMethodError::Unknown(other.to_owned())),
         }
     }
 }
@@ -151,24 +151,28 @@ impl std::error::Error for InitError {}
 
 crate::debug_as_display!(InitError);
 
-/// A start method's name that is not `fork`, `spawn` or `forkserver`; from
-/// [`StartMethod`]'s `FromStr`.
+/// Why a name is not a [`StartMethod`]: the error of its `FromStr`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct UnknownStartMethod(pub String);
+#[non_exhaustive]
+pub enum ParseStartMethodError {
+    /// A name other than `fork`, `spawn` or `forkserver`.
+    Unknown(String),
+}
 
-impl fmt::Display for UnknownStartMethod {
+impl fmt::Display for ParseStartMethodError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown start method `{}`: expected `fork`, `spawn` or `forkserver`",
-            self.0
-        )
+        match self {
+            ParseStartMethodError::Unknown(name) => write!(
+                f,
+                "unknown start method `{name}`: expected `fork`, `spawn` or `forkserver`"
+            ),
+        }
     }
 }
 
-impl std::error::Error for UnknownStartMethod {}
+impl std::error::Error for ParseStartMethodError {}
 
-crate::debug_as_display!(UnknownStartMethod);
+crate::debug_as_display!(ParseStartMethodError);
 
 /// Makes a test binary (whose `main` belongs to the test harness) able to run spawned
 /// children: it runs the spawned-child half of [`init`] before `main`, from `.init_array`.
