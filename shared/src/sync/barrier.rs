@@ -49,9 +49,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::BrokenBarrierError;
-use super::error::AcquireError;
 use super::event::LONGEST_SLEEP;
-use super::guard::{Guard, Site};
+use super::guard::{Guard, Site, with_death};
 use crate::block::{Block, BlockState};
 use crate::sys::process::{Liveness, liveness};
 use crate::sys::sync::{self, RobustMutex};
@@ -317,11 +316,8 @@ impl Barrier {
     /// call, what it changed may be half-done: the barrier breaks with `PartyDied`.
     fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Locked<'_>>> {
         let changes = Changes { changed: false };
-        let (guard, died) = match Guard::lock(&self.block, changes, deadline) {
-            Ok(None) => return Ok(None),
-            Ok(Some(guard)) => (guard, false),
-            Err(AcquireError::OwnerDied(guard)) => (guard, true),
-            Err(AcquireError::Os(error)) => return Err(error),
+        let Some((guard, died)) = with_death(Guard::lock(&self.block, changes, deadline))? else {
+            return Ok(None);
         };
         let mut locked = Locked {
             state: self.state(),

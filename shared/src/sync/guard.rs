@@ -373,6 +373,18 @@ pub(crate) fn wrap<'a, S: BlockState, L: Site<S>, G, H>(
     }
 }
 
+/// An acquire's guard and whether the previous holder died, for a primitive that reports a
+/// death its own way (a semaphore's acquire, a barrier that breaks).
+pub(crate) fn with_death<'a, S: BlockState, L: Site<S>>(
+    acquired: Acquired<'a, S, L>,
+) -> io::Result<Option<(Guard<'a, S, L>, bool)>> {
+    match acquired {
+        Ok(guard) => Ok(guard.map(|guard| (guard, false))),
+        Err(AcquireError::OwnerDied(guard)) => Ok(Some((guard, true))),
+        Err(AcquireError::Os(error)) => Err(error),
+    }
+}
+
 /// An acquire without a deadline: it returns only holding the lock.
 #[inline]
 pub(crate) fn held<G, E>(

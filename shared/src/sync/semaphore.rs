@@ -49,7 +49,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::AcquireError;
 use super::ReleaseError;
 use super::event::Sleepers;
-use super::guard::{Guard, Site, Taker};
+use super::guard::{Guard, Site, Taker, with_death};
 use crate::block::{Block, BlockState};
 use crate::sys::sync::RobustMutex;
 
@@ -167,11 +167,8 @@ impl Core {
                 index,
                 retire: false,
             };
-            let (guard, died) = match Guard::try_lock_owned(&self.block, slot) {
-                Ok(None) => continue,
-                Ok(Some(guard)) => (guard, false),
-                Err(AcquireError::OwnerDied(guard)) => (guard, true),
-                Err(AcquireError::Os(error)) => return Err(error),
+            let Some((guard, died)) = with_death(Guard::try_lock_owned(&self.block, slot))? else {
+                continue;
             };
             // Retired between the check and the lock (by the holder before, which sets the bit
             // before it unlocks): not a unit to take. Dropping the guard gives the slot back.
