@@ -195,7 +195,9 @@ impl<'a, S: BlockState, L: Site<S>> Guard<'a, S, L> {
         matches!(self.keep, Keep::Borrowed(..))
     }
 
-    /// The same hold, keeping the block mapped itself, so borrowing nothing.
+    /// The same hold, keeping the block mapped itself, so borrowing nothing: what the public
+    /// guards without a lifetime hold.
+    #[inline]
     pub(crate) fn into_owned(self) -> Guard<'static, S, L> {
         let (keep, site) = self.into_parts();
         Guard::new(keep.into_owned(), site)
@@ -253,35 +255,6 @@ impl<'a, S: BlockState, L: Site<S>> Guard<'a, S, L> {
         // read out of it exactly once, and owned by the caller from here: only the unlock that
         // `Drop` would do is skipped.
         unsafe { (std::ptr::read(&guard.keep), std::ptr::read(&guard.site)) }
-    }
-}
-
-impl<S: BlockState, L: Site<S>> Guard<'static, S, L> {
-    /// As [`lock`](Guard::lock), with a guard that keeps the block mapped itself.
-    ///
-    /// # Errors
-    /// As [`lock`](Guard::lock).
-    #[inline]
-    pub(crate) fn lock_owned(
-        block: &Arc<Block<S>>,
-        site: L,
-        deadline: Option<Instant>,
-    ) -> Acquired<'static, S, L> {
-        let taken = site.raw(block.state()).lock_until(deadline);
-        Guard::taken(taken, block, site, |taker| {
-            Keep::Owned(Arc::clone(block), taker)
-        })
-    }
-
-    /// As [`try_lock`](Guard::try_lock), with a guard that keeps the block mapped itself.
-    ///
-    /// # Errors
-    /// As [`lock`](Guard::lock).
-    pub(crate) fn try_lock_owned(block: &Arc<Block<S>>, site: L) -> Acquired<'static, S, L> {
-        let taken = site.raw(block.state()).try_lock();
-        Guard::taken(taken, block, site, |taker| {
-            Keep::Owned(Arc::clone(block), taker)
-        })
     }
 }
 

@@ -362,8 +362,8 @@ impl RLock {
     /// As [`acquire`](Self::acquire).
     pub fn try_acquire(&self) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         wrap(
-            Guard::try_lock_owned(&self.block, Mutex),
-            RLockGuard,
+            Guard::try_lock(&self.block, Mutex),
+            RLockGuard::new,
             RLockGuard,
         )
     }
@@ -400,14 +400,19 @@ impl RLock {
         deadline: Option<Instant>,
     ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
         wrap(
-            Guard::lock_owned(&self.block, Mutex, deadline),
-            RLockGuard,
+            Guard::lock(&self.block, Mutex, deadline),
+            RLockGuard::new,
             RLockGuard,
         )
     }
 }
 
 impl RLockGuard {
+    /// Keeps the block mapped itself: the guard has no lifetime.
+    fn new(guard: Guard<'_, RLockState, Mutex>) -> RLockGuard {
+        RLockGuard(guard.into_owned())
+    }
+
     /// Keeps this level held past the guard, for a later [`RLock::release`] from this thread.
     pub fn forget(self) {
         self.0.forget();

@@ -17,8 +17,9 @@ use crate::sys::sync::{RobustMutex, Taken};
 ///
 /// # Safety
 /// An implementation promises, whatever bytes another process leaves in the memory it lives
-/// in:
-/// - no call has undefined behaviour, and none reads or writes outside `self`;
+/// in (short of what its own docs say every holder of that memory is trusted with: glibc's
+/// robust-list pointers in a [`RobustMutex`]):
+/// - no call has undefined behaviour, and none writes outside `self`;
 /// - [`lock_until`](Self::lock_until) and [`try_lock`](Self::try_lock) return `Ok(Some(_))`
 ///   only when the calling thread is now the recorded owner (of one more level, for a lock
 ///   that counts them), and the lock then stays this thread's until it unlocks it: no thread
@@ -57,7 +58,9 @@ pub(crate) unsafe trait RawLock {
 // hands a dead owner's mutex to the next locker marked `EOWNERDEAD` (made consistent by
 // `lock_unguarded`); glibc checks the owner on every unlock of a robust mutex (`EPERM`
 // otherwise), and reports the words another process rewrote as errors or as a held or free
-// lock (see `RobustMutex`). `RobustMutex`'s invariant keeps it initialised and mapped.
+// lock. The one exception is the robust-list pointers, which glibc follows on unlock:
+// `RobustMutex`'s docs say why every holder of the memfd is trusted not to forge them, as
+// before this trait. `RobustMutex`'s invariant keeps it initialised and mapped.
 unsafe impl RawLock for RobustMutex {
     #[inline]
     fn lock_until(&self, deadline: Option<Instant>) -> io::Result<Option<Taken>> {

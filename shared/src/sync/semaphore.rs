@@ -167,7 +167,7 @@ impl Core {
                 index,
                 retire: false,
             };
-            let Some((guard, died)) = with_death(Guard::try_lock_owned(&self.block, slot))? else {
+            let Some((guard, died)) = with_death(Guard::try_lock(&self.block, slot))? else {
                 continue;
             };
             // Retired between the check and the lock (by the holder before, which sets the bit
@@ -176,7 +176,7 @@ impl Core {
                 continue;
             }
             state.held.fetch_or(bit, Ordering::Relaxed);
-            return Ok(Some((Unit::Slot(guard), died)));
+            return Ok(Some((Unit::Slot(guard.into_owned()), died)));
         }
         if self.bounded {
             return Ok(None);

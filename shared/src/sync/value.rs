@@ -87,18 +87,16 @@ impl<const ARRAY: bool> Site<Locked<ARRAY>> for Word {
 
 impl<T: Pod, const ARRAY: bool> Cells<T, Locked<ARRAY>> {
     /// Takes the lock word, waiting at most until `deadline` (`None`: no limit); `Ok(None)`
-    /// at the deadline. The guard keeps the block mapped itself, so that it borrows nothing:
-    /// an acquire's error, which carries it, can then leave a function with `?` into a
-    /// `Box<dyn Error>`, which needs `'static`.
+    /// at the deadline.
     #[inline]
-    fn lock(&self, deadline: Option<Instant>) -> Acquired<'static, Locked<ARRAY>, Word> {
+    fn lock(&self, deadline: Option<Instant>) -> Acquired<'_, Locked<ARRAY>, Word> {
         // The word would give its owner `Ok(None)` at once when there is a deadline; a
         // value's lock promises its owner an error either way. Race-free: only this thread
         // can make the word its own, or release it.
         if deadline.is_some() && self.block.state().word.held_by_me() {
             return Err(io::Error::from_raw_os_error(nix::libc::EDEADLK).into());
         }
-        Guard::lock_owned(&self.block, Word, deadline)
+        Guard::lock(&self.block, Word, deadline)
     }
 }
 
@@ -413,7 +411,13 @@ impl<T: Pod> Value<T> {
             // (`Pod`); every access to it, in every process, goes through this lock word.
             ValueGuard(unsafe { guard.map(self.cells.as_ptr()) })
         };
-        wrap(self.cells.lock(deadline), view, view)
+        // Owned: the guard borrows nothing, so that an acquire's error, which carries it, can
+        // leave a function with `?` into a `Box<dyn Error>`, which needs `'static`.
+        wrap(
+            self.cells.lock(deadline),
+            |guard| view(guard.into_owned()),
+            view,
+        )
     }
 }
 
@@ -558,7 +562,11 @@ impl<T: Pod> Array<T> {
             // block holds exactly that many).
             ArrayGuard(unsafe { guard.map(items) })
         };
-        wrap(self.cells.lock(deadline), view, view)
+        wrap(
+            self.cells.lock(deadline),
+            |guard| view(guard.into_owned()),
+            view,
+        )
     }
 }
 
