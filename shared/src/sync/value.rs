@@ -345,6 +345,9 @@ impl<T: Pod> Value<T> {
     /// holds it now, and the value is whatever bytes that holder had written. [`AcquireError::Os`]
     /// if the system refused, or (`EDEADLK`) when this thread already holds it: the lock is
     /// not re-entrant (Python's is an `RLock`).
+    // Always inlined, as `Lock::acquire` is: returned through memory, the guard was copied
+    // with a load that straddles two stores (`bench`'s `value_2procs`).
+    #[inline(always)]
     pub fn get_lock(&self) -> Result<ValueGuard<T>, AcquireError<ValueGuard<T>>> {
         let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
@@ -400,7 +403,7 @@ impl<T: Pod> Value<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
@@ -500,6 +503,8 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`Value::get_lock`].
+    // Always inlined: see `Value::get_lock`.
+    #[inline(always)]
     pub fn get_lock(&self) -> Result<ArrayGuard<T>, AcquireError<ArrayGuard<T>>> {
         let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
@@ -552,6 +557,7 @@ impl<T: Pod> Array<T> {
         }
     }
 
+    #[inline(always)]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
