@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use shared::{AcquireError, Condition, Lock, Queue, RLock, RawValue, StartMethod};
+use shared::{
+    AcquireError, Condition, Lock, LockGuard, Queue, RLock, RLockGuard, RawValue, StartMethod,
+};
 
 shared::enable_test_support!();
 
@@ -36,6 +38,11 @@ mod fork_only {
     #[test]
     fn a_forked_child_does_not_inherit_the_lock() {
         super::a_forked_child_does_not_inherit_the_lock();
+    }
+
+    #[test]
+    fn guards_inherited_by_a_forked_child_release_nothing() {
+        super::guards_inherited_by_a_forked_child_release_nothing();
     }
 }
 
@@ -341,6 +348,51 @@ fn a_forked_child_does_not_inherit_the_lock() {
     assert!(
         lock.try_acquire().unwrap().is_some(),
         "the parent released it"
+    );
+}
+
+thread_local! {
+    /// Guards kept where a forked child's copy of this thread can reach them.
+    static KEPT: std::cell::RefCell<Option<(LockGuard<'static>, RLockGuard)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The child drops its copies of the parent's guards (reached through a thread-local): the
+/// locks stay the parent's, which the child sees as held, and so does the parent after the
+/// child has exited, until it drops its own guards.
+fn guards_inherited_by_a_forked_child_release_nothing() {
+    fn child_side(lock: Lock, rlock: RLock) -> Result<(), String> {
+        let guards = KEPT.with(|kept| kept.borrow_mut().take());
+        drop(guards.ok_or("no guards inherited")?);
+        let lock_free = lock.try_acquire().map_err(|error| error.to_string())?;
+        let rlock_free = rlock.try_acquire().map_err(|error| error.to_string())?;
+        match (lock_free, rlock_free) {
+            (None, None) => Ok(()),
+            _ => Err("a dropped inherited guard released its parent's lock".to_owned()),
+        }
+    }
+    let (lock, rlock) = (Lock::new().unwrap(), RLock::new().unwrap());
+    let guards = (
+        lock.acquire().unwrap().into_owned(),
+        rlock.acquire().unwrap(),
+    );
+    KEPT.with(|kept| *kept.borrow_mut() = Some(guards));
+    let mut child = Child::start(StartMethod::Fork, child_side, (lock.clone(), rlock.clone()));
+    child.expect_success();
+    let held_elsewhere = |lock: Lock, rlock: RLock| {
+        within(LIMIT, move || {
+            (
+                lock.try_acquire().unwrap().is_none(),
+                rlock.try_acquire().unwrap().is_none(),
+            )
+        })
+    };
+    assert_eq!(held_elsewhere(lock.clone(), rlock.clone()), (true, true));
+    drop(KEPT.with(|kept| kept.borrow_mut().take()));
+    assert_eq!(
+        held_elsewhere(lock, rlock),
+        (false, false),
+        "the parent released them"
     );
 }
 

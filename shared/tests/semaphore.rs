@@ -12,13 +12,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use shared::{AcquireError, BoundedSemaphore, Queue, ReleaseError, Semaphore, StartMethod};
+use shared::{
+    AcquireError, BoundedSemaphore, Queue, ReleaseError, Semaphore, SemaphoreGuard, StartMethod,
+};
 
 shared::enable_test_support!();
 
 #[macro_use]
 mod common;
 use common::{Child, LIMIT, within};
+
+/// Fork only: a spawned child is a new program, which inherits no guard.
+mod fork_only {
+    #[test]
+    fn guards_inherited_by_a_forked_child_give_nothing_back() {
+        super::guards_inherited_by_a_forked_child_give_nothing_back();
+    }
+}
 
 under_every_start_method!(
     a_semaphore_of_one_loses_no_update,
@@ -247,4 +257,44 @@ fn threads_share_a_semaphore_too() {
     let waiter = std::thread::spawn(move || other.acquire().map(drop).is_ok());
     drop(guard);
     assert!(within(LIMIT, move || waiter.join().unwrap()));
+}
+
+thread_local! {
+    /// Guards kept where a forked child's copy of this thread can reach them.
+    static KEPT: std::cell::RefCell<Vec<SemaphoreGuard>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The parent holds both kinds of unit, a slot and a credit, in guards that a forked child
+/// copies (through a thread-local). The child's drop of its copies gives nothing back: the
+/// units are the parent's, and would otherwise be counted twice.
+fn guards_inherited_by_a_forked_child_give_nothing_back() {
+    fn child_side(semaphore: Semaphore) -> TargetResult {
+        let guards = KEPT.with(|kept| std::mem::take(&mut *kept.borrow_mut()));
+        if guards.len() != 2 {
+            return Err(format!("{} guards inherited, not 2", guards.len()));
+        }
+        drop(guards);
+        match semaphore.get_value() {
+            0 => Ok(()),
+            value => Err(format!("{value} units free after the child's drop, not 0")),
+        }
+    }
+    let semaphore = Semaphore::new(1).unwrap();
+    let slot = semaphore.acquire().unwrap();
+    semaphore.release().unwrap();
+    let credit = semaphore.acquire().unwrap();
+    assert_eq!(
+        format!("{slot:?} {credit:?}"),
+        r#"SemaphoreGuard { unit: "slot 0" } SemaphoreGuard { unit: "credit" }"#
+    );
+    KEPT.with(|kept| *kept.borrow_mut() = vec![slot, credit]);
+    let mut child = Child::start(StartMethod::Fork, child_side, (semaphore.clone(),));
+    child.expect_success();
+    assert_eq!(semaphore.get_value(), 0, "still the parent's");
+    drop(KEPT.with(|kept| std::mem::take(&mut *kept.borrow_mut())));
+    assert_eq!(
+        semaphore.get_value(),
+        2,
+        "given back by the parent, once each"
+    );
 }

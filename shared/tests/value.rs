@@ -216,3 +216,35 @@ fn a_guard_inherited_by_a_forked_child_cannot_reach_the_value() {
     let guard = KEPT.with(|kept| kept.borrow_mut().take()).unwrap();
     assert_eq!(*guard, 0, "the child wrote through an inherited guard");
 }
+
+thread_local! {
+    /// An array's guard kept where a forked child's copy of this thread can reach it.
+    static KEPT_ARRAY: std::cell::RefCell<Option<shared::ArrayGuard<u8>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A forked child that drops its copy of the parent's guard releases nothing: the lock stays
+/// the parent's, so the child's own acquire times out, and the parent still holds it after.
+#[test]
+fn a_guard_inherited_by_a_forked_child_releases_nothing_there() {
+    fn child_side(items: Array<u8>) -> Result<(), String> {
+        drop(
+            KEPT_ARRAY
+                .with(|kept| kept.borrow_mut().take())
+                .ok_or("no guard inherited")?,
+        );
+        match items.get_lock_timeout(std::time::Duration::from_millis(1)) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err("the child took the lock its parent holds".to_owned()),
+            Err(error) => Err(format!("get_lock_timeout: {error}")),
+        }
+    }
+    let items = Array::from_slice(&[1_u8, 2]).unwrap();
+    KEPT_ARRAY.with(|kept| *kept.borrow_mut() = Some(items.get_lock().unwrap()));
+    let mut child = Child::start(StartMethod::Fork, child_side, (items.clone(),));
+    child.expect_success();
+    let mut guard = KEPT_ARRAY.with(|kept| kept.borrow_mut().take()).unwrap();
+    guard[0] = 3; // still held by this thread
+    drop(guard);
+    assert_eq!(items.to_vec().unwrap(), [3, 2]);
+}

@@ -50,9 +50,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::BrokenBarrierError;
 use super::event::LONGEST_SLEEP;
+use super::guard::{Guard, Site, with_death};
 use crate::block::{Block, BlockState};
 use crate::sys::process::{Liveness, liveness};
-use crate::sys::sync::{self, RobustGuard, RobustMutex};
+use crate::sys::sync::{self, RobustMutex};
 
 /// The most parties a barrier can have.
 pub const MAX_PARTIES: usize = 64;
@@ -130,28 +131,45 @@ impl Me {
     }
 }
 
-/// The barrier's state, locked; bumps the futex word and wakes the waiters after the unlock
-/// when something they wait for changed.
-struct Locked<'a> {
-    state: &'a BarrierState,
-    parties: usize,
-    guard: Option<RobustGuard<'a>>,
+/// The site of the barrier's mutex, and whether its holder changed something the waiters
+/// wait for: then the release bumps the futex word before the unlock, and wakes them after it.
+struct Changes {
     changed: bool,
 }
 
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
+impl Site<BarrierState> for Changes {
+    type Raw = RobustMutex;
+
+    fn raw<'s>(&self, state: &'s BarrierState) -> &'s RobustMutex {
+        &state.lock
+    }
+
+    fn before_unlock(&self, state: &BarrierState) {
         if self.changed {
-            self.state.sequence.fetch_add(1, Ordering::Release);
+            state.sequence.fetch_add(1, Ordering::Release);
         }
-        drop(self.guard.take());
+    }
+
+    fn after_unlock(&self, state: &BarrierState) {
         if self.changed {
-            sync::futex_wake_all(&self.state.sequence);
+            sync::futex_wake_all(&state.sequence);
         }
     }
 }
 
+/// The barrier's state, locked.
+struct Locked<'a> {
+    state: &'a BarrierState,
+    parties: usize,
+    guard: Guard<'a, BarrierState, Changes>,
+}
+
 impl Locked<'_> {
+    /// Marks a change the waiters wait for: the release wakes them.
+    fn changed(&mut self) {
+        self.guard.site_mut().changed = true;
+    }
+
     /// The arrivals so far, checked.
     fn count(&self) -> io::Result<usize> {
         let count = self.state.count.load(Ordering::Relaxed) as usize;
@@ -169,7 +187,7 @@ impl Locked<'_> {
             }
         }
         self.state.count.store(0, Ordering::Relaxed);
-        self.changed = true;
+        self.changed();
     }
 
     /// Breaks the barrier: waiting parties and later waits fail with `why` until a reset.
@@ -220,7 +238,7 @@ impl Locked<'_> {
         self.state.waiters[entry]
             .state
             .store(FREE, Ordering::Relaxed);
-        self.changed = true;
+        self.changed();
     }
 }
 
@@ -297,16 +315,14 @@ impl Barrier {
     /// Locks the state, waiting at most until `deadline`. If the previous holder died inside a
     /// call, what it changed may be half-done: the barrier breaks with `PartyDied`.
     fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Locked<'_>>> {
-        let state = self.state();
-        let Some(guard) = state.lock.lock(deadline)? else {
+        let changes = Changes { changed: false };
+        let Some((guard, died)) = with_death(Guard::lock(&self.block, changes, deadline))? else {
             return Ok(None);
         };
-        let died = guard.previous_owner_died();
         let mut locked = Locked {
-            state,
+            state: self.state(),
             parties: self.parties,
-            guard: Some(guard),
-            changed: false,
+            guard,
         };
         if died {
             locked.break_with(PARTY_DIED);

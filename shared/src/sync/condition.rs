@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{AcquireError, ReleaseError};
-use super::lock::{ConditionLock, Handle, RLock, Received, deadline_after, held};
+use super::guard::{deadline_after, held};
+use super::lock::{ConditionLock, Handle, RLock, Received};
 use crate::block::{Block, BlockState};
 use crate::sys::process::{Liveness, liveness};
 use crate::sys::sync;

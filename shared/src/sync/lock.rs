@@ -28,20 +28,18 @@
 //! ordinary free lock again. CPython's lock stays held by the dead process for ever, and every
 //! later `acquire()` waits for ever (or until its timeout).
 
-use std::ffi::CStr;
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{AcquireError, ReleaseError};
-use super::lock_word::{LockWord, Taken, Unlocked};
+use super::guard::{Guard, RawLock, Site, deadline_after, held, wrap};
+use super::lock_word::{LockWord, Unlocked};
 use crate::block::{Block, BlockState};
-use crate::sys::sync::{Kind, RobustGuard, RobustMutex};
+use crate::sys::sync::{Kind, RobustMutex};
 
 /// The state of a [`Lock`]'s block: one lock word.
 #[repr(C)]
@@ -77,105 +75,28 @@ unsafe impl BlockState for RLockState {
     }
 }
 
-/// The deadline `timeout` from now; `None` (no limit) when it is too far to represent.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
+/// The site of a [`Lock`]'s one lock word: its releases are recorded in the timeline, as its
+/// acquires are.
+struct Word;
 
-/// Turns what [`RobustMutex::lock`] returned into an acquire's result, wrapping the guard.
-pub(crate) fn acquired<'a, G>(
-    locked: io::Result<Option<RobustGuard<'a>>>,
-    wrap: impl FnOnce(RobustGuard<'a>) -> G,
-) -> Result<Option<G>, AcquireError<G>> {
-    match locked? {
-        None => Ok(None),
-        Some(guard) if guard.previous_owner_died() => Err(AcquireError::OwnerDied(wrap(guard))),
-        Some(guard) => Ok(Some(wrap(guard))),
+impl Site<LockState> for Word {
+    type Raw = LockWord;
+    const RECORDED: bool = true;
+
+    #[inline]
+    fn raw<'s>(&self, state: &'s LockState) -> &'s LockWord {
+        &state.word
     }
 }
 
-/// An acquire without a deadline: it returns only holding the lock.
-pub(crate) fn held<G, E>(
-    acquired: Result<Option<G>, AcquireError<E>>,
-) -> Result<G, AcquireError<E>> {
-    acquired?.ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut).into())
-}
+/// The site of an [`RLock`]'s one mutex.
+struct Mutex;
 
-/// A robust guard that keeps the block of its mutex mapped, so that it borrows nothing: an
-/// acquire's error, which carries it, can then leave a function with `?` (into a
-/// `Box<dyn Error>`, which needs `'static`). It costs a reference count per acquire.
-pub(crate) struct Held<S> {
-    // Declared first: dropped (unlocked) before the block below can be unmapped.
-    guard: RobustGuard<'static>,
-    block: Arc<Block<S>>,
-}
+impl Site<RLockState> for Mutex {
+    type Raw = RobustMutex;
 
-impl<S: BlockState> Held<S> {
-    /// # Safety
-    /// `guard` locks a mutex in `block`'s state.
-    pub(crate) unsafe fn new(guard: RobustGuard<'_>, block: &Arc<Block<S>>) -> Held<S> {
-        // SAFETY: the mutex lives in the mapping that `block` keeps alive, which never
-        // moves; the guard is dropped before `block` (field order), and `forget` drops no
-        // guard at all.
-        let guard = unsafe { std::mem::transmute::<RobustGuard<'_>, RobustGuard<'static>>(guard) };
-        Held {
-            guard,
-            block: Arc::clone(block),
-        }
-    }
-
-    /// The block whose mutex this holds.
-    pub(crate) fn block(&self) -> &Arc<Block<S>> {
-        &self.block
-    }
-
-    /// Leaves the mutex locked, for an explicit release later.
-    pub(crate) fn forget(self) {
-        let Held { guard, block } = self;
-        std::mem::forget(guard);
-        drop(block);
-    }
-}
-
-/// An [`RLock`]'s handle to its block.
-struct Raw {
-    block: Arc<Block<RLockState>>,
-}
-
-impl Raw {
-    fn new(name: &CStr) -> io::Result<Self> {
-        Ok(Raw {
-            block: Arc::new(Block::create(name, 0)?),
-        })
-    }
-
-    fn mutex(&self) -> &RobustMutex {
-        &self.block.state().mutex
-    }
-
-    fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<RobustGuard<'_>>> {
-        self.mutex().lock(deadline)
-    }
-
-    fn release(&self) -> Result<(), ReleaseError> {
-        // SAFETY: a lock guards no data of ours, so releasing a level that a guard of this
-        // thread stands for breaks no exclusive access; the guard's own unlock then fails
-        // with EPERM, which it ignores.
-        match unsafe { self.mutex().unlock() } {
-            Ok(()) => Ok(()),
-            Err(error) if error.raw_os_error() == Some(nix::libc::EPERM) => {
-                Err(ReleaseError::NotHeld)
-            }
-            Err(error) => Err(ReleaseError::Os(error)),
-        }
-    }
-}
-
-impl Clone for Raw {
-    fn clone(&self) -> Self {
-        Raw {
-            block: Arc::clone(&self.block),
-        }
+    fn raw<'s>(&self, state: &'s RLockState) -> &'s RobustMutex {
+        &state.mutex
     }
 }
 
@@ -215,30 +136,17 @@ pub struct Lock {
 /// nothing, so it can leave a function with `?` into a `Box<dyn Error>`, which needs
 /// `'static`. Either converts to the other's type where a guard of the handle's lifetime is
 /// expected.
+///
+/// A guard that a forked child inherited (through a thread-local, say) releases nothing
+/// there: the lock is its parent's.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let trava = shared::Lock::new().unwrap();
+/// send(trava.acquire().unwrap()); // not `Send`: the thread that acquired it releases it
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
-    block: BlockRef<'a>,
-    /// Not `Send`: the owner recorded in the word is this thread.
-    not_send: PhantomData<*const ()>,
-}
-
-/// How a [`LockGuard`] reaches the lock's block.
-enum BlockRef<'a> {
-    /// Through the handle it was acquired from.
-    Borrowed(&'a Arc<Block<LockState>>),
-    /// Keeping the block mapped itself: a guard that travels in an error.
-    Owned(Arc<Block<LockState>>),
-}
-
-impl BlockRef<'_> {
-    #[inline]
-    fn word(&self) -> &LockWord {
-        match self {
-            BlockRef::Borrowed(block) => &block.state().word,
-            BlockRef::Owned(block) => &block.state().word,
-        }
-    }
-}
+pub struct LockGuard<'a>(Guard<'a, LockState, Word>);
 
 impl Lock {
     /// A new, free lock. Python: `multiprocessing.Lock()`.
@@ -274,6 +182,8 @@ impl Lock {
     /// [`AcquireError::OwnerDied`] when the previous holder died holding it (a process killed,
     /// a thread that ended): the guard inside holds it now. A waiter notices such a death
     /// within 100 ms. [`AcquireError::Os`] (`EDEADLK`) when this thread holds it already.
+    // Always inlined, with the guard's `lock`: see there.
+    #[inline(always)]
     pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'static>>> {
         let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.acquire_until(None))
@@ -319,7 +229,7 @@ impl Lock {
     /// [`AcquireError::OwnerDied`] when the holder died holding it: the guard inside holds it
     /// now.
     pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
-        self.taken(Ok(self.word().try_lock()))
+        wrap(Guard::try_lock(&self.block, Word), LockGuard, LockGuard)
     }
 
     /// Releases the lock that this thread holds without a guard, after
@@ -350,37 +260,18 @@ impl Lock {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
-        self.taken(self.word().lock(deadline))
-    }
-
-    /// Turns how the word was taken into an acquire's result.
-    #[inline]
-    fn taken(
-        &self,
-        taken: io::Result<Option<Taken>>,
-    ) -> Result<Option<LockGuard<'_>>, AcquireError<LockGuard<'static>>> {
-        match taken? {
-            None => Ok(None),
-            Some(Taken::Free) => Ok(Some(LockGuard {
-                block: BlockRef::Borrowed(&self.block),
-                not_send: PhantomData,
-            })),
-            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(LockGuard {
-                block: BlockRef::Owned(Arc::clone(&self.block)),
-                not_send: PhantomData,
-            })),
-        }
+        wrap(
+            Guard::lock(&self.block, Word, deadline),
+            LockGuard,
+            LockGuard,
+        )
     }
 }
 
 impl LockGuard<'_> {
     /// Keeps the lock held past the guard, for a later [`Lock::release`] from this thread.
     pub fn forget(self) {
-        let guard = ManuallyDrop::new(self);
-        // SAFETY: `guard` is never used nor dropped again (ManuallyDrop), so its `BlockRef`
-        // (a borrow, or a reference count) is read out of it exactly once, and dropped here:
-        // only the release that `Drop` would do is skipped.
-        drop(unsafe { std::ptr::read(&guard.block) });
+        self.0.forget();
     }
 
     /// The same hold as a guard that keeps the block mapped itself, so borrows nothing: to
@@ -396,26 +287,7 @@ impl LockGuard<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_owned(self) -> LockGuard<'static> {
-        let block = match &self.block {
-            BlockRef::Borrowed(block) => Arc::clone(block),
-            BlockRef::Owned(block) => Arc::clone(block),
-        };
-        self.forget();
-        LockGuard {
-            block: BlockRef::Owned(block),
-            not_send: PhantomData,
-        }
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // The guard exists only while this thread owns the word (made by a successful
-        // acquire, not `Send`). Should another process have overwritten the word, the release
-        // changes nothing and there is nobody to tell.
-        crate::timeline::record(crate::timeline::Kind::Release, || (0, 0));
-        let _ = self.block.word().unlock();
+        LockGuard(self.0.into_owned())
     }
 }
 
@@ -434,15 +306,20 @@ impl Drop for LockGuard<'_> {
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    raw: Raw,
+    block: Arc<Block<RLockState>>,
 }
 
 /// Proof that this thread holds one level of an [`RLock`]; releases that level when dropped.
-/// Not `Send`.
+/// Not `Send`. It keeps the lock's block mapped itself (a reference count), so it borrows
+/// nothing. A guard that a forked child inherited releases nothing there.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let trava = shared::RLock::new().unwrap();
+/// send(trava.acquire().unwrap()); // not `Send`: the thread that acquired it releases it
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
-pub struct RLockGuard {
-    held: Held<RLockState>,
-}
+pub struct RLockGuard(Guard<'static, RLockState, Mutex>);
 
 impl RLock {
     /// A new, free re-entrant lock. Python: `multiprocessing.RLock()`.
@@ -451,7 +328,7 @@ impl RLock {
     /// The system refused the shared memory (`memfd_create`, `mmap`).
     pub fn new() -> io::Result<RLock> {
         Ok(RLock {
-            raw: Raw::new(c"shared-rlock")?,
+            block: Arc::new(Block::create(c"shared-rlock", 0)?),
         })
     }
 
@@ -484,7 +361,11 @@ impl RLock {
     /// # Errors
     /// As [`acquire`](Self::acquire).
     pub fn try_acquire(&self) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
-        acquired(self.raw.mutex().try_lock(), |guard| self.guard(guard))
+        wrap(
+            Guard::try_lock(&self.block, Mutex),
+            RLockGuard::new,
+            RLockGuard,
+        )
     }
 
     /// Releases one level that this thread holds without a guard, after
@@ -504,27 +385,37 @@ impl RLock {
     /// [`ReleaseError::NotHeld`] when the calling thread holds no level. Python:
     /// `RuntimeError: cannot release un-acquired lock`.
     pub fn release(&self) -> Result<(), ReleaseError> {
-        self.raw.release()
+        // SAFETY: an `RLock` guards no data, so releasing a level that a guard of this thread
+        // stands for breaks no exclusive access; that guard's own unlock then changes nothing
+        // (`EPERM`), which it ignores.
+        unsafe { RawLock::unlock(self.mutex()) }
+    }
+
+    fn mutex(&self) -> &RobustMutex {
+        &self.block.state().mutex
     }
 
     fn acquire_until(
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
-        acquired(self.raw.lock(deadline), |guard| self.guard(guard))
-    }
-
-    fn guard(&self, guard: RobustGuard<'_>) -> RLockGuard {
-        // SAFETY: `guard` locks this lock's mutex, in its block.
-        let held = unsafe { Held::new(guard, &self.raw.block) };
-        RLockGuard { held }
+        wrap(
+            Guard::lock(&self.block, Mutex, deadline),
+            RLockGuard::new,
+            RLockGuard,
+        )
     }
 }
 
 impl RLockGuard {
+    /// Keeps the block mapped itself: the guard has no lifetime.
+    fn new(guard: Guard<'_, RLockState, Mutex>) -> RLockGuard {
+        RLockGuard(guard.into_owned())
+    }
+
     /// Keeps this level held past the guard, for a later [`RLock::release`] from this thread.
     pub fn forget(self) {
-        self.held.forget();
+        self.0.forget();
     }
 }
 
@@ -578,7 +469,7 @@ impl ConditionLock for Lock {
     }
 
     fn owns(&self, guard: &LockGuard<'_>) -> bool {
-        std::ptr::eq(guard.block.word(), self.word())
+        std::ptr::eq(guard.0.raw(), self.word())
     }
 
     fn release_all(guard: LockGuard<'_>) -> u32 {
@@ -606,12 +497,12 @@ impl ConditionLock for RLock {
     }
 
     fn owns(&self, guard: &RLockGuard) -> bool {
-        std::ptr::eq(&guard.held.block().state().mutex, self.raw.mutex())
+        std::ptr::eq(guard.0.raw(), self.mutex())
     }
 
     fn release_all(guard: RLockGuard) -> u32 {
-        let lock = Raw {
-            block: Arc::clone(guard.held.block()),
+        let lock = RLock {
+            block: Arc::clone(guard.0.block()),
         };
         // The guard's level is released below with the others: glibc counts levels, not
         // guards. The outer guards of this thread stay valid: `restore` takes the levels back
@@ -625,11 +516,11 @@ impl ConditionLock for RLock {
     }
 
     fn restore(guard: &RLockGuard, levels: u32) -> io::Result<()> {
-        let mutex = &guard.held.block().state().mutex;
         for _ in 1..levels {
-            match mutex.lock(None)? {
-                Some(level) => std::mem::forget(level),
-                None => return Err(io::ErrorKind::TimedOut.into()),
+            // Unguarded: the levels are released again by `release_all`, or by the guards of
+            // this thread that they stand for.
+            if guard.0.raw().lock_until(None)?.is_none() {
+                return Err(io::ErrorKind::TimedOut.into());
             }
         }
         Ok(())
@@ -698,16 +589,14 @@ impl<'de> Deserialize<'de> for Lock {
 
 impl Serialize for RLock {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        self.raw.block.serialize(serializer, "RLock")
+        self.block.serialize(serializer, "RLock")
     }
 }
 
 impl<'de> Deserialize<'de> for RLock {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(RLock {
-            raw: Raw {
-                block: Arc::new(Block::deserialize(deserializer)?),
-            },
+            block: Arc::new(Block::deserialize(deserializer)?),
         })
     }
 }
@@ -747,6 +636,6 @@ mod tests {
         assert!(lock.try_acquire().unwrap().is_none(), "held by the error");
         drop(error);
         let guard = lock.try_acquire().unwrap().expect("released");
-        assert!(matches!(guard.block, BlockRef::Borrowed(_)), "no count");
+        assert!(guard.0.is_borrowed(), "no count");
     }
 }

@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys::process::{Liveness, liveness};
-use crate::sys::sync::{futex_wait, futex_wake_one};
+use crate::sys::sync::{Taken, futex_wait, futex_wake_one};
 use crate::sys::thread::cached_id;
 
 /// The longest a waiter sleeps before it looks at the owner again.
@@ -76,15 +76,6 @@ const TID: u32 = 0x3fff_ffff;
 
 /// How many times a contended acquire looks at the word before it sleeps.
 const SPINS: u32 = 100;
-
-/// How a lock was taken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Taken {
-    /// From a release.
-    Free,
-    /// From an owner that died holding it.
-    OwnerDied,
-}
 
 /// Why [`LockWord::unlock`] changed nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,13 +8,20 @@
 //! [`Lock`], [`Value`] and [`Array`] on a lock word (`lock_word`) that asks `/proc` whether its
 //! owner lives: when a holder dies, the next acquirer gets the lock and is told
 //! ([`AcquireError::OwnerDied`]), where CPython's would stay locked forever.
+//!
+//! Every lock is held through one guard (`guard`), in the style of lock_api: an unsafe raw
+//! lock below (`raw`: the robust mutex and the lock word), and a safe guard above that keeps
+//! the block mapped, unlocks on drop, is not `Send`, ignores a forked child's copy of it, and
+//! runs what its primitive adds around the unlock. The public guards wrap it.
 
 mod barrier;
 mod condition;
 mod error;
 mod event;
+mod guard;
 mod lock;
 mod lock_word;
+mod raw;
 mod semaphore;
 mod value;
 

@@ -49,8 +49,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::AcquireError;
 use super::ReleaseError;
 use super::event::Sleepers;
+use super::guard::{Guard, Site, Taker, with_death};
 use crate::block::{Block, BlockState};
-use crate::sys::sync::{RobustGuard, RobustMutex};
+use crate::sys::sync::RobustMutex;
 
 /// The most units a semaphore can start with: one robust mutex per unit, and one bit each in
 /// the bitmaps of held and retired slots.
@@ -162,23 +163,20 @@ impl Core {
             if state.retired.load(Ordering::Acquire) & bit != 0 {
                 continue;
             }
-            // SAFETY: the mutex is in the block's mapping, which never moves and stays mapped
-            // while a clone of `self.block` lives. The lock taken through this reference goes
-            // into a guard with such a clone, which unlocks it before dropping the clone
-            // (`SemaphoreGuard`'s `Drop`), so the reference never outlives the mapping.
-            let mutex: &'static RobustMutex =
-                unsafe { &*std::ptr::from_ref(&state.mutexes[index].0) };
-            let Some(lock) = mutex.try_lock()? else {
+            let slot = Held {
+                index,
+                retire: false,
+            };
+            let Some((guard, died)) = with_death(Guard::try_lock(&self.block, slot))? else {
                 continue;
             };
             // Retired between the check and the lock (by the holder before, which sets the bit
-            // before it unlocks): not a unit to take.
+            // before it unlocks): not a unit to take. Dropping the guard gives the slot back.
             if state.retired.load(Ordering::Acquire) & bit != 0 {
                 continue;
             }
-            let died = lock.previous_owner_died();
             state.held.fetch_or(bit, Ordering::Relaxed);
-            return Ok(Some((Unit::Slot { index, lock }, died)));
+            return Ok(Some((Unit::Slot(guard.into_owned()), died)));
         }
         if self.bounded {
             return Ok(None);
@@ -186,7 +184,8 @@ impl Core {
         let credit = state
             .credits
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1));
-        Ok(credit.is_ok().then_some((Unit::Credit, false)))
+        let unit = || Unit::Credit(Arc::clone(&self.block), Taker::here());
+        Ok(credit.is_ok().then(|| (unit(), false)))
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Acquired {
@@ -198,11 +197,7 @@ impl Core {
     }
 
     fn guard(&self, unit: Unit) -> SemaphoreGuard {
-        SemaphoreGuard {
-            unit,
-            core: self.clone(),
-            taker: crate::sys::thread::cached_id(),
-        }
+        SemaphoreGuard { unit }
     }
 
     /// Python's `release()`: brings back a retired slot, or else (unbounded only) adds a
@@ -262,15 +257,46 @@ fn waited(acquired: Acquired) -> Result<SemaphoreGuard, AcquireError<SemaphoreGu
     reported(acquired)?.ok_or_else(|| AcquireError::Os(io::Error::other("no deadline passed")))
 }
 
+/// A slot held by a guard, and whether its release retires it.
+struct Held {
+    /// Below the number of slots, so below [`MAX_SLOTS`].
+    index: usize,
+    /// Set by [`SemaphoreGuard::forget`].
+    retire: bool,
+}
+
+impl Site<SemaphoreState> for Held {
+    type Raw = RobustMutex;
+
+    fn raw<'s>(&self, state: &'s SemaphoreState) -> &'s RobustMutex {
+        &state.mutexes[self.index].0
+    }
+
+    /// The bit of a slot is cleared while it is still held: once unlocked, its next holder
+    /// sets it. A retired slot is marked before its unlock, so that an acquirer that locks it
+    /// next sees the mark.
+    fn before_unlock(&self, state: &SemaphoreState) {
+        let bit = 1 << self.index;
+        if self.retire {
+            state.retired.fetch_or(bit, Ordering::Release);
+        }
+        state.held.fetch_and(!bit, Ordering::Relaxed);
+    }
+
+    /// A slot given back is one more unit for the waiters; a retired one is not.
+    fn after_unlock(&self, state: &SemaphoreState) {
+        if !self.retire {
+            state.sleepers.wake();
+        }
+    }
+}
+
 /// What a guard holds.
 enum Unit {
-    /// A slot, locked by this thread (the guard keeps the block mapped: see `try_take`).
-    Slot {
-        index: usize,
-        lock: RobustGuard<'static>,
-    },
-    /// A credit, taken from the count.
-    Credit,
+    /// A slot, locked by this thread.
+    Slot(Guard<'static, SemaphoreState, Held>),
+    /// A credit, taken from the count of this block by this thread.
+    Credit(Arc<Block<SemaphoreState>>, Taker),
     /// Nothing any more: given up by `forget`.
     Spent,
 }
@@ -278,14 +304,18 @@ enum Unit {
 /// One unit of a [`Semaphore`] or [`BoundedSemaphore`], held by this thread; given back when
 /// dropped (Python: `release()` after `acquire()`, or leaving `with sem:`). Not `Send`: a slot
 /// is a mutex, which the thread that locked it unlocks.
+///
+/// A guard that a forked child inherited (through a thread-local, say) gives nothing back
+/// there: the unit is its parent's to give back, or it would be returned twice.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let semaforo = shared::Semaphore::new(1).unwrap();
+/// send(semaforo.acquire().unwrap()); // not `Send`: the thread that acquired it releases it
+/// ```
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard {
-    /// Dropped first: a slot's lock refers into the block that `core` keeps mapped.
     unit: Unit,
-    core: Core,
-    /// The thread that took the unit (kernel id): a guard inherited by a forked child
-    /// (through a thread-local) gives nothing back there, or the unit would be returned twice.
-    taker: u32,
 }
 
 impl SemaphoreGuard {
@@ -305,62 +335,40 @@ impl SemaphoreGuard {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forget(mut self) {
-        if self.inherited() {
-            return;
+        match std::mem::replace(&mut self.unit, Unit::Spent) {
+            // Dropped at once: retired, then unlocked (by the thread that took it only).
+            Unit::Slot(mut guard) => guard.site_mut().retire = true,
+            // Consumed: the count stays as it is.
+            Unit::Credit(..) | Unit::Spent => {}
         }
-        let state = self.core.state();
-        if let Unit::Slot { index, lock } = std::mem::replace(&mut self.unit, Unit::Spent) {
-            let bit = 1 << index;
-            // Retired before the unlock: an acquirer that locks it next sees the bit.
-            state.retired.fetch_or(bit, Ordering::Release);
-            state.held.fetch_and(!bit, Ordering::Relaxed);
-            drop(lock);
-        }
-    }
-}
-
-impl SemaphoreGuard {
-    /// Whether this guard reached another thread than the one that took its unit: a forked
-    /// child's, through a thread-local (a guard is not `Send`). Its unit is then the parent's
-    /// to give back: this one is spent without touching the semaphore.
-    fn inherited(&mut self) -> bool {
-        if self.taker == crate::sys::thread::cached_id() {
-            return false;
-        }
-        std::mem::forget(std::mem::replace(&mut self.unit, Unit::Spent));
-        true
     }
 }
 
 impl Drop for SemaphoreGuard {
     fn drop(&mut self) {
-        if self.inherited() {
+        // A slot's guard gives it back itself; a credit is a count to raise again, by the
+        // thread that took it only (not a forked child's copy of the guard).
+        let Unit::Credit(block, taker) = &self.unit else {
+            return;
+        };
+        if !taker.is_here() {
             return;
         }
-        let state = self.core.state();
-        match std::mem::replace(&mut self.unit, Unit::Spent) {
-            Unit::Slot { index, lock } => {
-                state.held.fetch_and(!(1 << index), Ordering::Relaxed);
-                drop(lock);
-            }
-            Unit::Credit => {
-                let _ = state
-                    .credits
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                        Some(c.saturating_add(1))
-                    });
-            }
-            Unit::Spent => return,
-        }
+        let state = block.state();
+        let _ = state
+            .credits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(1))
+            });
         state.sleepers.wake();
     }
 }
 
 impl fmt::Debug for SemaphoreGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.unit {
-            Unit::Slot { index, .. } => format!("slot {index}"),
-            Unit::Credit => "credit".to_owned(),
+        let unit = match &self.unit {
+            Unit::Slot(guard) => format!("slot {}", guard.site().index),
+            Unit::Credit(..) => "credit".to_owned(),
             Unit::Spent => "none".to_owned(),
         };
         f.debug_struct("SemaphoreGuard")

@@ -50,8 +50,8 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::AcquireError;
-use super::lock::{deadline_after, held};
-use super::lock_word::{LockWord, Taken};
+use super::guard::{Acquired, Guard, MappedGuard, Site, deadline_after, held, wrap};
+use super::lock_word::LockWord;
 use crate::block::{Block, BlockState};
 
 /// The state of a [`Value`]'s or an [`Array`]'s block: the lock word.
@@ -71,65 +71,32 @@ unsafe impl<const ARRAY: bool> BlockState for Locked<ARRAY> {
     }
 }
 
+/// The site of the lock word of a [`Value`]'s or an [`Array`]'s block: its releases are
+/// recorded in the timeline, as its acquires are.
+struct Word;
+
+impl<const ARRAY: bool> Site<Locked<ARRAY>> for Word {
+    type Raw = LockWord;
+    const RECORDED: bool = true;
+
+    #[inline]
+    fn raw<'s>(&self, state: &'s Locked<ARRAY>) -> &'s LockWord {
+        &state.word
+    }
+}
+
 impl<T: Pod, const ARRAY: bool> Cells<T, Locked<ARRAY>> {
-    /// Takes the lock word, waiting at most until `deadline` (`None`: no limit), and wraps
-    /// what it holds with `guard`; `Ok(None)` at the deadline.
-    fn lock<G>(
-        &self,
-        deadline: Option<Instant>,
-        guard: impl FnOnce(Holding<ARRAY>) -> G,
-    ) -> Result<Option<G>, AcquireError<G>> {
-        let word = &self.block.state().word;
+    /// Takes the lock word, waiting at most until `deadline` (`None`: no limit); `Ok(None)`
+    /// at the deadline.
+    #[inline]
+    fn lock(&self, deadline: Option<Instant>) -> Acquired<'_, Locked<ARRAY>, Word> {
         // The word would give its owner `Ok(None)` at once when there is a deadline; a
         // value's lock promises its owner an error either way. Race-free: only this thread
         // can make the word its own, or release it.
-        if deadline.is_some() && word.held_by_me() {
+        if deadline.is_some() && self.block.state().word.held_by_me() {
             return Err(io::Error::from_raw_os_error(nix::libc::EDEADLK).into());
         }
-        let holding = || {
-            guard(Holding {
-                block: Arc::clone(&self.block),
-            })
-        };
-        match word.lock(deadline)? {
-            None => Ok(None),
-            Some(Taken::Free) => Ok(Some(holding())),
-            Some(Taken::OwnerDied) => Err(AcquireError::OwnerDied(holding())),
-        }
-    }
-}
-
-/// Proof that this thread holds the lock word of a [`Value`]'s or an [`Array`]'s block;
-/// releases it when dropped. It keeps the block mapped (a reference count), so that a guard
-/// borrows nothing: an acquire's error, which carries it, can then leave a function with `?`
-/// into a `Box<dyn Error>`, which needs `'static`.
-struct Holding<const ARRAY: bool> {
-    block: Arc<Block<Locked<ARRAY>>>,
-}
-
-impl<const ARRAY: bool> Holding<ARRAY> {
-    /// Panics unless this thread holds the lock word: a guard that reached a thread that does
-    /// not hold it (one inherited by a forked child through a thread-local, or a lock taken
-    /// over from an owner thought dead) must not hand out a reference to the shared bytes,
-    /// which the real holder may be writing. `Deref` cannot return an error.
-    #[inline]
-    fn assert_held(&self) {
-        assert!(
-            self.block.state().word.held_by_me(),
-            "a Value's or Array's guard was used by a thread that does not hold its lock \
-             (inherited by a forked child?): refusing to alias the shared value"
-        );
-    }
-}
-
-impl<const ARRAY: bool> Drop for Holding<ARRAY> {
-    #[inline]
-    fn drop(&mut self) {
-        // Made only by a successful acquire, on this thread (the guards that hold it are not
-        // `Send`). Should another process have overwritten the word, the release changes
-        // nothing and there is nobody to tell.
-        crate::timeline::record(crate::timeline::Kind::Release, || (0, 0));
-        let _ = self.block.state().word.unlock();
+        Guard::lock(&self.block, Word, deadline)
     }
 }
 
@@ -338,13 +305,14 @@ pub struct Value<T> {
 /// Dereferencing it panics on a thread that does not hold the lock: a guard that a forked
 /// child inherited through a thread-local, which must not reach the value that its parent may
 /// be writing. (The same holds for [`ArrayGuard`].)
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let contador = shared::Value::new(0_u8).unwrap();
+/// send(contador.get_lock().unwrap()); // not `Send`: the thread that acquired it releases it
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ValueGuard<T> {
-    _holding: Holding<false>,
-    /// In the block that `_holding` keeps mapped. A raw pointer: not `Send`, as the owner
-    /// recorded in the word is this thread.
-    value: *mut T,
-}
+pub struct ValueGuard<T>(MappedGuard<'static, Locked<false>, Word, T>);
 
 impl<T: Pod> Value<T> {
     /// A new value `x` in shared memory, with its lock. Python:
@@ -377,6 +345,9 @@ impl<T: Pod> Value<T> {
     /// holds it now, and the value is whatever bytes that holder had written. [`AcquireError::Os`]
     /// if the system refused, or (`EDEADLK`) when this thread already holds it: the lock is
     /// not re-entrant (Python's is an `RLock`).
+    // Always inlined, as `Lock::acquire` is: returned through memory, the guard was copied
+    // with a load that straddles two stores (`bench`'s `value_2procs`).
+    #[inline(always)]
     pub fn get_lock(&self) -> Result<ValueGuard<T>, AcquireError<ValueGuard<T>>> {
         let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
@@ -432,39 +403,39 @@ impl<T: Pod> Value<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<ValueGuard<T>>, AcquireError<ValueGuard<T>>> {
-        self.cells.lock(deadline, |holding| ValueGuard {
-            _holding: holding,
-            value: self.cells.as_ptr(),
-        })
+        let view = |guard: Guard<'static, _, _>| {
+            // SAFETY: the one element of the block this guard keeps mapped (`Cells::open`
+            // checked there is exactly one), aligned (`Cells::FITS`), and any bytes are a `T`
+            // (`Pod`); every access to it, in every process, goes through this lock word.
+            ValueGuard(unsafe { guard.map(self.cells.as_ptr()) })
+        };
+        // Owned: the guard borrows nothing, so that an acquire's error, which carries it, can
+        // leave a function with `?` into a `Box<dyn Error>`, which needs `'static`.
+        wrap(
+            self.cells.lock(deadline),
+            |guard| view(guard.into_owned()),
+            view,
+        )
     }
 }
 
-// SAFETY (of the derefs below): the guard holds the lock word (checked by `assert_held`, so
-// that a guard inherited across `fork` cannot alias), which every access to the value takes,
-// in every process (the word is shared memory that every holder of the block is
-// trusted with, as the bytes of the value are); the word refuses its owner (`EDEADLK`), so
-// this thread holds no other guard of it, and the guard is not `Send`; `_holding` keeps the
-// block mapped while the guard lives; the element is aligned (`Cells::FITS`) and any bytes
-// are a `T` (`Pod`).
 impl<T> Deref for ValueGuard<T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
-        self._holding.assert_held();
-        // SAFETY: see above.
-        unsafe { &*self.value }
+        &self.0
     }
 }
 
 impl<T> DerefMut for ValueGuard<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        self._holding.assert_held();
-        // SAFETY: see above; `&mut self` makes this the only reference through the guard.
-        unsafe { &mut *self.value }
+        &mut self.0
     }
 }
 
@@ -496,11 +467,7 @@ pub struct Array<T> {
 /// Proof that this thread holds an [`Array`]'s lock; derefs to the elements and releases the
 /// lock when dropped. Not `Send`.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct ArrayGuard<T> {
-    _holding: Holding<true>,
-    /// In the block that `_holding` keeps mapped; not `Send`, as for `ValueGuard`.
-    items: *mut [T],
-}
+pub struct ArrayGuard<T>(MappedGuard<'static, Locked<true>, Word, [T]>);
 
 impl<T: Pod> Array<T> {
     /// `len` zeroed elements. Python: `multiprocessing.Array(typecode, len)`.
@@ -536,6 +503,8 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`Value::get_lock`].
+    // Always inlined: see `Value::get_lock`.
+    #[inline(always)]
     pub fn get_lock(&self) -> Result<ArrayGuard<T>, AcquireError<ArrayGuard<T>>> {
         let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || (0, 0));
         held(self.lock_until(None))
@@ -588,31 +557,37 @@ impl<T: Pod> Array<T> {
         }
     }
 
+    #[inline(always)]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<ArrayGuard<T>>, AcquireError<ArrayGuard<T>>> {
-        self.cells.lock(deadline, |holding| ArrayGuard {
-            _holding: holding,
-            items: std::ptr::slice_from_raw_parts_mut(self.cells.as_ptr(), self.cells.len),
-        })
+        let view = |guard: Guard<'static, _, _>| {
+            let items = std::ptr::slice_from_raw_parts_mut(self.cells.as_ptr(), self.cells.len);
+            // SAFETY: as for `Value`, over the `len` elements (`Cells::open` checked that the
+            // block holds exactly that many).
+            ArrayGuard(unsafe { guard.map(items) })
+        };
+        wrap(
+            self.cells.lock(deadline),
+            |guard| view(guard.into_owned()),
+            view,
+        )
     }
 }
 
 impl<T> Deref for ArrayGuard<T> {
     type Target = [T];
+    #[inline]
     fn deref(&self) -> &[T] {
-        self._holding.assert_held();
-        // SAFETY: as for `ValueGuard`, over `len` elements (checked by `Cells::open`).
-        unsafe { &*self.items }
+        &self.0
     }
 }
 
 impl<T> DerefMut for ArrayGuard<T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
-        self._holding.assert_held();
-        // SAFETY: as above.
-        unsafe { &mut *self.items }
+        &mut self.0
     }
 }
 

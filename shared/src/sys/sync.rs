@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-/// A process-shared robust mutex whose storage lives in shared memory (a queue's header), with
-/// a safe [`lock`](Self::lock) that returns a guard: callers never pair lock and unlock by
-/// hand (the split of `lock_api`'s raw mutex and guard).
+/// A process-shared robust mutex whose storage lives in shared memory (a queue's header, a
+/// block of `sync`), with a safe [`lock`](Self::lock) that returns a guard: callers never pair
+/// lock and unlock by hand (the split of `lock_api`'s raw mutex and guard). Its unguarded
+/// halves ([`lock_unguarded`](Self::lock_unguarded), [`unlock`](Self::unlock)) are the raw
+/// lock under `sync`'s one guard, which does the same for the synchronisation primitives.
 ///
 /// Invariant: a `RobustMutex` that anyone can reach was initialised by [`init`](Self::init)
 /// (the creator of the shared memory does it before any other process has it), and stays
@@ -91,33 +93,65 @@ impl RobustMutex {
         }
     }
 
-    /// Unlocks the mutex (one level of a recursive one) without a guard: the other half of a
-    /// guard given up with `mem::forget`. glibc checks the owner of a robust mutex, so a thread
-    /// that does not hold it gets `EPERM` and nothing changes.
+    /// Unlocks the mutex (one level of a recursive one) without a guard: the other half of
+    /// [`lock_unguarded`](Self::lock_unguarded), or of a guard given up with `mem::forget`.
+    /// glibc checks the owner of a robust mutex, so a thread that does not hold it gets
+    /// `EPERM` and nothing changes.
     ///
     /// # Safety
-    /// No live [`RobustGuard`] of this thread may stand for the level this unlocks while
-    /// something relies on it for exclusive access to data (the caller's own types decide:
-    /// a bare lock guards no data).
+    /// No live guard of this thread may stand for the level this unlocks while something
+    /// relies on it for exclusive access to data (the caller's own types decide: a bare lock
+    /// guards no data).
     pub(crate) unsafe fn unlock(&self) -> io::Result<()> {
         // SAFETY: the type's invariant; glibc refuses a non-owner (robust mutexes always
         // check), and the caller answers for guards.
         check(unsafe { libc::pthread_mutex_unlock(self.0.get()) })
     }
 
-    /// Locks the mutex, waiting at most until `deadline` (`None`: no limit). `None` on
-    /// timeout.
+    /// Locks the mutex, waiting at most until `deadline` (`None`: no limit), and returns a
+    /// guard that unlocks it. `None` on timeout.
     ///
     /// # Errors
-    /// What glibc reports for a mutex whose words another process overwrote.
+    /// As [`lock_unguarded`](Self::lock_unguarded).
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<RobustGuard<'_>>> {
+        Ok(self
+            .lock_unguarded(deadline)?
+            .map(|taken| self.guard(taken)))
+    }
+
+    /// Locks the mutex only if it is free now; `None` when another thread holds it.
+    ///
+    /// # Errors
+    /// As [`lock_unguarded`](Self::lock_unguarded).
+    pub(crate) fn try_lock(&self) -> io::Result<Option<RobustGuard<'_>>> {
+        Ok(self.try_lock_unguarded()?.map(|taken| self.guard(taken)))
+    }
+
+    /// A guard of the mutex this thread just took, however: its users (the queue's ring) keep
+    /// what it guards consistent at every step, so a dead previous owner changes nothing for
+    /// them.
+    fn guard(&self, _: Taken) -> RobustGuard<'_> {
+        RobustGuard {
+            mutex: self,
+            not_send: PhantomData,
+        }
+    }
+
+    /// Locks the mutex, waiting at most until `deadline` (`None`: no limit), and says how it
+    /// was taken; `None` on timeout. No guard: the caller unlocks it with
+    /// [`unlock`](Self::unlock) (the raw half under `sync`'s one guard).
+    ///
+    /// # Errors
+    /// What glibc reports for a mutex whose words another process overwrote; `EDEADLK` when
+    /// this thread holds a mutex that is not recursive.
+    pub(crate) fn lock_unguarded(&self, deadline: Option<Instant>) -> io::Result<Option<Taken>> {
         // glibc's robust mutex never spins: a contended lock costs a futex wait, and its
         // unlock a futex wake. Queue critical sections last a few hundred nanoseconds, so try
         // briefly first.
         for _ in 0..LOCK_SPINS {
             match self.try_lock_code() {
                 libc::EBUSY => std::hint::spin_loop(),
-                code => return self.acquired(code),
+                code => return self.taken(code),
             }
         }
         let mutex = self.0.get();
@@ -130,17 +164,18 @@ impl RobustMutex {
                 unsafe { libc::pthread_mutex_timedlock(mutex, &wall) }
             }
         };
-        self.acquired(code)
+        self.taken(code)
     }
 
-    /// Locks the mutex only if it is free now; `None` when another thread holds it.
+    /// As [`lock_unguarded`](Self::lock_unguarded), only if the mutex is free now: `None`
+    /// when another thread holds it.
     ///
     /// # Errors
-    /// As [`lock`](Self::lock).
-    pub(crate) fn try_lock(&self) -> io::Result<Option<RobustGuard<'_>>> {
+    /// As [`lock_unguarded`](Self::lock_unguarded).
+    pub(crate) fn try_lock_unguarded(&self) -> io::Result<Option<Taken>> {
         match self.try_lock_code() {
             libc::EBUSY => Ok(None),
-            code => self.acquired(code),
+            code => self.taken(code),
         }
     }
 
@@ -149,28 +184,35 @@ impl RobustMutex {
         unsafe { libc::pthread_mutex_trylock(self.0.get()) }
     }
 
-    /// Interprets the result of a lock call: a guard when this thread now holds the mutex.
-    fn acquired(&self, code: libc::c_int) -> io::Result<Option<RobustGuard<'_>>> {
-        let previous_owner_died = match code {
-            0 => false,
-            libc::EOWNERDEAD => true,
-            libc::ETIMEDOUT => return Ok(None),
-            other => return Err(io::Error::from_raw_os_error(other)),
-        };
-        // From here this thread holds the mutex: the guard unlocks it even if marking it
-        // consistent fails below.
-        let guard = RobustGuard {
-            mutex: self,
-            previous_owner_died,
-            not_send: PhantomData,
-        };
-        if previous_owner_died {
-            // SAFETY: we hold the mutex; its users keep what it guards consistent at every
-            // step (see `queue::ring`), so it can be declared consistent straight away.
-            check(unsafe { libc::pthread_mutex_consistent(self.0.get()) })?;
+    /// Interprets the result of a lock call: how this thread now holds the mutex, if it does.
+    fn taken(&self, code: libc::c_int) -> io::Result<Option<Taken>> {
+        match code {
+            0 => Ok(Some(Taken::Free)),
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex; its users keep what it guards consistent at every
+                // step (see `queue::ring`, `sync::guard`), so it can be declared consistent
+                // straight away.
+                if let Err(error) = check(unsafe { libc::pthread_mutex_consistent(self.0.get()) }) {
+                    // SAFETY: this thread holds the mutex and no guard stands for it yet.
+                    let _ = unsafe { self.unlock() };
+                    return Err(error);
+                }
+                Ok(Some(Taken::OwnerDied))
+            }
+            libc::ETIMEDOUT => Ok(None),
+            other => Err(io::Error::from_raw_os_error(other)),
         }
-        Ok(Some(guard))
     }
+}
+
+/// How a lock was taken: what [`RobustMutex::lock_unguarded`] and `sync`'s lock word return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// From a release.
+    Free,
+    /// From an owner that died holding it (`EOWNERDEAD`): what it guarded may be
+    /// half-updated, unless its users keep it consistent at every step.
+    OwnerDied,
 }
 
 /// A robust mutex's behaviour when its owner locks it again (see [`RobustMutex::init_kind`]).
@@ -183,17 +225,8 @@ pub(crate) enum Kind {
 /// Proof that this thread holds a [`RobustMutex`]; unlocks it on drop.
 pub(crate) struct RobustGuard<'a> {
     mutex: &'a RobustMutex,
-    previous_owner_died: bool,
     /// Not `Send`: a pthread mutex must be unlocked by the thread that locked it.
     not_send: PhantomData<*const ()>,
-}
-
-impl RobustGuard<'_> {
-    /// Whether the previous holder died holding the mutex (`EOWNERDEAD`): what it guarded may
-    /// be half-updated, unless its users keep it consistent at every step.
-    pub(crate) fn previous_owner_died(&self) -> bool {
-        self.previous_owner_died
-    }
 }
 
 impl Drop for RobustGuard<'_> {
@@ -296,12 +329,14 @@ mod tests {
     fn the_guard_unlocks_on_drop() {
         let mutex = mutex();
         let guard = mutex.lock(None).unwrap().expect("a free mutex locks");
-        assert!(!guard.previous_owner_died());
         drop(guard);
-        assert!(
-            mutex.try_lock().unwrap().is_some(),
+        assert_eq!(
+            mutex.try_lock_unguarded().unwrap(),
+            Some(Taken::Free),
             "still locked after drop"
         );
+        // SAFETY: this thread holds it, and no guard stands for it.
+        unsafe { mutex.unlock() }.unwrap();
     }
 
     #[test]
@@ -330,13 +365,17 @@ mod tests {
         std::thread::spawn(move || std::mem::forget(mutex.lock(None).unwrap()))
             .join()
             .unwrap();
-        let guard = mutex
-            .lock(None)
-            .unwrap()
-            .expect("a dead owner's mutex locks");
-        assert!(guard.previous_owner_died());
-        drop(guard);
-        let guard = mutex.lock(None).unwrap().unwrap();
-        assert!(!guard.previous_owner_died(), "it was made consistent");
+        let taken = mutex.lock_unguarded(None).unwrap();
+        assert_eq!(
+            taken,
+            Some(Taken::OwnerDied),
+            "a dead owner's mutex locks, and says so"
+        );
+        // SAFETY: this thread holds it, and no guard stands for it.
+        unsafe { mutex.unlock() }.unwrap();
+        let taken = mutex.lock_unguarded(None).unwrap();
+        assert_eq!(taken, Some(Taken::Free), "it was made consistent");
+        // SAFETY: as above.
+        unsafe { mutex.unlock() }.unwrap();
     }
 }
