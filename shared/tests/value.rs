@@ -248,3 +248,20 @@ fn a_guard_inherited_by_a_forked_child_releases_nothing_there() {
     drop(guard);
     assert_eq!(items.to_vec().unwrap(), [3, 2]);
 }
+
+#[test]
+fn the_literal_translation_of_python_says_the_lock_is_not_re_entrant() {
+    // Python's `with contador.get_lock(): contador.value += 1` line for line: the lock is an
+    // RLock there, not here, and the error must say what to do instead.
+    let contador = Value::new(0_u32).unwrap();
+    let _trava = contador.get_lock().unwrap();
+    let error = contador.value().expect_err("this thread holds the lock");
+    let message = error.to_string();
+    assert!(message.contains("not re-entrant"), "{message}");
+    assert!(message.contains("`*guard`"), "{message}");
+    let printed = format!("{error:?}");
+    assert!(
+        printed.starts_with(&message) && printed.ends_with("(os error 35)"),
+        "{printed}"
+    );
+}

@@ -37,6 +37,11 @@ impl<G> fmt::Display for AcquireError<G> {
             AcquireError::OwnerDied(_) => f.write_str(
                 "the previous holder died holding it; it is held now, repair what it protects",
             ),
+            AcquireError::Os(error) if error.kind() == io::ErrorKind::Deadlock => f.write_str(
+                "cannot acquire: this thread holds it already, and it is not re-entrant (a \
+                     Value's lock is not Python's RLock): read and write through the guard you \
+                     hold (`*guard`), not with value() or set_value()",
+            ),
             AcquireError::Os(_) => f.write_str("cannot acquire"),
         }
     }
