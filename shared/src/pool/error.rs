@@ -49,6 +49,10 @@ pub enum PoolError {
     Initializer(String),
     /// The task's result did not decode as the type the caller asked for.
     Decode(String),
+    /// The task ran, but its result could not be encoded to be sent back (its `Serialize`
+    /// failed): that call fails, with the encoder's message, and the pool goes on. Python:
+    /// `MaybeEncodingError`.
+    Encoding(String),
     /// The pool can no longer work: its shared state is corrupt, or a worker sent an order it
     /// must refuse. The message says which.
     Broken(String),
@@ -92,6 +96,9 @@ impl fmt::Display for PoolError {
                 write!(f, "the pool's initializer failed: {message}")
             }
             PoolError::Decode(error) => write!(f, "the task's result does not decode: {error}"),
+            PoolError::Encoding(error) => {
+                write!(f, "the task's result could not be sent back: {error}")
+            }
             PoolError::Broken(why) => write!(f, "the pool cannot go on: {why}"),
             PoolError::Start(error) => write!(f, "a pool worker could not start: {error}"),
             PoolError::Io(error) => write!(f, "{error}"),

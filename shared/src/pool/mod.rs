@@ -639,6 +639,7 @@ pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasks: Option<usize>,
     start_method: Option<StartMethod>,
+    has_initializer: bool,
     factory: Result<Factory, PoolError>,
 }
 
@@ -648,6 +649,7 @@ impl Default for PoolBuilder {
             processes: None,
             maxtasks: None,
             start_method: None,
+            has_initializer: false,
             factory: Ok(factory_of(no_initializer, ())),
         }
     }
@@ -676,6 +678,7 @@ impl PoolBuilder {
         I::Output: TaskResult<Value = ()>,
         IA: Clone + Serialize + DeserializeOwned + Send + 'static,
     {
+        self.has_initializer = true;
         self.factory = if crate::spawn::can_recreate::<I>() {
             Ok(factory::<I, IA>(initargs))
         } else {
@@ -725,7 +728,7 @@ impl PoolBuilder {
             process.set_name(format!("{}PoolWorker-{number}", method_prefix(method)));
             process.start_method(method)
         });
-        let shared = Shared::start(processes, maxtasks, factory)?;
+        let shared = Shared::start(processes, maxtasks, self.has_initializer, factory)?;
         let supervisor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -793,6 +796,73 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes 3 ms on every 7th item: enough unevenness for workers to fall behind each other.
+    fn uneven(x: u64) -> u64 {
+        if x % 7 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        x
+    }
+
+    /// The dispatch's promise, on every move a pool made over maps of uneven tasks: a chunk
+    /// moves at most once, from behind at least one chunk where it was to a worker holding
+    /// nothing (issue 22: batches once bounced between workers for ever).
+    #[test]
+    fn a_chunk_moves_at_most_once_and_only_to_a_freer_worker() {
+        let pool = Pool::builder()
+            .processes(3)
+            .start_method(StartMethod::Fork)
+            .build()
+            .expect("pool");
+        for chunksize in [1, 2, 5] {
+            let values = pool.chunked(chunksize).map(uneven, 0..300).expect("map");
+            assert_eq!(values, (0..300).collect::<Vec<_>>());
+        }
+        let values: Vec<u64> = pool
+            .imap_unordered(uneven, 0..300)
+            .expect("imap")
+            .collect::<Result<_, _>>()
+            .expect("imap results");
+        assert_eq!(values.len(), 300);
+        let state = pool.shared.lock();
+        let mut seen = std::collections::HashSet::new();
+        for &(job, chunk, ahead, target_held) in &state.moves {
+            assert!(
+                seen.insert((job, chunk)),
+                "chunk {chunk} of job {job} moved twice"
+            );
+            assert!(
+                ahead >= 1,
+                "chunk {chunk} of job {job} moved from a free worker"
+            );
+            assert_eq!(
+                target_held, 0,
+                "chunk {chunk} of job {job} moved to a busy worker"
+            );
+        }
+        eprintln!("{} chunks moved", state.moves.len());
+    }
+
+    #[test]
+    fn a_batch_never_exceeds_the_room_and_a_free_worker_gets_work() {
+        for pending in 0..200 {
+            for workers in 1..6 {
+                for held in 0..=supervisor::PREFETCH {
+                    for room in [0, 1, 3, supervisor::PREFETCH - held] {
+                        let take = supervisor::batch_size(pending, workers, held, room);
+                        assert!(take <= room && take <= pending);
+                        if held == 0 && pending > 0 && room > 0 {
+                            assert!(take >= 1, "a free worker got nothing");
+                        }
+                        if pending <= workers {
+                            assert!(take <= 1, "the last chunks go one by one");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_default_chunksize_is_pythons() {
