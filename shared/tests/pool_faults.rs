@@ -1,6 +1,7 @@
-//! `Pool` under faults from outside, each under every start method: workers stopped
-//! (SIGSTOP) with work queued, kill storms during a large map, workers killed while they
-//! start. Every wait is bounded: a hang fails the test instead of blocking it.
+//! `Pool` under faults, each under every start method (issue 22): workers stopped (SIGSTOP)
+//! with work queued, kill storms during a large map, workers killed while they start,
+//! `maxtasksperchild` under uneven work, results that cannot be sent back. Every wait is
+//! bounded: a hang fails the test instead of blocking it.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -19,6 +20,11 @@ use common::{LIMIT, within};
 under_every_start_method!(
     two_stopped_workers_with_work_queued_hang_nothing,
     kill_storms_lose_duplicate_and_hang_nothing,
+    a_worker_killed_as_the_pool_starts_is_replaced,
+    a_replacement_killed_as_it_starts_is_replaced,
+    a_worker_killed_in_its_initializer_is_replaced,
+    no_worker_runs_more_than_maxtasksperchild,
+    a_result_that_cannot_be_sent_fails_that_call_only,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -41,6 +47,53 @@ fn recorded_square(x: u64) -> u64 {
         let _ = runs.put(x);
     }
     x * x
+}
+
+/// Takes 2 ms on every 9th item, so that workers fall behind one another; says which
+/// worker ran it.
+fn uneven_pid(x: u64) -> u32 {
+    if x % 9 == 0 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::process::id()
+}
+
+/// Where a starting worker says its PID, and the gate it then waits on: set by
+/// `announce_and_wait`.
+fn announce_and_wait(announce: Queue<u32>, gate: Queue<()>) -> Result<(), String> {
+    announce
+        .put(std::process::id())
+        .map_err(|e| e.to_string())?;
+    gate.get().map_err(|e| e.to_string())
+}
+
+/// A value whose serialization always fails, as a type holding a handle would.
+struct Unsendable;
+
+impl serde::Serialize for Unsendable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("an Unsendable cannot cross"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unsendable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unsendable)
+    }
+}
+
+shared::task_result!(Unsendable);
+
+fn unsendable(_: u64) -> Unsendable {
+    Unsendable
+}
+
+fn pool(method: StartMethod, processes: usize) -> Pool {
+    Pool::builder()
+        .processes(processes)
+        .start_method(method)
+        .build()
+        .expect("pool")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,4 +221,121 @@ fn one_kill_storm(method: StartMethod, items: u64, every: u64) -> Result<usize, 
         }
     }
     Ok(kills)
+}
+
+/// Issue 22, bug 3: a pool with no initializer whose first worker is killed at once (before
+/// it is ready, under spawn) stopped with "the pool's initializer failed". It is replaced.
+fn a_worker_killed_as_the_pool_starts_is_replaced(method: StartMethod) {
+    let pool = pool(method, 2);
+    let first = pool.worker_pids()[0];
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).expect("kill");
+    within(LIMIT, move || {
+        let squares = pool.map(square, 0..20).expect("the pool goes on");
+        assert_eq!(squares, (0..20).map(|x| x * x).collect::<Vec<_>>());
+        assert!(!pool.worker_pids().contains(&first));
+        assert_eq!(pool.worker_pids().len(), 2);
+    });
+}
+
+/// Issue 22, bug 3: a replacement killed as it starts is replaced in turn.
+fn a_replacement_killed_as_it_starts_is_replaced(method: StartMethod) {
+    let pool = pool(method, 1);
+    let first = pool.worker_pids()[0];
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).expect("kill");
+    within(LIMIT, move || {
+        // The pool replaces it as soon as it sees the death: kill the replacement at once.
+        let replacement = loop {
+            match pool.worker_pids()[..] {
+                [pid] if pid != first => break pid,
+                _ => std::thread::yield_now(),
+            }
+        };
+        kill(Pid::from_raw(replacement as i32), Signal::SIGKILL).expect("kill");
+        let squares = pool.map(square, 0..10).expect("the pool goes on");
+        assert_eq!(squares, (0..10).map(|x| x * x).collect::<Vec<_>>());
+        let now = pool.worker_pids();
+        assert!(
+            !now.contains(&first) && !now.contains(&replacement),
+            "{now:?}"
+        );
+    });
+}
+
+/// Issue 22, bug 3, with an initializer: a worker killed by a signal while its initializer
+/// runs (an OOM kill) is replaced; only deaths that go on, no worker becoming ready, stop the
+/// pool (`a_worker_that_dies_in_its_initializer_stops_the_pool` in pool.rs).
+fn a_worker_killed_in_its_initializer_is_replaced(method: StartMethod) {
+    let announce = Queue::new().expect("queue");
+    let gate = Queue::new().expect("queue");
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(announce_and_wait, (announce.clone(), gate.clone()))
+        .start_method(method)
+        .build()
+        .expect("pool");
+    let first = announce.get_timeout(LIMIT).expect("the initializer runs");
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).expect("kill");
+    let replacement = announce.get_timeout(LIMIT).expect("a replacement starts");
+    assert_ne!(replacement, first);
+    gate.put(()).expect("open the gate");
+    within(LIMIT, move || {
+        let pids = pool.map(pid_of, 0..4).expect("the pool goes on");
+        assert_eq!(pids, [replacement; 4]);
+    });
+}
+
+fn pid_of(_: u64) -> u32 {
+    std::process::id()
+}
+
+/// Issue 22, bug 1: with `maxtasksperchild(10)`, a worker could be handed more chunks than
+/// its budget left (a debug build's supervisor then panicked, a release build's worker ran
+/// 17). Uneven work makes the pool move chunks between workers; no worker runs more than 10.
+fn no_worker_runs_more_than_maxtasksperchild(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(3)
+        .maxtasksperchild(10)
+        .start_method(method)
+        .build()
+        .expect("pool");
+    within(LIMIT, move || {
+        for round in 0..3 {
+            let pids = pool.chunked(1).map(uneven_pid, 0..120).expect("map");
+            assert_eq!(pids.len(), 120);
+            let mut per_worker: HashMap<u32, usize> = HashMap::new();
+            for pid in pids {
+                *per_worker.entry(pid).or_default() += 1;
+            }
+            for (pid, ran) in per_worker {
+                assert!(ran <= 10, "round {round}: worker {pid} ran {ran} tasks");
+            }
+        }
+    });
+}
+
+/// Issue 22, bug 4: a result that cannot be serialized failed as `Broken` ("the pool cannot
+/// go on") while the pool went on. It fails that call only, as CPython's
+/// `MaybeEncodingError`.
+fn a_result_that_cannot_be_sent_fails_that_call_only(method: StartMethod) {
+    let pool = pool(method, 2);
+    within(LIMIT, move || {
+        for _ in 0..5 {
+            match pool.apply(unsendable, (1,)) {
+                Err(PoolError::Encoding(message)) => {
+                    assert!(message.contains("an Unsendable cannot cross"), "{message}");
+                }
+                other => panic!("expected Encoding, got {:?}", other.map(|_| ())),
+            }
+            assert_eq!(pool.apply(square, (7,)).expect("the pool goes on"), 49);
+        }
+        let error = pool
+            .map(unsendable, 0..8)
+            .map(|_| ())
+            .expect_err("encoding");
+        assert!(matches!(error, PoolError::Encoding(_)), "{error:?}");
+        assert_eq!(
+            pool.map(square, 0..4).expect("the pool goes on"),
+            [0, 1, 4, 9]
+        );
+    });
 }

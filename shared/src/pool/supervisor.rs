@@ -1002,3 +1002,168 @@ fn watch(process: &Process, id: WorkerId, reports: &Queue<Report>) -> std::io::R
         })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The supervisor's state driven by hand, the test playing the workers: it reads their
+    //! order queues and reports as they would, so that each step of the dispatch is fixed.
+
+    use super::*;
+
+    fn never_started() {}
+
+    /// A state with `workers` ready workers (never started processes), each with its order
+    /// queue, and one job of `chunks` chunks of one item.
+    fn state_with(workers: u64, maxtasks: Option<u64>, chunks: usize) -> (State, u64) {
+        let factory: Factory = Box::new(|_| unreachable!("the test starts no worker"));
+        let mut state = State {
+            status: Status::Running,
+            terminated: false,
+            broken: None,
+            jobs: HashMap::new(),
+            next_job: 0,
+            pending: VecDeque::new(),
+            workers: Vec::new(),
+            next_worker: 0,
+            next_order: 0,
+            factory,
+            processes: workers as usize,
+            maxtasks,
+            has_initializer: false,
+            startup_deaths: 0,
+            token: [0; 16],
+            news: false,
+            moves: Vec::new(),
+        };
+        for id in 0..workers {
+            state.workers.push(Worker {
+                id,
+                pid: 0,
+                process: Process::new(never_started, ()),
+                orders: Queue::new().expect("queue"),
+                held: VecDeque::new(),
+                taken: None,
+                queue_empty: true,
+                budget: maxtasks,
+                stopping: false,
+                ready: false,
+            });
+        }
+        let job = state.submit(0, vec![(1, Vec::new()); chunks], false);
+        (state, job)
+    }
+
+    fn reports() -> Queue<Report> {
+        Queue::new().expect("queue")
+    }
+
+    /// Worker `id` takes its next order, as its loop would; the chunks it holds.
+    fn take_order(state: &State, id: u64) -> Vec<u64> {
+        match state.workers[id as usize].orders.get_nowait() {
+            Ok(Order::Runs(runs)) => runs.iter().map(|run| run.chunk).collect(),
+            other => panic!("worker {id} has no order: {other:?}"),
+        }
+    }
+
+    /// Worker `id` reports chunk `chunk` of `job` done; the supervisor then dispatches.
+    fn report_done(state: &mut State, id: u64, job: u64, chunk: u64) {
+        let done = Report::Done {
+            worker: id,
+            job,
+            chunk,
+            outcome: Ok(serde_bytes::ByteBuf::new()),
+        };
+        state.handle(done, &reports());
+        state.dispatch();
+    }
+
+    fn ready(state: &mut State, id: u64) {
+        state.handle(Report::Ready { worker: id }, &reports());
+        state.dispatch();
+    }
+
+    #[test]
+    fn an_order_queued_behind_a_begun_one_moves_once_to_a_free_worker() {
+        let (mut state, job) = state_with(2, None, 12);
+        ready(&mut state, 0);
+        ready(&mut state, 1);
+        // Shares of a quarter of what waits: three each, the rest stays in the pool.
+        assert_eq!(take_order(&state, 0), [0, 1, 2]);
+        assert_eq!(take_order(&state, 1), [3, 4, 5]);
+        assert_eq!(state.pending.len(), 6);
+        // Worker 0 runs two chunks (the third is long): it gets its next share, queued.
+        report_done(&mut state, 0, job, 0);
+        report_done(&mut state, 0, job, 1);
+        assert_eq!(state.workers[0].held.len(), 3);
+        // Worker 1 runs its chunks and, free each time, takes the rest one by one.
+        for chunk in [3, 4, 5] {
+            report_done(&mut state, 1, job, chunk);
+        }
+        for chunk in 8..12 {
+            assert_eq!(take_order(&state, 1), [chunk]);
+            report_done(&mut state, 1, job, chunk);
+        }
+        // With nothing left in the pool and worker 1 free, the order queued behind worker 0's
+        // long chunk moved to it, once; worker 0 keeps the chunk it runs.
+        assert_eq!(state.moves, [(job, 6, 1, 0), (job, 7, 1, 0)]);
+        assert_eq!(take_order(&state, 1), [6, 7]);
+        assert!(state.workers[0].orders.get_nowait().is_err());
+        // Worker 0 finishes and is free while worker 1 runs the moved chunks: nothing moves
+        // back.
+        report_done(&mut state, 0, job, 2);
+        assert_eq!(state.moves.len(), 2);
+        report_done(&mut state, 1, job, 6);
+        report_done(&mut state, 1, job, 7);
+        assert!(state.jobs[&job].is_complete());
+    }
+
+    #[test]
+    fn workers_that_take_no_orders_never_pass_them_around() {
+        // Three ready workers, none of which reads its queue (stopped): every pass returns,
+        // and no chunk moves, since none is queued behind an order a worker began.
+        let (mut state, _) = state_with(3, None, 4);
+        for id in 0..3 {
+            ready(&mut state, id);
+        }
+        for _ in 0..100 {
+            state.handle(Report::Wake, &reports());
+            state.dispatch();
+        }
+        assert!(state.moves.is_empty());
+        let held: usize = state.workers.iter().map(|w| w.held.len()).sum();
+        assert_eq!(held + state.pending.len(), 4);
+    }
+
+    #[test]
+    fn no_worker_is_sent_more_than_its_maxtasksperchild() {
+        let maxtasks = 5;
+        let (mut state, job) = state_with(2, Some(maxtasks), 12);
+        let mut sent = [0; 2];
+        ready(&mut state, 0);
+        ready(&mut state, 1);
+        // Worker 1 is slow: worker 0 runs whatever it is given, and is sent no more than its
+        // budget, moves included.
+        let mut first = true;
+        loop {
+            let Ok(Order::Runs(runs)) = state.workers[0].orders.get_nowait() else {
+                break;
+            };
+            sent[0] += runs.len() as u64;
+            for run in runs {
+                report_done(&mut state, 0, job, run.chunk);
+            }
+            if first {
+                first = false;
+                let runs = take_order(&state, 1);
+                sent[1] += runs.len() as u64;
+                report_done(&mut state, 1, job, runs[0]);
+            }
+        }
+        assert!(sent[0] <= maxtasks, "worker 0 was sent {} chunks", sent[0]);
+        assert_eq!(state.workers[0].budget, Some(maxtasks - sent[0]));
+        while let Ok(Order::Runs(runs)) = state.workers[1].orders.get_nowait() {
+            sent[1] += runs.len() as u64;
+        }
+        assert!(sent[1] <= maxtasks, "worker 1 was sent {} chunks", sent[1]);
+    }
+}
