@@ -1144,10 +1144,7 @@ mod tests {
         // Worker 1 is slow: worker 0 runs whatever it is given, and is sent no more than its
         // budget, moves included.
         let mut first = true;
-        loop {
-            let Ok(Order::Runs(runs)) = state.workers[0].orders.get_nowait() else {
-                break;
-            };
+        while let Ok(Order::Runs(runs)) = state.workers[0].orders.get_nowait() {
             sent[0] += runs.len() as u64;
             for run in runs {
                 report_done(&mut state, 0, job, run.chunk);
