@@ -32,10 +32,10 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::PoolError;
 use super::task::ChunkError;
 use super::task::{self, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
+use super::{CodecError, PoolError};
 use crate::{GetError, Process, Queue, sys};
 
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
@@ -44,14 +44,14 @@ use crate::{GetError, Process, Queue, sys};
 pub(crate) const PREFETCH: usize = 32;
 
 /// How many workers in a row may die while they start (before their initializer returned)
-/// before the pool stops, when it has an initializer: beyond one death per worker and two
-/// more, the initializer itself most likely kills them.
-const STARTUP_DEATHS_WITH_INITIALIZER: usize = 2;
+/// before the pool stops, when it has an initializer and no worker has become ready yet:
+/// beyond one death per worker and two more, the initializer itself most likely kills them.
+const STARTUP_DEATHS_BEFORE_ANY_READY: usize = 2;
 
-/// The same without an initializer: a worker killed while it starts is replaced, unless the
-/// deaths go on so long (without any worker becoming ready between them) that workers cannot
-/// start at all here.
-const STARTUP_DEATHS_WITHOUT_INITIALIZER: usize = 50;
+/// The same once a worker has become ready, or without an initializer: a worker killed while
+/// it starts is replaced, unless the deaths go on so long (without any worker becoming ready
+/// between them) that workers cannot start at all any more.
+const STARTUP_DEATHS_IN_A_ROW: usize = 50;
 
 /// Makes a worker process (not started) from its setup.
 pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
@@ -81,9 +81,9 @@ impl Failure {
             Failure::Terminated => PoolError::Terminated,
             Failure::NotRunning => PoolError::NotRunning,
             Failure::Refused(message) | Failure::Broken(message) => PoolError::Broken(message),
-            Failure::Encoding(message) => PoolError::Encoding(message),
+            Failure::Encoding(message) => PoolError::Encoding(CodecError::new(message)),
             Failure::Initializer(message) => PoolError::Initializer(message),
-            Failure::Arguments(message) => PoolError::Arguments(message),
+            Failure::Arguments(message) => PoolError::Arguments(CodecError::new(message)),
         }
     }
 }
@@ -232,6 +232,8 @@ pub(crate) struct State {
     has_initializer: bool,
     /// Workers that died while they started since a worker last became ready.
     startup_deaths: usize,
+    /// A worker has become ready: the initializer can succeed.
+    ever_ready: bool,
     /// Every move of a chunk between workers: (job, chunk, chunks held ahead of it where it
     /// was, chunks the worker it went to held).
     #[cfg(test)]
@@ -275,6 +277,7 @@ impl Shared {
             maxtasks,
             has_initializer,
             startup_deaths: 0,
+            ever_ready: false,
             #[cfg(test)]
             moves: Vec::new(),
             token: sys::random_bytes()?,
@@ -545,6 +548,7 @@ impl State {
                 if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
                     worker.ready = true;
                     self.startup_deaths = 0;
+                    self.ever_ready = true;
                 }
             }
             Report::InitFailed { message, .. } => {
@@ -625,14 +629,14 @@ impl State {
     /// A worker killed by a signal is replaced, as any dead worker is: an OOM kill or a
     /// `kill` at that moment must not end the pool. Only when the deaths go on, no worker
     /// becoming ready between them, does the pool stop, rather than start workers that die
-    /// the same way for ever: after a few with an initializer (which most likely kills them),
-    /// after many without.
+    /// the same way for ever: after a few when there is an initializer and no worker ever got
+    /// through it (it most likely kills them), after many otherwise.
     fn is_startup_failure(&mut self, pid: u32, exitcode: i32) -> bool {
         self.startup_deaths += 1;
-        let tolerated = if self.has_initializer {
-            self.processes + STARTUP_DEATHS_WITH_INITIALIZER
+        let tolerated = if self.has_initializer && !self.ever_ready {
+            self.processes + STARTUP_DEATHS_BEFORE_ANY_READY
         } else {
-            STARTUP_DEATHS_WITHOUT_INITIALIZER
+            STARTUP_DEATHS_IN_A_ROW
         };
         let killed = exitcode < 0;
         if killed && self.startup_deaths <= tolerated {
@@ -1031,6 +1035,7 @@ mod tests {
             maxtasks,
             has_initializer: false,
             startup_deaths: 0,
+            ever_ready: false,
             token: [0; 16],
             news: false,
             moves: Vec::new(),
