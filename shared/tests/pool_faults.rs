@@ -329,8 +329,8 @@ fn a_result_that_cannot_be_sent_fails_that_call_only(method: StartMethod) {
     within(LIMIT, move || {
         for _ in 0..5 {
             match pool.apply(unsendable, (1,)) {
-                Err(PoolError::Encoding(message)) => {
-                    assert!(message.contains("an Unsendable cannot cross"), "{message}");
+                Err(PoolError::Encoding(cause)) => {
+                    assert_eq!(cause.message(), "an Unsendable cannot cross");
                 }
                 other => panic!("expected Encoding, got {:?}", other.map(|_| ())),
             }

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::PoolError;
+pub use error::{CodecError, PoolError};
 pub use result::{AsyncResult, IMap};
 pub use task::{Task, TaskResult};
 
@@ -397,7 +397,7 @@ impl Pool {
                 Err(error) => {
                     self.shared.lock().forget(job);
                     self.shared.wake();
-                    return Err(PoolError::Arguments(error.to_string()));
+                    return Err(PoolError::Arguments(CodecError::new(error.to_string())));
                 }
             };
             batch_bytes += bytes.len();
