@@ -54,8 +54,9 @@ pub enum PoolError {
     },
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
-    /// A worker's initializer failed (returned `Err`, panicked, or the worker died in it), so
-    /// the pool stopped; the message is the initializer's error, or how the worker died.
+    /// A worker's initializer failed (returned `Err`, panicked, or the worker exited in it, or
+    /// workers kept being killed in it: see [`PoolBuilder::initializer`](crate::PoolBuilder::initializer)),
+    /// so the pool stopped; the message is the initializer's error, or how the worker died.
     /// CPython starts new workers for ever instead.
     Initializer(String),
     /// The task's result did not decode as the type the caller asked for.

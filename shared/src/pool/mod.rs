@@ -669,9 +669,12 @@ impl PoolBuilder {
     /// since they reach each worker as it starts. It must be a function item returning `()` or
     /// `Result<(), E>`.
     ///
-    /// If it fails in a worker (returns `Err`, panics, or the worker dies in it: a signal, an
-    /// `exit`), the pool stops: every call fails with [`PoolError::Initializer`] and its
-    /// message. CPython starts new workers for ever instead, and its `map` hangs.
+    /// If it fails in a worker (returns `Err`, panics, or the worker exits in it), the pool
+    /// stops: every call fails with [`PoolError::Initializer`] and its message. CPython starts
+    /// new workers for ever instead, and its `map` hangs. A worker killed by a signal while
+    /// it starts (an OOM kill, a `kill`) is replaced like any dead worker; only if the first
+    /// workers keep dying so (one per worker and two more in a row, none getting through the
+    /// initializer) is the initializer taken to kill them, and the pool stops the same way.
     pub fn initializer<I, IA>(mut self, _initializer: I, initargs: IA) -> Self
     where
         I: Task<IA>,
