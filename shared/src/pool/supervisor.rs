@@ -25,15 +25,20 @@
 //! that the chunks moved would have waited where they were and start at once where they go
 //! ([`State::move_to_free_workers`]). A moved chunk is never moved again, which bounds the
 //! moves and keeps two workers that take no orders (stopped, or dead and not yet buried)
-//! from passing a batch back and forth. Every pass of the supervisor over the state is
-//! bounded by the number of workers and chunks: none waits on a worker.
+//! from passing a batch back and forth. A worker takes an order whole, so a chunk behind a
+//! long one in the same order waits for it: the shares shrink as the work runs out to keep
+//! such waits short.
+//!
+//! Every pass of the supervisor over the state is bounded by the number of workers and
+//! chunks, and none waits for a worker to act: taking an order back waits at most 100 ms for
+//! a queue lock that a stopped worker holds, and that worker is then not asked again until
+//! it is sent something.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::task::ChunkError;
-use super::task::{self, Token};
+use super::task::{self, ChunkError, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
 use super::{CodecError, PoolError};
 use crate::{GetError, Process, Queue, sys};
