@@ -342,11 +342,17 @@ impl Shared {
             .0
     }
 
-    /// Tells the supervisor to look at the state again.
+    /// Tells the supervisor to look at the state again; returns within about 100 ms.
     pub(crate) fn wake(&self) {
-        // The queue is unbounded: a put fails only when its memory is corrupt, and then the
-        // supervisor's own `get` fails too and breaks the pool.
-        let _ = self.reports.put(Report::Wake);
+        // A worker stopped (SIGSTOP) in the middle of a report holds the report queue's lock
+        // for as long as it is stopped, and a `put` would wait as long: `put_nowait` waits
+        // 100 ms for the lock at most. A wake-up lost so is not missed: while that lock is
+        // held nothing can be reported, and the report that comes once it is released (the
+        // worker's own, or its watcher's once the worker is killed) has the supervisor look
+        // at the state again. Otherwise the queue is unbounded: a put fails only when its
+        // memory is corrupt, and then the supervisor's own `get` fails too and breaks the
+        // pool.
+        let _ = self.reports.put_nowait(Report::Wake);
     }
 
     /// The supervisor thread's body: handles reports until the pool is finished.
@@ -864,11 +870,14 @@ impl State {
         }
     }
 
-    /// `terminate()`: every unfinished chunk fails, every worker is killed.
+    /// `terminate()`: every unfinished chunk fails, every worker is killed. They are killed
+    /// here, at once, not when the supervisor next looks: a stopped worker may hold the
+    /// report queue's lock, and nothing reaches the supervisor until it dies.
     pub(crate) fn terminate(&mut self) {
         if matches!(self.status, Status::Running | Status::Closed) {
             self.status = Status::Terminating;
             self.terminated = true;
+            self.kill_all();
         }
     }
 
