@@ -304,6 +304,7 @@ impl Pool {
     pub fn terminate(&self) {
         if self.is_owner() {
             self.shared.lock().terminate();
+            self.shared.changed.notify_all();
             self.shared.wake();
         }
     }

@@ -870,13 +870,16 @@ impl State {
         }
     }
 
-    /// `terminate()`: every unfinished chunk fails, every worker is killed. They are killed
-    /// here, at once, not when the supervisor next looks: a stopped worker may hold the
-    /// report queue's lock, and nothing reaches the supervisor until it dies.
+    /// `terminate()`: every unfinished chunk fails, every worker is killed. Both happen here,
+    /// at once, not when the supervisor next looks: a stopped worker may hold the report
+    /// queue's lock, and nothing reaches the supervisor until it dies. (The chunks fail
+    /// first, so that the deaths of the killed workers do not fail them as `WorkerDied`.)
+    /// The caller wakes the waiting readers.
     pub(crate) fn terminate(&mut self) {
         if matches!(self.status, Status::Running | Status::Closed) {
             self.status = Status::Terminating;
             self.terminated = true;
+            self.fail_everything(&Failure::Terminated);
             self.kill_all();
         }
     }
