@@ -493,8 +493,8 @@ pub use introspection::{
     process_cpu_count,
 };
 pub use pool::{
-    AsyncResult, Chunked, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task, TaskResult,
-    TaskValue,
+    AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
+    TaskResult, TaskValue,
 };
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};

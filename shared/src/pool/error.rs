@@ -7,7 +7,18 @@ use crate::ProcessError;
 
 /// Why a [`Pool`](crate::Pool) operation, or a task it ran, failed. The messages are
 /// CPython's where it has one.
-#[derive(Debug)]
+///
+/// `Display` gives the pool's own message; the error behind it, if any (an encoder's, a
+/// process's, the system's), comes from [`source`](std::error::Error::source). `Debug`, what
+/// a `main` returning the error prints, is the message, not the variant's fields:
+///
+/// ```
+/// let error = shared::PoolError::WorkerDied { pid: 42, exitcode: -6 };
+/// assert_eq!(
+///     format!("{error:?}"),
+///     "worker 42 was killed by signal 6 (SIGABRT) while running the task"
+/// );
+/// ```
 #[non_exhaustive]
 pub enum PoolError {
     /// `Pool::new(0)`. Python: `ValueError: Number of processes must be at least 1`.
@@ -28,8 +39,8 @@ pub enum PoolError {
     /// so it must be a function defined with `fn`. Python cannot pickle a lambda either.
     NeedsFunction,
     /// The task's arguments could not be serialized (a handle such as a `Queue` cannot be a
-    /// task's argument; pass it through the initializer).
-    Arguments(String),
+    /// task's argument; pass it through the initializer). Python: `PicklingError`.
+    Arguments(CodecError),
     /// The task returned an `Err` or panicked; the message is the error's `Display` or the
     /// panic's message and location. Python re-raises the task's exception.
     Task(String),
@@ -43,12 +54,17 @@ pub enum PoolError {
     },
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
-    /// A worker's initializer failed (returned `Err`, panicked, or the worker died in it), so
-    /// the pool stopped; the message is the initializer's error, or how the worker died.
+    /// A worker's initializer failed (returned `Err`, panicked, or the worker exited in it, or
+    /// workers kept being killed in it: see [`PoolBuilder::initializer`](crate::PoolBuilder::initializer)),
+    /// so the pool stopped; the message is the initializer's error, or how the worker died.
     /// CPython starts new workers for ever instead.
     Initializer(String),
     /// The task's result did not decode as the type the caller asked for.
-    Decode(String),
+    Decode(CodecError),
+    /// The task ran, but its result could not be encoded to be sent back (its `Serialize`
+    /// failed): the calls of that chunk fail, and the pool goes on. Python:
+    /// `MaybeEncodingError`.
+    Encoding(CodecError),
     /// The pool can no longer work: its shared state is corrupt, or a worker sent an order it
     /// must refuse. The message says which.
     Broken(String),
@@ -80,7 +96,7 @@ impl fmt::Display for PoolError {
                 "a pool runs only functions defined with `fn` (not closures or function \
                  pointers), which a worker can find from their type"
             ),
-            PoolError::Arguments(error) => write!(f, "the task's arguments: {error}"),
+            PoolError::Arguments(_) => write!(f, "the task's arguments could not be encoded"),
             PoolError::Task(message) => write!(f, "the task failed: {message}"),
             PoolError::WorkerDied { pid, exitcode } => write!(
                 f,
@@ -91,10 +107,15 @@ impl fmt::Display for PoolError {
             PoolError::Initializer(message) => {
                 write!(f, "the pool's initializer failed: {message}")
             }
-            PoolError::Decode(error) => write!(f, "the task's result does not decode: {error}"),
+            PoolError::Decode(_) => {
+                write!(f, "the task's result does not decode as the type asked for")
+            }
+            PoolError::Encoding(_) => {
+                write!(f, "the task's result could not be encoded to be sent back")
+            }
             PoolError::Broken(why) => write!(f, "the pool cannot go on: {why}"),
-            PoolError::Start(error) => write!(f, "a pool worker could not start: {error}"),
-            PoolError::Io(error) => write!(f, "{error}"),
+            PoolError::Start(_) => write!(f, "a pool worker could not start"),
+            PoolError::Io(_) => write!(f, "the pool could not get a resource it needs"),
         }
     }
 }
@@ -102,12 +123,44 @@ impl fmt::Display for PoolError {
 impl std::error::Error for PoolError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            PoolError::Arguments(error) | PoolError::Decode(error) | PoolError::Encoding(error) => {
+                Some(error)
+            }
             PoolError::Start(error) => Some(error),
             PoolError::Io(error) => Some(error),
             _ => None,
         }
     }
 }
+
+crate::debug_as_display!(PoolError);
+
+/// What an encoder or a decoder of a task's arguments or result said (MessagePack through
+/// serde): the [`source`](std::error::Error::source) of [`PoolError::Arguments`],
+/// [`PoolError::Decode`] and [`PoolError::Encoding`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodecError(String);
+
+impl CodecError {
+    pub(crate) fn new(message: impl Into<String>) -> CodecError {
+        CodecError(message.into())
+    }
+
+    /// The encoder's or decoder's message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+crate::debug_as_display!(CodecError);
 
 impl From<io::Error> for PoolError {
     fn from(error: io::Error) -> Self {
@@ -153,5 +206,25 @@ mod tests {
             error.to_string(),
             "worker 42 was killed by signal 9 (SIGKILL) while running the task"
         );
+    }
+
+    #[test]
+    fn display_gives_the_message_and_source_the_cause() {
+        use std::error::Error;
+        let error = PoolError::Encoding(CodecError::new("an Unsendable cannot cross"));
+        assert_eq!(
+            error.to_string(),
+            "the task's result could not be encoded to be sent back"
+        );
+        let cause = error.source().expect("the encoder's message");
+        assert_eq!(cause.to_string(), "an Unsendable cannot cross");
+        let error = PoolError::Io(io::Error::other("no memory"));
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("no memory")
+        );
+        assert!(!error.to_string().contains("no memory"));
+        // A closure passed to a pool: a sentence, not `NeedsFunction`.
+        assert!(format!("{:?}", PoolError::NeedsFunction).starts_with("a pool runs only"));
     }
 }

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::PoolError;
+pub use error::{CodecError, PoolError};
 pub use result::{AsyncResult, IMap};
 pub use task::{Task, TaskResult};
 
@@ -304,6 +304,7 @@ impl Pool {
     pub fn terminate(&self) {
         if self.is_owner() {
             self.shared.lock().terminate();
+            self.shared.changed.notify_all();
             self.shared.wake();
         }
     }
@@ -397,7 +398,7 @@ impl Pool {
                 Err(error) => {
                     self.shared.lock().forget(job);
                     self.shared.wake();
-                    return Err(PoolError::Arguments(error.to_string()));
+                    return Err(PoolError::Arguments(CodecError::new(error.to_string())));
                 }
             };
             batch_bytes += bytes.len();
@@ -639,6 +640,7 @@ pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasks: Option<usize>,
     start_method: Option<StartMethod>,
+    has_initializer: bool,
     factory: Result<Factory, PoolError>,
 }
 
@@ -648,6 +650,7 @@ impl Default for PoolBuilder {
             processes: None,
             maxtasks: None,
             start_method: None,
+            has_initializer: false,
             factory: Ok(factory_of(no_initializer, ())),
         }
     }
@@ -667,15 +670,19 @@ impl PoolBuilder {
     /// since they reach each worker as it starts. It must be a function item returning `()` or
     /// `Result<(), E>`.
     ///
-    /// If it fails in a worker (returns `Err`, panics, or the worker dies in it: a signal, an
-    /// `exit`), the pool stops: every call fails with [`PoolError::Initializer`] and its
-    /// message. CPython starts new workers for ever instead, and its `map` hangs.
+    /// If it fails in a worker (returns `Err`, panics, or the worker exits in it), the pool
+    /// stops: every call fails with [`PoolError::Initializer`] and its message. CPython starts
+    /// new workers for ever instead, and its `map` hangs. A worker killed by a signal while
+    /// it starts (an OOM kill, a `kill`) is replaced like any dead worker; only if the first
+    /// workers keep dying so (one per worker and two more in a row, none getting through the
+    /// initializer) is the initializer taken to kill them, and the pool stops the same way.
     pub fn initializer<I, IA>(mut self, _initializer: I, initargs: IA) -> Self
     where
         I: Task<IA>,
         I::Output: TaskResult<Value = ()>,
         IA: Clone + Serialize + DeserializeOwned + Send + 'static,
     {
+        self.has_initializer = true;
         self.factory = if crate::spawn::can_recreate::<I>() {
             Ok(factory::<I, IA>(initargs))
         } else {
@@ -725,7 +732,7 @@ impl PoolBuilder {
             process.set_name(format!("{}PoolWorker-{number}", method_prefix(method)));
             process.start_method(method)
         });
-        let shared = Shared::start(processes, maxtasks, factory)?;
+        let shared = Shared::start(processes, maxtasks, self.has_initializer, factory)?;
         let supervisor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -793,6 +800,73 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Takes 3 ms on every 7th item: enough unevenness for workers to fall behind each other.
+    fn uneven(x: u64) -> u64 {
+        if x % 7 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        x
+    }
+
+    /// The dispatch's promise, on every move a pool made over maps of uneven tasks: a chunk
+    /// moves at most once, from behind at least one chunk where it was to a worker holding
+    /// nothing (issue 22: batches once bounced between workers for ever).
+    #[test]
+    fn a_chunk_moves_at_most_once_and_only_to_a_freer_worker() {
+        let pool = Pool::builder()
+            .processes(3)
+            .start_method(StartMethod::Fork)
+            .build()
+            .expect("pool");
+        for chunksize in [1, 2, 5] {
+            let values = pool.chunked(chunksize).map(uneven, 0..300).expect("map");
+            assert_eq!(values, (0..300).collect::<Vec<_>>());
+        }
+        let values: Vec<u64> = pool
+            .imap_unordered(uneven, 0..300)
+            .expect("imap")
+            .collect::<Result<_, _>>()
+            .expect("imap results");
+        assert_eq!(values.len(), 300);
+        let state = pool.shared.lock();
+        let mut seen = std::collections::HashSet::new();
+        for &(job, chunk, ahead, target_held) in &state.moves {
+            assert!(
+                seen.insert((job, chunk)),
+                "chunk {chunk} of job {job} moved twice"
+            );
+            assert!(
+                ahead >= 1,
+                "chunk {chunk} of job {job} moved from a free worker"
+            );
+            assert_eq!(
+                target_held, 0,
+                "chunk {chunk} of job {job} moved to a busy worker"
+            );
+        }
+        eprintln!("{} chunks moved", state.moves.len());
+    }
+
+    #[test]
+    fn a_batch_never_exceeds_the_room_and_a_free_worker_gets_work() {
+        for pending in 0..200 {
+            for workers in 1..6 {
+                for held in 0..=supervisor::PREFETCH {
+                    for room in [0, 1, 3, supervisor::PREFETCH - held] {
+                        let take = supervisor::batch_size(pending, workers, held, room);
+                        assert!(take <= room && take <= pending);
+                        if held == 0 && pending > 0 && room > 0 {
+                            assert!(take >= 1, "a free worker got nothing");
+                        }
+                        if pending <= workers {
+                            assert!(take <= 1, "the last chunks go one by one");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_default_chunksize_is_pythons() {

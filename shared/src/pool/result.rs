@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::PoolError;
 use super::supervisor::{Failure, Job, Outcome, Shared, State};
 use super::task::ChunkResults;
 use super::worker::decode_chunk;
+use super::{CodecError, PoolError};
 
 /// The result of [`Pool::apply_async`](crate::Pool::apply_async) or
 /// [`Pool::map_async`](crate::Pool::map_async), arriving later. Python: `AsyncResult`.
@@ -253,7 +253,7 @@ fn decode_outcome<V: DeserializeOwned>(
                 .collect(),
             Ok(ChunkResults::All(values)) => miscounted(values.len()),
             Ok(ChunkResults::Each(items)) => miscounted(items.len()),
-            Err(error) => each(&|| PoolError::Decode(error.clone())),
+            Err(error) => each(&|| PoolError::Decode(CodecError::new(error.clone()))),
         },
     }
 }

@@ -9,21 +9,54 @@
 //! sent to another worker) and fails the rest, the chunk the worker was running, with
 //! [`PoolError::WorkerDied`]. No chunk is run twice by the pool's choice, and every chunk gets
 //! exactly one outcome.
+//!
+//! # Dispatch
+//!
+//! Chunks wait in the supervisor's own queue (`pending`) until a worker is ready (its
+//! initializer returned) and free enough to take them, so that work goes to whichever worker
+//! becomes free, as the one task queue of CPython's pool does. A worker is given a share of
+//! what waits (guided self-scheduling: `pending / (2 × workers)`, at most
+//! [`PREFETCH`] held): large orders while much waits, which keep a worker fed without a round
+//! trip per chunk, and single chunks at the end, which spread the last chunks over the
+//! workers as they become free ([`batch_size`]).
+//!
+//! An order a worker has not taken yet may still be moved, once, to a worker with nothing to
+//! do: only an order queued behind one the worker has begun (it reported a chunk of it), so
+//! that the chunks moved would have waited where they were and start at once where they go
+//! ([`State::move_to_free_workers`]). A moved chunk is never moved again, which bounds the
+//! moves and keeps two workers that take no orders (stopped, or dead and not yet buried)
+//! from passing a batch back and forth. A worker takes an order whole, so a chunk behind a
+//! long one in the same order waits for it: the shares shrink as the work runs out to keep
+//! such waits short.
+//!
+//! Every pass of the supervisor over the state is bounded by the number of workers and
+//! chunks, and none waits for a worker to act: taking an order back waits at most 100 ms for
+//! a queue lock that a stopped worker holds, and that worker is then not asked again until
+//! it is sent something.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::PoolError;
-use super::task::{self, Token};
+use super::task::{self, ChunkError, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
+use super::{CodecError, PoolError};
 use crate::{GetError, Process, Queue, sys};
 
 /// How many chunks a worker may hold at once: the one it runs and those queued behind it, so
 /// that it finds its next chunk without waiting for the supervisor. They are sent in batches,
-/// one order for all the chunks a worker is given at once. An idle worker takes a queued batch
-/// back from a busy one, so a long chunk does not hold others up.
+/// one order for all the chunks a worker is given at once ([`batch_size`]).
 pub(crate) const PREFETCH: usize = 32;
+
+/// How many workers in a row may die while they start (before their initializer returned)
+/// before the pool stops, when it has an initializer and no worker has become ready yet:
+/// beyond one death per worker and two more, the initializer itself most likely kills them.
+const STARTUP_DEATHS_BEFORE_ANY_READY: usize = 2;
+
+/// The same once a worker has become ready, or without an initializer: a worker killed while
+/// it starts is replaced, unless the deaths go on so long (without any worker becoming ready
+/// between them) that workers cannot start at all any more.
+const STARTUP_DEATHS_IN_A_ROW: usize = 50;
 
 /// Makes a worker process (not started) from its setup.
 pub(crate) type Factory = Box<dyn Fn(WorkerSetup) -> Process + Send>;
@@ -39,6 +72,8 @@ pub(crate) enum Failure {
     /// An `imap`'s input read after `join`: the pool takes no more work.
     NotRunning,
     Refused(String),
+    /// The worker ran the chunk but could not encode its results.
+    Encoding(String),
     Initializer(String),
     Broken(String),
     Arguments(String),
@@ -51,8 +86,9 @@ impl Failure {
             Failure::Terminated => PoolError::Terminated,
             Failure::NotRunning => PoolError::NotRunning,
             Failure::Refused(message) | Failure::Broken(message) => PoolError::Broken(message),
+            Failure::Encoding(message) => PoolError::Encoding(CodecError::new(message)),
             Failure::Initializer(message) => PoolError::Initializer(message),
-            Failure::Arguments(message) => PoolError::Arguments(message),
+            Failure::Arguments(message) => PoolError::Arguments(CodecError::new(message)),
         }
     }
 }
@@ -145,19 +181,38 @@ pub(crate) enum Status {
     Finished,
 }
 
+/// A chunk waiting in the pool's queue or held by a worker.
+#[derive(Clone)]
+struct Chunk {
+    run: Run,
+    /// Moved from the worker it was first sent to: it is never moved again.
+    moved: bool,
+}
+
+/// A chunk sent to a worker, with the order that carried it.
+struct Held {
+    chunk: Chunk,
+    /// The order's number ([`State::next_order`]): a worker takes an order whole.
+    order: u64,
+}
+
 struct Worker {
     id: WorkerId,
     pid: u32,
     process: Process,
     orders: Queue<Order>,
-    /// The chunks sent and not reported, oldest first.
-    held: VecDeque<Run>,
+    /// The chunks sent and not reported, in the order the worker runs them.
+    held: VecDeque<Held>,
+    /// The order of the chunk it reported last: one it has taken.
+    taken: Option<u64>,
+    /// An attempt to take an order back found none in its queue: none is there until it is
+    /// sent another (or it holds the queue's lock, stopped).
+    queue_empty: bool,
     /// Chunks it will run before it exits by itself (`maxtasksperchild`), if limited.
     budget: Option<u64>,
     /// Told to stop (or killed): gets no more work.
     stopping: bool,
-    /// Its initializer succeeded ([`Report::Ready`]): until then, its death is the
-    /// initializer's failure.
+    /// Its initializer returned ([`Report::Ready`]): it reads its orders.
     ready: bool,
 }
 
@@ -170,12 +225,24 @@ pub(crate) struct State {
     pub(crate) broken: Option<Failure>,
     pub(crate) jobs: HashMap<u64, Job>,
     next_job: u64,
-    pending: VecDeque<Run>,
+    /// The chunks no worker holds, in the order they are handed out.
+    pending: VecDeque<Chunk>,
     workers: Vec<Worker>,
     next_worker: WorkerId,
+    next_order: u64,
     factory: Factory,
     processes: usize,
     maxtasks: Option<u64>,
+    /// The pool has an initializer: a worker that dies while it starts may be its victim.
+    has_initializer: bool,
+    /// Workers that died while they started since a worker last became ready.
+    startup_deaths: usize,
+    /// A worker has become ready: the initializer can succeed.
+    ever_ready: bool,
+    /// Every move of a chunk between workers: (job, chunk, chunks held ahead of it where it
+    /// was, chunks the worker it went to held).
+    #[cfg(test)]
+    pub(crate) moves: Vec<(u64, u64, usize, usize)>,
     pub(crate) token: Token,
     /// Something a waiting caller may be waiting for happened since the last wake-up.
     news: bool,
@@ -196,6 +263,7 @@ impl Shared {
     pub(crate) fn start(
         processes: usize,
         maxtasks: Option<u64>,
+        has_initializer: bool,
         factory: Factory,
     ) -> Result<Arc<Shared>, PoolError> {
         let reports = Queue::new()?;
@@ -208,9 +276,15 @@ impl Shared {
             pending: VecDeque::new(),
             workers: Vec::with_capacity(processes),
             next_worker: 0,
+            next_order: 0,
             factory,
             processes,
             maxtasks,
+            has_initializer,
+            startup_deaths: 0,
+            ever_ready: false,
+            #[cfg(test)]
+            moves: Vec::new(),
             token: sys::random_bytes()?,
             news: false,
         };
@@ -268,11 +342,17 @@ impl Shared {
             .0
     }
 
-    /// Tells the supervisor to look at the state again.
+    /// Tells the supervisor to look at the state again; returns within about 100 ms.
     pub(crate) fn wake(&self) {
-        // The queue is unbounded: a put fails only when its memory is corrupt, and then the
-        // supervisor's own `get` fails too and breaks the pool.
-        let _ = self.reports.put(Report::Wake);
+        // A worker stopped (SIGSTOP) in the middle of a report holds the report queue's lock
+        // for as long as it is stopped, and a `put` would wait as long: `put_nowait` waits
+        // 100 ms for the lock at most. A wake-up lost so is not missed: while that lock is
+        // held nothing can be reported, and the report that comes once it is released (the
+        // worker's own, or its watcher's once the worker is killed) has the supervisor look
+        // at the state again. Otherwise the queue is unbounded: a put fails only when its
+        // memory is corrupt, and then the supervisor's own `get` fails too and breaks the
+        // pool.
+        let _ = self.reports.put_nowait(Report::Wake);
     }
 
     /// The supervisor thread's body: handles reports until the pool is finished.
@@ -355,13 +435,14 @@ impl State {
         let seal = task::seal(&self.token, entry);
         for (len, args) in chunks {
             let chunk = record.add_chunk(len);
-            self.pending.push_back(Run {
+            let run = Run {
                 job,
                 chunk,
                 entry,
                 seal,
                 args,
-            });
+            };
+            self.pending.push_back(Chunk { run, moved: false });
         }
     }
 
@@ -458,12 +539,17 @@ impl State {
                 chunk,
                 outcome,
             } => {
-                if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
-                    worker.forget_held((job, chunk));
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker)
+                    && let Some(held) = worker.forget_held((job, chunk))
+                {
+                    worker.taken = Some(held.order);
                 }
                 let outcome = match outcome {
                     Ok(bytes) => Outcome::Ran(bytes.into_vec()),
-                    Err(message) => Outcome::Failed(Failure::Refused(message)),
+                    Err(ChunkError::Refused(message)) => Outcome::Failed(Failure::Refused(message)),
+                    Err(ChunkError::Encoding(message)) => {
+                        Outcome::Failed(Failure::Encoding(message))
+                    }
                 };
                 if let Some(record) = self.jobs.get_mut(&job) {
                     self.news |= record.settle(chunk, outcome);
@@ -472,6 +558,8 @@ impl State {
             Report::Ready { worker } => {
                 if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
                     worker.ready = true;
+                    self.startup_deaths = 0;
+                    self.ever_ready = true;
                 }
             }
             Report::InitFailed { message, .. } => {
@@ -499,40 +587,38 @@ impl State {
             Err(_) => -1,
         };
         // What is still in its queue was never taken.
-        let mut untaken = Vec::new();
-        while let Ok(Order::Runs(runs)) = worker.orders.get_nowait() {
-            for run in &runs {
-                worker.forget_held((run.job, run.chunk));
-            }
-            untaken.extend(runs);
-        }
+        let untaken = worker.take_back_queued_orders();
         // It runs what it took in order and reports each chunk before the next: the oldest
         // chunk it holds is the one it was running, and the others it took with it were never
-        // started. Those go to other workers with the untaken ones, in order.
+        // started. Those go to other workers with the untaken ones, in order. A worker that
+        // never became ready took nothing.
         // (A job whose caller went away has nothing to run any more.)
-        let running = worker.held.pop_front();
-        let to_run: Vec<Run> = worker.held.into_iter().chain(untaken).collect();
-        for run in to_run.into_iter().rev() {
-            if self.jobs.contains_key(&run.job) {
-                self.pending.push_front(run);
+        let running = if worker.ready {
+            worker.held.pop_front()
+        } else {
+            None
+        };
+        let to_run: Vec<Chunk> = worker
+            .held
+            .drain(..)
+            .map(|held| held.chunk)
+            .chain(untaken)
+            .collect();
+        for chunk in to_run.into_iter().rev() {
+            if self.jobs.contains_key(&chunk.run.job) {
+                self.pending.push_front(chunk);
             }
         }
         let died = Failure::WorkerDied {
             pid: worker.pid,
             exitcode,
         };
-        if let Some(run) = running
-            && let Some(record) = self.jobs.get_mut(&run.job)
+        if let Some(held) = running
+            && let Some(record) = self.jobs.get_mut(&held.chunk.run.job)
         {
-            self.news |= record.settle(run.chunk, Outcome::Failed(died));
+            self.news |= record.settle(held.chunk.run.chunk, Outcome::Failed(died));
         }
-        if !worker.ready && !worker.stopping {
-            // It died before its initializer returned (a signal, an `exit`, a spawned child
-            // that refused its payload): as for an initializer that fails, the pool stops,
-            // rather than start workers that die the same way for ever.
-            let death = super::error::worker_death(worker.pid, exitcode);
-            self.break_pool(Failure::Initializer(format!("{death} in it")));
-            self.kill_all();
+        if !worker.ready && !worker.stopping && self.is_startup_failure(worker.pid, exitcode) {
             return;
         }
         let work_left =
@@ -546,6 +632,41 @@ impl State {
             self.break_pool(Failure::Broken(why));
             self.kill_all();
         }
+    }
+
+    /// A worker died before its initializer returned: whether that stops the pool (which it
+    /// then does). A worker that exits by itself there (an `exit`, an initializer that
+    /// failed, a spawned child that refused its payload) would do so in every replacement.
+    /// A worker killed by a signal is replaced, as any dead worker is: an OOM kill or a
+    /// `kill` at that moment must not end the pool. Only when the deaths go on, no worker
+    /// becoming ready between them, does the pool stop, rather than start workers that die
+    /// the same way for ever: after a few when there is an initializer and no worker ever got
+    /// through it (it most likely kills them), after many otherwise.
+    fn is_startup_failure(&mut self, pid: u32, exitcode: i32) -> bool {
+        self.startup_deaths += 1;
+        let tolerated = if self.has_initializer && !self.ever_ready {
+            self.processes + STARTUP_DEATHS_BEFORE_ANY_READY
+        } else {
+            STARTUP_DEATHS_IN_A_ROW
+        };
+        let killed = exitcode < 0;
+        if killed && self.startup_deaths <= tolerated {
+            return false;
+        }
+        let death = super::error::worker_death(pid, exitcode);
+        let failure = if self.has_initializer {
+            Failure::Initializer(format!("{death} in it"))
+        } else if killed {
+            Failure::Broken(format!(
+                "{} workers in a row died as they started, the last one as {death}",
+                self.startup_deaths
+            ))
+        } else {
+            Failure::Broken(format!("a worker could not start: {death}"))
+        };
+        self.break_pool(failure);
+        self.kill_all();
+        true
     }
 
     fn start_worker(&mut self, reports: &Queue<Report>) -> Result<(), PoolError> {
@@ -573,6 +694,8 @@ impl State {
             process,
             orders,
             held: VecDeque::new(),
+            taken: None,
+            queue_empty: true,
             budget: self.maxtasks,
             stopping: false,
             ready: false,
@@ -580,14 +703,15 @@ impl State {
         Ok(())
     }
 
-    /// Gives pending chunks to workers with room, one each in turn; lets idle workers take
-    /// chunks queued behind busy ones; tells idle workers of a closed pool to stop.
+    /// Gives pending chunks to the workers free enough for them; moves orders queued behind
+    /// a busy worker's current one to workers with nothing to do; tells idle workers of a
+    /// closed pool to stop. Bounded: each step visits each worker a bounded number of times.
     fn dispatch(&mut self) {
         if self.status == Status::Terminating || self.broken.is_some() {
             return;
         }
-        self.fill_workers();
-        self.rebalance();
+        self.hand_out_pending();
+        self.move_to_free_workers();
         if self.status == Status::Closed && self.pending.is_empty() && !self.is_feeding() {
             for worker in self.workers.iter_mut().filter(|w| w.held.is_empty()) {
                 if !worker.stopping {
@@ -600,66 +724,116 @@ impl State {
         }
     }
 
-    /// Gives each worker with room its share of the pending chunks, in one order each, the
-    /// least busy first (chunks often arrive one at a time, as `map` encodes them).
-    fn fill_workers(&mut self) {
-        loop {
-            let mut eligible: Vec<usize> = (0..self.workers.len())
-                .filter(|&index| self.workers[index].has_room())
-                .collect();
-            if eligible.is_empty() || self.pending.is_empty() {
-                return;
+    /// Gives each ready worker its share of the pending chunks ([`batch_size`]), in one order
+    /// each, the least busy first.
+    fn hand_out_pending(&mut self) {
+        let mut takers: Vec<usize> = (0..self.workers.len())
+            .filter(|&index| self.workers[index].ready && self.workers[index].has_room())
+            .collect();
+        takers.sort_by_key(|&index| self.workers[index].held.len());
+        let workers = self.workers.iter().filter(|w| !w.stopping).count();
+        for index in takers {
+            let worker = &self.workers[index];
+            let take = batch_size(
+                self.pending.len(),
+                workers,
+                worker.held.len(),
+                worker.room(),
+            );
+            if take == 0 {
+                continue;
             }
-            eligible.sort_by_key(|&index| self.workers[index].held.len());
-            let share = self.pending.len().div_ceil(eligible.len());
-            for index in eligible {
-                let worker = &mut self.workers[index];
-                let take = share.min(worker.room()).min(self.pending.len());
-                if take == 0 {
+            let batch: Vec<Chunk> = self.pending.drain(..take).collect();
+            let order = self.new_order();
+            if let Err(batch) = self.workers[index].send(batch, order) {
+                self.give_back(index, batch);
+            }
+        }
+    }
+
+    fn new_order(&mut self) -> u64 {
+        self.next_order += 1;
+        self.next_order
+    }
+
+    /// A worker's queue refused an order: its chunks wait again, and the worker, whose queue
+    /// no longer works, is killed (its watcher then reports its end).
+    fn give_back(&mut self, index: usize, batch: Vec<Chunk>) {
+        for chunk in batch.into_iter().rev() {
+            self.pending.push_front(chunk);
+        }
+        let worker = &mut self.workers[index];
+        worker.stopping = true;
+        let _ = worker.process.kill();
+    }
+
+    /// When nothing is pending, gives each free worker (ready, holding nothing) an order
+    /// still queued behind the order another worker is running: those chunks would wait for
+    /// that order to finish, and start at once on the free worker. Chunks already moved once
+    /// stay where they are. Each free worker gets at most one order per pass, and each busy
+    /// worker is asked at most once per free worker.
+    fn move_to_free_workers(&mut self) {
+        if !self.pending.is_empty() {
+            return;
+        }
+        let free: Vec<usize> = (0..self.workers.len())
+            .filter(|&index| self.workers[index].is_free())
+            .collect();
+        for target in free {
+            let mut sources: Vec<usize> = (0..self.workers.len())
+                .filter(|&index| self.workers[index].has_order_to_spare())
+                .collect();
+            sources.sort_by_key(|&index| std::cmp::Reverse(self.workers[index].held.len()));
+            for source in sources {
+                if self.move_one_order(source, target) {
                     break;
-                }
-                let batch: Vec<Run> = self.pending.drain(..take).collect();
-                if let Err(batch) = worker.send(batch) {
-                    for run in batch.into_iter().rev() {
-                        self.pending.push_front(run);
-                    }
-                    worker.stopping = true;
-                    let _ = worker.process.kill();
                 }
             }
         }
     }
 
-    /// Moves the chunks queued behind a busy worker's current one to each idle worker.
-    fn rebalance(&mut self) {
-        while self.pending.is_empty() {
-            let Some(idle) = self
-                .workers
-                .iter()
-                .position(|w| w.held.is_empty() && w.has_room())
-            else {
-                return;
-            };
-            let Some(busy) = self.workers.iter().position(|w| w.held.len() >= 2) else {
-                return;
-            };
-            let Ok(Order::Runs(batch)) = self.workers[busy].orders.get_nowait() else {
-                return;
-            };
-            let busy = &mut self.workers[busy];
-            for run in &batch {
-                busy.forget_held((run.job, run.chunk));
-            }
-            if let Some(budget) = &mut busy.budget {
-                *budget += batch.len() as u64;
-            }
-            if let Err(batch) = self.workers[idle].send(batch) {
-                for run in batch.into_iter().rev() {
-                    self.pending.push_front(run);
-                }
-                return;
+    /// Takes the oldest order still queued for worker `source` and gives its chunks that
+    /// never moved to worker `target` (as many as its budget allows), the others back to
+    /// `source`; returns whether any moved.
+    fn move_one_order(&mut self, source: usize, target: usize) -> bool {
+        let Some(taken_back) = self.workers[source].take_back_one_order() else {
+            return false;
+        };
+        #[cfg(test)]
+        let ahead = self.workers[source].held.len();
+        let room = self.workers[target].room();
+        let (movable, stay): (Vec<Chunk>, Vec<Chunk>) =
+            taken_back.into_iter().partition(|chunk| !chunk.moved);
+        let mut movable = movable;
+        let mut stay = stay;
+        if movable.len() > room {
+            stay.extend(movable.drain(room..));
+        }
+        if !stay.is_empty() {
+            let order = self.new_order();
+            if let Err(batch) = self.workers[source].send(stay, order) {
+                self.give_back(source, batch);
             }
         }
+        if movable.is_empty() {
+            return false;
+        }
+        for chunk in &mut movable {
+            chunk.moved = true;
+        }
+        #[cfg(test)]
+        {
+            let held = self.workers[target].held.len();
+            for chunk in &movable {
+                self.moves
+                    .push((chunk.run.job, chunk.run.chunk, ahead, held));
+            }
+        }
+        let order = self.new_order();
+        if let Err(batch) = self.workers[target].send(movable, order) {
+            self.give_back(target, batch);
+        }
+        true
     }
 
     /// Fails every chunk that has no outcome yet.
@@ -696,11 +870,17 @@ impl State {
         }
     }
 
-    /// `terminate()`: every unfinished chunk fails, every worker is killed.
+    /// `terminate()`: every unfinished chunk fails, every worker is killed. Both happen here,
+    /// at once, not when the supervisor next looks: a stopped worker may hold the report
+    /// queue's lock, and nothing reaches the supervisor until it dies. (The chunks fail
+    /// first, so that the deaths of the killed workers do not fail them as `WorkerDied`.)
+    /// The caller wakes the waiting readers.
     pub(crate) fn terminate(&mut self) {
         if matches!(self.status, Status::Running | Status::Closed) {
             self.status = Status::Terminating;
             self.terminated = true;
+            self.fail_everything(&Failure::Terminated);
+            self.kill_all();
         }
     }
 
@@ -708,20 +888,36 @@ impl State {
     /// feeding (the supervisor may then stop the idle workers of a closed pool).
     pub(crate) fn forget(&mut self, job: u64) -> bool {
         let record = self.jobs.remove(&job);
-        self.pending.retain(|run| run.job != job);
+        self.pending.retain(|chunk| chunk.run.job != job);
         record.is_some_and(|record| record.feeding)
     }
 }
 
+/// How many pending chunks to send now to a worker that holds `held` chunks and may take
+/// `room` more, with `pending` chunks waiting for `workers` workers: guided self-scheduling.
+/// A worker's share is half what would be its part of the pending chunks, so that the later
+/// chunks stay in the pool for whichever worker is free first; it is sent once the worker
+/// has run at least half of what it holds beyond that share (at once to a worker holding
+/// nothing), so that a worker fed large orders never waits for the next, and at the end one
+/// chunk goes to each worker as it becomes free. 0: nothing now.
+pub(crate) fn batch_size(pending: usize, workers: usize, held: usize, room: usize) -> usize {
+    let share = pending.div_ceil(2 * workers.max(1)).min(room);
+    if share == 0 || held > share / 2 {
+        0
+    } else {
+        share
+    }
+}
+
 impl Worker {
-    /// Forgets a chunk it no longer holds: usually the oldest, as it runs them in order.
-    fn forget_held(&mut self, (job, chunk): (u64, u64)) {
-        let is_it = |run: &Run| run.job == job && run.chunk == chunk;
-        if self.held.front().is_some_and(is_it) {
-            self.held.pop_front();
-        } else {
-            self.held.retain(|run| !is_it(run));
-        }
+    /// Forgets a chunk it no longer holds (usually the oldest, as it runs them in order);
+    /// returns it.
+    fn forget_held(&mut self, (job, chunk): (u64, u64)) -> Option<Held> {
+        let index = self
+            .held
+            .iter()
+            .position(|held| held.chunk.run.job == job && held.chunk.run.chunk == chunk)?;
+        self.held.remove(index)
     }
 
     /// How many more chunks it may be given now.
@@ -729,7 +925,9 @@ impl Worker {
         if self.stopping {
             return 0;
         }
-        let budget = self.budget.map_or(usize::MAX, |b| b as usize);
+        let budget = self
+            .budget
+            .map_or(usize::MAX, |b| usize::try_from(b).unwrap_or(usize::MAX));
         PREFETCH.saturating_sub(self.held.len()).min(budget)
     }
 
@@ -737,17 +935,72 @@ impl Worker {
         self.room() > 0
     }
 
+    /// Ready and holding nothing: it waits for an order, and would start one at once.
+    fn is_free(&self) -> bool {
+        self.ready && self.held.is_empty() && self.has_room()
+    }
+
+    /// Whether an order may be queued for it behind the one it runs: it has reported a chunk
+    /// of its oldest order (so it took that one), and holds chunks of a later one.
+    fn has_order_to_spare(&self) -> bool {
+        let Some(front) = self.held.front() else {
+            return false;
+        };
+        !self.queue_empty
+            && !self.stopping
+            && self.taken == Some(front.order)
+            && self
+                .held
+                .back()
+                .is_some_and(|last| last.order != front.order)
+    }
+
+    /// Takes the oldest order left in its queue back (it was never started), or `None` if
+    /// there is none; its chunks are no longer held.
+    fn take_back_one_order(&mut self) -> Option<Vec<Chunk>> {
+        let Ok(Order::Runs(runs)) = self.orders.get_nowait() else {
+            self.queue_empty = true;
+            return None;
+        };
+        let chunks: Vec<Chunk> = runs
+            .iter()
+            .filter_map(|run| self.forget_held((run.job, run.chunk)))
+            .map(|held| held.chunk)
+            .collect();
+        if let Some(budget) = &mut self.budget {
+            *budget += chunks.len() as u64;
+        }
+        Some(chunks)
+    }
+
+    /// Takes back every order left in its queue (a dead worker's).
+    fn take_back_queued_orders(&mut self) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        while let Some(order) = self.take_back_one_order() {
+            chunks.extend(order);
+        }
+        chunks
+    }
+
     /// Puts `batch` on the worker's queue as one order; gives it back if the queue refuses it.
     /// The worker's copy is what it runs; the pool's, kept in `held`, is what goes to another
-    /// worker if this one dies before starting it.
-    fn send(&mut self, batch: Vec<Run>) -> Result<(), Vec<Run>> {
-        if self.orders.put(Order::Runs(batch.clone())).is_err() {
+    /// worker if this one dies before starting it. The caller sends no more than
+    /// [`room`](Self::room).
+    fn send(&mut self, batch: Vec<Chunk>, order: u64) -> Result<(), Vec<Chunk>> {
+        debug_assert!(
+            batch.len() <= self.room(),
+            "a batch beyond the worker's room"
+        );
+        let runs: Vec<Run> = batch.iter().map(|chunk| chunk.run.clone()).collect();
+        if self.orders.put(Order::Runs(runs)).is_err() {
             return Err(batch);
         }
         if let Some(budget) = &mut self.budget {
-            *budget -= batch.len() as u64;
+            *budget = budget.saturating_sub(batch.len() as u64);
         }
-        self.held.extend(batch);
+        self.queue_empty = false;
+        self.held
+            .extend(batch.into_iter().map(|chunk| Held { chunk, order }));
         Ok(())
     }
 }
@@ -769,4 +1022,167 @@ fn watch(process: &Process, id: WorkerId, reports: &Queue<Report>) -> std::io::R
             let _ = reports.put(Report::Exited { worker: id });
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The supervisor's state driven by hand, the test playing the workers: it reads their
+    //! order queues and reports as they would, so that each step of the dispatch is fixed.
+
+    use super::*;
+
+    fn never_started() {}
+
+    /// A state with `workers` ready workers (never started processes), each with its order
+    /// queue, and one job of `chunks` chunks of one item.
+    fn state_with(workers: u64, maxtasks: Option<u64>, chunks: usize) -> (State, u64) {
+        let factory: Factory = Box::new(|_| unreachable!("the test starts no worker"));
+        let mut state = State {
+            status: Status::Running,
+            terminated: false,
+            broken: None,
+            jobs: HashMap::new(),
+            next_job: 0,
+            pending: VecDeque::new(),
+            workers: Vec::new(),
+            next_worker: 0,
+            next_order: 0,
+            factory,
+            processes: workers as usize,
+            maxtasks,
+            has_initializer: false,
+            startup_deaths: 0,
+            ever_ready: false,
+            token: [0; 16],
+            news: false,
+            moves: Vec::new(),
+        };
+        for id in 0..workers {
+            state.workers.push(Worker {
+                id,
+                pid: 0,
+                process: Process::new(never_started, ()),
+                orders: Queue::new().expect("queue"),
+                held: VecDeque::new(),
+                taken: None,
+                queue_empty: true,
+                budget: maxtasks,
+                stopping: false,
+                ready: false,
+            });
+        }
+        let job = state.submit(0, vec![(1, Vec::new()); chunks], false);
+        (state, job)
+    }
+
+    fn reports() -> Queue<Report> {
+        Queue::new().expect("queue")
+    }
+
+    /// Worker `id` takes its next order, as its loop would; the chunks it holds.
+    fn take_order(state: &State, id: u64) -> Vec<u64> {
+        match state.workers[id as usize].orders.get_nowait() {
+            Ok(Order::Runs(runs)) => runs.iter().map(|run| run.chunk).collect(),
+            other => panic!("worker {id} has no order: {other:?}"),
+        }
+    }
+
+    /// Worker `id` reports chunk `chunk` of `job` done; the supervisor then dispatches.
+    fn report_done(state: &mut State, id: u64, job: u64, chunk: u64) {
+        let done = Report::Done {
+            worker: id,
+            job,
+            chunk,
+            outcome: Ok(serde_bytes::ByteBuf::new()),
+        };
+        state.handle(done, &reports());
+        state.dispatch();
+    }
+
+    fn ready(state: &mut State, id: u64) {
+        state.handle(Report::Ready { worker: id }, &reports());
+        state.dispatch();
+    }
+
+    #[test]
+    fn an_order_queued_behind_a_begun_one_moves_once_to_a_free_worker() {
+        let (mut state, job) = state_with(2, None, 12);
+        ready(&mut state, 0);
+        ready(&mut state, 1);
+        // Shares of a quarter of what waits: three each, the rest stays in the pool.
+        assert_eq!(take_order(&state, 0), [0, 1, 2]);
+        assert_eq!(take_order(&state, 1), [3, 4, 5]);
+        assert_eq!(state.pending.len(), 6);
+        // Worker 0 runs two chunks (the third is long): it gets its next share, queued.
+        report_done(&mut state, 0, job, 0);
+        report_done(&mut state, 0, job, 1);
+        assert_eq!(state.workers[0].held.len(), 3);
+        // Worker 1 runs its chunks and, free each time, takes the rest one by one.
+        for chunk in [3, 4, 5] {
+            report_done(&mut state, 1, job, chunk);
+        }
+        for chunk in 8..12 {
+            assert_eq!(take_order(&state, 1), [chunk]);
+            report_done(&mut state, 1, job, chunk);
+        }
+        // With nothing left in the pool and worker 1 free, the order queued behind worker 0's
+        // long chunk moved to it, once; worker 0 keeps the chunk it runs.
+        assert_eq!(state.moves, [(job, 6, 1, 0), (job, 7, 1, 0)]);
+        assert_eq!(take_order(&state, 1), [6, 7]);
+        assert!(state.workers[0].orders.get_nowait().is_err());
+        // Worker 0 finishes and is free while worker 1 runs the moved chunks: nothing moves
+        // back.
+        report_done(&mut state, 0, job, 2);
+        assert_eq!(state.moves.len(), 2);
+        report_done(&mut state, 1, job, 6);
+        report_done(&mut state, 1, job, 7);
+        assert!(state.jobs[&job].is_complete());
+    }
+
+    #[test]
+    fn workers_that_take_no_orders_never_pass_them_around() {
+        // Three ready workers, none of which reads its queue (stopped): every pass returns,
+        // and no chunk moves, since none is queued behind an order a worker began.
+        let (mut state, _) = state_with(3, None, 4);
+        for id in 0..3 {
+            ready(&mut state, id);
+        }
+        for _ in 0..100 {
+            state.handle(Report::Wake, &reports());
+            state.dispatch();
+        }
+        assert!(state.moves.is_empty());
+        let held: usize = state.workers.iter().map(|w| w.held.len()).sum();
+        assert_eq!(held + state.pending.len(), 4);
+    }
+
+    #[test]
+    fn no_worker_is_sent_more_than_its_maxtasksperchild() {
+        let maxtasks = 5;
+        let (mut state, job) = state_with(2, Some(maxtasks), 12);
+        let mut sent = [0; 2];
+        ready(&mut state, 0);
+        ready(&mut state, 1);
+        // Worker 1 is slow: worker 0 runs whatever it is given, and is sent no more than its
+        // budget, moves included.
+        let mut first = true;
+        while let Ok(Order::Runs(runs)) = state.workers[0].orders.get_nowait() {
+            sent[0] += runs.len() as u64;
+            for run in runs {
+                report_done(&mut state, 0, job, run.chunk);
+            }
+            if first {
+                first = false;
+                let runs = take_order(&state, 1);
+                sent[1] += runs.len() as u64;
+                report_done(&mut state, 1, job, runs[0]);
+            }
+        }
+        assert!(sent[0] <= maxtasks, "worker 0 was sent {} chunks", sent[0]);
+        assert_eq!(state.workers[0].budget, Some(maxtasks - sent[0]));
+        while let Ok(Order::Runs(runs)) = state.workers[1].orders.get_nowait() {
+            sent[1] += runs.len() as u64;
+        }
+        assert!(sent[1] <= maxtasks, "worker 1 was sent {} chunks", sent[1]);
+    }
 }

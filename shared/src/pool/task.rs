@@ -193,9 +193,32 @@ impl_plain_tuple!(T1, T2, T3, T4, T5, T6);
 impl_plain_tuple!(T1, T2, T3, T4, T5, T6, T7);
 impl_plain_tuple!(T1, T2, T3, T4, T5, T6, T7, T8);
 
-/// What running one chunk gives: its items' results, encoded as a `Vec<Result<Value, String>>`,
-/// or why the chunk as a whole could not run.
-pub(crate) type ChunkOutcome = Result<Vec<u8>, String>;
+/// What running one chunk gives: its items' results, encoded as [`ChunkResults`], or why the
+/// chunk as a whole has none.
+pub(crate) type ChunkOutcome = Result<Vec<u8>, ChunkError>;
+
+/// Why a chunk as a whole has no results.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) enum ChunkError {
+    /// The worker refused to run it (an order it cannot trust or understand): the pool
+    /// cannot go on.
+    Refused(String),
+    /// It ran, but its results could not be encoded (a `Serialize` impl that fails): that
+    /// call fails, the pool goes on. Python: `MaybeEncodingError`.
+    Encoding(String),
+}
+
+impl From<String> for ChunkError {
+    fn from(message: String) -> Self {
+        ChunkError::Refused(message)
+    }
+}
+
+impl From<&str> for ChunkError {
+    fn from(message: &str) -> Self {
+        ChunkError::Refused(message.to_owned())
+    }
+}
 
 /// The signature of every pool entry point: run the chunk whose arguments `args` encodes.
 pub(crate) type EntryFn = fn(&[u8]) -> ChunkOutcome;
@@ -237,13 +260,16 @@ where
     run_chunk(chunk.into_iter().map(|item| move || function.call((item,))))
 }
 
-fn recreate<F>() -> Result<F, String> {
+fn recreate<F>() -> Result<F, ChunkError> {
     spawn::recreate::<F>().ok_or_else(|| "the worker cannot recreate the task's function".into())
 }
 
-fn decode_args<T: DeserializeOwned>(args: &[u8]) -> Result<T, String> {
-    crate::wire::decode(args)
-        .map_err(|error| format!("the worker cannot decode the task's arguments: {error}"))
+fn decode_args<T: DeserializeOwned>(args: &[u8]) -> Result<T, ChunkError> {
+    crate::wire::decode(args).map_err(|error| {
+        ChunkError::Refused(format!(
+            "the worker cannot decode the task's arguments: {error}"
+        ))
+    })
 }
 
 /// Runs each call, catching panics, and encodes the results.
@@ -266,14 +292,14 @@ fn run_chunk<R: TaskResult>(calls: impl Iterator<Item = impl FnOnce() -> R>) -> 
             }
         }
     };
-    encoded.map_err(|error| format!("the task's result cannot be sent: {error}"))
+    encoded.map_err(|error| ChunkError::Encoding(error.to_string()))
 }
 
 /// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses to run.
 #[unsafe(link_section = "shared_pool_entries")]
 #[inline(never)]
 fn section_floor(_: &[u8]) -> ChunkOutcome {
-    Err("this entry runs no task".to_owned())
+    Err("this entry runs no task".into())
 }
 
 unsafe extern "C" {

@@ -3,7 +3,9 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, AuthenticEntry, ChunkOutcome, Seal, SealCache, Task, TaskResult, Token};
+use super::task::{
+    self, AuthenticEntry, ChunkError, ChunkOutcome, Seal, SealCache, Task, TaskResult, Token,
+};
 use crate::{GetError, Queue, spawn};
 
 /// Identifies one worker process of a pool, never reused within the pool.
@@ -45,7 +47,7 @@ pub(crate) enum Report {
         worker: WorkerId,
         job: u64,
         chunk: u64,
-        outcome: Result<serde_bytes::ByteBuf, String>,
+        outcome: Result<serde_bytes::ByteBuf, ChunkError>,
     },
     /// A worker's initializer succeeded: a death from now on is a task's, not the
     /// initializer's.
