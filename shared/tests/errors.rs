@@ -20,9 +20,9 @@ use std::path::Path;
 
 use shared::lesson::ArgumentError;
 use shared::{
-    AcquireError, AuthenticationError, BrokenBarrierError, ConnectError, GetError, InitError,
-    ParseStartMethodError, PoolError, ProcessError, PutError, RecvError, ReleaseError, SendError,
-    TaskDoneError, ThreadError,
+    AcquireError, AuthenticationError, BrokenBarrierError, CodecError, ConnectError, GetError,
+    InitError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError, ReleaseError,
+    SendError, TaskDoneError, ThreadError,
 };
 
 /// Error types that do not follow the rule yet on this branch: other changes, made alongside
@@ -176,16 +176,20 @@ fn every_error_type() -> Vec<ErrorType> {
             NotReady => PoolError::NotReady,
             Timeout => PoolError::Timeout,
             NeedsFunction => PoolError::NeedsFunction,
-            Arguments => PoolError::Arguments("the encoder said no".into()),
+            Arguments => PoolError::Arguments(CodecError::new("the encoder said no")),
             Task => PoolError::Task("boom".into()),
             WorkerDied => PoolError::WorkerDied { pid: 42, exitcode: -6 },
             Terminated => PoolError::Terminated,
             Initializer => PoolError::Initializer("boom".into()),
-            Decode => PoolError::Decode("the decoder said no".into()),
+            Decode => PoolError::Decode(CodecError::new("the decoder said no")),
+            Encoding => PoolError::Encoding(CodecError::new("the encoder said no")),
             Broken => PoolError::Broken("a worker sent an order it must refuse".into()),
             // Three messages deep: the pool, the process, the system.
             Start => PoolError::Start(ProcessError::Os(os_error())),
             Io => PoolError::Io(os_error()),
+        }),
+        error_type!(CodecError {
+            CodecError => CodecError::new("invalid type: string, expected u32"),
         }),
     ]
 }
@@ -250,8 +254,24 @@ fn sources(dir: &Path) -> Vec<String> {
 /// The variants of `pub enum name` in the crate's source, in declaration order. A variant
 /// starts at a line indented by four spaces with an upper-case letter; the lines below it
 /// (doc comments and attributes left out) are its fields, up to the enum's closing brace.
+/// A `pub struct name(...)` is one variant, named as its type.
 fn declared_variants(name: &str) -> Vec<Declared> {
     let source_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let structs: Vec<String> = sources(&source_dir)
+        .iter()
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|line| line.strip_prefix(&format!("pub struct {name}(")))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if let [fields] = structs.as_slice() {
+        return vec![Declared {
+            name: name.to_owned(),
+            holds_error: names_an_error(fields),
+        }];
+    }
     let bodies: Vec<String> = sources(&source_dir)
         .iter()
         .flat_map(|text| enum_bodies(text, name))

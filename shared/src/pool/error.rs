@@ -142,7 +142,9 @@ crate::debug_as_display!(PoolError);
 pub struct CodecError(String);
 
 impl CodecError {
-    pub(crate) fn new(message: impl Into<String>) -> CodecError {
+    /// An encoder's or decoder's `message`, as the pool reports one (for tests of code that
+    /// handles [`PoolError`]s).
+    pub fn new(message: impl Into<String>) -> CodecError {
         CodecError(message.into())
     }
 
