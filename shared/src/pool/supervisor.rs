@@ -662,7 +662,13 @@ impl State {
                 self.startup_deaths
             ))
         } else {
-            Failure::Broken(format!("a worker could not start: {death}"))
+            // The usual cause: under spawn or forkserver a worker is a new run of the
+            // program, and a `main` without `shared::init()` makes it run `main` instead.
+            Failure::Broken(format!(
+                "a worker could not start: {death} before it was ready (under spawn or \
+                 forkserver a worker is a new run of the program: does main call \
+                 shared::init() first?)"
+            ))
         };
         self.break_pool(failure);
         self.kill_all();
