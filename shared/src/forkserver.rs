@@ -26,6 +26,26 @@
 //!   the pidfd (readable once the child has ended, as for any child), then collects the code;
 //!   CPython's waits on the socket itself, and its server reaps at once.
 //!
+//! # A killed server
+//!
+//! If the server dies (SIGKILL) while children it forked still run, their reports are lost,
+//! but not their ends: the program made itself a *child subreaper* (`PR_SET_CHILD_SUBREAPER`)
+//! before it started the server, so the kernel gives the server's orphaned children to the
+//! program, not to init. The program still holds a pidfd of each (opened by the server before
+//! the child could be reaped), and collects it as its own child with `waitid(P_PIDFD)`: `join`
+//! returns and the exit code is reported, as in CPython (`test_forkserver_sigkill`, which
+//! accepts 255 there, an exit code it cannot know; here it is the real one). The next start
+//! starts a new server.
+//!
+//! Why a subreaper rather than another channel: only the parent of a process learns how it
+//! ended (a signal leaves the child no chance to tell anyone), and once the server is gone the
+//! nearest subreaper above it becomes that parent. The price: in a program that has started a
+//! forkserver, any descendant orphaned for another reason (a grandchild whose parent died, a
+//! daemon that double-forks from a `Command`) is given to the program too, and stays a zombie
+//! until the program exits, when init reaps it. A server that ends between reporting a child's
+//! end and reaping it leaves that child a zombie of the program, reaped at once if the program
+//! notices the server gone when it acknowledges the report.
+//!
 //! # What a request can make the server do
 //!
 //! A request carries descriptors only: the per-child socket, the payload, and the handles of
@@ -46,7 +66,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::process::ProcessError;
@@ -76,6 +96,8 @@ const MAX_MESSAGE: usize = 64;
 /// This process's server, once started.
 pub(crate) struct Server {
     process: std::process::Child,
+    /// A pidfd of the server, readable once it has ended: its children are ours from then on.
+    exited: Arc<OwnedFd>,
     control: OwnedFd,
     token: [u8; TOKEN_BYTES],
 }
@@ -97,8 +119,11 @@ const REPORT_GRACE: Duration = Duration::from_secs(5);
 /// kept in the children registry.
 pub(crate) struct Reporter {
     socket: OwnedFd,
-    /// A pidfd of the child, to tell "not ended" from "ended, report on its way".
+    /// A pidfd of the child, to tell "not ended" from "ended, report on its way", and to wait
+    /// for it ourselves if its server is killed.
     pidfd: OwnedFd,
+    /// A pidfd of the server that started the child.
+    server_exited: Arc<OwnedFd>,
 }
 
 impl Reporter {
@@ -119,7 +144,7 @@ impl Reporter {
         }
         let message = match passing::receive(self.socket.as_fd(), MAX_MESSAGE, false) {
             Ok(Some(message)) => message,
-            Ok(None) => return Err(server_gone()),
+            Ok(None) => return self.try_collect_orphan(),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(error) => return Err(error),
         };
@@ -127,23 +152,49 @@ impl Reporter {
             Some((EXIT_TAG, code)) => code,
             _ => return Err(unexpected(&message.bytes)),
         };
-        // A server that has just ended cannot take it, and has nothing left to reap.
-        let _ = passing::send(self.socket.as_fd(), COLLECTED, &[]);
+        if passing::send(self.socket.as_fd(), COLLECTED, &[]).is_err() {
+            // The server ended after it reported, before it could reap the child: the child
+            // is ours now, a zombie, and ours to reap.
+            let _ = self.try_collect_orphan();
+        }
         Ok(Some(code))
     }
 
-    /// Waits until the server reports the child's end, and collects it.
+    /// Waits until the child's end is known (reported by the server, or, if the server was
+    /// killed, seen by this process), and collects it.
     pub(crate) fn collect(&self) -> io::Result<i32> {
-        sys::fd::wait_readable(self.socket.as_fd(), None)?;
-        self.try_collect()?
-            .ok_or_else(|| io::Error::other("the forkserver's report vanished"))
+        loop {
+            // Readable once the server reports, or once it has ended without reporting.
+            sys::fd::wait_readable(self.socket.as_fd(), None)?;
+            if let Some(code) = self.try_collect()? {
+                return Ok(code);
+            }
+            // The server is gone and the child runs on: wait for its end.
+            sys::fd::wait_readable(self.pidfd.as_fd(), None)?;
+        }
+    }
+
+    /// The server ended without reporting (killed, say): the child is now this process's
+    /// own, given to it as the subreaper (see [`start_server`]); its exit code, if it has
+    /// ended, is collected like any child's.
+    fn try_collect_orphan(&self) -> io::Result<Option<i32>> {
+        // Its children are given to us only once the server has ended entirely, a moment after
+        // its sockets closed.
+        if !sys::fd::wait_readable(self.server_exited.as_fd(), Some(REPORT_GRACE))? {
+            return Err(server_gone());
+        }
+        match sys::process::try_reap_pidfd(self.pidfd.as_fd()) {
+            Err(error) if error.raw_os_error() == Some(nix::libc::ECHILD) => Err(server_gone()),
+            outcome => outcome,
+        }
     }
 }
 
 fn server_gone() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        "the forkserver ended before it reported how the child ended",
+        "the forkserver ended before it reported how the child ended, and the child was not \
+         given to this process",
     )
 }
 
@@ -178,9 +229,11 @@ pub(crate) fn start_child(
     me: ChildIdentity,
 ) -> Result<(u32, OwnedFd), ProcessError> {
     let (ours, theirs) = passing::packet_socket_pair()?;
+    let server_exited;
     {
         let mut slot = server();
         let server = ensure_running(&mut slot)?;
+        server_exited = Arc::clone(&server.exited);
         let sealed = spawn::seal_payload(outgoing, &me, &server.token)?;
         let mut fds = vec![theirs.as_raw_fd(), sealed.payload.as_raw_fd()];
         fds.extend(sealed.fds);
@@ -200,6 +253,7 @@ pub(crate) fn start_child(
     let reporter = Reporter {
         socket: ours,
         pidfd: sys::fd::duplicate(pidfd.as_fd())?,
+        server_exited,
     };
     runtime::children().push(ChildRecord::forkserved(pid, &me, reporter));
     Ok((pid, pidfd))
@@ -228,7 +282,7 @@ fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
     if let Some(server) = slot
         && matches!(server.process.try_wait(), Ok(Some(_)))
     {
-        // Someone killed it: its children carry on, reported as lost; start another.
+        // Someone killed it: its children carry on, ours now (see `Reporter`); start another.
         *slot = None;
     }
     if slot.is_none() {
@@ -242,6 +296,8 @@ fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
 fn start_server() -> Result<Server, ProcessError> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let (control, theirs) = passing::packet_socket_pair()?;
+    // The server refuses a control descriptor among the standard streams.
+    let theirs = sys::fd::above_standard_streams(theirs)?;
     let inherited = theirs.as_raw_fd();
     let mut command = Command::new("/proc/self/exe");
     command
@@ -268,11 +324,24 @@ fn start_server() -> Result<Server, ProcessError> {
             Ok(())
         });
     }
+    // A child of the server whose server is killed is given to this process, which can then
+    // still wait for it and report its exit code (CPython's `test_forkserver_sigkill`).
+    sys::process::become_subreaper()?;
     let mut process = command.spawn()?;
     drop(theirs);
+    // Our own child, not yet reaped: the pidfd names it.
+    let exited = match sys::process::exit_notifier(process.id()) {
+        Ok(exited) => Arc::new(exited),
+        Err(error) => {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err(error.into());
+        }
+    };
     match passing::receive(control.as_fd(), MAX_MESSAGE, true) {
         Ok(Some(message)) if message.bytes == READY && message.fds.is_empty() => Ok(Server {
             process,
+            exited,
             control,
             token,
         }),

@@ -422,6 +422,8 @@ fn fork_child(
                 runtime::finish_child(1);
             }
             runtime::become_child(me);
+            // Its own children start the way it was started, unless told otherwise.
+            start::set_start_method(StartMethod::Fork);
             timeline::child_started(StartMethod::Fork);
             let code = launch.take().map_or(1, |launch| launch.run_here());
             runtime::finish_child(code)
@@ -466,7 +468,7 @@ where
     fn for_spawn(&self) -> Result<spawn::Outgoing, ProcessError> {
         // The spawned child recreates the target from its type alone: only a function item
         // has a value that can be made that way (see `spawn::recreate`).
-        if !spawn::can_recreate::<F>() {
+        if !spawn::can_recreate::<F, A>() {
             return Err(ProcessError::SpawnNeedsFunction);
         }
         let entry = spawn::entry_offset(spawn::entry::<Self>)
@@ -490,7 +492,7 @@ where
                 return 1;
             }
         };
-        let Some(target) = spawn::recreate::<F>() else {
+        let Some(target) = spawn::recreate::<F, A>() else {
             eprintln!("shared: the spawned child cannot recreate its target");
             return 1;
         };
@@ -508,7 +510,20 @@ pub(crate) fn run_guarded<F: Target<A>, A>(target: F, args: A) -> i32 {
 /// type `A`: any `FnOnce` of up to six arguments that returns `()` or `Result<(), E>`. Under spawn it must be a function defined
 /// with `fn` (a spawned child recreates it from its type; a closure, even one that captures
 /// nothing, could stand for state the child does not have); under fork any closure works.
-pub trait Target<A>: Send + 'static {
+///
+/// It is implemented for functions and closures only: a type of your own cannot implement it,
+/// so a spawned child, which makes its target's value from the type alone, never makes a
+/// value of a type that has data or meaning (a unit struct):
+///
+/// ```compile_fail
+/// struct Unit;
+/// impl shared::Target<()> for Unit {
+///     fn run(self, _: ()) -> i32 {
+///         0
+///     }
+/// }
+/// ```
+pub trait Target<A>: Send + 'static + spawn::Callable<A> {
     /// Calls the target with the unpacked arguments; returns the exit code.
     #[doc(hidden)]
     fn run(self, args: A) -> i32;

@@ -157,9 +157,35 @@ fn entry_at(offset: u64) -> Option<EntryFn> {
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
+/// What can be called with arguments of tuple type `A`: implemented for every `FnOnce` of up to
+/// six arguments, and for nothing else. It is sealed (public, in a private module), so no type
+/// of a user's can implement it: a unit struct cannot implement `FnOnce` in stable Rust, so no
+/// unit struct is `Callable`, and [`recreate`] never conjures one. The public traits whose
+/// values a child recreates ([`Target`](crate::Target), [`Task`](crate::Task)) have it as a
+/// supertrait, which seals them too.
+pub(crate) mod sealed {
+    /// See [`Callable`](super::Callable).
+    pub trait Callable<A> {}
+}
+pub(crate) use sealed::Callable;
+
+macro_rules! impl_callable {
+    ($($arg:ident),*) => {
+        impl<F, R, $($arg,)*> Callable<($($arg,)*)> for F where F: FnOnce($($arg),*) -> R {}
+    };
+}
+
+impl_callable!();
+impl_callable!(A1);
+impl_callable!(A1, A2);
+impl_callable!(A1, A2, A3);
+impl_callable!(A1, A2, A3, A4);
+impl_callable!(A1, A2, A3, A4, A5);
+impl_callable!(A1, A2, A3, A4, A5, A6);
+
 /// Whether values of `F` may be recreated in a spawned child: `F` is a function item. See
 /// [`recreate`].
-pub(crate) fn can_recreate<F>() -> bool {
+pub(crate) fn can_recreate<F: Callable<A>, A>() -> bool {
     size_of::<F>() == 0 && is_function_item_name(std::any::type_name::<F>())
 }
 
@@ -173,16 +199,19 @@ fn is_function_item_name(name: &str) -> bool {
 }
 
 /// The single value of a function item type `F`, in a spawned child that never had one.
-/// `None` for any other type (a closure, a function pointer, anything with data).
-pub(crate) fn recreate<F>() -> Option<F> {
-    if !can_recreate::<F>() {
+/// `None` for any other callable type (a closure, a function pointer); a type that is not
+/// callable at all, such as a unit struct, does not compile ([`Callable`]).
+pub(crate) fn recreate<F: Callable<A>, A>() -> Option<F> {
+    if !can_recreate::<F, A>() {
         return None;
     }
-    // SAFETY: `F` is zero-sized, and a function item: its one value has no bytes to be
-    // wrong, owns nothing, and asserts nothing about the program's state (a closure could
-    // capture a zero-sized token whose existence means something, such as "this global was
-    // initialised" or "I am the only owner"; closures are refused above for that reason).
-    // Conjuring it is what calling the function by its path does.
+    // SAFETY: `F` is zero-sized and callable (`Callable`, which only `FnOnce` types implement,
+    // so not a unit struct or any other data type a user could define), and its name is not
+    // a closure's: a function item. Its one value has no bytes to be wrong, owns nothing, and
+    // asserts nothing about the program's state (a closure could capture a zero-sized token
+    // whose existence means something, such as "this global was initialised" or "I am the
+    // only owner"; closures are refused above for that reason). Conjuring it is what calling
+    // the function by its path does.
     Some(unsafe { std::mem::MaybeUninit::<F>::zeroed().assume_init() })
 }
 
@@ -219,6 +248,10 @@ pub(crate) struct Sealed {
     pub(crate) fds: Vec<RawFd>,
     /// A test changed it ([`tamper_with_next_spawn`]): the child is expected to refuse it.
     pub(crate) tampered: bool,
+    /// Duplicates above the standard streams of the handle descriptors that were 0, 1 or 2
+    /// (see [`sys::fd::above_standard_streams`]): `fds` names these, so they must stay open
+    /// until the child has them.
+    pub(crate) lifted: Vec<OwnedFd>,
 }
 
 /// Seals the payload of a child that runs `outgoing` as `me`, under `token`: what both the
@@ -232,10 +265,11 @@ pub(crate) fn seal_payload(
     me: &ChildIdentity,
     token: &[u8; TOKEN_BYTES],
 ) -> std::io::Result<Sealed> {
+    let (fds, lifted) = lift_handles(outgoing.fds)?;
     let mut body = Body {
         entry: outgoing.entry,
         args: outgoing.args,
-        fds: outgoing.fds,
+        fds,
         identity: me.identity.clone(),
         name: me.name.clone(),
         daemon: me.daemon,
@@ -258,7 +292,28 @@ pub(crate) fn seal_payload(
         payload,
         fds: body.fds,
         tampered,
+        lifted,
     })
+}
+
+/// The handle descriptors `fds`, each numbered above the standard streams: a child refuses a
+/// handle at 0, 1 or 2 (those are its own streams), which a parent whose standard streams are
+/// closed may well have. Returns the numbers to send, and the duplicates made for them.
+fn lift_handles(fds: Vec<RawFd>) -> std::io::Result<(Vec<RawFd>, Vec<OwnedFd>)> {
+    let mut lifted = Vec::new();
+    let mut numbers = Vec::with_capacity(fds.len());
+    for fd in fds {
+        if fd >= sys::fd::FIRST_PASSED {
+            numbers.push(fd);
+            continue;
+        }
+        // SAFETY: `fd` is the descriptor of a handle among the arguments, which the caller
+        // keeps alive (and so open) until the child has been started.
+        let duplicate = sys::fd::lifted(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?;
+        numbers.push(sys::fd::raw(&duplicate));
+        lifted.push(duplicate);
+    }
+    Ok((numbers, lifted))
 }
 
 /// Starts a spawned child that runs `outgoing`; returns its PID and two pidfds of it.
@@ -274,6 +329,7 @@ pub(crate) fn start_child(
         payload,
         fds,
         tampered,
+        lifted,
     } = seal_payload(outgoing, &me, &token)?;
     let payload_fd = sys::fd::raw(&payload);
     let mut inherit = fds;
@@ -304,6 +360,7 @@ pub(crate) fn start_child(
     }
     let mut children = runtime::children();
     let pid = command.spawn()?.id();
+    drop(lifted);
     // Watched before it is recorded: until then no `active_children` can reap it.
     let started = crate::process::watch_own_child(pid)?;
     children.push(ChildRecord::new(pid, &me));
@@ -321,7 +378,7 @@ fn write_payload(preamble: &Preamble, body: &Body) -> std::io::Result<OwnedFd> {
     let fd = sys::shm::create(c"shared-spawn-payload", 0)?;
     let mut file = std::fs::File::from(fd);
     file.write_all(&bytes)?;
-    let fd = OwnedFd::from(file);
+    let fd = sys::fd::above_standard_streams(OwnedFd::from(file))?;
     sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Sealing])?;
     Ok(fd)
 }
@@ -742,6 +799,9 @@ impl Accepted {
             parent_name: body.parent_name,
             parent_exited,
         });
+        // Its own children start the way it was started, unless told otherwise (CPython sets
+        // the start method of a spawned child to its parent's).
+        crate::start::set_start_method(method);
         crate::timeline::child_started(method);
         entry(&body.args, fds)
     }
@@ -755,8 +815,8 @@ mod tests {
 
     #[test]
     fn only_function_items_can_be_recreated() {
-        fn item_of<F>(_: &F) -> bool {
-            can_recreate::<F>()
+        fn item_of<F: Callable<()>>(_: &F) -> bool {
+            can_recreate::<F, ()>()
         }
         assert!(item_of(&a_function));
         assert!(item_of(&only_function_items_can_be_recreated));
@@ -770,7 +830,10 @@ mod tests {
         );
         let pointer: fn() = a_function;
         assert!(!item_of(&pointer), "a function pointer has a value");
-        assert!(recreate::<String>().is_none());
+        assert!(recreate::<fn(), ()>().is_none());
+        // A unit struct (or `String`, or any other data) is not `Callable`, so
+        // `recreate::<Unit, ()>()` does not compile: the `compile_fail` examples on
+        // `Target` and `Task` check that a unit struct cannot be made one.
     }
 
     #[test]

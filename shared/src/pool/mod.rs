@@ -676,7 +676,7 @@ impl PoolBuilder {
         I::Output: TaskResult<Value = ()>,
         IA: Clone + Serialize + DeserializeOwned + Send + 'static,
     {
-        self.factory = if crate::spawn::can_recreate::<I>() {
+        self.factory = if crate::spawn::can_recreate::<I, IA>() {
             Ok(factory::<I, IA>(initargs))
         } else {
             Err(PoolError::NeedsFunction)

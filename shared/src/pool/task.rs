@@ -27,7 +27,19 @@ use crate::{spawn, sys};
 /// function item (not a closure, nor a function pointer) under every start method, since a
 /// worker finds it from its type alone; Python likewise sends a pool only module-level
 /// functions, which pickle by name.
-pub trait Task<Args>: Copy + Send + Sync + 'static {
+///
+/// A type of your own cannot implement it (a worker makes the task's value from its type
+/// alone, which must never make a unit struct):
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy)]
+/// struct Unit;
+/// impl shared::Task<()> for Unit {
+///     type Output = ();
+///     fn call(self, _: ()) {}
+/// }
+/// ```
+pub trait Task<Args>: Copy + Send + Sync + 'static + spawn::Callable<Args> {
     /// What the function returns.
     type Output: TaskResult;
     /// Calls the function with the unpacked arguments.
@@ -218,7 +230,7 @@ where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
-    let function = recreate::<F>()?;
+    let function = recreate::<F, Args>()?;
     let chunk: Vec<Args> = decode_args(args)?;
     run_chunk(chunk.into_iter().map(|args| move || function.call(args)))
 }
@@ -232,13 +244,14 @@ where
     F: Task<(A,)>,
     A: DeserializeOwned,
 {
-    let function = recreate::<F>()?;
+    let function = recreate::<F, (A,)>()?;
     let chunk: Vec<A> = decode_args(args)?;
     run_chunk(chunk.into_iter().map(|item| move || function.call((item,))))
 }
 
-fn recreate<F>() -> Result<F, String> {
-    spawn::recreate::<F>().ok_or_else(|| "the worker cannot recreate the task's function".into())
+fn recreate<F: Task<Args>, Args>() -> Result<F, String> {
+    spawn::recreate::<F, Args>()
+        .ok_or_else(|| "the worker cannot recreate the task's function".into())
 }
 
 fn decode_args<T: DeserializeOwned>(args: &[u8]) -> Result<T, String> {
@@ -302,7 +315,7 @@ where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
-    offset_of::<F>(entry::<F, Args>)
+    offset_of::<F, Args>(entry::<F, Args>)
 }
 
 /// Like [`entry_offset`], for the entry of a one-argument `F` on single items
@@ -312,11 +325,11 @@ where
     F: Task<(A,)>,
     A: DeserializeOwned,
 {
-    offset_of::<F>(entry_single::<F, A>)
+    offset_of::<F, (A,)>(entry_single::<F, A>)
 }
 
-fn offset_of<F>(entry: EntryFn) -> Option<u64> {
-    if !spawn::can_recreate::<F>() {
+fn offset_of<F: spawn::Callable<Args>, Args>(entry: EntryFn) -> Option<u64> {
+    if !spawn::can_recreate::<F, Args>() {
         return None;
     }
     sys::process::offset_in_section(section(), entry as usize)

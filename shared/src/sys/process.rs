@@ -276,6 +276,32 @@ pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     }
 }
 
+/// Collects the exit status of `pidfd`'s process if it is this process's child and has ended,
+/// without blocking (see [`try_reap`]). `ECHILD` if it is not our child.
+pub(crate) fn try_reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+    loop {
+        match waitid(Id::PIDFd(pidfd), flags) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(-(signal as i32))),
+            Ok(_) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// Makes this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`): a descendant whose
+/// parent ends is given to this process rather than to init, and this process can wait for it.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: `prctl(PR_SET_CHILD_SUBREAPER, 1)` takes plain integers and only sets a flag of
+    // this process; no memory is touched.
+    if unsafe { nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// What SIGINT did when [`ignore_interrupts`] was called, to give back to a child.
 pub(crate) struct InterruptDisposition(nix::libc::sighandler_t);
 
