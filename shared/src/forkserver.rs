@@ -71,7 +71,7 @@ use std::time::Duration;
 
 use crate::process::ProcessError;
 use crate::runtime::{self, ChildIdentity, ChildRecord};
-use crate::spawn::{self, TOKEN_BYTES, TOKEN_VARIABLE, Tamper};
+use crate::spawn::{self, TOKEN_BYTES, TOKEN_VARIABLE};
 use crate::sys::{self, passing};
 
 /// The argument that marks a forkserver's command line: `PROGRAM MARKER CONTROL_FD PROGRAM_PID`.
@@ -239,12 +239,7 @@ pub(crate) fn start_child(
         fds.extend(sealed.fds);
         let mut request = REQUEST.to_vec();
         request.push(u8::from(sealed.tampered));
-        match spawn::take_request_tamper() {
-            Some(Tamper::RequestOutOfOrder) => fds.swap(0, 1),
-            Some(Tamper::RequestWithoutDescriptors) => fds.clear(),
-            Some(Tamper::RequestExtraDescriptor) => fds.push(sealed.payload.as_raw_fd()),
-            _ => {}
-        }
+        spawn::tamper::forge_request(&mut fds, sealed.payload.as_raw_fd());
         passing::send(server.control.as_fd(), &request, &fds)?;
     }
     // Only the server holds the other end now: if it drops the request, ours reads the end.

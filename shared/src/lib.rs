@@ -393,7 +393,10 @@ pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
+    pub use crate::spawn::run_if_spawned_child;
+    /// Fault injection for `shared`'s own tests: only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
+    pub use crate::spawn::tamper::{Tamper, tamper_with_next_spawn};
 
     /// The PID of this process's forkserver, if it has started one. Test support only.
     pub fn forkserver_pid() -> Option<u32> {

@@ -246,7 +246,8 @@ pub(crate) struct Sealed {
     pub(crate) payload: OwnedFd,
     /// The handle descriptors the body names, in its order (this process's numbers).
     pub(crate) fds: Vec<RawFd>,
-    /// A test changed it ([`tamper_with_next_spawn`]): the child is expected to refuse it.
+    /// A test changed it (`tamper_with_next_spawn`, with the `test-support` feature): the
+    /// child is expected to refuse it.
     pub(crate) tampered: bool,
     /// Duplicates above the standard streams of the handle descriptors that were 0, 1 or 2
     /// (see [`sys::fd::above_standard_streams`]): `fds` names these, so they must stay open
@@ -282,11 +283,7 @@ pub(crate) fn seal_payload(
         version: VERSION,
         token: *token,
     };
-    let tamper = TAMPER.with(|slot| slot.borrow_mut().take());
-    let tampered = tamper.is_some();
-    if let Some(tamper) = tamper {
-        tamper.apply(&mut preamble, &mut body);
-    }
+    let tampered = tamper::payload(&mut preamble, &mut body);
     let payload = write_payload(&preamble, &body)?;
     Ok(Sealed {
         payload,
@@ -390,45 +387,59 @@ struct Preamble {
     token: [u8; TOKEN_BYTES],
 }
 
-/// A change to the next payload this thread sends, so that tests can check that a spawned
-/// child refuses each kind of forgery. Test support only: not part of the API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum Tamper {
-    /// A token other than the one in the child's environment.
-    Token,
-    /// Another magic.
-    Magic,
-    /// Another format version.
-    Version(u32),
-    /// Another entry offset.
-    Entry(u64),
-    /// Other handle descriptors (they are made inheritable, as real ones are).
-    Fds(Vec<RawFd>),
-    /// Forkserver only: a request whose descriptors come in another order (the payload where
-    /// the server expects the socket on which it reports the child's end).
-    RequestOutOfOrder,
-    /// Forkserver only: a request that carries no descriptors at all.
-    RequestWithoutDescriptors,
-    /// Forkserver only: a request that carries one handle descriptor more than its payload
-    /// names.
-    RequestExtraDescriptor,
-}
+/// Fault injection for tests: a forged payload or request, to check that a child or the
+/// forkserver refuses each kind of forgery. Compiled only with the `test-support` feature
+/// (which `shared`'s own tests enable), so that no production build carries it.
+#[cfg(feature = "test-support")]
+pub(crate) mod tamper {
+    use std::os::fd::RawFd;
 
-thread_local! {
-    static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
-}
+    use super::{Body, Preamble};
 
-/// Makes this thread's next spawn send a payload changed by `tamper`, with the child's stderr
-/// discarded (the refusal it prints is expected). Test support only.
-#[doc(hidden)]
-pub fn tamper_with_next_spawn(tamper: Tamper) {
-    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
-}
+    /// A change to the next payload this thread sends, so that tests can check that a spawned
+    /// child refuses each kind of forgery. Test support only: not part of the API.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub enum Tamper {
+        /// A token other than the one in the child's environment.
+        Token,
+        /// Another magic.
+        Magic,
+        /// Another format version.
+        Version(u32),
+        /// Another entry offset.
+        Entry(u64),
+        /// Other handle descriptors (they are made inheritable, as real ones are).
+        Fds(Vec<RawFd>),
+        /// Forkserver only: a request whose descriptors come in another order (the payload
+        /// where the server expects the socket on which it reports the child's end).
+        RequestOutOfOrder,
+        /// Forkserver only: a request that carries no descriptors at all.
+        RequestWithoutDescriptors,
+        /// Forkserver only: a request that carries one handle descriptor more than its
+        /// payload names.
+        RequestExtraDescriptor,
+    }
 
-impl Tamper {
-    fn apply(self, preamble: &mut Preamble, body: &mut Body) {
-        match self {
+    thread_local! {
+        static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Makes this thread's next spawn send a payload changed by `tamper`, with the child's
+    /// stderr discarded (the refusal it prints is expected). Test support only.
+    #[doc(hidden)]
+    pub fn tamper_with_next_spawn(tamper: Tamper) {
+        TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
+    }
+
+    /// Applies the forgery a test asked for, if any, to the payload about to be sealed;
+    /// whether there was one (the child is then expected to refuse it). A request forgery is
+    /// left for [`forge_request`].
+    pub(super) fn payload(preamble: &mut Preamble, body: &mut Body) -> bool {
+        let Some(tamper) = TAMPER.with(|slot| slot.borrow_mut().take()) else {
+            return false;
+        };
+        match tamper {
             Tamper::Token => preamble.token[0] ^= 1,
             Tamper::Magic => preamble.magic[0] ^= 1,
             Tamper::Version(version) => preamble.version = version,
@@ -437,32 +448,51 @@ impl Tamper {
             Tamper::RequestOutOfOrder
             | Tamper::RequestWithoutDescriptors
             | Tamper::RequestExtraDescriptor => {
-                put_back(self);
+                TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
             }
+        }
+        true
+    }
+
+    /// Applies the request forgery a test asked for, if any, to the descriptors of the next
+    /// forkserver request: `fds` (the per-child socket, the payload `payload`, the handles).
+    pub(crate) fn forge_request(fds: &mut Vec<RawFd>, payload: RawFd) {
+        let tamper = TAMPER.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            matches!(
+                *slot,
+                Some(
+                    Tamper::RequestOutOfOrder
+                        | Tamper::RequestWithoutDescriptors
+                        | Tamper::RequestExtraDescriptor
+                )
+            )
+            .then(|| slot.take())
+            .flatten()
+        });
+        match tamper {
+            Some(Tamper::RequestOutOfOrder) => fds.swap(0, 1),
+            Some(Tamper::RequestWithoutDescriptors) => fds.clear(),
+            Some(Tamper::RequestExtraDescriptor) => fds.push(payload),
+            _ => {}
         }
     }
 }
 
-/// Leaves `tamper` for whoever sends the next request (the forkserver client).
-fn put_back(tamper: Tamper) {
-    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
-}
+/// Without the `test-support` feature nothing is ever forged.
+#[cfg(not(feature = "test-support"))]
+pub(crate) mod tamper {
+    use std::os::fd::RawFd;
 
-/// The request forgery the next forkserver request must carry, if a test asked for one.
-pub(crate) fn take_request_tamper() -> Option<Tamper> {
-    TAMPER.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        matches!(
-            *slot,
-            Some(
-                Tamper::RequestOutOfOrder
-                    | Tamper::RequestWithoutDescriptors
-                    | Tamper::RequestExtraDescriptor
-            )
-        )
-        .then(|| slot.take())
-        .flatten()
-    })
+    use super::{Body, Preamble};
+
+    /// Never a forgery: `false`.
+    pub(super) fn payload(_: &mut Preamble, _: &mut Body) -> bool {
+        false
+    }
+
+    /// Leaves the request as it is.
+    pub(crate) fn forge_request(_: &mut Vec<RawFd>, _: RawFd) {}
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
