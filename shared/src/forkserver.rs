@@ -69,6 +69,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
 use crate::process::ProcessError;
 use crate::runtime::{self, ChildIdentity, ChildRecord};
 use crate::spawn::{self, TOKEN_BYTES, TOKEN_VARIABLE};
@@ -281,6 +282,7 @@ fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
         *slot = None;
     }
     if slot.is_none() {
+        register_lifecycle();
         *slot = Some(start_server()?);
     }
     Ok(slot.as_ref().expect("just started"))
@@ -366,7 +368,7 @@ fn start_server() -> Result<Server, ProcessError> {
 
 /// Stops this process's server, if it has one, and waits for it to exit: called at exit,
 /// once every child has been waited for.
-pub(crate) fn shut_down() {
+fn shut_down() {
     let server = server().take();
     if let Some(Server {
         mut process,
@@ -385,20 +387,26 @@ pub(crate) fn server_pid() -> Option<u32> {
     server().as_ref().map(|server| server.process.id())
 }
 
-/// Locks this process's server record across a `fork` (see `process::fork_child`), so that
-/// the forked child finds it unlocked.
-pub(crate) fn hold() -> MutexGuard<'static, Option<Server>> {
-    server()
+/// Registers the server's lifecycle hooks: its record is held across a fork (a forked child
+/// forgets it), and the server is stopped at exit once every child has been collected.
+fn register_lifecycle() {
+    lifecycle::at_fork(ForkRank::Forkserver, || Box::new(HeldServer(server())));
+    lifecycle::at_exit(ExitStep::Forkserver, |_| shut_down());
 }
 
-/// In a child forked by the fork start method: forgets the parent's server. The child closes
-/// its copy of the control socket, so that the server still sees the end of the connection
-/// when the parent ends, and would start a server of its own.
-pub(crate) fn forget_inherited(mut held: MutexGuard<'static, Option<Server>>) {
-    if let Some(server) = held.take() {
-        // Not ours to wait for or kill: it is the parent's child. Dropping a `Child` does
-        // neither; it only closes what it holds.
-        drop(server);
+/// This process's server record, held across a `fork` so that the child finds it unlocked.
+struct HeldServer(MutexGuard<'static, Option<Server>>);
+
+impl HeldAcrossFork for HeldServer {
+    /// In a child forked by the fork start method: forgets the parent's server. The child
+    /// closes its copy of the control socket, so that the server still sees the end of the
+    /// connection when the parent ends, and would start a server of its own.
+    fn in_child(mut self: Box<Self>) {
+        if let Some(server) = self.0.take() {
+            // Not ours to wait for or kill: it is the parent's child. Dropping a `Child` does
+            // neither; it only closes what it holds.
+            drop(server);
+        }
     }
 }
 

@@ -349,6 +349,7 @@ mod connection;
 mod forkserver;
 mod handoff;
 mod introspection;
+mod lifecycle;
 mod pool;
 mod process;
 mod queue;

@@ -2,7 +2,7 @@
 //! `multiprocessing.Process`.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::forkserver;
+use crate::lifecycle::{self, ForkRank};
 use crate::runtime::{self, ChildIdentity, ChildRecord};
 use crate::spawn::{self, Relaunch};
 use crate::start::{self, StartMethod};
@@ -376,45 +377,31 @@ fn fork_child(
     launch: &mut Option<Box<dyn Launch>>,
     me: ChildIdentity,
 ) -> Result<Started, ProcessError> {
-    // Hold stdout, stderr and the children registry across the fork: no other thread can be
-    // inside them at that instant, so the child finds them unlocked, and nothing buffered is
-    // inherited to be printed twice.
-    let mut stdout = io::stdout().lock();
-    let mut stderr = io::stderr().lock();
-    stdout.flush()?;
-    stderr.flush()?;
-    let mut children = runtime::children();
-    // Nor who this process is, which the child is about to change.
-    let identity = runtime::me();
-    // Nor the registry of threads to join at exit, which the child starts empty.
-    let mut threads = crate::thread::registry();
-    // And no queue's mapping may be mid-move: the child must inherit addresses that hold.
-    let mappings = sys::shm::hold_mappings_still();
-    // Nor this process's forkserver, which the child forgets.
-    let server = forkserver::hold();
+    // Every lock a child needs unlocked is held across the fork, in the one order written in
+    // `lifecycle`: stdout and stderr (flushed, so nothing buffered is printed twice) and
+    // whatever the crate's modules registered (the children registry, who this process is,
+    // the threads to join, the mappings, the forkserver).
+    lifecycle::at_fork(ForkRank::Streams, lifecycle::hold_streams);
+    let held = lifecycle::prepare_fork();
     // SAFETY: `fork` is unsafe because the child of a multi-threaded process starts with this
     // thread alone, holding a copy of every lock as it was. The child runs:
     // - this crate's code below, which takes only the locks this thread holds across the fork
-    //   (stdout, stderr, the children registry, who this process is, the mapping lock: each
-    //   is released normally in the child) and the allocator (glibc resets its locks in a
-    //   forked child);
+    //   (every lock registered with `lifecycle::at_fork`: each is reset and released normally
+    //   in the child) and the allocator (glibc resets its locks in a forked child);
     // - the user's target. To it the child is the parent's program in which every other
     //   thread stopped at some instruction and never runs again, an execution Rust allows (a
     //   thread may never be scheduled), so safe code sees nothing it could not see in the
     //   parent; the worst it can meet is a lock that is never released, a hang, as under
     //   CPython's fork start method (documented on `StartMethod::Fork`). Memory mapped shared
     //   (a `Queue`) stays shared, which its types are built for.
-    match unsafe { sys::process::fork() }? {
-        Forked::Child => {
-            forkserver::forget_inherited(server);
-            drop(mappings);
-            threads.clear();
-            drop(threads);
-            children.clear();
-            drop(children);
-            drop(identity);
-            drop(stderr);
-            drop(stdout);
+    let forked = unsafe { sys::process::fork() };
+    match forked {
+        Err(error) => {
+            held.in_parent();
+            Err(error.into())
+        }
+        Ok(Forked::Child) => {
+            held.in_child();
             if me.daemon
                 && let Err(error) = runtime::die_with_parent(me.parent)
             {
@@ -428,13 +415,12 @@ fn fork_child(
             let code = launch.take().map_or(1, |launch| launch.run_here());
             runtime::finish_child(code)
         }
-        Forked::Parent(pid) => {
-            drop(server);
-            drop(threads);
-            drop(identity);
-            // Watched before it is recorded: until then no `active_children` can reap it.
+        Ok(Forked::Parent(pid)) => {
+            held.in_parent();
+            // Nobody reaps a child that is not recorded: watched before it is recorded, so
+            // `active_children` finds it only with its pidfds open.
             let started = watch_own_child(pid)?;
-            children.push(ChildRecord::new(pid, &me));
+            runtime::children().push(ChildRecord::new(pid, &me));
             Ok(started)
         }
     }

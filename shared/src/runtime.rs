@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
+use crate::lifecycle::{self, Ending, ExitStep, ForkRank, HeldAcrossFork, JustRelease};
 use crate::sys;
 use crate::sys::process::Stop;
 
@@ -85,23 +86,40 @@ pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called: it
-/// joins the non-daemonic threads, then settles the children, in CPython's order.
+/// Makes sure the registered exit steps ([`lifecycle::run_exit_hooks`]) run when `main`
+/// returns or `std::process::exit` is called, and registers this module's own hooks: the
+/// children are settled at exit, and the children registry and who this process is are held
+/// across a fork. Called before anything of this process starts a thread or a process.
 pub(crate) fn install_exit_hook() -> io::Result<()> {
     let mut result = Ok(());
-    EXIT_HOOK.call_once(|| result = sys::process::at_exit(exit_hook));
+    EXIT_HOOK.call_once(|| {
+        lifecycle::at_fork(ForkRank::Children, hold_children);
+        lifecycle::at_fork(ForkRank::Identity, || Box::new(JustRelease(me())));
+        lifecycle::at_exit(ExitStep::Children, |_| settle_children());
+        result = sys::process::at_exit(exit_hook);
+    });
     result
 }
 
 extern "C" fn exit_hook() {
-    crate::thread::settle_threads();
-    settle_children();
-    crate::timeline::finish();
+    lifecycle::run_exit_hooks(Ending::Main);
+}
+
+/// The children registry, held across a fork: the child starts with none of its own.
+struct HeldChildren(MutexGuard<'static, Vec<ChildRecord>>);
+
+impl HeldAcrossFork for HeldChildren {
+    fn in_child(mut self: Box<Self>) {
+        self.0.clear();
+    }
+}
+
+fn hold_children() -> Box<dyn HeldAcrossFork> {
+    Box::new(HeldChildren(children()))
 }
 
 /// Terminates daemonic children, then waits for every child: what CPython does at exit. A
 /// child reaped already is neither signalled (its PID may be someone else's now) nor waited for.
-/// Then stops this process's forkserver, if it started one, and waits for it too.
 ///
 /// An unreaped child's PID is its own: ours stay zombies until `waitpid`, and a forkserved
 /// child stays one in its server until we collect its report.
@@ -114,7 +132,6 @@ pub(crate) fn settle_children() {
     for child in &pending {
         crate::timeline::reaped(child.pid, &child.reap());
     }
-    crate::forkserver::shut_down();
 }
 
 /// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it; forgets it
@@ -266,13 +283,11 @@ pub(crate) fn die_when_readable(exited: OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// The end of a child process: join the non-daemonic threads it started, settle its own
-/// children, flush, and leave with `code` without running the exit work it inherited from its
-/// parent.
+/// The end of a child process: the registered exit steps (record the end, join the
+/// non-daemonic threads it started, settle its own children, stop its forkserver), flush, and
+/// leave with `code` without running the exit work it inherited from its parent.
 pub(crate) fn finish_child(code: i32) -> ! {
-    crate::timeline::exiting(code);
-    crate::thread::settle_threads();
-    settle_children();
+    lifecycle::run_exit_hooks(Ending::Child(code));
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     sys::process::exit_immediately(code)

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use queue::ThreadQueue;
 
+use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
 use crate::process::{Target, run_guarded};
 use crate::runtime;
 use crate::sys;
@@ -179,6 +180,8 @@ impl Thread {
             return Err(ThreadError::AlreadyStarted);
         };
         runtime::install_exit_hook()?;
+        lifecycle::at_fork(ForkRank::Threads, hold_registry);
+        lifecycle::at_exit(ExitStep::Threads, |_| settle_threads());
         let finished = Arc::new(Finished::default());
         let on_exit = Finish(Arc::clone(&finished));
         let (tell, told) = mpsc::sync_channel(1);
@@ -377,15 +380,28 @@ static NON_DAEMONIC: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 
 /// The non-daemonic threads this process started and has not settled. A poisoned lock is
 /// still usable: the list is only pushed to, filtered and taken, never left half-written.
-pub(crate) fn registry() -> MutexGuard<'static, Vec<Registered>> {
+fn registry() -> MutexGuard<'static, Vec<Registered>> {
     lock(&NON_DAEMONIC)
+}
+
+/// The registry, held across a fork: a forked child has none of these threads.
+struct HeldRegistry(MutexGuard<'static, Vec<Registered>>);
+
+impl HeldAcrossFork for HeldRegistry {
+    fn in_child(mut self: Box<Self>) {
+        self.0.clear();
+    }
+}
+
+fn hold_registry() -> Box<dyn HeldAcrossFork> {
+    Box::new(HeldRegistry(registry()))
 }
 
 /// Waits for every non-daemonic thread this process started, except the calling one: what
 /// CPython's `threading._shutdown()` does at exit. Threads started meanwhile (by a thread being
 /// joined) are joined too. It uses no thread-local storage, which is gone when `exit` runs
 /// its hooks.
-pub(crate) fn settle_threads() {
+fn settle_threads() {
     let me = sys::thread::current_id();
     let pid = std::process::id();
     loop {
