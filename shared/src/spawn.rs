@@ -151,9 +151,10 @@ fn entry_at(offset: u64) -> Option<EntryFn> {
     // token that our parent put in our environment (checked in `read_payload`), and our
     // parent, running this same executable (`/proc/self/exe`, which names the running image
     // even if its file was replaced since), computed the offset from such a function's
-    // address with `entry_offset`. The section check alone stops every other offset (into
-    // `main`, a target, or libc) even if that reasoning failed; an offset inside the section
-    // but not at an entry's start would pass it, and only the token excludes that.
+    // address with `entry_offset`. Even if that reasoning failed, `address_in_section` only
+    // gives an address inside the section at which a function starts (by the executable's
+    // own unwind table): every other offset, into `main`, a target, libc, or the middle of an
+    // entry, is refused.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
@@ -881,6 +882,36 @@ mod tests {
         assert!(entry_at(u64::MAX).is_none());
         let (start, stop) = section();
         assert!(entry_at((stop - start) as u64).is_none());
+    }
+
+    #[test]
+    fn an_offset_inside_an_entry_but_not_at_its_start_is_refused() {
+        struct Something;
+        impl Relaunch for Something {
+            fn relaunch(_: &[u8], _: Vec<OwnedFd>) -> i32 {
+                7
+            }
+        }
+        let offset = entry_offset(entry::<Something>).expect("an entry lies in the section");
+        assert!(entry_at(offset).is_some(), "an entry's start is found");
+        // Every entry is longer than a few bytes (it calls another function): these offsets
+        // land inside it, where jumping would crash the child with a signal.
+        for inside in 1..4 {
+            assert!(
+                entry_at(offset + inside).is_none(),
+                "entry start + {inside}"
+            );
+        }
+        // Over the whole section, only function starts pass: far fewer than its bytes.
+        let accepted = (0..section_len())
+            .filter(|&o| entry_at(o).is_some())
+            .count();
+        assert!(accepted >= 2, "this entry and the floor at least");
+        assert!(
+            accepted as u64 * 4 <= section_len(),
+            "{accepted} of {} offsets accepted",
+            section_len()
+        );
     }
 
     fn a_spawnless_function(_: &[u8], _: Vec<OwnedFd>) -> i32 {
