@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::start::StartMethod;
+use crate::process::start_method::StartMethod;
 use crate::timeline::TimelineOutput;
 
 /// What a command line asks for.
@@ -183,8 +183,8 @@ fn accepted(options: &[ProgramOption]) -> String {
 /// None in practice: like `init`, it prints the usage and exits with 0 for `--help`, and
 /// prints the error in Portuguese and exits with 2 for a command line it cannot accept.
 pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
-    crate::run_if_spawned_child();
-    if crate::spawn::is_dispatched() {
+    crate::process::entry::run_if_spawned_child();
+    if crate::process::payload::is_dispatched() {
         // A spawned child's target called this again: its command line is the spawn's, not
         // the user's, and there is nothing left to set up.
         return Ok(ProgramArgs::default());
@@ -199,7 +199,7 @@ pub fn init_with(options: &[ProgramOption]) -> Result<ProgramArgs, InitError> {
             values,
         )) => {
             if let Some(method) = start_method {
-                crate::set_start_method(method);
+                crate::process::start_method::set_start_method(method);
             }
             if let Some(output) = timeline
                 && let Err(error) = crate::timeline::start(output)
@@ -434,6 +434,19 @@ impl fmt::Display for InitError {
 impl std::error::Error for InitError {}
 
 crate::debug_as_display!(InitError);
+
+impl std::str::FromStr for StartMethod {
+    type Err = InitError;
+
+    fn from_str(name: &str) -> Result<Self, InitError> {
+        match name {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::Forkserver),
+            other => Err(InitError::UnknownStartMethod(other.to_owned())),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -185,6 +185,27 @@ impl ForkGuard {
     }
 }
 
+/// Makes sure the registered exit steps run when the main process leaves through `exit`
+/// (which returning from `main` does), as [`Ending::Main`]. A child ends through
+/// [`run_exit_hooks`] itself, then `_exit`, and never runs this.
+///
+/// # Errors
+/// `atexit` refused (it can only run out of memory).
+pub(crate) fn run_at_process_exit() -> std::io::Result<()> {
+    extern "C" fn at_process_exit() {
+        run_exit_hooks(Ending::Main);
+    }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    INSTALLED.call_once(|| {
+        // SAFETY: registering a plain `extern "C"` function with no arguments.
+        if unsafe { nix::libc::atexit(at_process_exit) } != 0 {
+            result = Err(std::io::Error::other("atexit refused the exit hook"));
+        }
+    });
+    result
+}
+
 /// Runs the registered exit steps, in order. Hooks registered while they run (a thread being
 /// joined that starts a process) are not run: the list is read once.
 pub(crate) fn run_exit_hooks(ending: Ending) {

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 pub use queue::ThreadQueue;
 
 use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
-use crate::process::{Target, run_guarded};
-use crate::runtime;
+use crate::process::registry as runtime;
+use crate::process::target::{Target, run_guarded};
 use crate::sys;
 
 /// A function and its arguments, run on a new thread of this process.

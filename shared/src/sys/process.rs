@@ -22,7 +22,7 @@ pub(crate) enum Forked {
 /// # Safety
 /// In a multi-threaded program the child may only run code that does not need a lock another
 /// thread held at the moment of the fork. The crate holds its own locks and stdout's across
-/// the fork (see `process::fork_child`); the caller's target runs under the same rule as in
+/// the fork (see `process::fork`); the caller's target runs under the same rule as in
 /// CPython's fork start method.
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: forwarded to the caller.
@@ -428,16 +428,6 @@ pub(crate) fn restore_interrupts(previous: &InterruptDisposition) {
 pub(crate) fn silence_stderr() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stderr(null);
-    }
-}
-
-/// Runs `hook` when the process leaves through `exit` (which returning from `main` does).
-pub(crate) fn at_exit(hook: extern "C" fn()) -> io::Result<()> {
-    // SAFETY: registering a plain function pointer.
-    if unsafe { nix::libc::atexit(hook) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other("atexit refused the exit hook"))
     }
 }
 

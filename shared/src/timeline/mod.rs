@@ -41,7 +41,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use crate::start::StartMethod;
+use crate::process::start_method::StartMethod;
 use crate::sys;
 use log::{Log, Record};
 
@@ -370,7 +370,7 @@ pub(crate) fn start(output: TimelineOutput) -> io::Result<()> {
     *OUTPUT.lock().unwrap_or_else(PoisonError::into_inner) = Some(output);
     PID.store(std::process::id(), Ordering::Relaxed);
     register_lifecycle();
-    crate::runtime::install_exit_hook()?;
+    crate::lifecycle::run_at_process_exit()?;
     capture::install(sys::fd::duplicate(io::stdout().as_fd())?, record_line)?;
     ENABLED.store(true, Ordering::Relaxed);
     Ok(())

@@ -50,7 +50,7 @@
 //!
 //! A request carries descriptors only: the per-child socket, the payload, and the handles of
 //! the target's arguments. The payload is the spawn start method's, sealed and carrying the
-//! server's token (see [`crate::spawn`]), and the forked child checks it exactly as a spawned
+//! server's token (see [`super::payload`]), and the forked child checks it exactly as a spawned
 //! child checks its own, plus two things: the number of handles received, and that the
 //! payload names as parent the program that started this server. So a forged or corrupted
 //! request makes the server fork a child that refuses it (exit code 2, reported like any
@@ -64,15 +64,13 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::exec::{Exec, exec_self};
+use super::payload::{self as spawn, TOKEN_BYTES, TOKEN_VARIABLE};
+use super::registry::{self as runtime, ChildIdentity, ChildRecord, CollectExit};
 use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
-use crate::process::ProcessError;
-use crate::runtime::{self, ChildIdentity, ChildRecord};
-use crate::spawn::{self, TOKEN_BYTES, TOKEN_VARIABLE};
 use crate::sys::{self, passing};
 
 /// The argument that marks a forkserver's command line: `PROGRAM MARKER CONTROL_FD PROGRAM_PID`.
@@ -127,14 +125,14 @@ pub(crate) struct Reporter {
     server_exited: Arc<OwnedFd>,
 }
 
-impl Reporter {
+impl CollectExit for Reporter {
     /// The exit code, if the child has ended (waiting the moment it takes its server to
     /// report it); then tells the server that it may reap the child. Like `waitpid` on a
     /// child of our own, this succeeds once the child has ended.
     ///
     /// # Errors
     /// The server ended before it reported (the code is lost), or sent something else.
-    pub(crate) fn try_collect(&self) -> io::Result<Option<i32>> {
+    fn try_collect(&self) -> io::Result<Option<i32>> {
         let ended = |timeout| sys::fd::wait_readable(self.pidfd.as_fd(), Some(timeout));
         let reported = |timeout| sys::fd::wait_readable(self.socket.as_fd(), Some(timeout));
         // Reported already, or ended and about to be: the server reports at once.
@@ -163,7 +161,7 @@ impl Reporter {
 
     /// Waits until the child's end is known (reported by the server, or, if the server was
     /// killed, seen by this process), and collects it.
-    pub(crate) fn collect(&self) -> io::Result<i32> {
+    fn collect(&self) -> io::Result<i32> {
         loop {
             // Readable once the server reports, or once it has ended without reporting.
             sys::fd::wait_readable(self.socket.as_fd(), None)?;
@@ -174,7 +172,9 @@ impl Reporter {
             sys::fd::wait_readable(self.pidfd.as_fd(), None)?;
         }
     }
+}
 
+impl Reporter {
     /// The server ended without reporting (killed, say): the child is now this process's
     /// own, given to it as the subreaper (see [`start_server`]); its exit code, if it has
     /// ended, is collected like any child's.
@@ -221,14 +221,14 @@ fn parse_report(message: &passing::Received) -> Option<(u8, i32)> {
 /// `outgoing` as `me`; records the child in the registry.
 ///
 /// # Errors
-/// [`ProcessError::Os`] if the system refused, if the server could not start (the program's
+/// The system refused, if the server could not start (the program's
 /// `main` lacks [`init`](crate::init), say), or if it refused the request or ended.
 /// Returns the child's PID and a pidfd of it, from the server, which opened it before the
 /// child could be reaped: it names this child and no later process that reuses its PID.
 pub(crate) fn start_child(
     outgoing: spawn::Outgoing,
     me: ChildIdentity,
-) -> Result<(u32, OwnedFd), ProcessError> {
+) -> io::Result<(u32, OwnedFd)> {
     let (ours, theirs) = passing::packet_socket_pair()?;
     let server_exited;
     {
@@ -251,14 +251,14 @@ pub(crate) fn start_child(
         pidfd: sys::fd::duplicate(pidfd.as_fd())?,
         server_exited,
     };
-    runtime::children().push(ChildRecord::forkserved(pid, &me, reporter));
+    runtime::children().push(ChildRecord::forkserved(pid, &me, Box::new(reporter)));
     Ok((pid, pidfd))
 }
 
 /// Reads the server's answer to a request: the child's PID and a pidfd of it.
-fn read_pid(socket: BorrowedFd<'_>) -> Result<(u32, OwnedFd), ProcessError> {
+fn read_pid(socket: BorrowedFd<'_>) -> io::Result<(u32, OwnedFd)> {
     let Some(mut message) = passing::receive(socket, MAX_MESSAGE, true)? else {
-        return Err(io::Error::other("the forkserver refused the request").into());
+        return Err(io::Error::other("the forkserver refused the request"));
     };
     match parse_report(&message) {
         Some((PID_TAG, pid)) if pid > 0 => {
@@ -268,13 +268,13 @@ fn read_pid(socket: BorrowedFd<'_>) -> Result<(u32, OwnedFd), ProcessError> {
                 .expect("a PID report carries one descriptor");
             Ok((pid.unsigned_abs(), pidfd))
         }
-        Some((FORK_FAILED_TAG, errno)) => Err(io::Error::from_raw_os_error(errno).into()),
-        _ => Err(unexpected(&message.bytes).into()),
+        Some((FORK_FAILED_TAG, errno)) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(unexpected(&message.bytes)),
     }
 }
 
 /// The running server in `slot`, started if there is none or the one there has ended.
-fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
+fn ensure_running(slot: &mut Option<Server>) -> io::Result<&Server> {
     if let Some(server) = slot
         && matches!(server.process.try_wait(), Ok(Some(_)))
     {
@@ -290,41 +290,28 @@ fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
 
 /// Starts a server: an `exec` of this program's own image, told by its command line to serve
 /// on an inherited socket, with a fresh token in its environment. Waits until it is ready.
-fn start_server() -> Result<Server, ProcessError> {
+fn start_server() -> io::Result<Server> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let (control, theirs) = passing::packet_socket_pair()?;
     // The server refuses a control descriptor among the standard streams.
     let theirs = sys::fd::above_standard_streams(theirs)?;
     let inherited = theirs.as_raw_fd();
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg0(
-            std::env::args_os()
-                .next()
-                .unwrap_or_else(|| "forkserver".into()),
-        )
-        .arg(MARKER)
-        .arg(inherited.to_string())
-        .arg(std::process::id().to_string())
-        .env(TOKEN_VARIABLE, spawn::hex(&token));
-    // Under `--timeline`, the server holds the log for the children it forks.
-    let mut keep = crate::timeline::for_executed_child(&mut command)?;
-    keep.push(inherited);
-    // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
-    // async-signal-safe, on descriptors this process owns (`theirs`, open until `spawn`
-    // returns, and the timeline's log, which lives as long as the process).
-    unsafe {
-        command.pre_exec(move || {
-            for &fd in &keep {
-                sys::fd::keep_across_exec(fd)?;
-            }
-            Ok(())
-        });
-    }
+    let exec = Exec {
+        fallback_name: "forkserver",
+        args: vec![
+            MARKER.to_owned(),
+            inherited.to_string(),
+            std::process::id().to_string(),
+        ],
+        token: (TOKEN_VARIABLE, spawn::hex(&token)),
+        // Under `--timeline`, the server also holds the log for the children it forks.
+        keep: vec![inherited],
+        quiet: false,
+    };
     // A child of the server whose server is killed is given to this process, which can then
     // still wait for it and report its exit code (CPython's `test_forkserver_sigkill`).
     sys::process::become_subreaper()?;
-    let mut process = command.spawn()?;
+    let mut process = exec_self(exec)?;
     drop(theirs);
     // Our own child, not yet reaped: the pidfd names it.
     let exited = match sys::process::exit_notifier(process.id()) {
@@ -332,7 +319,7 @@ fn start_server() -> Result<Server, ProcessError> {
         Err(error) => {
             let _ = process.kill();
             let _ = process.wait();
-            return Err(error.into());
+            return Err(error);
         }
     };
     match passing::receive(control.as_fd(), MAX_MESSAGE, true) {
@@ -350,7 +337,7 @@ fn start_server() -> Result<Server, ProcessError> {
             }
             let status = process.wait()?;
             let why = match outcome {
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
                 Ok(_) if status.code() == Some(spawn::REFUSED) => {
                     format!("the forkserver refused to start ({status}; its reason is on stderr)")
                 }
@@ -361,7 +348,7 @@ fn start_server() -> Result<Server, ProcessError> {
                      `if __name__ == '__main__':`"
                 ),
             };
-            Err(io::Error::other(why).into())
+            Err(io::Error::other(why))
         }
     }
 }

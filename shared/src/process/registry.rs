@@ -1,4 +1,5 @@
-//! What every process of a program needs to know about itself: its name, whether it is
+//! The registry of a process's children, and what every process of a program needs to know
+//! about itself: its name, whether it is
 //! daemonic, and which children it must terminate or join when it ends (CPython does the same
 //! in `multiprocessing.util._exit_function`).
 
@@ -22,9 +23,9 @@ pub(crate) struct ChildRecord {
     /// Set when the registry reaped the child ([`reap_finished`]) while its handle still
     /// exists: `waitpid` gives a status only once, so the handle's `join` takes it from here.
     pub(crate) exitcode: Option<i32>,
-    /// For a forkserved child, which is the server's child and not ours: where the server
-    /// reports how it ended. `None`: our own child, reaped with `waitpid`.
-    pub(crate) reporter: Option<crate::forkserver::Reporter>,
+    /// For a child that is not ours (a forkserved child is its server's): how its end is
+    /// collected. `None`: our own child, reaped with `waitpid`.
+    pub(crate) reporter: Option<Box<dyn CollectExit>>,
 }
 
 impl ChildRecord {
@@ -46,7 +47,7 @@ impl ChildRecord {
     pub(crate) fn forkserved(
         pid: u32,
         me: &ChildIdentity,
-        reporter: crate::forkserver::Reporter,
+        reporter: Box<dyn CollectExit>,
     ) -> ChildRecord {
         ChildRecord {
             reporter: Some(reporter),
@@ -69,6 +70,42 @@ impl ChildRecord {
             Some(reporter) => reporter.collect(),
         }
     }
+}
+
+/// A started child: its PID, a pidfd to wait on and one to signal.
+pub(crate) type Started = (u32, OwnedFd, OwnedFd);
+
+/// Opens the pidfds of our own child `pid`, just started. The caller holds the children
+/// registry and has not recorded the child yet, so nobody can have reaped it: the pidfds name
+/// it. On failure the child is stopped and reaped, since nobody could join it.
+pub(crate) fn watch_own_child(pid: u32) -> io::Result<Started> {
+    let watched = sys::process::exit_notifier(pid)
+        .and_then(|exited| Ok((sys::fd::duplicate(exited.as_fd())?, exited)));
+    match watched {
+        Ok((pidfd, exited)) => Ok((pid, exited, pidfd)),
+        Err(error) => {
+            let _ = sys::process::send(pid, Stop::Kill);
+            let _ = sys::process::reap(pid);
+            Err(error)
+        }
+    }
+}
+
+/// How the end of a child that is not this process's own is collected: the small interface
+/// through which every start method's child is polled and waited for alike (our own children
+/// are reaped with `waitpid`; a forkserved child's end is reported by its server). Python: the
+/// `poll`/`wait` that `popen_fork`, `popen_spawn_posix` and `popen_forkserver` share.
+pub(crate) trait CollectExit: Send {
+    /// The exit code if the child has ended, without waiting; collecting it lets its PID go.
+    ///
+    /// # Errors
+    /// The code cannot be known (see the implementation).
+    fn try_collect(&self) -> io::Result<Option<i32>>;
+    /// Waits for the child to end and collects its exit code.
+    ///
+    /// # Errors
+    /// As [`try_collect`](Self::try_collect).
+    fn collect(&self) -> io::Result<i32>;
 }
 
 static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
@@ -96,13 +133,9 @@ pub(crate) fn install_exit_hook() -> io::Result<()> {
         lifecycle::at_fork(ForkRank::Children, hold_children);
         lifecycle::at_fork(ForkRank::Identity, || Box::new(JustRelease(me())));
         lifecycle::at_exit(ExitStep::Children, |_| settle_children());
-        result = sys::process::at_exit(exit_hook);
+        result = lifecycle::run_at_process_exit();
     });
     result
-}
-
-extern "C" fn exit_hook() {
-    lifecycle::run_exit_hooks(Ending::Main);
 }
 
 /// The children registry, held across a fork: the child starts with none of its own.
@@ -219,7 +252,7 @@ pub(crate) struct ChildIdentity {
 }
 
 /// Who this process is, locked. A forked child must find it unlocked, so `fork` is made
-/// holding it (see `process::fork_child`).
+/// holding it (see `process::fork`).
 pub(crate) fn me() -> MutexGuard<'static, Option<ChildIdentity>> {
     ME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

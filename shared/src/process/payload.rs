@@ -42,18 +42,17 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{self, ChildIdentity, ChildRecord};
+use super::registry::{self as runtime, ChildIdentity};
+use super::start_method::{self, StartMethod};
 use crate::sys;
 use crate::sys::shm::Seal;
 
 /// The argument that marks a spawned child's command line: `PROGRAM MARKER PAYLOAD_FD`.
-const MARKER: &str = "--shared-spawned-child";
+pub(crate) const MARKER: &str = "--shared-spawned-child";
 
 /// The environment variable that carries a spawned child's token. Internal to `shared`: the
 /// parent sets it for each spawned child; nothing else should. A command line that asks for a
@@ -314,57 +313,6 @@ fn lift_handles(fds: Vec<RawFd>) -> std::io::Result<(Vec<RawFd>, Vec<OwnedFd>)> 
     Ok((numbers, lifted))
 }
 
-/// Starts a spawned child that runs `outgoing`; returns its PID and two pidfds of it.
-///
-/// # Errors
-/// The system refused the payload's memory, the token, or the process.
-pub(crate) fn start_child(
-    outgoing: Outgoing,
-    me: ChildIdentity,
-) -> std::io::Result<crate::process::Started> {
-    let token = sys::random_bytes::<TOKEN_BYTES>()?;
-    let Sealed {
-        payload,
-        fds,
-        tampered,
-        lifted,
-    } = seal_payload(outgoing, &me, &token)?;
-    let payload_fd = sys::fd::raw(&payload);
-    let mut inherit = fds;
-    inherit.push(payload_fd);
-
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg0(std::env::args_os().next().unwrap_or_else(|| "child".into()))
-        .arg(MARKER)
-        .arg(payload_fd.to_string())
-        .env(TOKEN_VARIABLE, hex(&token));
-    if tampered {
-        // A test expects the refusal: its exit code says what the test needs, and the
-        // message would only look like a failure in a green run.
-        command.stderr(std::process::Stdio::null());
-    }
-    inherit.extend(crate::timeline::for_executed_child(&mut command)?);
-    // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
-    // async-signal-safe, on descriptors this process owns (the handles and the payload, all
-    // kept open by the caller and `payload` until `spawn` returns).
-    unsafe {
-        command.pre_exec(move || {
-            for &fd in &inherit {
-                sys::fd::keep_across_exec(fd)?;
-            }
-            Ok(())
-        });
-    }
-    let mut children = runtime::children();
-    let pid = command.spawn()?.id();
-    drop(lifted);
-    // Watched before it is recorded: until then no `active_children` can reap it.
-    let started = crate::process::watch_own_child(pid)?;
-    children.push(ChildRecord::new(pid, &me));
-    Ok(started)
-}
-
 /// Writes the payload into a new memfd and seals it: from then on nobody, not even this
 /// process, can change what the child will read.
 fn write_payload(preamble: &Preamble, body: &Body) -> std::io::Result<OwnedFd> {
@@ -516,17 +464,6 @@ pub(crate) fn unhex(text: &OsStr) -> Option<[u8; TOKEN_BYTES]> {
 /// processes of its own.
 static DISPATCHED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process was started by spawn but its `main` is running: `init` was not called
-/// (in a spawned child it never returns), so the child is re-running the parent's program.
-/// A forkserver's image is such a process too: it re-ran `main` because `init` was missing.
-pub(crate) fn is_child_without_init() -> bool {
-    !DISPATCHED.load(Ordering::Relaxed)
-        && std::env::args_os()
-            .nth(1)
-            .is_some_and(|arg| arg == MARKER || arg == crate::forkserver::MARKER)
-        && std::env::var_os(TOKEN_VARIABLE).is_some()
-}
-
 /// Whether this process is a spawned child that was given its target.
 pub(crate) fn is_dispatched() -> bool {
     DISPATCHED.load(Ordering::Relaxed)
@@ -557,65 +494,6 @@ pub(crate) fn refuse(reason: impl Into<String>) -> Refusal {
     Refusal(reason.into())
 }
 
-/// If this process is a spawned child, runs its target and ends the process; otherwise
-/// returns. The guard half of [`init`](crate::init), for a program that reads its own command
-/// line: call it first thing in `main`. Python: `if __name__ == '__main__':`.
-///
-/// ```
-/// shared::run_if_spawned_child(); // in the main process: returns at once
-/// ```
-pub fn run_if_spawned_child() {
-    // Only the first call may act. A later one runs after the program's own code, which may
-    // have opened descriptors of its own that the checks below would take for inherited ones.
-    if ENTERED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let Some(args) = command_line() else {
-        return;
-    };
-    let forkserver = args.get(1).map(Vec::as_slice) == Some(crate::forkserver::MARKER.as_bytes());
-    if args.get(1).map(Vec::as_slice) != Some(MARKER.as_bytes()) && !forkserver {
-        return;
-    }
-    // A Rust `main` ignores SIGPIPE, so that writing to a closed pipe is an error, not death.
-    // This may run before that set-up (from `.init_array`), and the refusal below writes.
-    sys::process::ignore_broken_pipe_signal();
-    let args: Vec<&[u8]> = args[1..].iter().map(Vec::as_slice).collect();
-    if forkserver {
-        // Never returns: the server serves until its program ends; a child it forks runs its
-        // target and ends there too.
-        crate::forkserver::serve(&args);
-    }
-    let code = match accept(&args) {
-        Ok(child) => child.run(),
-        Err(refusal) => {
-            // Not `eprintln!`, which panics when stderr is closed: the exit code must be 2.
-            let _ = writeln!(std::io::stderr(), "{refusal}");
-            REFUSED
-        }
-    };
-    runtime::finish_child(code)
-}
-
-/// Set by the first call of [`run_if_spawned_child`].
-static ENTERED: AtomicBool = AtomicBool::new(false);
-
-/// This process's arguments, the program's name first. From /proc rather than
-/// `std::env::args`, which may be empty here: this may run from `.init_array`, before the
-/// standard library has recorded the arguments. Without /proc (a chroot or a mount namespace
-/// that hides it), from `std::env::args_os`, which `init` in `main` always has.
-fn command_line() -> Option<Vec<Vec<u8>>> {
-    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
-        let args: Vec<Vec<u8>> = std::env::args_os()
-            .map(|arg| arg.as_bytes().to_vec())
-            .collect();
-        return (!args.is_empty()).then_some(args);
-    };
-    // Each argument ends with a NUL.
-    let cmdline = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
-    Some(cmdline.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
-}
-
 /// A payload that passed every check, with its descriptors adopted.
 pub(crate) struct Accepted {
     entry: EntryFn,
@@ -627,7 +505,7 @@ pub(crate) struct Accepted {
 }
 
 /// Checks the command line, the token and the payload, then adopts the handle descriptors.
-fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
+pub(crate) fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
     if sys::process::is_secure_execution() {
         // The loader runs a setuid, setgid or file-capability program in secure mode: it
         // ignores LD_PRELOAD because the environment is its user's choice. So is the token.
@@ -807,8 +685,8 @@ impl Accepted {
         DISPATCHED.store(true, Ordering::Relaxed);
         // Only a forkserved child is told of its parent by a pidfd (see `accept_forkserved`).
         let method = match parent_exited {
-            Some(_) => crate::StartMethod::Forkserver,
-            None => crate::StartMethod::Spawn,
+            Some(_) => StartMethod::Forkserver,
+            None => StartMethod::Spawn,
         };
         let parent_exited = parent_exited.map(std::sync::Arc::new);
         let watched = match &parent_exited {
@@ -832,7 +710,7 @@ impl Accepted {
         });
         // Its own children start the way it was started, unless told otherwise (CPython sets
         // the start method of a spawned child to its parent's).
-        crate::start::set_start_method(method);
+        start_method::set_start_method(method);
         crate::timeline::child_started(method);
         entry(&body.args, fds)
     }
