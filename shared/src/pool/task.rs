@@ -282,29 +282,14 @@ fn run_chunk<R: TaskResult>(calls: impl Iterator<Item = impl FnOnce() -> R>) -> 
     encoded.map_err(|error| format!("the task's result cannot be sent: {error}"))
 }
 
-/// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses to run.
-#[unsafe(link_section = "shared_pool_entries")]
-#[inline(never)]
-fn section_floor(_: &[u8]) -> ChunkOutcome {
-    Err("this entry runs no task".to_owned())
-}
-
-unsafe extern "C" {
-    // Defined by the linker for every section whose name is a C identifier.
-    #[link_name = "__start_shared_pool_entries"]
-    static SECTION_START: u8;
-    #[link_name = "__stop_shared_pool_entries"]
-    static SECTION_STOP: u8;
-}
-
-/// The addresses `[start, stop)` of this image's pool entries.
-fn section() -> (usize, usize) {
-    // Referenced so that `--gc-sections` keeps it, and the section with it.
-    std::hint::black_box(section_floor as EntryFn);
-    (
-        &raw const SECTION_START as usize,
-        &raw const SECTION_STOP as usize,
-    )
+sys::section::entry_section! {
+    /// This image's pool entries.
+    fn section() in "shared_pool_entries";
+    /// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses
+    /// to run.
+    fn section_floor(_args: &[u8]) -> ChunkOutcome {
+        Err("this entry runs no task".to_owned())
+    }
 }
 
 /// Where the entry of `F` on tuples of arguments ([`entry`]) lies in this executable's pool
@@ -332,13 +317,13 @@ fn offset_of<F: spawn::Callable<Args>, Args>(entry: EntryFn) -> Option<u64> {
     if !spawn::can_recreate::<F, Args>() {
         return None;
     }
-    sys::process::offset_in_section(section(), entry as usize)
+    section().offset_of(entry as usize)
 }
 
 /// The entry an authentic order names, if its offset lies inside this image's pool entries.
 pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
     let AuthenticEntry(offset) = authentic;
-    let address = sys::process::address_in_section(section(), offset)?;
+    let address = section().entry_start(offset)?;
     // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
     // holds only instances of `entry` and `entry_single` (all of type `EntryFn`) and
     // `section_floor`. It is the start of one of them because the offset is authentic (the
@@ -348,9 +333,8 @@ pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
     // `exec` of `/proc/self/exe` from it). The token lives only in the private memory of the
     // pool and its workers: orders carry the seal, never the token, so a process that reads
     // or writes the queue's shared memory can replay a seal (naming a true entry) but not
-    // make one for another offset. The section check alone stops every offset outside the
-    // entries even if that failed; an offset inside the section but not at an entry's start
-    // would pass it, and only the seal excludes that.
+    // make one for another offset. Even if that failed, `entry_start` only gives an address
+    // inside the section at which a function starts: every other offset is refused.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
@@ -507,11 +491,14 @@ mod tests {
         let token = [1; 16];
         let offset = entry_offset::<_, (i32,)>(double).unwrap();
         assert!(AuthenticEntry::check(offset, &seal(&[2; 16], offset), &token).is_none());
-        let (start, stop) = section();
-        let outside = (stop - start) as u64;
+        let outside = section().len();
         let proof = AuthenticEntry::check(outside, &seal(&token, outside), &token).unwrap();
         assert!(entry_at(proof).is_none());
         let proof = AuthenticEntry::check(u64::MAX, &seal(&token, u64::MAX), &token).unwrap();
+        assert!(entry_at(proof).is_none());
+        // Inside the section, sealed, but one byte into an entry: not an entry's start.
+        let inside = offset + 1;
+        let proof = AuthenticEntry::check(inside, &seal(&token, inside), &token).unwrap();
         assert!(entry_at(proof).is_none());
     }
 

@@ -99,51 +99,32 @@ pub(crate) fn entry<R: Relaunch>(args: &[u8], fds: Vec<OwnedFd>) -> i32 {
     R::relaunch(args, fds)
 }
 
-/// Keeps the section non-empty (so the linker defines its bounds) in a program that never
-/// instantiates [`entry`]. Called through a payload, it refuses to run anything.
-#[unsafe(link_section = "shared_spawn_entries")]
-#[inline(never)]
-fn section_floor(_: &[u8], _: Vec<OwnedFd>) -> i32 {
-    REFUSED
-}
-
-unsafe extern "C" {
-    // Defined by the linker (GNU ld, gold, lld) for every section whose name is a C
-    // identifier: the bounds of the spawn entries of this executable.
-    #[link_name = "__start_shared_spawn_entries"]
-    static SECTION_START: u8;
-    #[link_name = "__stop_shared_spawn_entries"]
-    static SECTION_STOP: u8;
-}
-
-/// The addresses `[start, stop)` of this image's spawn entries.
-fn section() -> (usize, usize) {
-    // Referenced so that `--gc-sections` keeps it, and the section with it.
-    std::hint::black_box(section_floor as EntryFn);
-    // Only the symbols' addresses are taken; nothing is read through them.
-    (
-        &raw const SECTION_START as usize,
-        &raw const SECTION_STOP as usize,
-    )
+sys::section::entry_section! {
+    /// This image's spawn entries.
+    fn section() in "shared_spawn_entries";
+    /// Keeps the section non-empty in a program that never instantiates [`entry`]. Called
+    /// through a payload, it refuses to run anything.
+    fn section_floor(_args: &[u8], _fds: Vec<OwnedFd>) -> i32 {
+        REFUSED
+    }
 }
 
 /// Where `entry` lies in the executable's spawn entries, or `None` if it lies elsewhere: in a
 /// shared library or `dlopen`ed code (which may hold a section of its own), where a spawned
 /// child, an `exec` of the executable alone, would not find it.
 pub(crate) fn entry_offset(entry: EntryFn) -> Option<u64> {
-    sys::process::offset_in_section(section(), entry as usize)
+    section().offset_of(entry as usize)
 }
 
 /// The size of this image's spawn entries section: a child refuses a payload made by a parent
 /// whose section differs, which a different build of the program would.
 fn section_len() -> u64 {
-    let (start, stop) = section();
-    (stop - start) as u64
+    section().len()
 }
 
 /// The entry at `offset` in this image's spawn entries, if the offset lies inside them.
 fn entry_at(offset: u64) -> Option<EntryFn> {
-    let address = sys::process::address_in_section(section(), offset)?;
+    let address = section().entry_start(offset)?;
     // SAFETY: `address` lies inside this executable's `shared_spawn_entries` section, which
     // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
     // start of one of them because the payload that named it is authentic: it carries the
@@ -758,8 +739,7 @@ mod tests {
         assert_eq!(found(&[], Vec::new()), 42);
         assert_eq!(entry_offset(a_spawnless_function), None);
         assert!(entry_at(u64::MAX).is_none());
-        let (start, stop) = section();
-        assert!(entry_at((stop - start) as u64).is_none());
+        assert!(entry_at(section().len()).is_none());
     }
 
     #[test]

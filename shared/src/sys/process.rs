@@ -202,25 +202,6 @@ pub(crate) fn is_function_start(address: usize) -> bool {
     false
 }
 
-/// Where `address` lies in the linker section `[start, stop)` of the main executable, as an
-/// offset from `start`: `None` if it lies outside the section, or the section or the address
-/// outside the executable (in a shared library, which an `exec` of the executable alone
-/// would not have).
-pub(crate) fn offset_in_section((start, stop): (usize, usize), address: usize) -> Option<u64> {
-    let in_executable = in_main_executable(start) && in_main_executable(address);
-    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
-}
-
-/// The address `offset` bytes into the section `[start, stop)`, if that lies inside it *and*
-/// a function starts there ([`is_function_start`]): in a section of functions, an offset into
-/// the middle of one is refused like any other, never jumped to.
-pub(crate) fn address_in_section((start, stop): (usize, usize), offset: u64) -> Option<usize> {
-    let offset = usize::try_from(offset).ok()?;
-    (offset < stop - start)
-        .then(|| start + offset)
-        .filter(|&address| is_function_start(address))
-}
-
 /// Ends this process with SIGKILL, as if killed from outside: no exit work runs.
 pub(crate) fn kill_self() -> ! {
     let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
