@@ -54,6 +54,11 @@ pub fn set_start_method(method: StartMethod) {
 }
 
 /// The program-wide start method. Python: `multiprocessing.get_start_method()`.
+///
+/// In the main process it is fork unless set ([`set_start_method`], or `--start-method` read
+/// by [`init`](crate::init)). In a child it starts as the method that started that child, so
+/// a child started by spawn starts its own children by spawn too (CPython's
+/// `TestStartMethod.test_context`); the child may set another.
 pub fn get_start_method() -> StartMethod {
     match START_METHOD.load(Ordering::Relaxed) {
         0 => StartMethod::Fork,
