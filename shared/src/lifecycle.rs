@@ -137,9 +137,10 @@ fn hooks() -> MutexGuard<'static, Hooks> {
 }
 
 /// Registers what a participant holds across every fork from now on, at its `rank` in the
-/// lock order. Call it before the participant's lock can first be taken by a thread that is
-/// not the forking one (at its first use), so that no fork finds it held. Registering a rank
-/// twice keeps the first.
+/// lock order. Call it before the participant's lock can first be taken, from the one
+/// function that takes it (a `Once` there), so that no fork finds the lock held by a thread it
+/// did not wait for; and never while holding another registered lock (a fork in progress
+/// holds the registry and waits for that lock). Registering a rank twice keeps the first.
 pub(crate) fn at_fork(rank: ForkRank, prepare: Prepare) {
     hooks().at_fork(rank, prepare);
 }

@@ -180,7 +180,6 @@ impl Thread {
             return Err(ThreadError::AlreadyStarted);
         };
         runtime::install_exit_hook()?;
-        lifecycle::at_fork(ForkRank::Threads, hold_registry);
         lifecycle::at_exit(ExitStep::Threads, |_| settle_threads());
         let finished = Arc::new(Finished::default());
         let on_exit = Finish(Arc::clone(&finished));
@@ -381,6 +380,9 @@ static NON_DAEMONIC: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 /// The non-daemonic threads this process started and has not settled. A poisoned lock is
 /// still usable: the list is only pushed to, filtered and taken, never left half-written.
 fn registry() -> MutexGuard<'static, Vec<Registered>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
+    HELD_ACROSS_FORK.call_once(|| lifecycle::at_fork(ForkRank::Threads, hold_registry));
     lock(&NON_DAEMONIC)
 }
 

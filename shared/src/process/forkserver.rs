@@ -104,6 +104,11 @@ pub(crate) struct Server {
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn server() -> MutexGuard<'static, Option<Server>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
+    HELD_ACROSS_FORK.call_once(|| {
+        lifecycle::at_fork(ForkRank::Forkserver, || Box::new(HeldServer(server())));
+    });
     SERVER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -374,10 +379,9 @@ pub(crate) fn server_pid() -> Option<u32> {
     server().as_ref().map(|server| server.process.id())
 }
 
-/// Registers the server's lifecycle hooks: its record is held across a fork (a forked child
-/// forgets it), and the server is stopped at exit once every child has been collected.
+/// Registers the server's exit step: it is stopped once every child has been collected. (Its
+/// record registers itself in `server`, to be held across a fork: a forked child forgets it.)
 fn register_lifecycle() {
-    lifecycle::at_fork(ForkRank::Forkserver, || Box::new(HeldServer(server())));
     lifecycle::at_exit(ExitStep::Forkserver, |_| shut_down());
 }
 

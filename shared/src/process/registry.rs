@@ -118,20 +118,21 @@ static ME: Mutex<Option<ChildIdentity>> = Mutex::new(None);
 /// The registry of this process's unreaped children. A poisoned lock is still usable: the list
 /// is only pushed to and filtered, never left half-written.
 pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: Once = Once::new();
+    HELD_ACROSS_FORK.call_once(|| lifecycle::at_fork(ForkRank::Children, hold_children));
     CHILDREN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Makes sure the registered exit steps ([`lifecycle::run_exit_hooks`]) run when `main`
-/// returns or `std::process::exit` is called, and registers this module's own hooks: the
-/// children are settled at exit, and the children registry and who this process is are held
-/// across a fork. Called before anything of this process starts a thread or a process.
+/// returns or `std::process::exit` is called, and registers this module's exit step: the
+/// children are settled. (Its fork hooks, the children registry and who this process is,
+/// register themselves in [`children`] and [`me`], before either lock is first taken.)
 pub(crate) fn install_exit_hook() -> io::Result<()> {
     let mut result = Ok(());
     EXIT_HOOK.call_once(|| {
-        lifecycle::at_fork(ForkRank::Children, hold_children);
-        lifecycle::at_fork(ForkRank::Identity, || Box::new(JustRelease(me())));
         lifecycle::at_exit(ExitStep::Children, |_| settle_children());
         result = lifecycle::run_at_process_exit();
     });
@@ -254,6 +255,10 @@ pub(crate) struct ChildIdentity {
 /// Who this process is, locked. A forked child must find it unlocked, so `fork` is made
 /// holding it (see `process::fork`).
 pub(crate) fn me() -> MutexGuard<'static, Option<ChildIdentity>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: Once = Once::new();
+    HELD_ACROSS_FORK
+        .call_once(|| lifecycle::at_fork(ForkRank::Identity, || Box::new(JustRelease(me()))));
     ME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
