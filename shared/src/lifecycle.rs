@@ -138,11 +138,33 @@ fn hooks() -> MutexGuard<'static, Hooks> {
 
 /// Registers what a participant holds across every fork from now on, at its `rank` in the
 /// lock order. Call it before the participant's lock can first be taken, from the one
-/// function that takes it (a `Once` there), so that no fork finds the lock held by a thread it
-/// did not wait for; and never while holding another registered lock (a fork in progress
+/// function that takes it (through a [`ForkRegistration`]), so that no fork finds the lock
+/// held by a thread it did not wait for; and never while holding another registered lock (a fork in progress
 /// holds the registry and waits for that lock). Registering a rank twice keeps the first.
 pub(crate) fn at_fork(rank: ForkRank, prepare: Prepare) {
     hooks().at_fork(rank, prepare);
+}
+
+/// A participant's fork registration, made on its first use. Not a `Once`: a `Once` whose
+/// registration waits for the registry while another thread forks would stay "running" for
+/// ever in the child, and the child's first use would hang on it. This flag never waits; two
+/// threads registering at once register the same rank twice, which keeps the first.
+pub(crate) struct ForkRegistration(std::sync::atomic::AtomicBool);
+
+impl ForkRegistration {
+    /// Not registered yet.
+    pub(crate) const fn new() -> ForkRegistration {
+        ForkRegistration(std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// Registers `prepare` at `rank` ([`at_fork`]) unless this registration was made.
+    pub(crate) fn ensure(&self, rank: ForkRank, prepare: Prepare) {
+        use std::sync::atomic::Ordering;
+        if !self.0.load(Ordering::Acquire) {
+            at_fork(rank, prepare);
+            self.0.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// Registers `hook` to run at the end of this process (and of every child forked from it
@@ -196,15 +218,16 @@ pub(crate) fn run_at_process_exit() -> std::io::Result<()> {
     extern "C" fn at_process_exit() {
         run_exit_hooks(Ending::Main);
     }
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    let mut result = Ok(());
-    INSTALLED.call_once(|| {
-        // SAFETY: registering a plain `extern "C"` function with no arguments.
-        if unsafe { nix::libc::atexit(at_process_exit) } != 0 {
-            result = Err(std::io::Error::other("atexit refused the exit hook"));
-        }
-    });
-    result
+    // A flag, not a `Once` (see `ForkRegistration`): the first caller installs.
+    static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if INSTALLED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return Ok(());
+    }
+    // SAFETY: registering a plain `extern "C"` function with no arguments.
+    if unsafe { nix::libc::atexit(at_process_exit) } != 0 {
+        return Err(std::io::Error::other("atexit refused the exit hook"));
+    }
+    Ok(())
 }
 
 /// Runs the registered exit steps, in order. Hooks registered while they run (a thread being

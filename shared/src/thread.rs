@@ -381,8 +381,8 @@ static NON_DAEMONIC: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 /// still usable: the list is only pushed to, filtered and taken, never left half-written.
 fn registry() -> MutexGuard<'static, Vec<Registered>> {
     // Registered before the lock is first taken (see `lifecycle::at_fork`).
-    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
-    HELD_ACROSS_FORK.call_once(|| lifecycle::at_fork(ForkRank::Threads, hold_registry));
+    static HELD_ACROSS_FORK: lifecycle::ForkRegistration = lifecycle::ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Threads, hold_registry);
     lock(&NON_DAEMONIC)
 }
 

@@ -105,10 +105,8 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn server() -> MutexGuard<'static, Option<Server>> {
     // Registered before the lock is first taken (see `lifecycle::at_fork`).
-    static HELD_ACROSS_FORK: std::sync::Once = std::sync::Once::new();
-    HELD_ACROSS_FORK.call_once(|| {
-        lifecycle::at_fork(ForkRank::Forkserver, || Box::new(HeldServer(server())));
-    });
+    static HELD_ACROSS_FORK: lifecycle::ForkRegistration = lifecycle::ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Forkserver, || Box::new(HeldServer(server())));
     SERVER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

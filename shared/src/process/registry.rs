@@ -6,9 +6,11 @@
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::lifecycle::{self, Ending, ExitStep, ForkRank, HeldAcrossFork, JustRelease};
+use crate::lifecycle::{
+    self, Ending, ExitStep, ForkRank, ForkRegistration, HeldAcrossFork, JustRelease,
+};
 use crate::sys;
 use crate::sys::process::Stop;
 
@@ -109,7 +111,6 @@ pub(crate) trait CollectExit: Send {
 }
 
 static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
-static EXIT_HOOK: Once = Once::new();
 static IS_DAEMON: AtomicBool = AtomicBool::new(false);
 static CHILD_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Who this process is: `None` in the main process, set by [`become_child`] in a child.
@@ -119,8 +120,8 @@ static ME: Mutex<Option<ChildIdentity>> = Mutex::new(None);
 /// is only pushed to and filtered, never left half-written.
 pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
     // Registered before the lock is first taken (see `lifecycle::at_fork`).
-    static HELD_ACROSS_FORK: Once = Once::new();
-    HELD_ACROSS_FORK.call_once(|| lifecycle::at_fork(ForkRank::Children, hold_children));
+    static HELD_ACROSS_FORK: ForkRegistration = ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Children, hold_children);
     CHILDREN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -131,12 +132,13 @@ pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
 /// children are settled. (Its fork hooks, the children registry and who this process is,
 /// register themselves in [`children`] and [`me`], before either lock is first taken.)
 pub(crate) fn install_exit_hook() -> io::Result<()> {
-    let mut result = Ok(());
-    EXIT_HOOK.call_once(|| {
-        lifecycle::at_exit(ExitStep::Children, |_| settle_children());
-        result = lifecycle::run_at_process_exit();
-    });
-    result
+    // Each time, not under a `Once` (see `ForkRegistration`): registering is idempotent.
+    lifecycle::at_exit(ExitStep::Children, settle_at_exit);
+    lifecycle::run_at_process_exit()
+}
+
+fn settle_at_exit(_: Ending) {
+    settle_children();
 }
 
 /// The children registry, held across a fork: the child starts with none of its own.
@@ -256,9 +258,8 @@ pub(crate) struct ChildIdentity {
 /// holding it (see `process::fork`).
 pub(crate) fn me() -> MutexGuard<'static, Option<ChildIdentity>> {
     // Registered before the lock is first taken (see `lifecycle::at_fork`).
-    static HELD_ACROSS_FORK: Once = Once::new();
-    HELD_ACROSS_FORK
-        .call_once(|| lifecycle::at_fork(ForkRank::Identity, || Box::new(JustRelease(me()))));
+    static HELD_ACROSS_FORK: ForkRegistration = ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Identity, || Box::new(JustRelease(me())));
     ME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

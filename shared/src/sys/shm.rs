@@ -108,11 +108,10 @@ fn hold_mappings_still() -> RwLockWriteGuard<'static, ()> {
 
 /// Registers the hold across a fork, once, before the first mapping can move.
 fn register_lifecycle() {
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(|| {
-        crate::lifecycle::at_fork(crate::lifecycle::ForkRank::Mappings, || {
-            Box::new(crate::lifecycle::JustRelease(hold_mappings_still()))
-        });
+    static REGISTERED: crate::lifecycle::ForkRegistration =
+        crate::lifecycle::ForkRegistration::new();
+    REGISTERED.ensure(crate::lifecycle::ForkRank::Mappings, || {
+        Box::new(crate::lifecycle::JustRelease(hold_mappings_still()))
     });
 }
 
