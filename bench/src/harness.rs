@@ -11,18 +11,8 @@ use runner::Side;
 
 use crate::catalogue::{self, Workload};
 use crate::measurement::Measurement;
+pub use crate::measurement::Results;
 use crate::report;
-
-/// Every run of one workload, per side, in round order.
-#[derive(Debug)]
-pub struct Results {
-    /// The workload.
-    pub workload: &'static Workload,
-    /// The Rust side's runs that succeeded.
-    pub rust: Vec<Measurement>,
-    /// The Python side's runs that succeeded (none when Python is absent).
-    pub python: Vec<Measurement>,
-}
 
 /// Runs the benchmark as `options` say and prints the table.
 ///

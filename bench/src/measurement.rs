@@ -3,6 +3,21 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::catalogue::Workload;
+
+/// Every run of one workload, per side, in round order.
+#[derive(Debug)]
+/// (Here, with what it holds, rather than in the harness that fills it: the report reads it,
+/// and the harness calls the report.)
+pub struct Results {
+    /// The workload.
+    pub workload: &'static Workload,
+    /// The Rust side's runs that succeeded.
+    pub rust: Vec<Measurement>,
+    /// The Python side's runs that succeeded (none when Python is absent).
+    pub python: Vec<Measurement>,
+}
+
 /// What one run of a workload measured, in its own main process.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Measurement {

@@ -3,8 +3,7 @@
 //! text; every line fits in [`MAX_COLUMNS`].
 
 use crate::catalogue::{Metric, RSS_TARGET, RSS_WORKLOAD, RUST_BUDGETS, THREAD_TWINS};
-use crate::harness::Results;
-use crate::measurement::Measurement;
+use crate::measurement::{Measurement, Results};
 use crate::stats::{self, Summary};
 
 /// Where the figures come from and how they were obtained, for the lines around the tables.

@@ -8,7 +8,7 @@
 
 use std::io;
 
-use crate::runtime::{self, ChildRecord};
+use crate::process::registry::{self as runtime, ChildRecord};
 use crate::sys;
 
 /// The number of CPUs in the system. Python: `multiprocessing.cpu_count()`.

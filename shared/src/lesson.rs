@@ -19,7 +19,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::start::StartMethod;
+use crate::process::StartMethod;
 use crate::timeline::TimelineOutput;
 
 /// What a command line asks for.

@@ -430,6 +430,81 @@
 //! handshake message is bounded in size and in time.
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
+//!
+//! # Architecture
+//!
+//! For contributors: how the crate is put together, and where a new piece goes.
+//!
+//! ## The layers
+//!
+//! Each module imports only from the layers below it; no two modules import each other, even
+//! through a third (`python3 .ci/import_graph.py shared/src --strict process` builds the
+//! graph from the `crate::`, `super::` and `self::` paths and fails on a circle):
+//!
+//! 1. **Leaves**: `sys` (every system call, with its `SAFETY` argument), `wire` (the
+//!    MessagePack limits), `lifecycle` (the hooks below) and `process::start_method` (the
+//!    [`StartMethod`] type). They import nothing of the crate but each other (`sys` registers
+//!    a fork hook with `lifecycle`).
+//! 2. **Shared services**: `handoff` (how a handle's descriptors cross to a child) and
+//!    `timeline` (the `--timeline` log, which every layer above records into).
+//! 3. **Primitives between processes**: `block` (a sealed memfd of state), `sync` ([`Lock`],
+//!    [`Value`], ...), `queue` ([`Queue`]) and `connection` ([`Pipe`], [`Listener`]).
+//! 4. **Processes and threads**: `process` ([`Process`] and everything a child's life needs:
+//!    one file per start method, `fork`, `spawn` and `forkserver`, behind one `start_child`
+//!    shape and one way to poll and wait, the registry's `CollectExit`; the spawn payload, both
+//!    halves, in `payload`; the one `exec` of the program in `exec`; the child's entry dispatch
+//!    in `entry`; the registry of children in `registry`), `thread` ([`Thread`]) and
+//!    `introspection` ([`active_children`], ...).
+//! 5. **On top**: `pool` ([`Pool`], whose workers are processes), `lesson` (the lessons'
+//!    command line) and `start` ([`init`]).
+//!
+//! ## The lifecycle hooks
+//!
+//! A module with process-wide state registers itself with `lifecycle` the first time it is
+//! used, and no other module calls it by name (CPython's `util.register_after_fork` and
+//! `Finalize`):
+//!
+//! - `lifecycle::at_fork(rank, prepare)`: before every `fork` of the fork start method,
+//!   `prepare` takes the module's lock and returns it held; after the fork, the parent
+//!   releases it and the child resets what it must not keep (the children registry starts
+//!   empty, the threads to join are none, the parent's forkserver is forgotten).
+//! - `lifecycle::at_exit(step, hook)`: when the main process leaves (`main` returns, `exit`)
+//!   or a child's target ends, the hooks run in `ExitStep` order: `Record` (a child's exit
+//!   in the timeline), `Threads` (join the non-daemonic threads), `Children` (terminate the
+//!   daemonic children, join the others), `Forkserver` (stop it, once its children are
+//!   collected), `Report` (write the timeline).
+//!
+//! ## The fork lock order
+//!
+//! The forking thread takes every registered lock, in `lifecycle::ForkRank` order, so that
+//! the child, which has that thread alone, finds each one unlocked: `Streams` (stdout, then
+//! stderr, flushed: nothing is printed twice), `Children` (the registry of children),
+//! `Identity` (who this process is), `Threads` (the threads to join at exit), `Mappings` (no
+//! shared mapping is mid-move) and `Forkserver` (the server's record). One fixed order is what
+//! keeps two forking threads, or a forking thread and one that nests two of these locks, from
+//! deadlocking; the streams come first because code holding a later lock may still print.
+//! The order is written once, in `lifecycle.rs`, with the reason for each rank.
+//!
+//! ## To add a primitive that owns processes
+//!
+//! A `Manager` server, say, or anything else that starts processes and must clean up after
+//! them. Touch these files, and no others:
+//!
+//! - **Its own module** (`shared/src/manager/`), in layer 5 if it uses the pool, 4 otherwise.
+//!   It starts its processes with [`Process`] (every start method then works, and the child
+//!   is joined, polled, signalled and reaped like any other). A server that must be a fresh
+//!   image, as the forkserver is, starts with `process::exec::exec_self` and a command-line
+//!   marker that `process::entry::run_if_spawned_child` dispatches, and checks what it is sent
+//!   with `process::payload`, as `process/forkserver.rs` does.
+//! - **`lifecycle.rs`**, only if it keeps process-wide state: a new `ForkRank` for its lock, in
+//!   its place in the order and with why, or a new `ExitStep` for its shutdown (before
+//!   `Forkserver` if it may still start children). The module registers itself on first use
+//!   with `lifecycle::at_fork` and `lifecycle::at_exit`.
+//! - **`process/registry.rs`**, only if its children are not this process's own (their real
+//!   parent is a server): implement `registry::CollectExit` for how their end is collected,
+//!   and record them with `ChildRecord::forkserved`, as the forkserver does.
+//! - **`lib.rs`**: `mod manager;`, the public re-exports, and a row in the table above.
+//! - **`shared/tests/manager.rs`**: its tests, under `under_every_start_method!`.
 
 /// `Debug` for an error type: its message, then each cause in its chain, once each, joined by
 /// `": "`. An error returned from `main` is shown with `Debug`, so a learner reads
@@ -467,15 +542,13 @@ pub(crate) use debug_as_display;
 
 mod block;
 mod connection;
-mod forkserver;
 mod handoff;
 mod introspection;
 pub mod lesson;
+mod lifecycle;
 mod pool;
 mod process;
 mod queue;
-mod runtime;
-mod spawn;
 mod start;
 mod sync;
 mod sys;
@@ -496,13 +569,15 @@ pub use pool::{
     AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
     TaskResult, TaskValue,
 };
-pub use process::{Process, ProcessError, Target, TargetOutput};
-pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
-pub use spawn::TOKEN_VARIABLE;
-pub use start::{
-    InitError, ParseStartMethodError, StartMethod, get_start_method, init, run_if_spawned_child,
+/// The pool names the spawn payload's entries and `recreate` by this path.
+use process::payload as spawn;
+pub use process::{
+    ParseStartMethodError, StartMethod, TOKEN_VARIABLE, get_start_method, run_if_spawned_child,
     set_start_method,
 };
+pub use process::{Process, ProcessError, Target, TargetOutput};
+pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+pub use start::{InitError, init};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
 pub use sync::{
@@ -515,10 +590,13 @@ pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::spawn::{Tamper, run_if_spawned_child, tamper_with_next_spawn};
+    /// Fault injection for `shared`'s own tests: only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
+    pub use crate::process::payload::tamper::{Tamper, tamper_with_next_spawn};
+    pub use crate::process::run_if_spawned_child;
 
     /// The PID of this process's forkserver, if it has started one. Test support only.
     pub fn forkserver_pid() -> Option<u32> {
-        crate::forkserver::server_pid()
+        crate::process::forkserver::server_pid()
     }
 }

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 pub use queue::ThreadQueue;
 
-use crate::process::{Target, run_guarded};
-use crate::runtime;
+use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
+use crate::process::registry as runtime;
+use crate::process::target::{Target, run_guarded};
 use crate::sys;
 
 /// A function and its arguments, run on a new thread of this process.
@@ -179,6 +180,7 @@ impl Thread {
             return Err(ThreadError::AlreadyStarted);
         };
         runtime::install_exit_hook()?;
+        lifecycle::at_exit(ExitStep::Threads, |_| settle_threads());
         let finished = Arc::new(Finished::default());
         let on_exit = Finish(Arc::clone(&finished));
         let (tell, told) = mpsc::sync_channel(1);
@@ -377,15 +379,31 @@ static NON_DAEMONIC: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 
 /// The non-daemonic threads this process started and has not settled. A poisoned lock is
 /// still usable: the list is only pushed to, filtered and taken, never left half-written.
-pub(crate) fn registry() -> MutexGuard<'static, Vec<Registered>> {
+fn registry() -> MutexGuard<'static, Vec<Registered>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: lifecycle::ForkRegistration = lifecycle::ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Threads, hold_registry);
     lock(&NON_DAEMONIC)
+}
+
+/// The registry, held across a fork: a forked child has none of these threads.
+struct HeldRegistry(MutexGuard<'static, Vec<Registered>>);
+
+impl HeldAcrossFork for HeldRegistry {
+    fn in_child(mut self: Box<Self>) {
+        self.0.clear();
+    }
+}
+
+fn hold_registry() -> Box<dyn HeldAcrossFork> {
+    Box::new(HeldRegistry(registry()))
 }
 
 /// Waits for every non-daemonic thread this process started, except the calling one: what
 /// CPython's `threading._shutdown()` does at exit. Threads started meanwhile (by a thread being
 /// joined) are joined too. It uses no thread-local storage, which is gone when `exit` runs
 /// its hooks.
-pub(crate) fn settle_threads() {
+fn settle_threads() {
     let me = sys::thread::current_id();
     let pid = std::process::id();
     loop {
@@ -427,7 +445,7 @@ impl fmt::Display for ThreadError {
             ThreadError::AlreadyStarted => f.write_str("threads can only be started once"),
             ThreadError::NotStarted => f.write_str("cannot join thread before it is started"),
             ThreadError::JoinCurrent => f.write_str("cannot join current thread"),
-            ThreadError::Os(error) => write!(f, "the system refused: {error}"),
+            ThreadError::Os(_) => f.write_str("the system refused"),
         }
     }
 }

@@ -25,12 +25,6 @@ use shared::{
     SendError, TaskDoneError, ThreadError,
 };
 
-/// Error types that do not follow the rule yet on this branch: other changes, made alongside
-/// this one, bring them to it. The test requires each listed type to still break the rule
-/// somewhere, so the list cannot go stale: once a type follows it, remove it from here (the
-/// integrator empties this list after merging those changes).
-const NOT_YET_FOLLOWING_THE_RULE: &[&str] = &["ProcessError", "ThreadError", "PoolError"];
-
 /// One variant of an error type, as a value.
 struct Variant {
     name: &'static str,
@@ -382,10 +376,8 @@ fn every_variant_is_in_the_table() {
 #[test]
 fn every_error_shows_each_message_of_its_chain_once() {
     let mut broken = Vec::new();
-    let mut still_pending = BTreeSet::new();
     for error_type in every_error_type() {
         let declared = declared_variants(error_type.name);
-        let pending = NOT_YET_FOLLOWING_THE_RULE.contains(&error_type.name);
         for variant in &error_type.variants {
             let holds_error = declared
                 .iter()
@@ -393,13 +385,10 @@ fn every_error_shows_each_message_of_its_chain_once() {
                 .unwrap_or_else(|| panic!("{}::{} is declared", error_type.name, variant.name))
                 .holds_error;
             for violation in violations(variant.error.as_ref(), holds_error) {
-                let line = format!("{}::{}: {violation}", error_type.name, variant.name);
-                if pending {
-                    eprintln!("not yet following the rule: {line}");
-                    still_pending.insert(error_type.name);
-                } else {
-                    broken.push(line);
-                }
+                broken.push(format!(
+                    "{}::{}: {violation}",
+                    error_type.name, variant.name
+                ));
             }
         }
     }
@@ -408,12 +397,6 @@ fn every_error_shows_each_message_of_its_chain_once() {
         "the rule is broken:\n{}",
         broken.join("\n")
     );
-    for name in NOT_YET_FOLLOWING_THE_RULE {
-        assert!(
-            still_pending.contains(name),
-            "{name} follows the rule now: remove it from NOT_YET_FOLLOWING_THE_RULE"
-        );
-    }
 }
 
 #[test]

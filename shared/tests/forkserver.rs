@@ -261,3 +261,79 @@ fn a_closure_is_refused_as_under_spawn() {
     );
     assert_eq!(child.pid(), None);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A killed server. CPython (`test_forkserver_sigkill`, bpo-31308): the children it had started
+// are still joined and their exit codes reported; a new server serves the next start.
+
+/// Waits for `gate`, then exits with `code`.
+fn exits_after(gate: Queue<()>, code: i32) {
+    let _ = gate.get();
+    std::process::exit(code)
+}
+
+/// Says whether `child` ended with `expected`, by `join`, `exitcode` and `is_alive`.
+fn check_ended(child: &mut Process, expected: i32) -> Result<(), String> {
+    let name = child.name().to_owned();
+    child
+        .join()
+        .map_err(|error| format!("{name}: join: {error}"))?;
+    match (child.exitcode(), child.is_alive()) {
+        (Some(code), false) if code == expected => Ok(()),
+        other => Err(format!(
+            "{name}: (exitcode, is_alive) is {other:?}, expected (Some({expected}), false)"
+        )),
+    }
+}
+
+/// Starts two forkserved children, reports the server's PID, and waits until the test has
+/// killed the server (`gate` opens): then lets one child exit with 7, kills the other, and
+/// checks that both are joined with their exit codes; then that a new server serves.
+fn loses_its_server(out: Queue<u32>, killed: Queue<()>) -> Result<(), String> {
+    let gate = Queue::new().map_err(|error| error.to_string())?;
+    // Daemonic, so that they die with this program if a check fails.
+    let child = |code| {
+        Process::new(exits_after, (gate.clone(), code))
+            .start_method(FORKSERVER)
+            .daemon(true)
+    };
+    let (mut exiting, mut killed_later) = (child(7), child(0));
+    for child in [&mut exiting, &mut killed_later] {
+        child.start().map_err(|error| error.to_string())?;
+    }
+    let server = forkserver_pid().ok_or("no server after a forkserved start")?;
+    out.put(server).map_err(|error| error.to_string())?;
+    killed.get().map_err(|error| error.to_string())?;
+    killed_later.kill().map_err(|error| error.to_string())?;
+    check_ended(&mut killed_later, -9)?;
+    gate.put(()).map_err(|error| error.to_string())?;
+    check_ended(&mut exiting, 7)?;
+    start_and_join_one()?;
+    match forkserver_pid() {
+        Some(new) if new != server => Ok(()),
+        other => Err(format!("the server after the killed {server} is {other:?}")),
+    }
+}
+
+#[test]
+fn the_children_of_a_killed_server_are_joined_with_their_exit_codes() {
+    let out = Queue::new().unwrap();
+    let killed = Queue::new().unwrap();
+    let args = (out.clone(), killed.clone());
+    // A program of its own (a forked child), whose server this test may kill: the test
+    // process's server is shared by the other tests of this file.
+    let mut program = Child::start(StartMethod::Fork, loses_its_server, args);
+    let server = out.get_timeout(LIMIT).expect("the server's PID");
+    let server_exited = pidfd_of(server);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the server");
+    assert!(
+        exited_within(&server_exited, LIMIT),
+        "the server survived SIGKILL"
+    );
+    killed.put(()).unwrap();
+    program.expect_success();
+}

@@ -683,7 +683,7 @@ impl PoolBuilder {
         IA: Clone + Serialize + DeserializeOwned + Send + 'static,
     {
         self.has_initializer = true;
-        self.factory = if crate::spawn::can_recreate::<I>() {
+        self.factory = if crate::spawn::can_recreate::<I, IA>() {
             Ok(factory::<I, IA>(initargs))
         } else {
             Err(PoolError::NeedsFunction)

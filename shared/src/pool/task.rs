@@ -27,7 +27,19 @@ use crate::{spawn, sys};
 /// function item (not a closure, nor a function pointer) under every start method, since a
 /// worker finds it from its type alone; Python likewise sends a pool only module-level
 /// functions, which pickle by name.
-pub trait Task<Args>: Copy + Send + Sync + 'static {
+///
+/// A type of your own cannot implement it (a worker makes the task's value from its type
+/// alone, which must never make a unit struct):
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy)]
+/// struct Unit;
+/// impl shared::Task<()> for Unit {
+///     type Output = ();
+///     fn call(self, _: ()) {}
+/// }
+/// ```
+pub trait Task<Args>: Copy + Send + Sync + 'static + spawn::Callable<Args> {
     /// What the function returns.
     type Output: TaskResult;
     /// Calls the function with the unpacked arguments.
@@ -241,7 +253,7 @@ where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
-    let function = recreate::<F>()?;
+    let function = recreate::<F, Args>()?;
     let chunk: Vec<Args> = decode_args(args)?;
     run_chunk(chunk.into_iter().map(|args| move || function.call(args)))
 }
@@ -255,13 +267,14 @@ where
     F: Task<(A,)>,
     A: DeserializeOwned,
 {
-    let function = recreate::<F>()?;
+    let function = recreate::<F, (A,)>()?;
     let chunk: Vec<A> = decode_args(args)?;
     run_chunk(chunk.into_iter().map(|item| move || function.call((item,))))
 }
 
-fn recreate<F>() -> Result<F, ChunkError> {
-    spawn::recreate::<F>().ok_or_else(|| "the worker cannot recreate the task's function".into())
+fn recreate<F: Task<Args>, Args>() -> Result<F, ChunkError> {
+    spawn::recreate::<F, Args>()
+        .ok_or_else(|| "the worker cannot recreate the task's function".into())
 }
 
 fn decode_args<T: DeserializeOwned>(args: &[u8]) -> Result<T, ChunkError> {
@@ -295,29 +308,14 @@ fn run_chunk<R: TaskResult>(calls: impl Iterator<Item = impl FnOnce() -> R>) -> 
     encoded.map_err(|error| ChunkError::Encoding(error.to_string()))
 }
 
-/// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses to run.
-#[unsafe(link_section = "shared_pool_entries")]
-#[inline(never)]
-fn section_floor(_: &[u8]) -> ChunkOutcome {
-    Err("this entry runs no task".into())
-}
-
-unsafe extern "C" {
-    // Defined by the linker for every section whose name is a C identifier.
-    #[link_name = "__start_shared_pool_entries"]
-    static SECTION_START: u8;
-    #[link_name = "__stop_shared_pool_entries"]
-    static SECTION_STOP: u8;
-}
-
-/// The addresses `[start, stop)` of this image's pool entries.
-fn section() -> (usize, usize) {
-    // Referenced so that `--gc-sections` keeps it, and the section with it.
-    std::hint::black_box(section_floor as EntryFn);
-    (
-        &raw const SECTION_START as usize,
-        &raw const SECTION_STOP as usize,
-    )
+sys::section::entry_section! {
+    /// This image's pool entries.
+    fn section() in "shared_pool_entries";
+    /// Keeps the section non-empty in a program that never instantiates [`entry`]; refuses
+    /// to run.
+    fn section_floor(_args: &[u8]) -> ChunkOutcome {
+        Err("this entry runs no task".into())
+    }
 }
 
 /// Where the entry of `F` on tuples of arguments ([`entry`]) lies in this executable's pool
@@ -328,7 +326,7 @@ where
     F: Task<Args>,
     Args: DeserializeOwned,
 {
-    offset_of::<F>(entry::<F, Args>)
+    offset_of::<F, Args>(entry::<F, Args>)
 }
 
 /// Like [`entry_offset`], for the entry of a one-argument `F` on single items
@@ -338,20 +336,20 @@ where
     F: Task<(A,)>,
     A: DeserializeOwned,
 {
-    offset_of::<F>(entry_single::<F, A>)
+    offset_of::<F, (A,)>(entry_single::<F, A>)
 }
 
-fn offset_of<F>(entry: EntryFn) -> Option<u64> {
-    if !spawn::can_recreate::<F>() {
+fn offset_of<F: spawn::Callable<Args>, Args>(entry: EntryFn) -> Option<u64> {
+    if !spawn::can_recreate::<F, Args>() {
         return None;
     }
-    sys::process::offset_in_section(section(), entry as usize)
+    section().offset_of(entry as usize)
 }
 
 /// The entry an authentic order names, if its offset lies inside this image's pool entries.
 pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
     let AuthenticEntry(offset) = authentic;
-    let address = sys::process::address_in_section(section(), offset)?;
+    let address = section().entry_start(offset)?;
     // SAFETY: `address` lies inside this executable's `shared_pool_entries` section, which
     // holds only instances of `entry` and `entry_single` (all of type `EntryFn`) and
     // `section_floor`. It is the start of one of them because the offset is authentic (the
@@ -361,9 +359,8 @@ pub(crate) fn entry_at(authentic: AuthenticEntry) -> Option<EntryFn> {
     // `exec` of `/proc/self/exe` from it). The token lives only in the private memory of the
     // pool and its workers: orders carry the seal, never the token, so a process that reads
     // or writes the queue's shared memory can replay a seal (naming a true entry) but not
-    // make one for another offset. The section check alone stops every offset outside the
-    // entries even if that failed; an offset inside the section but not at an entry's start
-    // would pass it, and only the seal excludes that.
+    // make one for another offset. Even if that failed, `entry_start` only gives an address
+    // inside the section at which a function starts: every other offset is refused.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
@@ -520,11 +517,14 @@ mod tests {
         let token = [1; 16];
         let offset = entry_offset::<_, (i32,)>(double).unwrap();
         assert!(AuthenticEntry::check(offset, &seal(&[2; 16], offset), &token).is_none());
-        let (start, stop) = section();
-        let outside = (stop - start) as u64;
+        let outside = section().len();
         let proof = AuthenticEntry::check(outside, &seal(&token, outside), &token).unwrap();
         assert!(entry_at(proof).is_none());
         let proof = AuthenticEntry::check(u64::MAX, &seal(&token, u64::MAX), &token).unwrap();
+        assert!(entry_at(proof).is_none());
+        // Inside the section, sealed, but one byte into an entry: not an entry's start.
+        let inside = offset + 1;
+        let proof = AuthenticEntry::check(inside, &seal(&token, inside), &token).unwrap();
         assert!(entry_at(proof).is_none());
     }
 

@@ -133,7 +133,8 @@ where
     I: Task<IA>,
     I::Output: TaskResult<Value = ()>,
 {
-    let initializer = spawn::recreate::<I>().ok_or("the worker cannot recreate the initializer")?;
+    let initializer =
+        spawn::recreate::<I, IA>().ok_or("the worker cannot recreate the initializer")?;
     task::run_caught(|| initializer.call(initargs).into_result())
 }
 

@@ -1,7 +1,7 @@
 //! File descriptors: pipes, readiness and inheritance across `exec`.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -84,6 +84,32 @@ pub(crate) fn is_inherited(fd: RawFd) -> bool {
 /// A new descriptor for the same open file, close-on-exec.
 pub(crate) fn duplicate(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     fd.try_clone_to_owned()
+}
+
+/// The lowest number a descriptor passed to a spawned child or a forkserver may have: the
+/// child refuses 0, 1 and 2, which are its standard streams.
+pub(crate) const FIRST_PASSED: RawFd = 3;
+
+/// `fd` itself if its number is above the standard streams; else a close-on-exec duplicate
+/// that is. A parent whose descriptor 0, 1 or 2 is closed (a daemon, `prog >&-`) gets those
+/// numbers for the next files it opens, and a child would take them for its standard streams.
+pub(crate) fn above_standard_streams(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= FIRST_PASSED {
+        return Ok(fd);
+    }
+    lifted(fd.as_fd())
+}
+
+/// A close-on-exec duplicate of `fd` numbered [`FIRST_PASSED`] or above.
+pub(crate) fn lifted(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` takes plain integers and returns a new descriptor (or
+    // -1); no memory is touched. `fd` is borrowed, so it is open for the call.
+    let new = unsafe { nix::libc::fcntl(fd.as_raw_fd(), nix::libc::F_DUPFD_CLOEXEC, FIRST_PASSED) };
+    if new == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Takes ownership of a descriptor inherited through `exec`: one above the standard streams,

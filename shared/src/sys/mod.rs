@@ -12,6 +12,7 @@ compile_error!("`shared` supports Linux only: it needs memfd, futex, robust mute
 pub(crate) mod fd;
 pub(crate) mod passing;
 pub(crate) mod process;
+pub(crate) mod section;
 pub(crate) mod shm;
 pub(crate) mod socket;
 pub(crate) mod sync;

@@ -22,7 +22,7 @@ pub(crate) enum Forked {
 /// # Safety
 /// In a multi-threaded program the child may only run code that does not need a lock another
 /// thread held at the moment of the fork. The crate holds its own locks and stdout's across
-/// the fork (see `process::fork_child`); the caller's target runs under the same rule as in
+/// the fork (see `process::fork`); the caller's target runs under the same rule as in
 /// CPython's fork start method.
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: forwarded to the caller.
@@ -104,19 +104,102 @@ pub(crate) fn in_main_executable(address: usize) -> bool {
     data.1
 }
 
-/// Where `address` lies in the linker section `[start, stop)` of the main executable, as an
-/// offset from `start`: `None` if it lies outside the section, or the section or the address
-/// outside the executable (in a shared library, which an `exec` of the executable alone
-/// would not have).
-pub(crate) fn offset_in_section((start, stop): (usize, usize), address: usize) -> Option<u64> {
-    let in_executable = in_main_executable(start) && in_main_executable(address);
-    ((start..stop).contains(&address) && in_executable).then(|| (address - start) as u64)
+/// The main executable's `.eh_frame_hdr` (its address and size, as loaded), which lists the
+/// start of every function that has unwind information: all of a Rust program's.
+fn eh_frame_header() -> Option<(usize, usize)> {
+    use nix::libc::{c_int, c_void, dl_phdr_info, size_t};
+
+    /// `PT_GNU_EH_FRAME`, the program header of `.eh_frame_hdr`.
+    const PT_GNU_EH_FRAME: u32 = 0x6474_e550;
+
+    /// Called for each loaded object, the main program first: looks at that one, then stops.
+    unsafe extern "C" fn first_object(
+        info: *mut dl_phdr_info,
+        _size: size_t,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, and
+        // `data` is the `Option<(usize, usize)>` that `eh_frame_header` lent it.
+        let (info, found) = unsafe { (&*info, &mut *data.cast::<Option<(usize, usize)>>()) };
+        let headers = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `dlpi_phdr` points to the object's `dlpi_phnum` program headers.
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
+        };
+        *found = headers
+            .iter()
+            .find(|header| header.p_type == PT_GNU_EH_FRAME)
+            .map(|header| {
+                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+                (start, header.p_memsz as usize)
+            });
+        1 // a non-zero return stops the iteration
+    }
+
+    static HEADER: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *HEADER.get_or_init(|| {
+        let mut data: Option<(usize, usize)> = None;
+        // SAFETY: `first_object` matches the callback type and only reads what the loader
+        // passes; `data` outlives the call, which does not keep it.
+        unsafe { nix::libc::dl_iterate_phdr(Some(first_object), (&raw mut data).cast()) };
+        data
+    })
 }
 
-/// The address `offset` bytes into the section `[start, stop)`, if that lies inside it.
-pub(crate) fn address_in_section((start, stop): (usize, usize), offset: u64) -> Option<usize> {
-    let offset = usize::try_from(offset).ok()?;
-    (offset < stop - start).then(|| start + offset)
+/// Whether `address` is where a function of the main executable starts, by the binary-search
+/// table of its `.eh_frame_hdr` (which GNU ld, gold and lld write, for every function with
+/// unwind information, sorted by start). `false` if the table is missing or not in the
+/// encoding those linkers use: the caller then refuses, rather than trust an address that
+/// may be inside a function.
+pub(crate) fn is_function_start(address: usize) -> bool {
+    /// `DW_EH_PE_udata4`, `DW_EH_PE_datarel | DW_EH_PE_sdata4`: the table's encodings.
+    const UDATA4: u8 = 0x03;
+    const DATAREL_SDATA4: u8 = 0x3b;
+    let Some((header, len)) = eh_frame_header() else {
+        return false;
+    };
+    // SAFETY: `[header, header + len)` is the `PT_GNU_EH_FRAME` segment of the main
+    // executable, which the loader mapped readable for the life of the process (it lies in a
+    // `PT_LOAD` segment, and the executable is never unloaded); nothing writes it.
+    let bytes = unsafe { std::slice::from_raw_parts(header as *const u8, len) };
+    let [1, pointer_encoding, count_encoding, table_encoding, ..] = *bytes else {
+        return false;
+    };
+    if count_encoding != UDATA4 || table_encoding != DATAREL_SDATA4 {
+        return false;
+    }
+    // The `.eh_frame` pointer comes first, 4 or 8 bytes by its encoding; then the count.
+    let pointer_len = match pointer_encoding & 0x0f {
+        0x03 | 0x0b => 4,
+        0x04 | 0x0c => 8,
+        _ => return false,
+    };
+    let read_u32 = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let count_at = 4 + pointer_len;
+    let Some(count) = read_u32(count_at) else {
+        return false;
+    };
+    let table = count_at + 4;
+    // Each row: the function's start, then its FDE, both 4-byte offsets from `header`.
+    let row =
+        |index: usize| -> Option<i64> { Some(i64::from(read_u32(table + index * 8)? as i32)) };
+    let wanted = address as i64 - header as i64;
+    let (mut low, mut high) = (0usize, count as usize);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let Some(start) = row(middle) else {
+            return false; // a count that runs past the segment: not a table to trust
+        };
+        match start.cmp(&wanted) {
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Less => low = middle + 1,
+            std::cmp::Ordering::Greater => high = middle,
+        }
+    }
+    false
 }
 
 /// Ends this process with SIGKILL, as if killed from outside: no exit work runs.
@@ -276,6 +359,32 @@ pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     }
 }
 
+/// Collects the exit status of `pidfd`'s process if it is this process's child and has ended,
+/// without blocking (see [`try_reap`]). `ECHILD` if it is not our child.
+pub(crate) fn try_reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+    loop {
+        match waitid(Id::PIDFd(pidfd), flags) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(-(signal as i32))),
+            Ok(_) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(io_error(errno)),
+        }
+    }
+}
+
+/// Makes this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`): a descendant whose
+/// parent ends is given to this process rather than to init, and this process can wait for it.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // SAFETY: `prctl(PR_SET_CHILD_SUBREAPER, 1)` takes plain integers and only sets a flag of
+    // this process; no memory is touched.
+    if unsafe { nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// What SIGINT did when [`ignore_interrupts`] was called, to give back to a child.
 pub(crate) struct InterruptDisposition(nix::libc::sighandler_t);
 
@@ -300,16 +409,6 @@ pub(crate) fn restore_interrupts(previous: &InterruptDisposition) {
 pub(crate) fn silence_stderr() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stderr(null);
-    }
-}
-
-/// Runs `hook` when the process leaves through `exit` (which returning from `main` does).
-pub(crate) fn at_exit(hook: extern "C" fn()) -> io::Result<()> {
-    // SAFETY: registering a plain function pointer.
-    if unsafe { nix::libc::atexit(hook) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other("atexit refused the exit hook"))
     }
 }
 

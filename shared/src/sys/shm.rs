@@ -100,10 +100,19 @@ pub(crate) fn release(fd: &impl AsFd, offset: u64, len: u64) -> io::Result<()> {
 /// inherit a `Mapping` pointing where nothing, or something else, is mapped.
 static MOVING: RwLock<()> = RwLock::new(());
 
-/// Keeps every mapping of this process where it is until the guard drops; hold it across
-/// `fork`.
-pub(crate) fn hold_mappings_still() -> RwLockWriteGuard<'static, ()> {
+/// Keeps every mapping of this process where it is until the guard drops: held across every
+/// `fork` once this process has mapped anything (see [`crate::lifecycle::ForkRank::Mappings`]).
+fn hold_mappings_still() -> RwLockWriteGuard<'static, ()> {
     MOVING.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Registers the hold across a fork, once, before the first mapping can move.
+fn register_lifecycle() {
+    static REGISTERED: crate::lifecycle::ForkRegistration =
+        crate::lifecycle::ForkRegistration::new();
+    REGISTERED.ensure(crate::lifecycle::ForkRank::Mappings, || {
+        Box::new(crate::lifecycle::JustRelease(hold_mappings_still()))
+    });
 }
 
 /// One `MAP_SHARED` read-write mapping of part of a shared-memory file.
@@ -145,6 +154,7 @@ impl Mapping {
         if len <= self.len {
             return Ok(());
         }
+        register_lifecycle();
         let _no_fork = MOVING.read().unwrap_or_else(PoisonError::into_inner);
         // SAFETY: `ptr`/`len` describe a live mapping we own, and `&mut self` proves no
         // reference into it is alive.

@@ -41,7 +41,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use crate::start::StartMethod;
+use crate::process::start_method::StartMethod;
 use crate::sys;
 use log::{Log, Record};
 
@@ -390,7 +390,8 @@ pub fn record_timeline(output: TimelineOutput) -> io::Result<()> {
     }
     *OUTPUT.lock().unwrap_or_else(PoisonError::into_inner) = Some(output);
     PID.store(std::process::id(), Ordering::Relaxed);
-    crate::runtime::install_exit_hook()?;
+    register_lifecycle();
+    crate::lifecycle::run_at_process_exit()?;
     capture::install(sys::fd::duplicate(io::stdout().as_fd())?, record_line)?;
     ENABLED.store(true, Ordering::Relaxed);
     Ok(())
@@ -402,6 +403,7 @@ pub fn record_timeline(output: TimelineOutput) -> io::Result<()> {
 /// gave them the real stdout, as a spawned child gets it). A child that cannot record says so
 /// on stderr and runs on without the timeline.
 pub(crate) fn child_started(method: StartMethod) {
+    register_lifecycle();
     METHOD.store(method_code(method), Ordering::Relaxed);
     FREQUENT.store(0, Ordering::Relaxed);
     PID.store(std::process::id(), Ordering::Relaxed);
@@ -475,9 +477,25 @@ pub(crate) fn for_executed_child(command: &mut Command) -> io::Result<Vec<RawFd>
     Ok(vec![fd])
 }
 
+/// Registers the timeline's exit steps: a child records its end first of all, the main
+/// process writes the timeline last of all.
+fn register_lifecycle() {
+    use crate::lifecycle::{Ending, ExitStep, at_exit};
+    at_exit(ExitStep::Record, |ending| {
+        if let Ending::Child(code) = ending {
+            exiting(code);
+        }
+    });
+    at_exit(ExitStep::Report, |ending| {
+        if ending == Ending::Main {
+            finish();
+        }
+    });
+}
+
 /// In a child about to end with `code`: copies its last output and records its exit, with
 /// how many lock events it only counted.
-pub(crate) fn exiting(code: i32) {
+fn exiting(code: i32) {
     if enabled() {
         capture::finish(record_line);
         let counted = FREQUENT
@@ -506,7 +524,7 @@ pub(crate) fn reaped(pid: u32, code: &io::Result<i32>) {
 /// In the main process, once `main` returned and every child was settled: writes the
 /// timeline where `--timeline` asked. Failures are reported on stderr; the program's exit
 /// status is not changed.
-pub(crate) fn finish() {
+fn finish() {
     let Some(output) = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner).take() else {
         return;
     };

@@ -42,18 +42,17 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{self, ChildIdentity, ChildRecord};
+use super::registry::{self as runtime, ChildIdentity};
+use super::start_method::{self, StartMethod};
 use crate::sys;
 use crate::sys::shm::Seal;
 
 /// The argument that marks a spawned child's command line: `PROGRAM MARKER PAYLOAD_FD`.
-const MARKER: &str = "--shared-spawned-child";
+pub(crate) const MARKER: &str = "--shared-spawned-child";
 
 /// The environment variable that carries a spawned child's token. Internal to `shared`: the
 /// parent sets it for each spawned child; nothing else should. A command line that asks for a
@@ -100,66 +99,74 @@ pub(crate) fn entry<R: Relaunch>(args: &[u8], fds: Vec<OwnedFd>) -> i32 {
     R::relaunch(args, fds)
 }
 
-/// Keeps the section non-empty (so the linker defines its bounds) in a program that never
-/// instantiates [`entry`]. Called through a payload, it refuses to run anything.
-#[unsafe(link_section = "shared_spawn_entries")]
-#[inline(never)]
-fn section_floor(_: &[u8], _: Vec<OwnedFd>) -> i32 {
-    REFUSED
-}
-
-unsafe extern "C" {
-    // Defined by the linker (GNU ld, gold, lld) for every section whose name is a C
-    // identifier: the bounds of the spawn entries of this executable.
-    #[link_name = "__start_shared_spawn_entries"]
-    static SECTION_START: u8;
-    #[link_name = "__stop_shared_spawn_entries"]
-    static SECTION_STOP: u8;
-}
-
-/// The addresses `[start, stop)` of this image's spawn entries.
-fn section() -> (usize, usize) {
-    // Referenced so that `--gc-sections` keeps it, and the section with it.
-    std::hint::black_box(section_floor as EntryFn);
-    // Only the symbols' addresses are taken; nothing is read through them.
-    (
-        &raw const SECTION_START as usize,
-        &raw const SECTION_STOP as usize,
-    )
+sys::section::entry_section! {
+    /// This image's spawn entries.
+    fn section() in "shared_spawn_entries";
+    /// Keeps the section non-empty in a program that never instantiates [`entry`]. Called
+    /// through a payload, it refuses to run anything.
+    fn section_floor(_args: &[u8], _fds: Vec<OwnedFd>) -> i32 {
+        REFUSED
+    }
 }
 
 /// Where `entry` lies in the executable's spawn entries, or `None` if it lies elsewhere: in a
 /// shared library or `dlopen`ed code (which may hold a section of its own), where a spawned
 /// child, an `exec` of the executable alone, would not find it.
 pub(crate) fn entry_offset(entry: EntryFn) -> Option<u64> {
-    sys::process::offset_in_section(section(), entry as usize)
+    section().offset_of(entry as usize)
 }
 
 /// The size of this image's spawn entries section: a child refuses a payload made by a parent
 /// whose section differs, which a different build of the program would.
 fn section_len() -> u64 {
-    let (start, stop) = section();
-    (stop - start) as u64
+    section().len()
 }
 
 /// The entry at `offset` in this image's spawn entries, if the offset lies inside them.
 fn entry_at(offset: u64) -> Option<EntryFn> {
-    let address = sys::process::address_in_section(section(), offset)?;
+    let address = section().entry_start(offset)?;
     // SAFETY: `address` lies inside this executable's `shared_spawn_entries` section, which
     // holds only instances of `entry` (all of type `EntryFn`) and `section_floor`. It is the
     // start of one of them because the payload that named it is authentic: it carries the
     // token that our parent put in our environment (checked in `read_payload`), and our
     // parent, running this same executable (`/proc/self/exe`, which names the running image
     // even if its file was replaced since), computed the offset from such a function's
-    // address with `entry_offset`. The section check alone stops every other offset (into
-    // `main`, a target, or libc) even if that reasoning failed; an offset inside the section
-    // but not at an entry's start would pass it, and only the token excludes that.
+    // address with `entry_offset`. Even if that reasoning failed, `address_in_section` only
+    // gives an address inside the section at which a function starts (by the executable's
+    // own unwind table): every other offset, into `main`, a target, libc, or the middle of an
+    // entry, is refused.
     Some(unsafe { std::mem::transmute::<usize, EntryFn>(address) })
 }
 
+/// What can be called with arguments of tuple type `A`: implemented for every `FnOnce` of up to
+/// six arguments, and for nothing else. It is sealed (public, in a private module), so no type
+/// of a user's can implement it: a unit struct cannot implement `FnOnce` in stable Rust, so no
+/// unit struct is `Callable`, and [`recreate`] never conjures one. The public traits whose
+/// values a child recreates ([`Target`](crate::Target), [`Task`](crate::Task)) have it as a
+/// supertrait, which seals them too.
+pub(crate) mod sealed {
+    /// See [`Callable`](super::Callable).
+    pub trait Callable<A> {}
+}
+pub(crate) use sealed::Callable;
+
+macro_rules! impl_callable {
+    ($($arg:ident),*) => {
+        impl<F, R, $($arg,)*> Callable<($($arg,)*)> for F where F: FnOnce($($arg),*) -> R {}
+    };
+}
+
+impl_callable!();
+impl_callable!(A1);
+impl_callable!(A1, A2);
+impl_callable!(A1, A2, A3);
+impl_callable!(A1, A2, A3, A4);
+impl_callable!(A1, A2, A3, A4, A5);
+impl_callable!(A1, A2, A3, A4, A5, A6);
+
 /// Whether values of `F` may be recreated in a spawned child: `F` is a function item. See
 /// [`recreate`].
-pub(crate) fn can_recreate<F>() -> bool {
+pub(crate) fn can_recreate<F: Callable<A>, A>() -> bool {
     size_of::<F>() == 0 && is_function_item_name(std::any::type_name::<F>())
 }
 
@@ -173,16 +180,19 @@ fn is_function_item_name(name: &str) -> bool {
 }
 
 /// The single value of a function item type `F`, in a spawned child that never had one.
-/// `None` for any other type (a closure, a function pointer, anything with data).
-pub(crate) fn recreate<F>() -> Option<F> {
-    if !can_recreate::<F>() {
+/// `None` for any other callable type (a closure, a function pointer); a type that is not
+/// callable at all, such as a unit struct, does not compile ([`Callable`]).
+pub(crate) fn recreate<F: Callable<A>, A>() -> Option<F> {
+    if !can_recreate::<F, A>() {
         return None;
     }
-    // SAFETY: `F` is zero-sized, and a function item: its one value has no bytes to be
-    // wrong, owns nothing, and asserts nothing about the program's state (a closure could
-    // capture a zero-sized token whose existence means something, such as "this global was
-    // initialised" or "I am the only owner"; closures are refused above for that reason).
-    // Conjuring it is what calling the function by its path does.
+    // SAFETY: `F` is zero-sized and callable (`Callable`, which only `FnOnce` types implement,
+    // so not a unit struct or any other data type a user could define), and its name is not
+    // a closure's: a function item. Its one value has no bytes to be wrong, owns nothing, and
+    // asserts nothing about the program's state (a closure could capture a zero-sized token
+    // whose existence means something, such as "this global was initialised" or "I am the
+    // only owner"; closures are refused above for that reason). Conjuring it is what calling
+    // the function by its path does.
     Some(unsafe { std::mem::MaybeUninit::<F>::zeroed().assume_init() })
 }
 
@@ -217,8 +227,13 @@ pub(crate) struct Sealed {
     pub(crate) payload: OwnedFd,
     /// The handle descriptors the body names, in its order (this process's numbers).
     pub(crate) fds: Vec<RawFd>,
-    /// A test changed it ([`tamper_with_next_spawn`]): the child is expected to refuse it.
+    /// A test changed it (`tamper_with_next_spawn`, with the `test-support` feature): the
+    /// child is expected to refuse it.
     pub(crate) tampered: bool,
+    /// Duplicates above the standard streams of the handle descriptors that were 0, 1 or 2
+    /// (see [`sys::fd::above_standard_streams`]): `fds` names these, so they must stay open
+    /// until the child has them.
+    pub(crate) lifted: Vec<OwnedFd>,
 }
 
 /// Seals the payload of a child that runs `outgoing` as `me`, under `token`: what both the
@@ -232,10 +247,11 @@ pub(crate) fn seal_payload(
     me: &ChildIdentity,
     token: &[u8; TOKEN_BYTES],
 ) -> std::io::Result<Sealed> {
+    let (fds, lifted) = lift_handles(outgoing.fds)?;
     let mut body = Body {
         entry: outgoing.entry,
         args: outgoing.args,
-        fds: outgoing.fds,
+        fds,
         identity: me.identity.clone(),
         name: me.name.clone(),
         daemon: me.daemon,
@@ -248,66 +264,34 @@ pub(crate) fn seal_payload(
         version: VERSION,
         token: *token,
     };
-    let tamper = TAMPER.with(|slot| slot.borrow_mut().take());
-    let tampered = tamper.is_some();
-    if let Some(tamper) = tamper {
-        tamper.apply(&mut preamble, &mut body);
-    }
+    let tampered = tamper::payload(&mut preamble, &mut body);
     let payload = write_payload(&preamble, &body)?;
     Ok(Sealed {
         payload,
         fds: body.fds,
         tampered,
+        lifted,
     })
 }
 
-/// Starts a spawned child that runs `outgoing`; returns its PID and two pidfds of it.
-///
-/// # Errors
-/// The system refused the payload's memory, the token, or the process.
-pub(crate) fn start_child(
-    outgoing: Outgoing,
-    me: ChildIdentity,
-) -> std::io::Result<crate::process::Started> {
-    let token = sys::random_bytes::<TOKEN_BYTES>()?;
-    let Sealed {
-        payload,
-        fds,
-        tampered,
-    } = seal_payload(outgoing, &me, &token)?;
-    let payload_fd = sys::fd::raw(&payload);
-    let mut inherit = fds;
-    inherit.push(payload_fd);
-
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg0(std::env::args_os().next().unwrap_or_else(|| "child".into()))
-        .arg(MARKER)
-        .arg(payload_fd.to_string())
-        .env(TOKEN_VARIABLE, hex(&token));
-    if tampered {
-        // A test expects the refusal: its exit code says what the test needs, and the
-        // message would only look like a failure in a green run.
-        command.stderr(std::process::Stdio::null());
+/// The handle descriptors `fds`, each numbered above the standard streams: a child refuses a
+/// handle at 0, 1 or 2 (those are its own streams), which a parent whose standard streams are
+/// closed may well have. Returns the numbers to send, and the duplicates made for them.
+fn lift_handles(fds: Vec<RawFd>) -> std::io::Result<(Vec<RawFd>, Vec<OwnedFd>)> {
+    let mut lifted = Vec::new();
+    let mut numbers = Vec::with_capacity(fds.len());
+    for fd in fds {
+        if fd >= sys::fd::FIRST_PASSED {
+            numbers.push(fd);
+            continue;
+        }
+        // SAFETY: `fd` is the descriptor of a handle among the arguments, which the caller
+        // keeps alive (and so open) until the child has been started.
+        let duplicate = sys::fd::lifted(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?;
+        numbers.push(sys::fd::raw(&duplicate));
+        lifted.push(duplicate);
     }
-    inherit.extend(crate::timeline::for_executed_child(&mut command)?);
-    // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
-    // async-signal-safe, on descriptors this process owns (the handles and the payload, all
-    // kept open by the caller and `payload` until `spawn` returns).
-    unsafe {
-        command.pre_exec(move || {
-            for &fd in &inherit {
-                sys::fd::keep_across_exec(fd)?;
-            }
-            Ok(())
-        });
-    }
-    let mut children = runtime::children();
-    let pid = command.spawn()?.id();
-    // Watched before it is recorded: until then no `active_children` can reap it.
-    let started = crate::process::watch_own_child(pid)?;
-    children.push(ChildRecord::new(pid, &me));
-    Ok(started)
+    Ok((numbers, lifted))
 }
 
 /// Writes the payload into a new memfd and seals it: from then on nobody, not even this
@@ -321,7 +305,7 @@ fn write_payload(preamble: &Preamble, body: &Body) -> std::io::Result<OwnedFd> {
     let fd = sys::shm::create(c"shared-spawn-payload", 0)?;
     let mut file = std::fs::File::from(fd);
     file.write_all(&bytes)?;
-    let fd = OwnedFd::from(file);
+    let fd = sys::fd::above_standard_streams(OwnedFd::from(file))?;
     sys::shm::seal(&fd, &[Seal::Write, Seal::Shrink, Seal::Grow, Seal::Sealing])?;
     Ok(fd)
 }
@@ -333,45 +317,59 @@ struct Preamble {
     token: [u8; TOKEN_BYTES],
 }
 
-/// A change to the next payload this thread sends, so that tests can check that a spawned
-/// child refuses each kind of forgery. Test support only: not part of the API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum Tamper {
-    /// A token other than the one in the child's environment.
-    Token,
-    /// Another magic.
-    Magic,
-    /// Another format version.
-    Version(u32),
-    /// Another entry offset.
-    Entry(u64),
-    /// Other handle descriptors (they are made inheritable, as real ones are).
-    Fds(Vec<RawFd>),
-    /// Forkserver only: a request whose descriptors come in another order (the payload where
-    /// the server expects the socket on which it reports the child's end).
-    RequestOutOfOrder,
-    /// Forkserver only: a request that carries no descriptors at all.
-    RequestWithoutDescriptors,
-    /// Forkserver only: a request that carries one handle descriptor more than its payload
-    /// names.
-    RequestExtraDescriptor,
-}
+/// Fault injection for tests: a forged payload or request, to check that a child or the
+/// forkserver refuses each kind of forgery. Compiled only with the `test-support` feature
+/// (which `shared`'s own tests enable), so that no production build carries it.
+#[cfg(feature = "test-support")]
+pub(crate) mod tamper {
+    use std::os::fd::RawFd;
 
-thread_local! {
-    static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
-}
+    use super::{Body, Preamble};
 
-/// Makes this thread's next spawn send a payload changed by `tamper`, with the child's stderr
-/// discarded (the refusal it prints is expected). Test support only.
-#[doc(hidden)]
-pub fn tamper_with_next_spawn(tamper: Tamper) {
-    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
-}
+    /// A change to the next payload this thread sends, so that tests can check that a spawned
+    /// child refuses each kind of forgery. Test support only: not part of the API.
+    #[doc(hidden)]
+    #[derive(Debug)]
+    pub enum Tamper {
+        /// A token other than the one in the child's environment.
+        Token,
+        /// Another magic.
+        Magic,
+        /// Another format version.
+        Version(u32),
+        /// Another entry offset.
+        Entry(u64),
+        /// Other handle descriptors (they are made inheritable, as real ones are).
+        Fds(Vec<RawFd>),
+        /// Forkserver only: a request whose descriptors come in another order (the payload
+        /// where the server expects the socket on which it reports the child's end).
+        RequestOutOfOrder,
+        /// Forkserver only: a request that carries no descriptors at all.
+        RequestWithoutDescriptors,
+        /// Forkserver only: a request that carries one handle descriptor more than its
+        /// payload names.
+        RequestExtraDescriptor,
+    }
 
-impl Tamper {
-    fn apply(self, preamble: &mut Preamble, body: &mut Body) {
-        match self {
+    thread_local! {
+        static TAMPER: std::cell::RefCell<Option<Tamper>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Makes this thread's next spawn send a payload changed by `tamper`, with the child's
+    /// stderr discarded (the refusal it prints is expected). Test support only.
+    #[doc(hidden)]
+    pub fn tamper_with_next_spawn(tamper: Tamper) {
+        TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
+    }
+
+    /// Applies the forgery a test asked for, if any, to the payload about to be sealed;
+    /// whether there was one (the child is then expected to refuse it). A request forgery is
+    /// left for [`forge_request`].
+    pub(super) fn payload(preamble: &mut Preamble, body: &mut Body) -> bool {
+        let Some(tamper) = TAMPER.with(|slot| slot.borrow_mut().take()) else {
+            return false;
+        };
+        match tamper {
             Tamper::Token => preamble.token[0] ^= 1,
             Tamper::Magic => preamble.magic[0] ^= 1,
             Tamper::Version(version) => preamble.version = version,
@@ -380,32 +378,51 @@ impl Tamper {
             Tamper::RequestOutOfOrder
             | Tamper::RequestWithoutDescriptors
             | Tamper::RequestExtraDescriptor => {
-                put_back(self);
+                TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
             }
+        }
+        true
+    }
+
+    /// Applies the request forgery a test asked for, if any, to the descriptors of the next
+    /// forkserver request: `fds` (the per-child socket, the payload `payload`, the handles).
+    pub(crate) fn forge_request(fds: &mut Vec<RawFd>, payload: RawFd) {
+        let tamper = TAMPER.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            matches!(
+                *slot,
+                Some(
+                    Tamper::RequestOutOfOrder
+                        | Tamper::RequestWithoutDescriptors
+                        | Tamper::RequestExtraDescriptor
+                )
+            )
+            .then(|| slot.take())
+            .flatten()
+        });
+        match tamper {
+            Some(Tamper::RequestOutOfOrder) => fds.swap(0, 1),
+            Some(Tamper::RequestWithoutDescriptors) => fds.clear(),
+            Some(Tamper::RequestExtraDescriptor) => fds.push(payload),
+            _ => {}
         }
     }
 }
 
-/// Leaves `tamper` for whoever sends the next request (the forkserver client).
-fn put_back(tamper: Tamper) {
-    TAMPER.with(|slot| *slot.borrow_mut() = Some(tamper));
-}
+/// Without the `test-support` feature nothing is ever forged.
+#[cfg(not(feature = "test-support"))]
+pub(crate) mod tamper {
+    use std::os::fd::RawFd;
 
-/// The request forgery the next forkserver request must carry, if a test asked for one.
-pub(crate) fn take_request_tamper() -> Option<Tamper> {
-    TAMPER.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        matches!(
-            *slot,
-            Some(
-                Tamper::RequestOutOfOrder
-                    | Tamper::RequestWithoutDescriptors
-                    | Tamper::RequestExtraDescriptor
-            )
-        )
-        .then(|| slot.take())
-        .flatten()
-    })
+    use super::{Body, Preamble};
+
+    /// Never a forgery: `false`.
+    pub(super) fn payload(_: &mut Preamble, _: &mut Body) -> bool {
+        false
+    }
+
+    /// Leaves the request as it is.
+    pub(crate) fn forge_request(_: &mut Vec<RawFd>, _: RawFd) {}
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -428,15 +445,9 @@ pub(crate) fn unhex(text: &OsStr) -> Option<[u8; TOKEN_BYTES]> {
 /// processes of its own.
 static DISPATCHED: AtomicBool = AtomicBool::new(false);
 
-/// Whether this process was started by spawn but its `main` is running: `init` was not called
-/// (in a spawned child it never returns), so the child is re-running the parent's program.
-/// A forkserver's image is such a process too: it re-ran `main` because `init` was missing.
-pub(crate) fn is_child_without_init() -> bool {
-    !DISPATCHED.load(Ordering::Relaxed)
-        && std::env::args_os()
-            .nth(1)
-            .is_some_and(|arg| arg == MARKER || arg == crate::forkserver::MARKER)
-        && std::env::var_os(TOKEN_VARIABLE).is_some()
+/// Whether this process is a spawned child that was given its target.
+pub(crate) fn is_dispatched() -> bool {
+    DISPATCHED.load(Ordering::Relaxed)
 }
 
 /// Why this process refuses to act as a spawned child.
@@ -464,65 +475,6 @@ pub(crate) fn refuse(reason: impl Into<String>) -> Refusal {
     Refusal(reason.into())
 }
 
-/// If this process is a spawned child, runs its target and ends the process; otherwise
-/// returns. The guard half of [`init`](crate::init), for a program that reads its own command
-/// line: call it first thing in `main`. Python: `if __name__ == '__main__':`.
-///
-/// ```
-/// shared::run_if_spawned_child(); // in the main process: returns at once
-/// ```
-pub fn run_if_spawned_child() {
-    // Only the first call may act. A later one runs after the program's own code, which may
-    // have opened descriptors of its own that the checks below would take for inherited ones.
-    if ENTERED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let Some(args) = command_line() else {
-        return;
-    };
-    let forkserver = args.get(1).map(Vec::as_slice) == Some(crate::forkserver::MARKER.as_bytes());
-    if args.get(1).map(Vec::as_slice) != Some(MARKER.as_bytes()) && !forkserver {
-        return;
-    }
-    // A Rust `main` ignores SIGPIPE, so that writing to a closed pipe is an error, not death.
-    // This may run before that set-up (from `.init_array`), and the refusal below writes.
-    sys::process::ignore_broken_pipe_signal();
-    let args: Vec<&[u8]> = args[1..].iter().map(Vec::as_slice).collect();
-    if forkserver {
-        // Never returns: the server serves until its program ends; a child it forks runs its
-        // target and ends there too.
-        crate::forkserver::serve(&args);
-    }
-    let code = match accept(&args) {
-        Ok(child) => child.run(),
-        Err(refusal) => {
-            // Not `eprintln!`, which panics when stderr is closed: the exit code must be 2.
-            let _ = writeln!(std::io::stderr(), "{refusal}");
-            REFUSED
-        }
-    };
-    runtime::finish_child(code)
-}
-
-/// Set by the first call of [`run_if_spawned_child`].
-static ENTERED: AtomicBool = AtomicBool::new(false);
-
-/// This process's arguments, the program's name first. From /proc rather than
-/// `std::env::args`, which may be empty here: this may run from `.init_array`, before the
-/// standard library has recorded the arguments. Without /proc (a chroot or a mount namespace
-/// that hides it), from `std::env::args_os`, which `init` in `main` always has.
-fn command_line() -> Option<Vec<Vec<u8>>> {
-    let Ok(cmdline) = std::fs::read("/proc/self/cmdline") else {
-        let args: Vec<Vec<u8>> = std::env::args_os()
-            .map(|arg| arg.as_bytes().to_vec())
-            .collect();
-        return (!args.is_empty()).then_some(args);
-    };
-    // Each argument ends with a NUL.
-    let cmdline = cmdline.strip_suffix(&[0]).unwrap_or(&cmdline);
-    Some(cmdline.split(|&b| b == 0).map(<[u8]>::to_vec).collect())
-}
-
 /// A payload that passed every check, with its descriptors adopted.
 pub(crate) struct Accepted {
     entry: EntryFn,
@@ -534,7 +486,7 @@ pub(crate) struct Accepted {
 }
 
 /// Checks the command line, the token and the payload, then adopts the handle descriptors.
-fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
+pub(crate) fn accept(args: &[&[u8]]) -> Result<Accepted, Refusal> {
     if sys::process::is_secure_execution() {
         // The loader runs a setuid, setgid or file-capability program in secure mode: it
         // ignores LD_PRELOAD because the environment is its user's choice. So is the token.
@@ -714,8 +666,8 @@ impl Accepted {
         DISPATCHED.store(true, Ordering::Relaxed);
         // Only a forkserved child is told of its parent by a pidfd (see `accept_forkserved`).
         let method = match parent_exited {
-            Some(_) => crate::StartMethod::Forkserver,
-            None => crate::StartMethod::Spawn,
+            Some(_) => StartMethod::Forkserver,
+            None => StartMethod::Spawn,
         };
         let parent_exited = parent_exited.map(std::sync::Arc::new);
         let watched = match &parent_exited {
@@ -737,6 +689,9 @@ impl Accepted {
             parent_name: body.parent_name,
             parent_exited,
         });
+        // Its own children start the way it was started, unless told otherwise (CPython sets
+        // the start method of a spawned child to its parent's).
+        start_method::set_start_method(method);
         crate::timeline::child_started(method);
         entry(&body.args, fds)
     }
@@ -750,8 +705,8 @@ mod tests {
 
     #[test]
     fn only_function_items_can_be_recreated() {
-        fn item_of<F>(_: &F) -> bool {
-            can_recreate::<F>()
+        fn item_of<F: Callable<()>>(_: &F) -> bool {
+            can_recreate::<F, ()>()
         }
         assert!(item_of(&a_function));
         assert!(item_of(&only_function_items_can_be_recreated));
@@ -765,7 +720,10 @@ mod tests {
         );
         let pointer: fn() = a_function;
         assert!(!item_of(&pointer), "a function pointer has a value");
-        assert!(recreate::<String>().is_none());
+        assert!(recreate::<fn(), ()>().is_none());
+        // A unit struct (or `String`, or any other data) is not `Callable`, so
+        // `recreate::<Unit, ()>()` does not compile: the `compile_fail` examples on
+        // `Target` and `Task` check that a unit struct cannot be made one.
     }
 
     #[test]
@@ -781,8 +739,37 @@ mod tests {
         assert_eq!(found(&[], Vec::new()), 42);
         assert_eq!(entry_offset(a_spawnless_function), None);
         assert!(entry_at(u64::MAX).is_none());
-        let (start, stop) = section();
-        assert!(entry_at((stop - start) as u64).is_none());
+        assert!(entry_at(section().len()).is_none());
+    }
+
+    #[test]
+    fn an_offset_inside_an_entry_but_not_at_its_start_is_refused() {
+        struct Something;
+        impl Relaunch for Something {
+            fn relaunch(_: &[u8], _: Vec<OwnedFd>) -> i32 {
+                7
+            }
+        }
+        let offset = entry_offset(entry::<Something>).expect("an entry lies in the section");
+        assert!(entry_at(offset).is_some(), "an entry's start is found");
+        // Every entry is longer than a few bytes (it calls another function): these offsets
+        // land inside it, where jumping would crash the child with a signal.
+        for inside in 1..4 {
+            assert!(
+                entry_at(offset + inside).is_none(),
+                "entry start + {inside}"
+            );
+        }
+        // Over the whole section, only function starts pass: far fewer than its bytes.
+        let accepted = (0..section_len())
+            .filter(|&o| entry_at(o).is_some())
+            .count();
+        assert!(accepted >= 2, "this entry and the floor at least");
+        assert!(
+            accepted as u64 * 4 <= section_len(),
+            "{accepted} of {} offsets accepted",
+            section_len()
+        );
     }
 
     fn a_spawnless_function(_: &[u8], _: Vec<OwnedFd>) -> i32 {

@@ -1,12 +1,16 @@
-//! What every process of a program needs to know about itself: its name, whether it is
+//! The registry of a process's children, and what every process of a program needs to know
+//! about itself: its name, whether it is
 //! daemonic, and which children it must terminate or join when it ends (CPython does the same
 //! in `multiprocessing.util._exit_function`).
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::lifecycle::{
+    self, Ending, ExitStep, ForkRank, ForkRegistration, HeldAcrossFork, JustRelease,
+};
 use crate::sys;
 use crate::sys::process::Stop;
 
@@ -21,9 +25,9 @@ pub(crate) struct ChildRecord {
     /// Set when the registry reaped the child ([`reap_finished`]) while its handle still
     /// exists: `waitpid` gives a status only once, so the handle's `join` takes it from here.
     pub(crate) exitcode: Option<i32>,
-    /// For a forkserved child, which is the server's child and not ours: where the server
-    /// reports how it ended. `None`: our own child, reaped with `waitpid`.
-    pub(crate) reporter: Option<crate::forkserver::Reporter>,
+    /// For a child that is not ours (a forkserved child is its server's): how its end is
+    /// collected. `None`: our own child, reaped with `waitpid`.
+    pub(crate) reporter: Option<Box<dyn CollectExit>>,
 }
 
 impl ChildRecord {
@@ -45,7 +49,7 @@ impl ChildRecord {
     pub(crate) fn forkserved(
         pid: u32,
         me: &ChildIdentity,
-        reporter: crate::forkserver::Reporter,
+        reporter: Box<dyn CollectExit>,
     ) -> ChildRecord {
         ChildRecord {
             reporter: Some(reporter),
@@ -70,8 +74,43 @@ impl ChildRecord {
     }
 }
 
+/// A started child: its PID, a pidfd to wait on and one to signal.
+pub(crate) type Started = (u32, OwnedFd, OwnedFd);
+
+/// Opens the pidfds of our own child `pid`, just started. The caller holds the children
+/// registry and has not recorded the child yet, so nobody can have reaped it: the pidfds name
+/// it. On failure the child is stopped and reaped, since nobody could join it.
+pub(crate) fn watch_own_child(pid: u32) -> io::Result<Started> {
+    let watched = sys::process::exit_notifier(pid)
+        .and_then(|exited| Ok((sys::fd::duplicate(exited.as_fd())?, exited)));
+    match watched {
+        Ok((pidfd, exited)) => Ok((pid, exited, pidfd)),
+        Err(error) => {
+            let _ = sys::process::send(pid, Stop::Kill);
+            let _ = sys::process::reap(pid);
+            Err(error)
+        }
+    }
+}
+
+/// How the end of a child that is not this process's own is collected: the small interface
+/// through which every start method's child is polled and waited for alike (our own children
+/// are reaped with `waitpid`; a forkserved child's end is reported by its server). Python: the
+/// `poll`/`wait` that `popen_fork`, `popen_spawn_posix` and `popen_forkserver` share.
+pub(crate) trait CollectExit: Send {
+    /// The exit code if the child has ended, without waiting; collecting it lets its PID go.
+    ///
+    /// # Errors
+    /// The code cannot be known (see the implementation).
+    fn try_collect(&self) -> io::Result<Option<i32>>;
+    /// Waits for the child to end and collects its exit code.
+    ///
+    /// # Errors
+    /// As [`try_collect`](Self::try_collect).
+    fn collect(&self) -> io::Result<i32>;
+}
+
 static CHILDREN: Mutex<Vec<ChildRecord>> = Mutex::new(Vec::new());
-static EXIT_HOOK: Once = Once::new();
 static IS_DAEMON: AtomicBool = AtomicBool::new(false);
 static CHILD_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Who this process is: `None` in the main process, set by [`become_child`] in a child.
@@ -80,28 +119,43 @@ static ME: Mutex<Option<ChildIdentity>> = Mutex::new(None);
 /// The registry of this process's unreaped children. A poisoned lock is still usable: the list
 /// is only pushed to and filtered, never left half-written.
 pub(crate) fn children() -> MutexGuard<'static, Vec<ChildRecord>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: ForkRegistration = ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Children, hold_children);
     CHILDREN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Makes sure the exit hook runs when `main` returns or `std::process::exit` is called: it
-/// joins the non-daemonic threads, then settles the children, in CPython's order.
+/// Makes sure the registered exit steps ([`lifecycle::run_exit_hooks`]) run when `main`
+/// returns or `std::process::exit` is called, and registers this module's exit step: the
+/// children are settled. (Its fork hooks, the children registry and who this process is,
+/// register themselves in [`children`] and [`me`], before either lock is first taken.)
 pub(crate) fn install_exit_hook() -> io::Result<()> {
-    let mut result = Ok(());
-    EXIT_HOOK.call_once(|| result = sys::process::at_exit(exit_hook));
-    result
+    // Each time, not under a `Once` (see `ForkRegistration`): registering is idempotent.
+    lifecycle::at_exit(ExitStep::Children, settle_at_exit);
+    lifecycle::run_at_process_exit()
 }
 
-extern "C" fn exit_hook() {
-    crate::thread::settle_threads();
+fn settle_at_exit(_: Ending) {
     settle_children();
-    crate::timeline::finish();
+}
+
+/// The children registry, held across a fork: the child starts with none of its own.
+struct HeldChildren(MutexGuard<'static, Vec<ChildRecord>>);
+
+impl HeldAcrossFork for HeldChildren {
+    fn in_child(mut self: Box<Self>) {
+        self.0.clear();
+    }
+}
+
+fn hold_children() -> Box<dyn HeldAcrossFork> {
+    Box::new(HeldChildren(children()))
 }
 
 /// Terminates daemonic children, then waits for every child: what CPython does at exit. A
 /// child reaped already is neither signalled (its PID may be someone else's now) nor waited for.
-/// Then stops this process's forkserver, if it started one, and waits for it too.
 ///
 /// An unreaped child's PID is its own: ours stay zombies until `waitpid`, and a forkserved
 /// child stays one in its server until we collect its report.
@@ -114,7 +168,6 @@ pub(crate) fn settle_children() {
     for child in &pending {
         crate::timeline::reaped(child.pid, &child.reap());
     }
-    crate::forkserver::shut_down();
 }
 
 /// Marks child `pid` as having no handle left, so [`reap_abandoned`] may collect it; forgets it
@@ -202,8 +255,11 @@ pub(crate) struct ChildIdentity {
 }
 
 /// Who this process is, locked. A forked child must find it unlocked, so `fork` is made
-/// holding it (see `process::fork_child`).
+/// holding it (see `process::fork`).
 pub(crate) fn me() -> MutexGuard<'static, Option<ChildIdentity>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: ForkRegistration = ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Identity, || Box::new(JustRelease(me())));
     ME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -266,13 +322,11 @@ pub(crate) fn die_when_readable(exited: OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// The end of a child process: join the non-daemonic threads it started, settle its own
-/// children, flush, and leave with `code` without running the exit work it inherited from its
-/// parent.
+/// The end of a child process: the registered exit steps (record the end, join the
+/// non-daemonic threads it started, settle its own children, stop its forkserver), flush, and
+/// leave with `code` without running the exit work it inherited from its parent.
 pub(crate) fn finish_child(code: i32) -> ! {
-    crate::timeline::exiting(code);
-    crate::thread::settle_threads();
-    settle_children();
+    lifecycle::run_exit_hooks(Ending::Child(code));
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     sys::process::exit_immediately(code)

@@ -26,11 +26,31 @@
 //!   the pidfd (readable once the child has ended, as for any child), then collects the code;
 //!   CPython's waits on the socket itself, and its server reaps at once.
 //!
+//! # A killed server
+//!
+//! If the server dies (SIGKILL) while children it forked still run, their reports are lost,
+//! but not their ends: the program made itself a *child subreaper* (`PR_SET_CHILD_SUBREAPER`)
+//! before it started the server, so the kernel gives the server's orphaned children to the
+//! program, not to init. The program still holds a pidfd of each (opened by the server before
+//! the child could be reaped), and collects it as its own child with `waitid(P_PIDFD)`: `join`
+//! returns and the exit code is reported, as in CPython (`test_forkserver_sigkill`, which
+//! accepts 255 there, an exit code it cannot know; here it is the real one). The next start
+//! starts a new server.
+//!
+//! Why a subreaper rather than another channel: only the parent of a process learns how it
+//! ended (a signal leaves the child no chance to tell anyone), and once the server is gone the
+//! nearest subreaper above it becomes that parent. The price: in a program that has started a
+//! forkserver, any descendant orphaned for another reason (a grandchild whose parent died, a
+//! daemon that double-forks from a `Command`) is given to the program too, and stays a zombie
+//! until the program exits, when init reaps it. A server that ends between reporting a child's
+//! end and reaping it leaves that child a zombie of the program, reaped at once if the program
+//! notices the server gone when it acknowledges the report.
+//!
 //! # What a request can make the server do
 //!
 //! A request carries descriptors only: the per-child socket, the payload, and the handles of
 //! the target's arguments. The payload is the spawn start method's, sealed and carrying the
-//! server's token (see [`crate::spawn`]), and the forked child checks it exactly as a spawned
+//! server's token (see [`super::payload`]), and the forked child checks it exactly as a spawned
 //! child checks its own, plus two things: the number of handles received, and that the
 //! payload names as parent the program that started this server. So a forged or corrupted
 //! request makes the server fork a child that refuses it (exit code 2, reported like any
@@ -44,14 +64,13 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::process::ProcessError;
-use crate::runtime::{self, ChildIdentity, ChildRecord};
-use crate::spawn::{self, TOKEN_BYTES, TOKEN_VARIABLE, Tamper};
+use super::exec::{Exec, exec_self};
+use super::payload::{self as spawn, TOKEN_BYTES, TOKEN_VARIABLE};
+use super::registry::{self as runtime, ChildIdentity, ChildRecord, CollectExit};
+use crate::lifecycle::{self, ExitStep, ForkRank, HeldAcrossFork};
 use crate::sys::{self, passing};
 
 /// The argument that marks a forkserver's command line: `PROGRAM MARKER CONTROL_FD PROGRAM_PID`.
@@ -76,6 +95,8 @@ const MAX_MESSAGE: usize = 64;
 /// This process's server, once started.
 pub(crate) struct Server {
     process: std::process::Child,
+    /// A pidfd of the server, readable once it has ended: its children are ours from then on.
+    exited: Arc<OwnedFd>,
     control: OwnedFd,
     token: [u8; TOKEN_BYTES],
 }
@@ -83,6 +104,9 @@ pub(crate) struct Server {
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn server() -> MutexGuard<'static, Option<Server>> {
+    // Registered before the lock is first taken (see `lifecycle::at_fork`).
+    static HELD_ACROSS_FORK: lifecycle::ForkRegistration = lifecycle::ForkRegistration::new();
+    HELD_ACROSS_FORK.ensure(ForkRank::Forkserver, || Box::new(HeldServer(server())));
     SERVER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -97,18 +121,21 @@ const REPORT_GRACE: Duration = Duration::from_secs(5);
 /// kept in the children registry.
 pub(crate) struct Reporter {
     socket: OwnedFd,
-    /// A pidfd of the child, to tell "not ended" from "ended, report on its way".
+    /// A pidfd of the child, to tell "not ended" from "ended, report on its way", and to wait
+    /// for it ourselves if its server is killed.
     pidfd: OwnedFd,
+    /// A pidfd of the server that started the child.
+    server_exited: Arc<OwnedFd>,
 }
 
-impl Reporter {
+impl CollectExit for Reporter {
     /// The exit code, if the child has ended (waiting the moment it takes its server to
     /// report it); then tells the server that it may reap the child. Like `waitpid` on a
     /// child of our own, this succeeds once the child has ended.
     ///
     /// # Errors
     /// The server ended before it reported (the code is lost), or sent something else.
-    pub(crate) fn try_collect(&self) -> io::Result<Option<i32>> {
+    fn try_collect(&self) -> io::Result<Option<i32>> {
         let ended = |timeout| sys::fd::wait_readable(self.pidfd.as_fd(), Some(timeout));
         let reported = |timeout| sys::fd::wait_readable(self.socket.as_fd(), Some(timeout));
         // Reported already, or ended and about to be: the server reports at once.
@@ -119,7 +146,7 @@ impl Reporter {
         }
         let message = match passing::receive(self.socket.as_fd(), MAX_MESSAGE, false) {
             Ok(Some(message)) => message,
-            Ok(None) => return Err(server_gone()),
+            Ok(None) => return self.try_collect_orphan(),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(error) => return Err(error),
         };
@@ -127,23 +154,51 @@ impl Reporter {
             Some((EXIT_TAG, code)) => code,
             _ => return Err(unexpected(&message.bytes)),
         };
-        // A server that has just ended cannot take it, and has nothing left to reap.
-        let _ = passing::send(self.socket.as_fd(), COLLECTED, &[]);
+        if passing::send(self.socket.as_fd(), COLLECTED, &[]).is_err() {
+            // The server ended after it reported, before it could reap the child: the child
+            // is ours now, a zombie, and ours to reap.
+            let _ = self.try_collect_orphan();
+        }
         Ok(Some(code))
     }
 
-    /// Waits until the server reports the child's end, and collects it.
-    pub(crate) fn collect(&self) -> io::Result<i32> {
-        sys::fd::wait_readable(self.socket.as_fd(), None)?;
-        self.try_collect()?
-            .ok_or_else(|| io::Error::other("the forkserver's report vanished"))
+    /// Waits until the child's end is known (reported by the server, or, if the server was
+    /// killed, seen by this process), and collects it.
+    fn collect(&self) -> io::Result<i32> {
+        loop {
+            // Readable once the server reports, or once it has ended without reporting.
+            sys::fd::wait_readable(self.socket.as_fd(), None)?;
+            if let Some(code) = self.try_collect()? {
+                return Ok(code);
+            }
+            // The server is gone and the child runs on: wait for its end.
+            sys::fd::wait_readable(self.pidfd.as_fd(), None)?;
+        }
+    }
+}
+
+impl Reporter {
+    /// The server ended without reporting (killed, say): the child is now this process's
+    /// own, given to it as the subreaper (see [`start_server`]); its exit code, if it has
+    /// ended, is collected like any child's.
+    fn try_collect_orphan(&self) -> io::Result<Option<i32>> {
+        // Its children are given to us only once the server has ended entirely, a moment after
+        // its sockets closed.
+        if !sys::fd::wait_readable(self.server_exited.as_fd(), Some(REPORT_GRACE))? {
+            return Err(server_gone());
+        }
+        match sys::process::try_reap_pidfd(self.pidfd.as_fd()) {
+            Err(error) if error.raw_os_error() == Some(nix::libc::ECHILD) => Err(server_gone()),
+            outcome => outcome,
+        }
     }
 }
 
 fn server_gone() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
-        "the forkserver ended before it reported how the child ended",
+        "the forkserver ended before it reported how the child ended, and the child was not \
+         given to this process",
     )
 }
 
@@ -169,29 +224,26 @@ fn parse_report(message: &passing::Received) -> Option<(u8, i32)> {
 /// `outgoing` as `me`; records the child in the registry.
 ///
 /// # Errors
-/// [`ProcessError::Os`] if the system refused, if the server could not start (the program's
+/// The system refused, if the server could not start (the program's
 /// `main` lacks [`init`](crate::init), say), or if it refused the request or ended.
 /// Returns the child's PID and a pidfd of it, from the server, which opened it before the
 /// child could be reaped: it names this child and no later process that reuses its PID.
 pub(crate) fn start_child(
     outgoing: spawn::Outgoing,
     me: ChildIdentity,
-) -> Result<(u32, OwnedFd), ProcessError> {
+) -> io::Result<(u32, OwnedFd)> {
     let (ours, theirs) = passing::packet_socket_pair()?;
+    let server_exited;
     {
         let mut slot = server();
         let server = ensure_running(&mut slot)?;
+        server_exited = Arc::clone(&server.exited);
         let sealed = spawn::seal_payload(outgoing, &me, &server.token)?;
         let mut fds = vec![theirs.as_raw_fd(), sealed.payload.as_raw_fd()];
         fds.extend(sealed.fds);
         let mut request = REQUEST.to_vec();
         request.push(u8::from(sealed.tampered));
-        match spawn::take_request_tamper() {
-            Some(Tamper::RequestOutOfOrder) => fds.swap(0, 1),
-            Some(Tamper::RequestWithoutDescriptors) => fds.clear(),
-            Some(Tamper::RequestExtraDescriptor) => fds.push(sealed.payload.as_raw_fd()),
-            _ => {}
-        }
+        spawn::tamper::forge_request(&mut fds, sealed.payload.as_raw_fd());
         passing::send(server.control.as_fd(), &request, &fds)?;
     }
     // Only the server holds the other end now: if it drops the request, ours reads the end.
@@ -200,15 +252,16 @@ pub(crate) fn start_child(
     let reporter = Reporter {
         socket: ours,
         pidfd: sys::fd::duplicate(pidfd.as_fd())?,
+        server_exited,
     };
-    runtime::children().push(ChildRecord::forkserved(pid, &me, reporter));
+    runtime::children().push(ChildRecord::forkserved(pid, &me, Box::new(reporter)));
     Ok((pid, pidfd))
 }
 
 /// Reads the server's answer to a request: the child's PID and a pidfd of it.
-fn read_pid(socket: BorrowedFd<'_>) -> Result<(u32, OwnedFd), ProcessError> {
+fn read_pid(socket: BorrowedFd<'_>) -> io::Result<(u32, OwnedFd)> {
     let Some(mut message) = passing::receive(socket, MAX_MESSAGE, true)? else {
-        return Err(io::Error::other("the forkserver refused the request").into());
+        return Err(io::Error::other("the forkserver refused the request"));
     };
     match parse_report(&message) {
         Some((PID_TAG, pid)) if pid > 0 => {
@@ -218,20 +271,21 @@ fn read_pid(socket: BorrowedFd<'_>) -> Result<(u32, OwnedFd), ProcessError> {
                 .expect("a PID report carries one descriptor");
             Ok((pid.unsigned_abs(), pidfd))
         }
-        Some((FORK_FAILED_TAG, errno)) => Err(io::Error::from_raw_os_error(errno).into()),
-        _ => Err(unexpected(&message.bytes).into()),
+        Some((FORK_FAILED_TAG, errno)) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(unexpected(&message.bytes)),
     }
 }
 
 /// The running server in `slot`, started if there is none or the one there has ended.
-fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
+fn ensure_running(slot: &mut Option<Server>) -> io::Result<&Server> {
     if let Some(server) = slot
         && matches!(server.process.try_wait(), Ok(Some(_)))
     {
-        // Someone killed it: its children carry on, reported as lost; start another.
+        // Someone killed it: its children carry on, ours now (see `Reporter`); start another.
         *slot = None;
     }
     if slot.is_none() {
+        register_lifecycle();
         *slot = Some(start_server()?);
     }
     Ok(slot.as_ref().expect("just started"))
@@ -239,40 +293,42 @@ fn ensure_running(slot: &mut Option<Server>) -> Result<&Server, ProcessError> {
 
 /// Starts a server: an `exec` of this program's own image, told by its command line to serve
 /// on an inherited socket, with a fresh token in its environment. Waits until it is ready.
-fn start_server() -> Result<Server, ProcessError> {
+fn start_server() -> io::Result<Server> {
     let token = sys::random_bytes::<TOKEN_BYTES>()?;
     let (control, theirs) = passing::packet_socket_pair()?;
+    // The server refuses a control descriptor among the standard streams.
+    let theirs = sys::fd::above_standard_streams(theirs)?;
     let inherited = theirs.as_raw_fd();
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .arg0(
-            std::env::args_os()
-                .next()
-                .unwrap_or_else(|| "forkserver".into()),
-        )
-        .arg(MARKER)
-        .arg(inherited.to_string())
-        .arg(std::process::id().to_string())
-        .env(TOKEN_VARIABLE, spawn::hex(&token));
-    // Under `--timeline`, the server holds the log for the children it forks.
-    let mut keep = crate::timeline::for_executed_child(&mut command)?;
-    keep.push(inherited);
-    // SAFETY: the hook runs between `fork` and `exec` and only calls `fcntl`, which is
-    // async-signal-safe, on descriptors this process owns (`theirs`, open until `spawn`
-    // returns, and the timeline's log, which lives as long as the process).
-    unsafe {
-        command.pre_exec(move || {
-            for &fd in &keep {
-                sys::fd::keep_across_exec(fd)?;
-            }
-            Ok(())
-        });
-    }
-    let mut process = command.spawn()?;
+    let exec = Exec {
+        fallback_name: "forkserver",
+        args: vec![
+            MARKER.to_owned(),
+            inherited.to_string(),
+            std::process::id().to_string(),
+        ],
+        token: (TOKEN_VARIABLE, spawn::hex(&token)),
+        // Under `--timeline`, the server also holds the log for the children it forks.
+        keep: vec![inherited],
+        quiet: false,
+    };
+    // A child of the server whose server is killed is given to this process, which can then
+    // still wait for it and report its exit code (CPython's `test_forkserver_sigkill`).
+    sys::process::become_subreaper()?;
+    let mut process = exec_self(exec)?;
     drop(theirs);
+    // Our own child, not yet reaped: the pidfd names it.
+    let exited = match sys::process::exit_notifier(process.id()) {
+        Ok(exited) => Arc::new(exited),
+        Err(error) => {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err(error);
+        }
+    };
     match passing::receive(control.as_fd(), MAX_MESSAGE, true) {
         Ok(Some(message)) if message.bytes == READY && message.fds.is_empty() => Ok(Server {
             process,
+            exited,
             control,
             token,
         }),
@@ -284,7 +340,7 @@ fn start_server() -> Result<Server, ProcessError> {
             }
             let status = process.wait()?;
             let why = match outcome {
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
                 Ok(_) if status.code() == Some(spawn::REFUSED) => {
                     format!("the forkserver refused to start ({status}; its reason is on stderr)")
                 }
@@ -295,14 +351,14 @@ fn start_server() -> Result<Server, ProcessError> {
                      `if __name__ == '__main__':`"
                 ),
             };
-            Err(io::Error::other(why).into())
+            Err(io::Error::other(why))
         }
     }
 }
 
 /// Stops this process's server, if it has one, and waits for it to exit: called at exit,
 /// once every child has been waited for.
-pub(crate) fn shut_down() {
+fn shut_down() {
     let server = server().take();
     if let Some(Server {
         mut process,
@@ -321,20 +377,25 @@ pub(crate) fn server_pid() -> Option<u32> {
     server().as_ref().map(|server| server.process.id())
 }
 
-/// Locks this process's server record across a `fork` (see `process::fork_child`), so that
-/// the forked child finds it unlocked.
-pub(crate) fn hold() -> MutexGuard<'static, Option<Server>> {
-    server()
+/// Registers the server's exit step: it is stopped once every child has been collected. (Its
+/// record registers itself in `server`, to be held across a fork: a forked child forgets it.)
+fn register_lifecycle() {
+    lifecycle::at_exit(ExitStep::Forkserver, |_| shut_down());
 }
 
-/// In a child forked by the fork start method: forgets the parent's server. The child closes
-/// its copy of the control socket, so that the server still sees the end of the connection
-/// when the parent ends, and would start a server of its own.
-pub(crate) fn forget_inherited(mut held: MutexGuard<'static, Option<Server>>) {
-    if let Some(server) = held.take() {
-        // Not ours to wait for or kill: it is the parent's child. Dropping a `Child` does
-        // neither; it only closes what it holds.
-        drop(server);
+/// This process's server record, held across a `fork` so that the child finds it unlocked.
+struct HeldServer(MutexGuard<'static, Option<Server>>);
+
+impl HeldAcrossFork for HeldServer {
+    /// In a child forked by the fork start method: forgets the parent's server. The child
+    /// closes its copy of the control socket, so that the server still sees the end of the
+    /// connection when the parent ends, and would start a server of its own.
+    fn in_child(mut self: Box<Self>) {
+        if let Some(server) = self.0.take() {
+            // Not ours to wait for or kill: it is the parent's child. Dropping a `Child` does
+            // neither; it only closes what it holds.
+            drop(server);
+        }
     }
 }
 
