@@ -310,7 +310,7 @@ fn start_timeline(program: &str, output: TimelineOutput) {
         );
         std::process::exit(2)
     }
-    if let Err(error) = crate::record_timeline(output) {
+    if let Err(error) = crate::timeline::record_in(output, crate::timeline::Language::Portuguese) {
         eprintln!("{program}: --timeline: {error}");
         std::process::exit(2)
     }

@@ -388,9 +388,12 @@
 //!
 //! # Timeline
 //!
-//! With `--timeline` on the command line, [`init`] records what every process of the run does
-//! and, when `main` returns, draws it on stderr: one column per process, one row per event
-//! (`--timeline=FILE.json` writes Chrome's trace-event format instead, for Perfetto). The
+//! With `--timeline` on a lesson's command line ([`lesson::init`]), or
+//! [`record_timeline`]`(`[`TimelineOutput::Drawing`]`)` in a program of your own, `shared`
+//! records what every process of the run does and, when `main` returns, draws it on stderr:
+//! one column per process, one row per event, in Portuguese for a lesson and in English
+//! otherwise (`--timeline=FILE.json`, or [`TimelineOutput::Json`], writes Chrome's
+//! trace-event format instead, for Perfetto). The
 //! program's stdout stays byte for byte what it is without the flag. How, and the limits:
 //!
 //! - **One log for the whole run**: a sealed memfd of fixed-size records, appended with an

@@ -21,8 +21,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use super::Kind;
 use super::model::{Event, Run};
+use super::{Kind, Language};
+
+/// `portuguese` or `english`, as `language` says.
+fn say(language: Language, portuguese: &'static str, english: &'static str) -> &'static str {
+    match language {
+        Language::Portuguese => portuguese,
+        Language::English => english,
+    }
+}
 
 /// The width the drawing fits in.
 pub(super) const WIDTH: usize = 100;
@@ -48,25 +56,33 @@ struct Row {
 }
 
 /// "1 processo", "2 processos": a run of lesson 03's two terminals has one process.
-fn processes(count: usize) -> String {
-    match count {
-        1 => "1 processo".to_owned(),
-        n => format!("{n} processos"),
+fn processes(count: usize, language: Language) -> String {
+    match (count, language) {
+        (1, Language::Portuguese) => "1 processo".to_owned(),
+        (n, Language::Portuguese) => format!("{n} processos"),
+        (1, Language::English) => "1 process".to_owned(),
+        (n, Language::English) => format!("{n} processes"),
     }
 }
 
 /// The drawing of `run`, `width` columns wide at most (plus colour codes if `colour`).
-pub(super) fn draw(run: &Run, width: usize, colour: bool) -> String {
-    let rows = rows(run);
+pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) -> String {
+    let rows = rows(run, language);
     let lanes = Lanes::assign(run, &rows);
     let column = ((width - TIME_WIDTH - 2) / lanes.count.max(1)).clamp(4, MAX_COLUMN);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Linha do tempo: {}; tempos em ms desde o init()",
-        processes(run.processes.len())
+        "{}: {}; {}",
+        say(language, "Linha do tempo", "Timeline"),
+        processes(run.processes.len(), language),
+        say(
+            language,
+            "tempos em ms desde o init()",
+            "times in ms since init()"
+        )
     );
-    header(&mut out, run, &lanes, column, width);
+    header(&mut out, run, &lanes, column, width, language);
     let mut waiting: BTreeMap<u32, bool> = BTreeMap::new();
     for row in &rows {
         if row.waiting == Some(false) {
@@ -96,19 +112,28 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool) -> String {
             waiting.insert(row.pid, true);
         }
     }
-    footer(&mut out, run);
+    footer(&mut out, run, language);
     out
 }
 
-fn header(out: &mut String, run: &Run, lanes: &Lanes, column: usize, width: usize) {
+fn header(
+    out: &mut String,
+    run: &Run,
+    lanes: &Lanes,
+    column: usize,
+    width: usize,
+    language: Language,
+) {
     let mut pids = format!("{:>w$} │ ", "ms", w = TIME_WIDTH - 2);
     let mut targets = format!("{:>w$} │ ", "", w = TIME_WIDTH - 2);
     for first in &lanes.first {
         let process = run.process(*first);
         let pid = format!("PID {first}");
-        let target = process.map_or("?", |process| process.target.as_str());
+        let target = process.map_or("?".to_owned(), |process| {
+            target_name(&process.target, language)
+        });
         let _ = write!(pids, "{:<column$}", fit(&pid, column - 1));
-        let _ = write!(targets, "{:<column$}", fit(target, column - 1));
+        let _ = write!(targets, "{:<column$}", fit(&target, column - 1));
     }
     out.push_str(pids.trim_end());
     out.push('\n');
@@ -123,31 +148,62 @@ fn header(out: &mut String, run: &Run, lanes: &Lanes, column: usize, width: usiz
     );
 }
 
-fn footer(out: &mut String, run: &Run) {
-    out.push_str(
+/// A process's column heading: its target's name as recorded (in Portuguese, the course's
+/// language: `principal`, `trabalhador do Pool`, `closure em f`), in `language`.
+fn target_name(target: &str, language: Language) -> String {
+    if language == Language::Portuguese {
+        return target.to_owned();
+    }
+    match target {
+        "principal" => "main".to_owned(),
+        "trabalhador do Pool" => "Pool worker".to_owned(),
+        other => match other.strip_prefix("closure em ") {
+            Some(outer) => format!("closure in {outer}"),
+            None => other.to_owned(),
+        },
+    }
+}
+
+fn footer(out: &mut String, run: &Run, language: Language) {
+    out.push_str(say(
+        language,
         "Legenda: » linha impressa · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada\n",
-    );
+        "Legend: » printed line · ▶ start · ■ end · │ running · ┊ waiting in a call\n",
+    ));
     for process in run.processes.iter().filter(|process| process.counted > 0) {
-        let _ = writeln!(
-            out,
-            "PID {}: mais {} eventos de trava (acquire/release), contados e não desenhados",
-            process.pid, process.counted
-        );
+        let _ = match language {
+            Language::Portuguese => writeln!(
+                out,
+                "PID {}: mais {} eventos de trava (acquire/release), contados e não desenhados",
+                process.pid, process.counted
+            ),
+            Language::English => writeln!(
+                out,
+                "PID {}: {} more lock events (acquire/release), counted and not drawn",
+                process.pid, process.counted
+            ),
+        };
     }
     if run.lost > 0 {
-        let _ = writeln!(out, "{} eventos não couberam no registro", run.lost);
+        let text = say(
+            language,
+            "eventos não couberam no registro",
+            "events did not fit in the log",
+        );
+        let _ = writeln!(out, "{} {text}", run.lost);
     }
     if run.unfinished > 0 {
-        let _ = writeln!(
-            out,
-            "{} eventos ficaram pela metade (processo morto enquanto registrava)",
-            run.unfinished
+        let text = say(
+            language,
+            "eventos ficaram pela metade (processo morto enquanto registrava)",
+            "events were left half-written (a process killed while it recorded)",
         );
+        let _ = writeln!(out, "{} {text}", run.unfinished);
     }
 }
 
 /// The rows of `run`, in time order.
-fn rows(run: &Run) -> Vec<Row> {
+fn rows(run: &Run, language: Language) -> Vec<Row> {
     let mut rows = Vec::new();
     for event in &run.events {
         let exited_itself = run.events.iter().any(|other| {
@@ -160,7 +216,7 @@ fn rows(run: &Run) -> Vec<Row> {
         if matches!(event.kind, Kind::Put | Kind::Get) && event.arg == 0 && !long {
             continue; // a quick look that found no item (a pool polls its queues)
         }
-        let (text, waited) = describe(run, event);
+        let (text, waited) = describe(run, event, language);
         let row = |time, text, waiting| Row {
             time,
             pid: event.pid,
@@ -181,16 +237,22 @@ fn rows(run: &Run) -> Vec<Row> {
 
 /// What a row says about `event`; for a call, also what its two rows say when it waited: as
 /// it began, and as it returned.
-fn describe(run: &Run, event: &Event) -> (String, Option<(String, String)>) {
-    let took = || format!("voltou após {} ms", ms(event.end - event.begin));
+fn describe(run: &Run, event: &Event, language: Language) -> (String, Option<(String, String)>) {
+    let took = || {
+        let returned = say(language, "voltou após", "returned after");
+        format!("{returned} {} ms", ms(event.end - event.begin))
+    };
     let call = |name: String, result: String| {
         let short = format!("{name}{result}");
         let returned = format!("{} {}{result}", name_only(&name), took());
         (short, Some((name, returned)))
     };
-    let queue = || run.queue(event.object);
+    let queue = || {
+        let queue = say(language, "fila", "queue");
+        format!("{queue} {}", run.queue(event.object))
+    };
     let item = || match event.arg {
-        0 => ": nenhum item".to_owned(),
+        0 => say(language, ": nenhum item", ": no item").to_owned(),
         item => format!(" → item {item}"),
     };
     match event.kind {
@@ -205,22 +267,43 @@ fn describe(run: &Run, event: &Event) -> (String, Option<(String, String)>) {
         Kind::Began => {
             let method = super::method_name(event.arg);
             (
-                format!("▶ começa: PID {}, {} ({method})", event.pid, event.text),
+                format!(
+                    "▶ {}: PID {}, {} ({method})",
+                    say(language, "começa", "starts"),
+                    event.pid,
+                    target_name(&event.text, language)
+                ),
                 None,
             )
         }
         Kind::Print => (format!("» {}", event.text), None),
-        Kind::Put => call(format!("put(fila {})", queue()), item()),
-        Kind::Get => call(format!("get(fila {})", queue()), item()),
+        Kind::Put => call(format!("put({})", queue()), item()),
+        Kind::Get => call(format!("get({})", queue()), item()),
         Kind::Send => call("send()".to_owned(), String::new()),
         Kind::Recv => call("recv()".to_owned(), String::new()),
-        Kind::TaskDone => (format!("task_done(fila {})", queue()), None),
-        Kind::QueueJoin => call(format!("fila {}.join()", queue()), String::new()),
-        Kind::Acquire => call("trava: acquire()".to_owned(), String::new()),
-        Kind::Release => ("trava: release()".to_owned(), None),
+        Kind::TaskDone => (format!("task_done({})", queue()), None),
+        Kind::QueueJoin => call(format!("{}.join()", queue()), String::new()),
+        Kind::Acquire => call(
+            say(language, "trava: acquire()", "lock: acquire()").to_owned(),
+            String::new(),
+        ),
+        Kind::Release => (
+            say(language, "trava: release()", "lock: release()").to_owned(),
+            None,
+        ),
         Kind::Join => call(format!("join(PID {})", event.object), String::new()),
-        Kind::Exit | Kind::Reaped => (format!("■ fim, {}", exit_text(event.code())), None),
-        Kind::MainEnd => ("■ main retornou".to_owned(), None),
+        Kind::Exit | Kind::Reaped => (
+            format!(
+                "■ {}, {}",
+                say(language, "fim", "end"),
+                exit_text(event.code(), language)
+            ),
+            None,
+        ),
+        Kind::MainEnd => (
+            say(language, "■ main retornou", "■ main returned").to_owned(),
+            None,
+        ),
         Kind::PoolMap => call("pool.map()".to_owned(), String::new()),
         Kind::PoolApply => call("pool.apply()".to_owned(), String::new()),
     }
@@ -232,11 +315,17 @@ fn name_only(call: &str) -> &str {
 }
 
 /// `código 0`, or `morto por SIGTERM` for a negative code.
-pub(super) fn exit_text(code: i32) -> String {
-    if code < 0 {
-        format!("morto por {}", signal_name(-code))
-    } else {
-        format!("código {code}")
+pub(super) fn exit_text(code: i32, language: Language) -> String {
+    match (code < 0, language) {
+        (true, Language::Portuguese) => format!("morto por {}", signal_name(-code)),
+        (true, Language::English) => {
+            format!(
+                "killed by {}",
+                signal_name(-code).replace("sinal ", "signal ")
+            )
+        }
+        (false, Language::Portuguese) => format!("código {code}"),
+        (false, Language::English) => format!("code {code}"),
     }
 }
 
@@ -357,8 +446,10 @@ mod tests {
 
     #[test]
     fn one_process_is_singular() {
-        assert_eq!(processes(1), "1 processo");
-        assert_eq!(processes(9), "9 processos");
+        assert_eq!(processes(1, Language::Portuguese), "1 processo");
+        assert_eq!(processes(9, Language::Portuguese), "9 processos");
+        assert_eq!(processes(1, Language::English), "1 process");
+        assert_eq!(processes(9, Language::English), "9 processes");
     }
 
     #[test]
@@ -376,17 +467,53 @@ mod tests {
             lost: 1,
             unfinished: 1,
         };
-        let text = draw(&run, WIDTH, false);
-        assert!(
-            text.lines().all(|line| line.chars().count() <= WIDTH),
-            "{text}"
-        );
+        for language in [Language::Portuguese, Language::English] {
+            let text = draw(&run, WIDTH, false, language);
+            assert!(
+                text.lines().all(|line| line.chars().count() <= WIDTH),
+                "{text}"
+            );
+        }
     }
 
     #[test]
     fn exits_name_signals() {
-        assert_eq!(exit_text(0), "código 0");
-        assert_eq!(exit_text(-15), "morto por SIGTERM");
-        assert_eq!(exit_text(-40), "morto por sinal 40");
+        assert_eq!(exit_text(0, Language::Portuguese), "código 0");
+        assert_eq!(exit_text(-15, Language::Portuguese), "morto por SIGTERM");
+        assert_eq!(exit_text(-40, Language::Portuguese), "morto por sinal 40");
+        assert_eq!(exit_text(0, Language::English), "code 0");
+        assert_eq!(exit_text(-15, Language::English), "killed by SIGTERM");
+        assert_eq!(exit_text(-40, Language::English), "killed by signal 40");
+    }
+
+    #[test]
+    fn a_library_users_drawing_is_english_and_a_lessons_portuguese() {
+        let run = Run {
+            processes: Vec::new(),
+            events: Vec::new(),
+            queues: BTreeMap::new(),
+            lost: 0,
+            unfinished: 0,
+        };
+        let english = draw(&run, WIDTH, false, Language::English);
+        assert!(english.starts_with("Timeline: 0 processes; times in ms since init()\n"));
+        assert!(english.contains("Legend: » printed line"), "{english}");
+        let portuguese = draw(&run, WIDTH, false, Language::Portuguese);
+        assert!(
+            portuguese.starts_with("Linha do tempo: 0 processos; tempos em ms desde o init()\n")
+        );
+        assert_eq!(
+            target_name("trabalhador do Pool", Language::English),
+            "Pool worker"
+        );
+        assert_eq!(
+            target_name("closure em main", Language::English),
+            "closure in main"
+        );
+        assert_eq!(target_name("principal", Language::Portuguese), "principal");
+        assert_eq!(
+            target_name("funcao_processo", Language::English),
+            "funcao_processo"
+        );
     }
 }

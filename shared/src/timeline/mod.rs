@@ -360,9 +360,9 @@ fn drain_stdout() {
 /// Records what every process of the run does from now on, and when `main` returns (or
 /// `std::process::exit` is called) draws it on stderr or writes it to a JSON file, as `output`
 /// says. Call it in the main process, right after [`init`](crate::init) and before any process
-/// starts; the lessons' `--timeline` option calls it. A second call keeps the first one's
-/// timeline. The drawing's text is Portuguese, the course's language. See the crate's
-/// [timeline section](crate#timeline) for what is recorded, and its limits.
+/// starts. A second call keeps the first one's timeline. The drawing is in English; the
+/// lessons' `--timeline` option draws it in Portuguese, the course's language. See the
+/// crate's [timeline section](crate#timeline) for what is recorded, and its limits.
 ///
 /// ```no_run
 /// shared::init()?;
@@ -375,6 +375,23 @@ fn drain_stdout() {
 /// before the run rather than after it), or the system refused the log's memory, the stdout
 /// pipe or the exit hook.
 pub fn record_timeline(output: TimelineOutput) -> io::Result<()> {
+    record_in(output, Language::English)
+}
+
+/// The words of a drawing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Language {
+    /// The course's: what the lessons draw.
+    Portuguese,
+    /// A library user's, through [`record_timeline`].
+    English,
+}
+
+/// The language the drawing is made in, set with the output.
+static LANGUAGE: AtomicU8 = AtomicU8::new(0);
+
+/// [`record_timeline`], drawing in `language`.
+pub(crate) fn record_in(output: TimelineOutput, language: Language) -> io::Result<()> {
     if let TimelineOutput::Json(path) = &output {
         std::fs::File::create(path).map_err(|error| {
             io::Error::new(
@@ -389,6 +406,7 @@ pub fn record_timeline(output: TimelineOutput) -> io::Result<()> {
         return Ok(()); // `init` ran twice: the first one's timeline stands
     }
     *OUTPUT.lock().unwrap_or_else(PoisonError::into_inner) = Some(output);
+    LANGUAGE.store(language as u8, Ordering::Relaxed);
     PID.store(std::process::id(), Ordering::Relaxed);
     register_lifecycle();
     crate::lifecycle::run_at_process_exit()?;
@@ -551,7 +569,11 @@ fn write_timeline(output: &TimelineOutput) -> Result<(), TimelineError> {
     match output {
         TimelineOutput::Drawing => {
             let colour = draw::colour_wanted();
-            let text = draw::draw(&run, draw::WIDTH, colour);
+            let language = match LANGUAGE.load(Ordering::Relaxed) {
+                0 => Language::Portuguese,
+                _ => Language::English,
+            };
+            let text = draw::draw(&run, draw::WIDTH, colour, language);
             io::stderr()
                 .write_all(text.as_bytes())
                 .map_err(TimelineError::Write)
