@@ -154,17 +154,23 @@ impl RobustMutex {
                 code => return self.taken(code),
             }
         }
-        let mutex = self.0.get();
-        let code = match deadline {
-            // SAFETY: the type's invariant: initialised and mapped while `self` lives.
-            None => unsafe { libc::pthread_mutex_lock(mutex) },
-            Some(deadline) => {
-                let wall = wall_clock_deadline(deadline);
-                // SAFETY: as above; `wall` is a valid timespec.
-                unsafe { libc::pthread_mutex_timedlock(mutex, &wall) }
+        // Never one long sleep: a sleeper relies on a wake-up that a killed process can take
+        // with it. When the woken waiter is SIGKILLed before it runs and a new locker takes
+        // the free lock meanwhile (without glibc's waiters bit), the kernel wakes nobody (the
+        // lock has a live owner), and that owner's unlock sees no waiters bit: the others
+        // sleep on a lock that is free. Waking every slice to try again bounds that to one.
+        loop {
+            let slice_end = Instant::now() + LOCK_SLICE;
+            let wake_at = deadline.map_or(slice_end, |deadline| deadline.min(slice_end));
+            let wall = wall_clock_deadline(wake_at);
+            // SAFETY: the type's invariant: initialised and mapped while `self` lives; `wall`
+            // is a valid timespec.
+            let code = unsafe { libc::pthread_mutex_timedlock(self.0.get(), &wall) };
+            let deadline_passed = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            if code != libc::ETIMEDOUT || deadline_passed {
+                return self.taken(code);
             }
-        };
-        self.taken(code)
+        }
     }
 
     /// As [`lock_unguarded`](Self::lock_unguarded), only if the mutex is free now: `None`
@@ -242,6 +248,10 @@ impl Drop for RobustGuard<'_> {
 /// How many times [`RobustMutex::lock`] tries before it blocks.
 const LOCK_SPINS: u32 = 100;
 
+/// The longest [`RobustMutex::lock`] sleeps before it tries the lock again: the bound on a
+/// wait for a lock that was freed without waking its sleepers (see `lock_unguarded`).
+const LOCK_SLICE: Duration = Duration::from_millis(100);
+
 /// Sleeps while `word` still holds `expected`, at most `timeout` (`None`: no limit). Returns on
 /// a wake-up, a timeout, a signal, or at once if the word already changed: callers re-check.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
@@ -313,6 +323,7 @@ fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
     use std::sync::mpsc;
 
     /// A mutex in this process's memory, initialised as a queue's creator does.
@@ -357,6 +368,62 @@ mod tests {
         holder.join().unwrap();
         assert!(mutex.lock(None).unwrap().is_some());
     }
+
+    /// glibc's lock word (`__data.__lock`, the mutex's first field on Linux): the owner's
+    /// TID and the waiters bit.
+    fn lock_word(mutex: &RobustMutex) -> &AtomicU32 {
+        // SAFETY: the first field of glibc's `pthread_mutex_t` is an aligned 32-bit int that
+        // glibc and the kernel access atomically; it lives as long as `mutex`.
+        unsafe { &*mutex.0.get().cast::<AtomicU32>() }
+    }
+
+    /// The system call thread `tid` of this process is blocked in, if any.
+    fn blocked_in(tid: libc::pid_t) -> Option<libc::c_long> {
+        let line = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+        line.split_whitespace().next()?.parse().ok()
+    }
+
+    /// A thread sleeping on a held lock, which is then freed without a wake-up, as when the
+    /// waiter the release woke is SIGKILLed before it runs and a new locker takes the lock in
+    /// between (the storm test's 10 s stall): the sleeper takes the lock all the same.
+    #[test]
+    fn a_sleeper_takes_a_lock_freed_without_waking_it() {
+        let mutex: &'static RobustMutex = Box::leak(mutex());
+        let word = lock_word(mutex);
+        // Held, as the kernel sees it, by a live thread (this one), though not through glibc,
+        // so that no robust list names it and freeing it below wakes nobody.
+        // SAFETY: gettid has no preconditions.
+        let holder = unsafe { libc::gettid() };
+        word.store(holder as u32, Ordering::SeqCst);
+        let (sleeper_tid, taken) = (mpsc::channel(), mpsc::channel());
+        std::thread::spawn(move || {
+            // SAFETY: as above.
+            sleeper_tid.0.send(unsafe { libc::gettid() }).unwrap();
+            taken.0.send(mutex.lock_unguarded(None).unwrap()).unwrap();
+        });
+        let sleeper = sleeper_tid.1.recv().unwrap();
+        let asleep =
+            |word: u32| word & WAITERS != 0 && blocked_in(sleeper) == Some(libc::SYS_futex);
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !asleep(word.load(Ordering::SeqCst)) {
+            assert!(
+                Instant::now() < give_up,
+                "the locker never slept on the held lock"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Freed, and the wake-up lost.
+        word.store(0, Ordering::SeqCst);
+        let taken = taken.1.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            taken,
+            Ok(Some(Taken::Free)),
+            "a sleeper on a lock freed without a wake-up stays asleep"
+        );
+    }
+
+    /// glibc's bit in the lock word for "a thread may sleep on it" (the kernel's FUTEX_WAITERS).
+    const WAITERS: u32 = 0x8000_0000;
 
     #[test]
     fn the_next_locker_learns_that_the_holder_died() {
