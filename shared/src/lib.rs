@@ -543,6 +543,21 @@ macro_rules! debug_as_display {
 }
 pub(crate) use debug_as_display;
 
+/// Calls `$impl!` once per arity a target, a task or a callable takes: none to six
+/// arguments, named `A1`..`A6`.
+macro_rules! for_each_arity {
+    ($impl:ident) => {
+        $impl!();
+        $impl!(A1);
+        $impl!(A1, A2);
+        $impl!(A1, A2, A3);
+        $impl!(A1, A2, A3, A4);
+        $impl!(A1, A2, A3, A4, A5);
+        $impl!(A1, A2, A3, A4, A5, A6);
+    };
+}
+pub(crate) use for_each_arity;
+
 mod block;
 mod connection;
 mod handoff;

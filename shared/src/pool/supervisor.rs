@@ -267,27 +267,13 @@ impl Shared {
         factory: Factory,
     ) -> Result<Arc<Shared>, PoolError> {
         let reports = Queue::new()?;
-        let mut state = State {
-            status: Status::Running,
-            terminated: false,
-            broken: None,
-            jobs: HashMap::new(),
-            next_job: 0,
-            pending: VecDeque::new(),
-            workers: Vec::with_capacity(processes),
-            next_worker: 0,
-            next_order: 0,
-            factory,
+        let mut state = State::new(
             processes,
             maxtasks,
             has_initializer,
-            startup_deaths: 0,
-            ever_ready: false,
-            #[cfg(test)]
-            moves: Vec::new(),
-            token: sys::random_bytes()?,
-            news: false,
-        };
+            factory,
+            sys::random_bytes()?,
+        );
         for _ in 0..processes {
             if let Err(error) = state.start_worker(&reports) {
                 state.kill_all();
@@ -408,6 +394,38 @@ impl Shared {
 }
 
 impl State {
+    /// A running pool's state before any worker starts: `processes` workers to keep, each
+    /// running at most `maxtasks` chunks, and `token` to seal their orders with.
+    fn new(
+        processes: usize,
+        maxtasks: Option<u64>,
+        has_initializer: bool,
+        factory: Factory,
+        token: Token,
+    ) -> State {
+        State {
+            status: Status::Running,
+            terminated: false,
+            broken: None,
+            jobs: HashMap::new(),
+            next_job: 0,
+            pending: VecDeque::new(),
+            workers: Vec::with_capacity(processes),
+            next_worker: 0,
+            next_order: 0,
+            factory,
+            processes,
+            maxtasks,
+            has_initializer,
+            startup_deaths: 0,
+            ever_ready: false,
+            #[cfg(test)]
+            moves: Vec::new(),
+            token,
+            news: false,
+        }
+    }
+
     /// Registers a new job with its chunks queued; returns its id. A `streaming` job's
     /// readers are woken at each chunk's outcome, others' once the job is complete.
     pub(crate) fn submit(
@@ -1043,26 +1061,7 @@ mod tests {
     /// queue, and one job of `chunks` chunks of one item.
     fn state_with(workers: u64, maxtasks: Option<u64>, chunks: usize) -> (State, u64) {
         let factory: Factory = Box::new(|_| unreachable!("the test starts no worker"));
-        let mut state = State {
-            status: Status::Running,
-            terminated: false,
-            broken: None,
-            jobs: HashMap::new(),
-            next_job: 0,
-            pending: VecDeque::new(),
-            workers: Vec::new(),
-            next_worker: 0,
-            next_order: 0,
-            factory,
-            processes: workers as usize,
-            maxtasks,
-            has_initializer: false,
-            startup_deaths: 0,
-            ever_ready: false,
-            token: [0; 16],
-            news: false,
-            moves: Vec::new(),
-        };
+        let mut state = State::new(workers as usize, maxtasks, false, factory, [0; 16]);
         for id in 0..workers {
             state.workers.push(Worker {
                 id,

@@ -63,13 +63,7 @@ macro_rules! impl_task {
     };
 }
 
-impl_task!();
-impl_task!(A1);
-impl_task!(A1, A2);
-impl_task!(A1, A2, A3);
-impl_task!(A1, A2, A3, A4);
-impl_task!(A1, A2, A3, A4, A5);
-impl_task!(A1, A2, A3, A4, A5, A6);
+crate::for_each_arity!(impl_task);
 
 /// What a pool task may return: a plain value, which the caller gets, or a `Result`, whose
 /// `Err` reaches the caller as [`PoolError::Task`](crate::PoolError::Task) with the error's

@@ -156,13 +156,7 @@ macro_rules! impl_callable {
     };
 }
 
-impl_callable!();
-impl_callable!(A1);
-impl_callable!(A1, A2);
-impl_callable!(A1, A2, A3);
-impl_callable!(A1, A2, A3, A4);
-impl_callable!(A1, A2, A3, A4, A5);
-impl_callable!(A1, A2, A3, A4, A5, A6);
+crate::for_each_arity!(impl_callable);
 
 /// Whether values of `F` may be recreated in a spawned child: `F` is a function item. See
 /// [`recreate`].

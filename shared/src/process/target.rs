@@ -143,10 +143,4 @@ macro_rules! impl_target {
     };
 }
 
-impl_target!();
-impl_target!(A1);
-impl_target!(A1, A2);
-impl_target!(A1, A2, A3);
-impl_target!(A1, A2, A3, A4);
-impl_target!(A1, A2, A3, A4, A5);
-impl_target!(A1, A2, A3, A4, A5, A6);
+crate::for_each_arity!(impl_target);

@@ -347,22 +347,19 @@ pub(crate) fn send_to(pidfd: BorrowedFd<'_>, stop: Stop) -> io::Result<()> {
 /// How child `pidfd` ended, if it has, in Python's `exitcode` form, *without* reaping it: it
 /// stays a zombie, so its PID is not given to another process until [`reap`].
 pub(crate) fn peek_exit(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    loop {
-        match waitid(Id::PIDFd(pidfd), flags) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(Some(-(signal as i32))),
-            Ok(_) => return Ok(None),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(errno) => return Err(io_error(errno)),
-        }
-    }
+    exit_of_pidfd(pidfd, WaitPidFlag::WNOWAIT)
 }
 
 /// Collects the exit status of `pidfd`'s process if it is this process's child and has ended,
 /// without blocking (see [`try_reap`]). `ECHILD` if it is not our child.
 pub(crate) fn try_reap_pidfd(pidfd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
+    exit_of_pidfd(pidfd, WaitPidFlag::empty())
+}
+
+/// `waitid` on `pidfd` for an exit, without blocking, with `extra` flags (`WNOWAIT` to leave
+/// the child a zombie): its exit code in Python's form, or `None` while it runs.
+fn exit_of_pidfd(pidfd: BorrowedFd<'_>, extra: WaitPidFlag) -> io::Result<Option<i32>> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | extra;
     loop {
         match waitid(Id::PIDFd(pidfd), flags) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
