@@ -121,7 +121,8 @@
 //!
 //! | Python | Rust |
 //! |---|---|
-//! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main` |
+//! | `if __name__ == '__main__':` | [`shared::init()?`](init) first in `main`, on the main thread ([`InitError::NotMainThread`] elsewhere); it reads nothing from the command line |
+//! | a lesson's `--timeline` (no Python counterpart) | [`record_timeline`]`(`[`TimelineOutput`]`)`, drawn in English; a lesson's `--timeline` draws in Portuguese |
 //! | `multiprocessing.set_start_method('spawn')` | [`set_start_method`]`(StartMethod::Spawn)`; in a lesson, `--start-method spawn` on the command line ([`lesson::init`]) |
 //! | `multiprocessing.set_start_method('forkserver')` (Python 3.14's default on Linux) | [`set_start_method`]`(StartMethod::Forkserver)`, or `--start-method forkserver` in a lesson; the default here stays [`StartMethod::Fork`] |
 //! | `multiprocessing.get_start_method()` | [`get_start_method`] |
@@ -146,6 +147,7 @@
 //! | `pool.close()`, `pool.terminate()`, `pool.join()` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`] |
 //! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
+//! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
