@@ -144,6 +144,15 @@ pub struct CodecError(String);
 impl CodecError {
     /// An encoder's or decoder's `message`, as the pool reports one (for tests of code that
     /// handles [`PoolError`]s).
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use shared::{CodecError, PoolError};
+    ///
+    /// let error = PoolError::Encoding(CodecError::new("the encoder said no"));
+    /// assert_eq!(error.source().unwrap().to_string(), "the encoder said no");
+    /// assert!(format!("{error:?}").ends_with(": the encoder said no"));
+    /// ```
     pub fn new(message: impl Into<String>) -> CodecError {
         CodecError(message.into())
     }

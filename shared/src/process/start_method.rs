@@ -90,6 +90,15 @@ impl std::str::FromStr for StartMethod {
 }
 
 /// Why a name is not a [`StartMethod`]: the error of its `FromStr`.
+///
+/// ```
+/// use shared::{ParseStartMethodError, StartMethod};
+///
+/// assert_eq!("spawn".parse::<StartMethod>(), Ok(StartMethod::Spawn));
+/// let error = "forkk".parse::<StartMethod>().unwrap_err();
+/// assert_eq!(error, ParseStartMethodError::Unknown("forkk".into()));
+/// assert!(error.to_string().contains("`fork`, `spawn` or `forkserver`"));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseStartMethodError {
