@@ -569,6 +569,7 @@ mod lifecycle;
 mod pool;
 mod process;
 mod queue;
+mod shared_memory;
 mod start;
 mod sync;
 mod sys;
@@ -597,6 +598,9 @@ pub use process::{
 };
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+pub use shared_memory::{
+    Item, MAX_NAME_LEN, ShareableList, ShareableListError, SharedMemory, SharedMemoryError,
+};
 pub use start::{InitError, init};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
@@ -618,5 +622,11 @@ pub mod __private {
     /// The PID of this process's forkserver, if it has started one. Test support only.
     pub fn forkserver_pid() -> Option<u32> {
         crate::process::forkserver::server_pid()
+    }
+
+    /// The PID of this process's shared-memory watchdog, if it has started one. Test support
+    /// only.
+    pub fn shared_memory_watchdog_pid() -> Option<u32> {
+        crate::shared_memory::watchdog_pid()
     }
 }
