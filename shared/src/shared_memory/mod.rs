@@ -281,7 +281,7 @@ fn random_name() -> Result<String, SharedMemoryError> {
 /// ```
 pub struct SharedMemory {
     name: String,
-    // Dropped before `file`: unmapped before the lock goes.
+    // Dropped before `_lock`: unmapped before the lock goes.
     map: Mapping,
     /// Holds the shared `flock` that says this process is attached.
     _lock: OwnedFd,

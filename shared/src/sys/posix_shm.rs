@@ -176,7 +176,7 @@ pub(crate) fn exclude_from_fork(start: *mut u8, len: usize) -> io::Result<()> {
     check(unsafe { libc::madvise(start.cast(), len, libc::MADV_DONTFORK) }).map(drop)
 }
 
-/// Forks a watchdog of this process: the child keeps only `keep` of its descriptors (standard
+/// Forks a watchdog of this process, in a session of its own: the child keeps only `keep` of its descriptors (standard
 /// streams included: a pipe reader waiting for EOF must not wait for it), ignores the signals
 /// a terminal or a `kill` of the group sends, names itself `name`, and runs `body`,
 /// then exits at once (`_exit`). The parent gets the watchdog's PID.
@@ -213,6 +213,10 @@ fn in_watchdog(keep: RawFd, name: &CStr, body: impl FnOnce()) -> ! {
             libc::signal(signal, libc::SIG_IGN);
         }
         libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        // A session and a process group of its own: a `kill` of the program's group (or a
+        // terminal's signal) does not reach it, and a runner that waits for the program's
+        // group to empty does not wait for it.
+        libc::setsid();
     }
     body();
     exit_now()
