@@ -249,12 +249,12 @@ fn check_name_chars(bare: &str) -> Result<(), &'static str> {
 
 /// A name like CPython's own: `psm_` and eight hex digits.
 fn random_name() -> Result<String, SharedMemoryError> {
-    let bytes = crate::sys::random_bytes::<4>().map_err(|source| SharedMemoryError::Os {
+    let bits = watchdog::name_bits().map_err(|source| SharedMemoryError::Os {
         operation: "name",
         name: String::new(),
         source,
     })?;
-    Ok(format!("psm_{:08x}", u32::from_le_bytes(bytes)))
+    Ok(format!("psm_{bits:08x}"))
 }
 
 /// A block of shared memory, mapped in this process, with a name other processes attach to.
@@ -369,7 +369,15 @@ impl SharedMemory {
                 _ => os("create")(error),
             });
         }
-        let map = Mapping::new(&file, 0, size).map_err(os("map"))?;
+        let map = match Mapping::new(&file, 0, size) {
+            Ok(map) => map,
+            Err(error) => {
+                // Published but unusable: take it back rather than leave it to the watchdog.
+                let _ = posix_shm::remove(&name);
+                watchdog::unregister(&registration);
+                return Err(os("map")(error));
+            }
+        };
         Ok(SharedMemory {
             name,
             map,
@@ -429,8 +437,9 @@ impl SharedMemory {
         let status = posix_shm::status(file.as_fd()).map_err(os("attach"))?;
         let size = Self::mappable_size(&name, &status)?;
         let registration = watchdog::register(&name, status.id).map_err(os("register"))?;
-        Self::lock_while_linked(&name, &file)?;
-        let map = Mapping::new(&file, 0, size).map_err(os("map"))?;
+        let map = Self::lock_while_linked(&name, &file)
+            .and_then(|()| Mapping::new(&file, 0, size).map_err(os("map")))
+            .inspect_err(|_| watchdog::unregister(&registration))?;
         Ok(SharedMemory {
             name,
             map,
@@ -539,6 +548,17 @@ impl SharedMemory {
     /// Copies `into.len()` bytes from `offset` into `into`. Python:
     /// `into[:] = shm.buf[offset:offset + len(into)]`.
     ///
+    /// ```
+    /// let memoria = shared::SharedMemory::create(8)?;
+    /// memoria.write_at(0, &7_u64.to_le_bytes())?;
+    /// let mut word = [0; 8];
+    /// memoria.read_at(0, &mut word)?;
+    /// assert_eq!(u64::from_le_bytes(word), 7);
+    /// assert!(memoria.read_at(4, &mut word).is_err()); // runs past the end
+    /// memoria.unlink()?;
+    /// # Ok::<(), shared::SharedMemoryError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`SharedMemoryError::OutOfRange`] when the bytes run past the end of the segment.
     pub fn read_at(&self, offset: usize, into: &mut [u8]) -> Result<(), SharedMemoryError> {
@@ -592,12 +612,35 @@ impl SharedMemory {
     /// Detaches this process from the segment: unmaps it and releases its lock. The segment
     /// stays for the other processes, and under its name. Python: `shm.close()` (a closed
     /// `SharedMemory` cannot be used again; here the handle is consumed).
+    ///
+    /// ```
+    /// use shared::SharedMemory;
+    ///
+    /// let memoria = SharedMemory::create(8)?;
+    /// let outra = SharedMemory::attach(memoria.name())?;
+    /// outra.close();
+    /// assert!(SharedMemory::attach(memoria.name()).is_ok()); // still there
+    /// memoria.unlink()?;
+    /// # Ok::<(), shared::SharedMemoryError>(())
+    /// ```
     pub fn close(self) {
         drop(self);
     }
 
     /// Removes the segment's name, so no process can attach any more; those attached keep
     /// their mapping, and the memory goes with the last of them. Python: `shm.unlink()`.
+    ///
+    /// ```
+    /// use shared::{SharedMemory, SharedMemoryError};
+    ///
+    /// let memoria = SharedMemory::create(8)?;
+    /// let outra = SharedMemory::attach(memoria.name())?;
+    /// memoria.unlink()?;
+    /// outra.write_at(0, b"still")?; // the mappings stay
+    /// assert_eq!(memoria.read(0..5)?, b"still");
+    /// assert!(matches!(memoria.unlink(), Err(SharedMemoryError::NotFound { .. })));
+    /// # Ok::<(), SharedMemoryError>(())
+    /// ```
     ///
     /// # Errors
     /// [`SharedMemoryError::NotFound`] when the name is gone already, or names another

@@ -10,14 +10,15 @@
 //! and it removes the name; if another process still holds its shared lock, it looks again
 //! 20 ms later, until every segment is removed or was removed by someone else. Then it exits.
 //!
-//! The table is kept out of every later `fork` (`MADV_DONTFORK`): a forked child starts its
-//! own watchdog when it first uses a segment, and the child's handles it inherited from its
+//! The table is kept out of every later `fork` (`MADV_DONTFORK`), and a `pthread_atfork`
+//! handler makes the child forget it: a forked child starts its own watchdog when it first
+//! uses a segment, and the child's handles it inherited from its
 //! parent need none (their lock is the parent's open file, so the parent's watchdog waits for
 //! the child too).
 
 use std::io;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::sys::posix_shm::{self, FileId, LockKind};
 use crate::sys::shm::{self, Mapping};
@@ -185,20 +186,50 @@ fn remove_if_unused(name: &str, id: FileId) -> bool {
 
 static WATCH: AtomicPtr<Watch> = AtomicPtr::new(ptr::null_mut());
 
+/// The state of the random names: 0 until seeded (again after a fork, so that a child does not
+/// draw its parent's next names).
+static NAMES: AtomicU64 = AtomicU64::new(0);
+
+/// Run in the child of every `fork` (`pthread_atfork`): the parent's watchdog and table are not
+/// the child's (the table is not even mapped there), and its names must differ. Two atomic
+/// stores: safe in a child of a program with threads.
+extern "C" fn forget_in_child() {
+    WATCH.store(ptr::null_mut(), Ordering::Release);
+    NAMES.store(0, Ordering::Release);
+}
+
+/// Registers [`forget_in_child`] once, before the first watchdog or name exists.
+fn forget_in_every_child() -> io::Result<()> {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        posix_shm::on_fork_in_child(forget_in_child)?;
+    }
+    Ok(())
+}
+
+/// 32 random bits for a segment's name: a counter through SplitMix64, seeded from the kernel
+/// once per process (names must be unique, not secret: a taken one is drawn again).
+pub(crate) fn name_bits() -> io::Result<u32> {
+    forget_in_every_child()?;
+    if NAMES.load(Ordering::Acquire) == 0 {
+        let seed = u64::from_le_bytes(crate::sys::random_bytes::<8>()?) | 1;
+        let _ = NAMES.compare_exchange(0, seed, Ordering::AcqRel, Ordering::Acquire);
+    }
+    let mut z = NAMES.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    Ok((z ^ (z >> 31)) as u32)
+}
+
 /// This process's watchdog, started on first use (in a forked child, its own).
 fn current() -> io::Result<&'static Watch> {
-    let pid = posix_shm::current_pid();
+    forget_in_every_child()?;
     loop {
-        let seen = WATCH.load(Ordering::Acquire);
-        // SAFETY: `WATCH` holds null or a `Box<Watch>` leaked below, never freed (a forked
-        // child leaves its parent's in place: its table is not mapped there).
-        if let Some(watch) = unsafe { seen.as_ref() }
-            && watch.owner == pid
-        {
+        if let Some(watch) = existing() {
             return Ok(watch);
         }
-        let fresh = Box::into_raw(Box::new(Watch::start(pid)?));
-        match WATCH.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        let fresh = Box::into_raw(Box::new(Watch::start(posix_shm::current_pid())?));
+        match WATCH.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
             // SAFETY: leaked on purpose: it lives as long as the process.
             Ok(_) => return Ok(unsafe { &*fresh }),
             Err(_) => {
@@ -278,11 +309,11 @@ pub(crate) fn unregister(registration: &Registration) {
     }
 }
 
-/// This process's watchdog, if it has started one (not its parent's).
+/// This process's watchdog, if it has started one (a forked child forgets its parent's).
 fn existing() -> Option<&'static Watch> {
-    // SAFETY: as in `current`.
-    let watch = unsafe { WATCH.load(Ordering::Acquire).as_ref() }?;
-    (watch.owner == posix_shm::current_pid()).then_some(watch)
+    // SAFETY: `WATCH` holds null or a `Box<Watch>` leaked by `current`, never freed (a forked
+    // child drops its parent's pointer, whose table is not mapped there, and never frees it).
+    unsafe { WATCH.load(Ordering::Acquire).as_ref() }
 }
 
 /// The PID of this process's watchdog, if it has started one.

@@ -64,12 +64,27 @@ pub(crate) fn create_unnamed(len: u64) -> io::Result<OwnedFd> {
 /// Gives the unnamed file `file` the name `name`, atomically: `EEXIST` if the name is taken,
 /// and nobody can see the file under its name before it is complete (sized, locked).
 pub(crate) fn publish(file: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let target = path_of(name)?;
+    // SAFETY: `target` and the empty string are NUL-terminated and outlive the call.
+    // `AT_EMPTY_PATH` links the open file itself: allowed since Linux 6.10 to the process that
+    // opened it, before only with `CAP_DAC_READ_SEARCH` (`ENOENT` otherwise).
+    let direct = check(unsafe {
+        libc::linkat(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    });
+    match direct {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        other => return other.map(drop),
+    }
     let source =
         CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io::Error::other)?;
-    let target = path_of(name)?;
     // SAFETY: both strings are NUL-terminated and outlive the call. `AT_SYMLINK_FOLLOW` on
-    // the `/proc` link names the open file itself (`linkat` with `AT_EMPTY_PATH` would need
-    // `CAP_DAC_READ_SEARCH`).
+    // the `/proc` link names the open file itself.
     check(unsafe {
         libc::linkat(
             libc::AT_FDCWD,
@@ -169,6 +184,15 @@ pub(crate) fn pidfd_of_self() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Runs `handler` in the child of every later `fork` of this process (`pthread_atfork`).
+pub(crate) fn on_fork_in_child(handler: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `handler` is a plain function of this image that lives for the whole program.
+    match unsafe { libc::pthread_atfork(None, None, Some(handler)) } {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Keeps a mapping out of every later `fork`'s child (`MADV_DONTFORK`).
 pub(crate) fn exclude_from_fork(start: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: the caller passes a page-aligned mapping of its own; the advice changes only
@@ -232,10 +256,12 @@ pub(crate) fn wait_for_end(pidfd: RawFd) {
     loop {
         // SAFETY: `poll` is one valid `pollfd`.
         let ready = unsafe { libc::poll(&raw mut poll, 1, -1) };
-        if ready == 1
-            || (ready == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
-        {
+        if ready == 1 {
             return;
+        }
+        // EINTR, or a failure (ENOMEM) that must not be taken for the end: look again.
+        if ready == -1 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }
