@@ -340,7 +340,7 @@ pub const WORKLOADS: &[Workload] = &[
     ),
     workload(
         "shm_create",
-        "SharedMemory create+attach+unlink, 4 KiB (20k)",
+        "shm 4 KiB create+attach+unlink",
         "shm_create",
         &["4096", "20000"],
         (Metric::MicrosPerOp, "µs/segment"),

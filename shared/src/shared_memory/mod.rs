@@ -33,8 +33,9 @@
 //! the process's last descriptor of the file closes, which a SIGKILL does too; so "someone is
 //! attached" is exactly "an exclusive `flock` cannot be taken now". Each process that uses a
 //! segment has a **watchdog**: a tiny process forked once, on the first segment it uses, that
-//! waits on a pidfd of it and is not a member of anything a user would kill (it ignores the
-//! signals of a terminal and a `kill` of the group, and holds no descriptor of the program's).
+//! waits on a pidfd of it and is not a member of anything a user would kill (a session and a
+//! process group of its own; it ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT, and holds no
+//! descriptor of the program's, so nobody reading the program's output waits for it).
 //! The process writes each segment it uses into a table in memory that the watchdog maps (a
 //! few stores, no system call: `create` and `attach` stay cheap); when the process has ended,
 //! the watchdog takes the exclusive lock of each, and removes the names nobody holds. A name
@@ -75,6 +76,14 @@
 //! and new bytes, never an invalid value); [`SharedMemory::as_ptr`] is there for code that
 //! brings its own synchronisation and `unsafe`. To share a typed value with a lock, use
 //! [`Value`](crate::Value) or [`Array`](crate::Array).
+//!
+//! # Cost
+//!
+//! `create` is an `open(O_TMPFILE)`, a `fallocate`, a `flock`, an `fstat`, a `linkat` and an
+//! `mmap`; `attach` an `open`, two `fstat`s, a `flock` and an `mmap`; the table's bookkeeping
+//! is a few atomic stores (a fork is noticed by a `pthread_atfork` handler, not by asking
+//! `getpid`), and names come from a counter seeded once from the kernel. The bench's
+//! `shm_create` row times create + attach + unlink of 4 KiB against CPython.
 //!
 //! A process that shrinks the file under our mapping (`ftruncate`: only a program outside the
 //! protocol would) makes an access past the new end raise SIGBUS, as in CPython; tmpfs files,
