@@ -338,6 +338,14 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MillisPerOp, "ms/pool"),
         Some(10.0),
     ),
+    workload(
+        "shm_create",
+        "shm 4 KiB create+attach+unlink",
+        "shm_create",
+        &["4096", "20000"],
+        (Metric::MicrosPerOp, "µs/segment"),
+        Some(5.0),
+    ),
 ];
 
 /// Pairs of Rust workloads (a, b) with a budget: a's figure must stay within `budget` times

@@ -205,6 +205,15 @@
 //! | `arr[i]`, `arr[i] = x`, `arr[:]`, `len(arr)` | [`Array::get`], [`Array::set`], [`Array::to_vec`], [`Array::len`]; slices through [`Array::get_lock`] |
 //! | `RawValue`, `RawArray`, `Value(..., lock=False)` | [`RawValue`], [`RawArray`] |
 //! | a holder that died: the lock stays held for ever | [`AcquireError::OwnerDied`], carrying the guard |
+//! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`], [`SharedMemory::create_named`]: a file under `/dev/shm`, as CPython's |
+//! | `SharedMemory(name=name)` | [`SharedMemory::attach`], from any process; Python's `SharedMemory(name=...)` attaches to ours |
+//! | `shm.buf[i]`, `shm.buf[i] = b` | [`SharedMemory::buf`]`()[i]` with `load`/`store` (a `&[AtomicU8]`: other processes write it) |
+//! | `bytes(shm.buf[a:b])`, `shm.buf[a:a + len(x)] = x` | [`SharedMemory::read`], [`SharedMemory::read_at`], [`SharedMemory::write_at`] |
+//! | `shm.name`, `shm.size`, `shm.close()`, `shm.unlink()` | [`SharedMemory::name`], [`SharedMemory::size`], [`SharedMemory::close`], [`SharedMemory::unlink`] |
+//! | `FileExistsError`, `FileNotFoundError`, `ValueError` from `SharedMemory` | [`SharedMemoryError::Exists`], [`SharedMemoryError::NotFound`], [`SharedMemoryError::InvalidName`] / [`SharedMemoryError::InvalidSize`] |
+//! | `shared_memory.ShareableList(seq)`, `ShareableList(seq, name=n)`, `ShareableList(name=n)` | [`ShareableList::new`], [`ShareableList::create_named`], [`ShareableList::attach`]; items are [`Item`]s, in CPython's layout |
+//! | `sl[i]`, `sl[i] = x`, `len(sl)`, `sl.shm`, `sl.count(x)`, `sl.index(x)` | [`ShareableList::get`], [`ShareableList::set`], [`ShareableList::len`], [`ShareableList::shm`], [`ShareableList::count`], [`ShareableList::index`] |
+//! | `ValueError: bytes/str item exceeds available storage` | [`ShareableListError::DoesNotFit`] |
 //! | `threading.Thread(target=f, args=(a, b), daemon=True)` | [`Thread::new`]`(f, (a, b)).daemon(true)`; any `Send` closure, nothing serialized |
 //! | `t.start()`, `t.join()`, `t.join(timeout)`, `t.is_alive()` | [`Thread::start`], [`Thread::join`], [`Thread::join_timeout`], [`Thread::is_alive`] |
 //! | `t.name`, `t.daemon`, `t.native_id` | [`Thread::name`], [`Thread::is_daemon`] / [`Thread::set_daemon`], [`Thread::native_id`] |
@@ -328,6 +337,26 @@
 //!   type code; a `bool` is a `u8`, as not every byte is a `bool`. [`RawValue`] and [`RawArray`]
 //!   copy with atomic loads and stores, so racing accesses are not undefined behaviour: a `T`
 //!   of up to 8 bytes is never torn, a larger one may be (CPython's copies may tear too).
+//! - **A shared-memory segment outlives nobody, and nobody outlives it.** A [`SharedMemory`]'s
+//!   name stays while any process is attached, and once every process that used it has ended,
+//!   by any death, SIGKILL included, with none attached, a small watchdog process removes it:
+//!   nothing is left under `/dev/shm`. CPython leaks the segment of a killed process, and
+//!   before 3.13 its resource tracker unlinks a segment when a process that only attached
+//!   exits, under everyone else. A program not using `shared` keeps a segment alive by holding
+//!   `flock(fd, LOCK_SH)` on its file.
+//! - **A segment's bytes are atomics.** [`SharedMemory::buf`] is a `&[AtomicU8]`, not a
+//!   `memoryview`: a `&[u8]` over bytes another process writes would be undefined behaviour in
+//!   Rust. [`SharedMemory::read_at`] and [`SharedMemory::write_at`] copy with atomic accesses.
+//!   A segment never appears half made (no size 0 between `shm_open` and `ftruncate`), and its
+//!   pages are reserved at creation, so a full `/dev/shm` is an error, not a SIGBUS.
+//! - **`SharedMemory::close` consumes the handle**, so `unlink` comes before it (CPython allows
+//!   `unlink()` after `close()`); [`SharedMemory::unlink`] removes the name only if it still
+//!   names this segment.
+//! - **A [`ShareableList`] refuses what it cannot give back**: a `str` or `bytes` ending in NUL
+//!   (CPython strips them on reading), or one too long for any slot; a string's slot is sized by
+//!   its UTF-8 length (CPython 3.11 sizes it by characters, and fails on non-ASCII text).
+//!   Its header is checked when attached and each item when read: a corrupted list gives
+//!   [`ShareableListError::Corrupt`].
 //! - **`Condition` waits take the guard and give it back**, as std's `Condvar` does;
 //!   `notify` is not checked to be called with the lock held (Python raises `RuntimeError`).
 //!   A notify wakes the oldest waiters that were waiting when it was made, as in Python, and
@@ -433,6 +462,11 @@
 //! permissions to check): with an
 //! `authkey`, it sends nothing but the handshake until it has proved it holds the key, and each
 //! handshake message is bounded in size and in time.
+//! A [`SharedMemory`] segment's bytes may be written by any process that can open its file;
+//! nothing `shared` reads from one is trusted ([`ShareableList`] checks its header once and
+//! each item's format on every read). A process outside the protocol that shrinks a segment's
+//! file makes a later access past its new end raise SIGBUS, as in CPython: tmpfs files cannot
+//! be sealed against it.
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 //!
@@ -453,7 +487,8 @@
 //! 2. **Shared services**: `handoff` (how a handle's descriptors cross to a child) and
 //!    `timeline` (the `--timeline` log, which every layer above records into).
 //! 3. **Primitives between processes**: `block` (a sealed memfd of state), `sync` ([`Lock`],
-//!    [`Value`], ...), `queue` ([`Queue`]) and `connection` ([`Pipe`], [`Listener`]).
+//!    [`Value`], ...), `queue` ([`Queue`]), `connection` ([`Pipe`], [`Listener`]) and
+//!    `shared_memory` ([`SharedMemory`], whose watchdog is a bare `fork` of `sys`, not a [`Process`]).
 //! 4. **Processes and threads**: `process` ([`Process`] and everything a child's life needs:
 //!    one file per start method, `fork`, `spawn` and `forkserver`, behind one `start_child`
 //!    shape and one way to poll and wait, the registry's `CollectExit`; the spawn payload, both
@@ -569,6 +604,7 @@ mod lifecycle;
 mod pool;
 mod process;
 mod queue;
+mod shared_memory;
 mod start;
 mod sync;
 mod sys;
@@ -597,6 +633,9 @@ pub use process::{
 };
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+pub use shared_memory::{
+    Item, MAX_NAME_LEN, ShareableList, ShareableListError, SharedMemory, SharedMemoryError,
+};
 pub use start::{InitError, init};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
@@ -618,5 +657,11 @@ pub mod __private {
     /// The PID of this process's forkserver, if it has started one. Test support only.
     pub fn forkserver_pid() -> Option<u32> {
         crate::process::forkserver::server_pid()
+    }
+
+    /// The PID of this process's shared-memory watchdog, if it has started one. Test support
+    /// only.
+    pub fn shared_memory_watchdog_pid() -> Option<u32> {
+        crate::shared_memory::watchdog_pid()
     }
 }

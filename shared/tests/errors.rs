@@ -22,7 +22,7 @@ use shared::lesson::ArgumentError;
 use shared::{
     AcquireError, AuthenticationError, BrokenBarrierError, CodecError, ConnectError, GetError,
     InitError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError, ReleaseError,
-    SendError, TaskDoneError, ThreadError,
+    SendError, ShareableListError, SharedMemoryError, TaskDoneError, ThreadError,
 };
 
 /// One variant of an error type, as a value.
@@ -184,6 +184,28 @@ fn every_error_type() -> Vec<ErrorType> {
         }),
         error_type!(CodecError {
             CodecError => CodecError::new("invalid type: string, expected u32"),
+        }),
+        error_type!(SharedMemoryError {
+            InvalidName => SharedMemoryError::InvalidName { name: "a/b".into(), reason: "a '/' may only lead the name" },
+            InvalidSize => SharedMemoryError::InvalidSize { size: 0 },
+            Exists => SharedMemoryError::Exists { name: "dados".into() },
+            NotFound => SharedMemoryError::NotFound { name: "dados".into() },
+            NotASegment => SharedMemoryError::NotASegment { name: "dados".into(), reason: "empty" },
+            Busy => SharedMemoryError::Busy { name: "dados".into() },
+            OutOfRange => SharedMemoryError::OutOfRange { offset: 60, len: 8, size: 64 },
+            Os => SharedMemoryError::Os { operation: "attach", name: "dados".into(), source: os_error() },
+        }),
+        error_type!(ShareableListError {
+            // Three messages deep: the list, the segment, the system.
+            Memory => ShareableListError::Memory(SharedMemoryError::Os {
+                operation: "create",
+                name: "lista".into(),
+                source: os_error(),
+            }),
+            IndexOutOfRange => ShareableListError::IndexOutOfRange { index: 5, len: 5 },
+            DoesNotFit => ShareableListError::DoesNotFit { index: 0, len: 9, available: 8 },
+            Unsupported => ShareableListError::Unsupported { what: "an integer above i64::MAX" },
+            Corrupt => ShareableListError::Corrupt { reason: "-1 items".into() },
         }),
     ]
 }

@@ -9,6 +9,7 @@ mod pipe;
 mod pool;
 mod queue;
 mod raw;
+mod shared_memory;
 mod start_join;
 mod sync;
 
@@ -43,6 +44,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "pool_map" => pool::map(arg(args, 0)?, arg(args, 1)?),
         "pool_startup" => pool::startup(arg(args, 0)?),
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
+        "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
