@@ -586,9 +586,20 @@ pub use introspection::{
     process_cpu_count,
 };
 pub use pool::{
-    AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
-    TaskResult, TaskValue,
+    AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,
+    ExecutorMap, ExecutorMapOf, Future, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError,
+    ProcessPoolExecutor, ReturnWhen, Task, TaskResult, TaskValue, as_completed,
 };
+
+/// Python's `concurrent.futures`, for a process pool: the executor, its futures, and the
+/// functions over many futures. [`futures::wait`] is Python's `concurrent.futures.wait` (the
+/// crate's root [`wait`] is `multiprocessing.connection.wait`).
+pub mod futures {
+    pub use crate::pool::{
+        AsCompleted, DoneAndNotDone, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor,
+        ReturnWhen, as_completed, wait,
+    };
+}
 /// The pool names the spawn payload's entries and `recreate` by this path.
 use process::payload as spawn;
 pub use process::{
