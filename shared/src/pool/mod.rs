@@ -494,17 +494,28 @@ impl Pool {
             };
             batch_bytes += bytes.len();
             batch.push((chunk.len(), bytes));
-            if batch.len() >= SUBMIT_BATCH || batch_bytes >= SUBMIT_BYTES || chunks.peek().is_none()
-            {
-                self.shared
-                    .lock()
-                    .feed(job, entry, std::mem::take(&mut batch));
+            let last = chunks.peek().is_none();
+            if batch.len() >= SUBMIT_BATCH || batch_bytes >= SUBMIT_BYTES || last {
+                let mut state = self.shared.lock();
+                state.feed(job, entry, std::mem::take(&mut batch));
+                if last {
+                    state.end_feeding(job);
+                }
+                // The chunks go to the free workers from this thread, which spares a call the
+                // round trip through the supervisor; what is left, it hands out as the workers
+                // report.
+                let wake = state.hand_out_from_caller();
+                drop(state);
                 batch_bytes = 0;
-                self.shared.wake();
+                if wake {
+                    self.shared.wake();
+                }
             }
         }
-        self.shared.lock().end_feeding(job);
-        self.shared.wake();
+        if items.is_empty() {
+            self.shared.lock().end_feeding(job);
+            self.shared.wake();
+        }
         Ok(job)
     }
 }

@@ -828,6 +828,20 @@ impl State {
         }
     }
 
+    /// [`hand_out_pending`](Self::hand_out_pending) from a caller's thread, as it submits
+    /// work; returns whether the supervisor must look at the state too: the pool is not
+    /// running, a chunk's clock started (the supervisor waits for deadlines), or callbacks
+    /// are due. Chunks left pending need no wake-up: every worker that is not free will
+    /// report (a result, its readiness or its end), and the supervisor dispatches then.
+    pub(crate) fn hand_out_from_caller(&mut self) -> bool {
+        if self.status != Status::Running || self.broken.is_some() {
+            return true;
+        }
+        let deadline = self.next_deadline();
+        self.hand_out_pending();
+        self.next_deadline() != deadline || !self.callbacks_due.is_empty()
+    }
+
     /// Gives each ready worker its share of the pending chunks ([`batch_size`]), in one order
     /// each, the least busy first.
     fn hand_out_pending(&mut self) {
