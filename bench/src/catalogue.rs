@@ -338,6 +338,22 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MillisPerOp, "ms/pool"),
         Some(10.0),
     ),
+    workload(
+        "executor_submit",
+        "ProcessPoolExecutor(2) submit+result (2k)",
+        "executor_submit",
+        &["2000"],
+        (Metric::MicrosPerOp, "µs/call"),
+        Some(50.0),
+    ),
+    workload(
+        "executor_map",
+        "ProcessPoolExecutor(2).map, chunksize=1 (20k)",
+        "executor_map",
+        &["20000"],
+        US_PER_ITEM,
+        Some(10.0),
+    ),
 ];
 
 /// Pairs of Rust workloads (a, b) with a budget: a's figure must stay within `budget` times
