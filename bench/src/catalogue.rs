@@ -340,7 +340,7 @@ pub const WORKLOADS: &[Workload] = &[
     ),
     workload(
         "executor_submit",
-        "ProcessPoolExecutor(2) submit+result (2k)",
+        "Executor(2) submit+result (2k)",
         "executor_submit",
         &["2000"],
         (Metric::MicrosPerOp, "µs/call"),
@@ -348,7 +348,7 @@ pub const WORKLOADS: &[Workload] = &[
     ),
     workload(
         "executor_map",
-        "ProcessPoolExecutor(2).map, chunksize=1 (20k)",
+        "Executor(2).map (20k)",
         "executor_map",
         &["20000"],
         US_PER_ITEM,

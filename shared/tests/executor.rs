@@ -406,9 +406,12 @@ fn bad_options_are_errors(method: StartMethod) {
         .mp_context(method)
         .build()
         .expect("executor");
-    let closure = |x: u64| x;
-    assert!(matches!(
-        executor.submit(closure, (1,)).map(|_| ()),
-        Err(PoolError::NeedsFunction)
-    ));
+    within(LIMIT, move || {
+        let closure = |x: u64| x;
+        assert!(matches!(
+            executor.submit(closure, (1,)).map(|_| ()),
+            Err(PoolError::NeedsFunction)
+        ));
+        drop(executor);
+    });
 }

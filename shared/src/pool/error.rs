@@ -33,7 +33,9 @@ pub enum PoolError {
     StillRunning,
     /// `successful` before the result arrived. Python: `ValueError: ... not ready`.
     NotReady,
-    /// `get_timeout` or `next_timeout` gave up. Python: `multiprocessing.TimeoutError`.
+    /// `get_timeout` or `next_timeout` gave up; so did [`Future::result_timeout`](crate::Future::result_timeout),
+    /// an executor's `map` past its timeout, or [`as_completed`](crate::as_completed). Python:
+    /// `multiprocessing.TimeoutError`, `concurrent.futures.TimeoutError`.
     Timeout,
     /// The task is a closure or a function pointer: a worker finds a task from its type alone,
     /// so it must be a function defined with `fn`. Python cannot pickle a lambda either.
