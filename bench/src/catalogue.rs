@@ -346,6 +346,22 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MicrosPerOp, "µs/segment"),
         Some(5.0),
     ),
+    workload(
+        "executor_submit",
+        "Executor(2) submit+result (2k)",
+        "executor_submit",
+        &["2000"],
+        (Metric::MicrosPerOp, "µs/call"),
+        Some(50.0),
+    ),
+    workload(
+        "executor_map",
+        "Executor(2).map (20k)",
+        "executor_map",
+        &["20000"],
+        US_PER_ITEM,
+        Some(10.0),
+    ),
 ];
 
 /// Pairs of Rust workloads (a, b) with a budget: a's figure must stay within `budget` times

@@ -38,6 +38,8 @@ fn small_runs_of_every_workload_print_their_result_line() {
         &["pool_map", "1", "20"],
         &["pool_startup", "2"],
         &["shm_create", "4096", "10"],
+        &["executor_submit", "10"],
+        &["executor_map", "20"],
         &["raw_pipe_pingpong", "10"],
         &["raw_fork", "2"],
         &["raw_exec", "2"],

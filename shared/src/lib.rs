@@ -148,6 +148,16 @@
 //! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
+//! | `apply_async(f, args, callback=cb, error_callback=ecb)`, the same on `map_async`, `starmap_async` | [`Pool::apply_async_with`]`(f, args, `[`Callbacks`]`::new().callback(cb).error_callback(ecb))`, [`Pool::map_async_with`], [`Pool::starmap_async_with`]; run on the pool's supervisor thread |
+//! | a per-task timeout (pebble's `ProcessPool(timeout=…)`; CPython has none) | [`PoolBuilder::task_timeout`], [`Pool::task_timeout`] / [`Chunked::task_timeout`] for one call; [`PoolError::TaskTimeout`] names the killed worker |
+//! | `concurrent.futures.ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new`]; dropping it is leaving `with ProcessPoolExecutor() as ex:` |
+//! | `ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, max_tasks_per_child)` | [`ProcessPoolExecutor::builder`]: [`ExecutorBuilder::max_workers`], [`ExecutorBuilder::mp_context`], [`ExecutorBuilder::initializer`], [`ExecutorBuilder::max_tasks_per_child`], [`ExecutorBuilder::task_timeout`] |
+//! | `ex.submit(f, *args)`, `ex.map(f, items, timeout=t, chunksize=n)`, `ex.shutdown(wait, cancel_futures=c)` | [`ProcessPoolExecutor::submit`] (a [`Future`]), [`ProcessPoolExecutor::map`], [`ProcessPoolExecutor::map_with`], [`ProcessPoolExecutor::shutdown`] |
+//! | `fut.result()`, `fut.result(timeout)`, `fut.exception()` | [`Future::result`], [`Future::result_timeout`], [`Future::exception`] |
+//! | `fut.cancel()`, `fut.cancelled()`, `fut.running()`, `fut.done()`, `fut.add_done_callback(fn)` | [`Future::cancel`], [`Future::cancelled`], [`Future::running`], [`Future::done`], [`Future::add_done_callback`] |
+//! | `concurrent.futures.as_completed(fs, timeout)` | [`as_completed`] (also [`futures::as_completed`]) |
+//! | `concurrent.futures.wait(fs, timeout, return_when=FIRST_COMPLETED)` | [`futures::wait`]`(&fs, timeout, `[`ReturnWhen::FirstCompleted`]`)`, a [`DoneAndNotDone`] |
+//! | `concurrent.futures.CancelledError`, `TimeoutError`, `BrokenProcessPool` | [`PoolError::Cancelled`], [`PoolError::Timeout`]; a dead worker is [`PoolError::WorkerDied`] for its future only |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
@@ -388,9 +398,22 @@
 //!   endless iterator works; `map` reads the whole input first, as CPython's does.
 //! - **A failing initializer stops the pool**: every call fails with
 //!   [`PoolError::Initializer`] and its message. CPython starts new workers for ever.
-//! - **`terminate` kills the workers with SIGKILL** (CPython sends SIGTERM), and
-//!   `apply_async`/`map_async` take no `callback`/`error_callback`: call [`AsyncResult::get`]
-//!   from a [`Thread`] instead.
+//! - **`terminate` kills the workers with SIGKILL** (CPython sends SIGTERM). The `_async`
+//!   calls take their `callback` and `error_callback` as one [`Callbacks`] value, in
+//!   `_with` methods; they run on the pool's supervisor thread, before `get` returns, as in
+//!   CPython.
+//! - **A task may have a timeout** ([`PoolBuilder::task_timeout`]), which neither CPython's
+//!   `Pool` nor its executor has: the worker still running it is killed and replaced, and
+//!   that task alone fails with [`PoolError::TaskTimeout`].
+//! - **The [`ProcessPoolExecutor`] survives its workers.** A worker's death fails the one
+//!   [`Future`] it was running with [`PoolError::WorkerDied`] and the executor goes on, where
+//!   CPython's breaks for good (`BrokenProcessPool`). Its workers start with it (CPython's
+//!   start as work arrives); its `map` reads the input lazily, like [`Pool::imap`] (CPython's
+//!   submits every item at once); a future is `running` once a worker has been given it
+//!   (CPython: once it is in the call queue), and only a future no worker was given can be
+//!   cancelled. [`Future::exception`] returns `Some(PoolError::Cancelled)` where Python
+//!   raises `CancelledError`; [`futures::wait`] returns the futures in the order given, not
+//!   as sets. `max_tasks_per_child` works under fork too (CPython refuses it there).
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //! - **The forkserver belongs to one process.** The program talks to its server over an
@@ -622,9 +645,20 @@ pub use introspection::{
     process_cpu_count,
 };
 pub use pool::{
-    AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
-    TaskResult, TaskValue,
+    AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,
+    ExecutorMap, ExecutorMapOf, Future, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError,
+    ProcessPoolExecutor, ReturnWhen, Task, TaskResult, TaskValue, as_completed,
 };
+
+/// Python's `concurrent.futures`, for a process pool: the executor, its futures, and the
+/// functions over many futures. [`futures::wait`] is Python's `concurrent.futures.wait` (the
+/// crate's root [`wait`] is `multiprocessing.connection.wait`).
+pub mod futures {
+    pub use crate::pool::{
+        AsCompleted, DoneAndNotDone, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor,
+        ReturnWhen, as_completed, wait,
+    };
+}
 /// The pool names the spawn payload's entries and `recreate` by this path.
 use process::payload as spawn;
 pub use process::{

@@ -174,6 +174,11 @@ fn every_error_type() -> Vec<ErrorType> {
             Task => PoolError::Task("boom".into()),
             WorkerDied => PoolError::WorkerDied { pid: 42, exitcode: -6 },
             Terminated => PoolError::Terminated,
+            TaskTimeout => PoolError::TaskTimeout {
+                pid: 42,
+                timeout: std::time::Duration::from_secs(1),
+            },
+            Cancelled => PoolError::Cancelled,
             Initializer => PoolError::Initializer("boom".into()),
             Decode => PoolError::Decode(CodecError::new("the decoder said no")),
             Encoding => PoolError::Encoding(CodecError::new("the encoder said no")),

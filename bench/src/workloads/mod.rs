@@ -3,6 +3,7 @@
 //! prints one [`Measurement`] line.
 
 mod event;
+mod executor;
 mod joinable;
 mod joinable_threads;
 mod pipe;
@@ -45,6 +46,8 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "pool_startup" => pool::startup(arg(args, 0)?),
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
         "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
+        "executor_submit" => executor::submit_result(arg(args, 0)?),
+        "executor_map" => executor::map(arg(args, 0)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
