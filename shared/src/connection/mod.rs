@@ -279,18 +279,6 @@ impl Connection {
         self.channel.writer().is_some()
     }
 
-    /// Makes a read that waits longer than `timeout` fail (`WouldBlock`); `None` waits for
-    /// ever again. Only a socket end has this setting.
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match &self.channel {
-            Channel::Socket(socket) => sys::socket::set_receive_timeout(socket.as_fd(), timeout),
-            Channel::Pipes { .. } => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a pipe end has no read timeout",
-            )),
-        }
-    }
-
     /// Whether bytes already read ahead are waiting (a message, or the start of one).
     fn has_read_ahead(&self) -> bool {
         !self.incoming.borrow().is_empty()
