@@ -566,6 +566,7 @@ mod handoff;
 mod introspection;
 pub mod lesson;
 mod lifecycle;
+mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -584,6 +585,11 @@ pub use connection::{
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
+};
+pub use manager::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
+    LockProxy, MAX_REQUEST, Manager, ManagerBuilder, ManagerError, NamespaceProxy, Proxied,
+    ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
 };
 pub use pool::{
     AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
