@@ -301,9 +301,9 @@ impl Manager {
 
     /// The object registered under `name` in the server, made (empty) if there is none: a
     /// way for processes that share no proxy (another program) to find one. Python: a
-    /// callable registered with `BaseManager.register`, such as `get_queue`. A `Value`, an
-    /// `Array`, a `Semaphore` or a `Barrier` has no empty form: name one made elsewhere...
-    /// only through this (it is refused).
+    /// callable registered with `BaseManager.register`, such as `get_queue`. Made this way,
+    /// a `Semaphore` starts with no unit and an `Array` with no item; a `Value` or a
+    /// `Barrier` has no empty form (the server refuses it).
     ///
     /// # Errors
     /// [`ManagerError::Refused`] when `name` names an object of another kind, or the kind
