@@ -33,7 +33,7 @@ def dict_workload(context, what, count):
             ops = count
         else:
             for i in range(count):
-                d.update((key, i) for key in keys)
+                d.update([(key, i) for key in keys])
             ops = count * BATCH
         elapsed = time.perf_counter() - start
         assert len(d) == KEYS

@@ -338,22 +338,22 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MillisPerOp, "ms/pool"),
         Some(10.0),
     ),
-    workload(
+    pinned(workload(
         "manager_dict_set",
         "Manager dict d[k] = v (20k)",
         "manager",
         &["set", "20000"],
         (Metric::MicrosPerOp, "µs/write"),
         Some(10.0),
-    ),
-    workload(
+    )),
+    pinned(workload(
         "manager_dict_get",
         "Manager dict d.get(k) (20k)",
         "manager",
         &["get", "20000"],
         (Metric::MicrosPerOp, "µs/read"),
         Some(10.0),
-    ),
+    )),
     workload(
         "manager_dict_update",
         "Manager dict update, 100 (1k)",
