@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 
 pub use auth::{AuthenticationError, HANDSHAKE_TIMEOUT, MAX_HANDSHAKE_MESSAGE};
 pub use error::{RecvError, SendError};
-pub use listener::{Address, Client, ConnectError, Listener};
+pub use listener::{Address, Client, ConnectError, Listener, MAX_HANDSHAKES};
 pub use pipe::Pipe;
 pub(crate) use wait::sentinel;
 pub use wait::{Sentinel, Waitable, wait};

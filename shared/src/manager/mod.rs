@@ -542,7 +542,7 @@ impl fmt::Display for ManagerError {
         match self {
             ManagerError::Start(_) => f.write_str("cannot run the manager's server"),
             ManagerError::ServerFailed(what) => write!(f, "the manager's server failed: {what}"),
-            ManagerError::Connect(_) => f.write_str("cannot connect to the manager"),
+            ManagerError::Connect(_) => f.write_str("the manager could not be reached"),
             ManagerError::ServerGone => {
                 f.write_str("the manager's server is gone (it ended or was killed)")
             }
