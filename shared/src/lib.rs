@@ -176,6 +176,7 @@
 //! | `SyncManager(address, authkey).start()`, `get_context(m).Manager()` | [`Manager::builder`]: [`ManagerBuilder::address`], [`ManagerBuilder::authkey`], [`ManagerBuilder::start_method`], [`ManagerBuilder::start`] |
 //! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
 //! | `BaseManager.register('get_queue', callable=lambda: q)` | [`Manager::named`]: the object the server holds under a name, made if new |
+//! | `BaseManager.register('Contador', Contador)`; `m.Contador()`, `proxy.somar(2)` | a [`Shared`] type (its calls an enum) in [`ManagerBuilder::register`]`::<(Contador,)>()`; [`Manager::shared`], [`SharedProxy::call`] |
 //! | `m.dict()`; `d[k]`, `d[k] = v`, `d.get(k)`, `del d[k]`, `k in d`, `len(d)` | [`Manager::dict`] → [`DictProxy::get_item`], [`DictProxy::set`], [`DictProxy::get`], [`DictProxy::del_item`], [`DictProxy::contains_key`], [`DictProxy::len`] |
 //! | `d.update(pairs)`; `d.get(k)` for many keys | [`DictProxy::update`]; [`DictProxy::get_many`] (one round trip for all) |
 //! | `m.list()`, `m.Namespace()`, `m.Value(t, v)`, `m.Array(t, items)` | [`Manager::list`], [`Manager::namespace`], [`Manager::value`], [`Manager::array`] ([`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`]) |
@@ -316,7 +317,9 @@
 //!   [`DictProxy::update`] and [`DictProxy::get_many`] carry many keys in one round trip.
 //!   A manager's objects live until it shuts down (CPython frees one when its last proxy
 //!   goes); [`Manager::named`] stands for `register`ing a callable that returns a shared
-//!   object, and a type of the user's own cannot be registered.
+//!   object. A type of the user's own is a [`Shared`] type, registered by type (a spawned
+//!   server makes only what its target names), with one `call` taking an enum of its
+//!   methods instead of Python's calls by method name.
 //! - **A serialized proxy carries the manager's authkey**, so a child can connect under any
 //!   start method; CPython's children inherit the key from their process instead. Treat a
 //!   proxy's bytes as the key itself.
@@ -621,7 +624,7 @@ pub use introspection::{
 pub use manager::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
     LockProxy, MAX_REQUEST, Manager, ManagerBuilder, ManagerError, NamespaceProxy, Proxied,
-    ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ProxyGuard, QueueProxy, RLockProxy, Registry, SemaphoreProxy, Shared, SharedProxy, ValueProxy,
 };
 pub use pool::{
     AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,

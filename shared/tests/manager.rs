@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use shared::{
     ArrayProxy, BarrierProxy, Client, ConditionProxy, Connection, DictProxy, EventProxy,
     JoinableQueueProxy, ListProxy, LockProxy, Manager, ManagerError, NamespaceProxy, Pipe,
-    QueueProxy, RLockProxy, RecvError, SemaphoreProxy, StartMethod, ValueProxy,
+    QueueProxy, RLockProxy, RecvError, SemaphoreProxy, Shared, SharedProxy, StartMethod,
+    ValueProxy,
 };
 
 shared::enable_test_support!();
@@ -28,6 +29,7 @@ under_every_start_method!(
     the_server_ends_when_its_owner_is_killed,
     a_lock_held_by_a_killed_process_is_released,
     a_wrong_authkey_is_refused,
+    a_registered_type_is_served_to_a_child,
 );
 
 fn manager(method: StartMethod) -> Manager {
@@ -341,4 +343,58 @@ fn hostile_requests_are_refused_and_the_server_goes_on() {
 
     // The server still serves everyone else.
     assert_eq!(dict.get(&"a".into()).unwrap(), Some(1));
+}
+
+/// A type of the test's own, held by the server: a log of words.
+#[derive(Default)]
+struct Diario(Vec<String>);
+
+#[derive(Serialize, Deserialize)]
+enum Entrada {
+    Escrever(String),
+    Ler,
+}
+
+impl Shared for Diario {
+    const TYPE_ID: &'static str = "Diario";
+    type Call = Entrada;
+    type Reply = Vec<String>;
+    fn call(&mut self, call: Entrada) -> Vec<String> {
+        match call {
+            Entrada::Escrever(word) => {
+                self.0.push(word);
+                Vec::new()
+            }
+            Entrada::Ler => self.0.clone(),
+        }
+    }
+}
+
+fn write_in(diario: SharedProxy<Diario>) -> Result<(), ManagerError> {
+    diario.call(&Entrada::Escrever(format!("filho {}", std::process::id())))?;
+    Ok(())
+}
+
+fn a_registered_type_is_served_to_a_child(method: StartMethod) {
+    let m = Manager::builder()
+        .register::<(Diario,)>()
+        .start_method(method)
+        .start()
+        .expect("start");
+    let diario = m.shared::<Diario>().unwrap();
+    diario.call(&Entrada::Escrever("pai".into())).unwrap();
+    let mut child = Child::start(method, write_in, (diario.clone(),));
+    let pid = child.pid().expect("started");
+    child.expect_success();
+    assert_eq!(
+        diario.call(&Entrada::Ler).unwrap(),
+        ["pai".to_owned(), format!("filho {pid}")]
+    );
+    // A manager without the type refuses to make one.
+    let plain = manager(method);
+    let refused = plain.shared::<Diario>().unwrap_err();
+    assert!(
+        matches!(refused, ManagerError::Refused(ref what) if what.contains("Diario")),
+        "{refused:?}"
+    );
 }

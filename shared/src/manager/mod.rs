@@ -40,10 +40,12 @@ mod link;
 mod objects;
 mod protocol;
 mod proxy;
+mod registry;
 mod server;
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -62,6 +64,7 @@ pub use proxy::{
     LockProxy, NamespaceProxy, Proxied, ProxyGuard, QueueProxy, RLockProxy, SemaphoreProxy,
     ValueProxy,
 };
+pub use registry::{Registry, Shared, SharedProxy};
 
 /// How long a new server may take to say it listens: it is a process start and a bind.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,37 +98,63 @@ pub struct Manager {
     address: Address,
     /// The server, when this manager started it.
     server: Option<Process>,
+    /// The process that made this manager: a forked child that drops a copy of it leaves the
+    /// server alone.
+    owner: u32,
 }
 
 /// How to start a [`Manager`]'s server: where it listens, with which key, under which start
-/// method. Python: `SyncManager(address=..., authkey=...)` before `start()`.
-#[derive(Debug, Default)]
+/// method, which types of the user's own it can hold (`R`, a [`Registry`]). Python:
+/// `SyncManager(address=..., authkey=...)` before `start()`.
 #[must_use]
-pub struct ManagerBuilder {
+pub struct ManagerBuilder<R = ()> {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     start_method: Option<StartMethod>,
+    registry: PhantomData<fn() -> R>,
 }
 
-impl ManagerBuilder {
+impl<R> fmt::Debug for ManagerBuilder<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("address", &self.address)
+            .field("start_method", &self.start_method)
+            .field("registry", &std::any::type_name::<R>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Registry> ManagerBuilder<R> {
     /// Listens at `address` (a path or `@nome`) instead of a fresh abstract name, so that
     /// other programs can [`Manager::connect`] to it. Python: `address=`.
-    pub fn address(mut self, address: impl Into<Address>) -> ManagerBuilder {
+    pub fn address(mut self, address: impl Into<Address>) -> Self {
         self.address = Some(address.into());
         self
     }
 
     /// Uses `authkey` instead of 32 random bytes. Python: `authkey=`.
-    pub fn authkey(mut self, authkey: &[u8]) -> ManagerBuilder {
+    pub fn authkey(mut self, authkey: &[u8]) -> Self {
         self.authkey = Some(authkey.to_vec());
         self
     }
 
     /// Starts the server under `method` instead of the program-wide start method. Python:
     /// `get_context(method).Manager()`.
-    pub fn start_method(mut self, method: StartMethod) -> ManagerBuilder {
+    pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = Some(method);
         self
+    }
+
+    /// Lets the server hold the types of `R2` (a tuple of [`Shared`] types), made with
+    /// [`Manager::shared`]. Python: `BaseManager.register(typeid, callable)` for each, before
+    /// `start()`.
+    pub fn register<R2: Registry>(self) -> ManagerBuilder<R2> {
+        ManagerBuilder {
+            address: self.address,
+            authkey: self.authkey,
+            start_method: self.start_method,
+            registry: PhantomData,
+        }
     }
 
     /// Starts the server and waits until it listens. Python: `start()`.
@@ -143,7 +172,7 @@ impl ManagerBuilder {
         let address = self.address.unwrap_or_else(fresh_address);
         let (ready, told) = Pipe::with_duplex(false)?;
         let args = (address.to_string(), ByteBuf::from(authkey.clone()), told);
-        let mut server = Process::new(server::serve, args).daemon(true);
+        let mut server = Process::new(server::serve::<R>, args).daemon(true);
         server.set_name(format!("SyncManager-{}", next_number()));
         if let Some(method) = self.start_method {
             server = server.start_method(method);
@@ -170,6 +199,7 @@ impl ManagerBuilder {
             link: Link::new(token),
             address,
             server: Some(server),
+            owner: std::process::id(),
         })
     }
 }
@@ -204,7 +234,12 @@ impl Manager {
     /// A builder, to choose the address, the authkey or the start method. Python:
     /// `SyncManager(address, authkey)`.
     pub fn builder() -> ManagerBuilder {
-        ManagerBuilder::default()
+        ManagerBuilder {
+            address: None,
+            authkey: None,
+            start_method: None,
+            registry: PhantomData,
+        }
     }
 
     /// Connects to a manager started elsewhere (another program, or another process) at
@@ -236,16 +271,15 @@ impl Manager {
         };
         let link = Link::new(token);
         // Connects and authenticates now, so a wrong address or key fails here.
-        link.call(Call::Len)
-            .map(drop)
-            .or_else(|error| match error {
-                ManagerError::Refused(_) => Ok(()),
-                other => Err(other),
-            })?;
+        match link.call(Call::Ping)? {
+            Reply::Done => {}
+            other => return Err(unexpected(other)),
+        }
         Ok(Manager {
             link,
             address,
             server: None,
+            owner: std::process::id(),
         })
     }
 
@@ -314,6 +348,20 @@ impl Manager {
             .call(Call::Named(name.to_owned(), P::kind(), Init::default()))?;
         match reply {
             Reply::Id(id) => Ok(P::from_link(self.link.to(id))),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A new object of the registered type `T`. Python: `manager.typeid()` for a type
+    /// registered with `BaseManager.register`.
+    ///
+    /// # Errors
+    /// [`ManagerError::Refused`] when the server was not started with `T` in its
+    /// [`Registry`] ([`ManagerBuilder::register`]); [`ManagerError::ServerGone`];
+    /// [`ManagerError::Connect`].
+    pub fn shared<T: Shared>(&self) -> Result<SharedProxy<T>, ManagerError> {
+        match self.link.call(Call::CreateUser(T::TYPE_ID.to_owned()))? {
+            Reply::Id(id) => Ok(SharedProxy::new(self.link.to(id))),
             other => Err(unexpected(other)),
         }
     }
@@ -466,7 +514,7 @@ impl Manager {
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        if self.server.is_some() {
+        if self.server.is_some() && self.owner == std::process::id() {
             // Nothing to report from a drop: at worst the server was killed.
             let _ = self.stop();
         }

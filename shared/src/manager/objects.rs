@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_bytes::ByteBuf;
 
 use super::protocol::{Call, Failure, Init, Kind, Reply};
+use super::registry::Served;
 
 /// How often a waiting call checks that its client is still connected.
 const CHECK_CLIENT_EVERY: Duration = Duration::from_millis(100);
@@ -174,6 +175,7 @@ enum Inner {
     Condition(Guarded<ConditionState>),
     Barrier(Guarded<BarrierState>),
     Queue(Guarded<QueueState>, bool),
+    User(Guarded<Box<dyn Served>>),
 }
 
 impl Object {
@@ -205,6 +207,7 @@ impl Object {
                 broken_generation: None,
                 broken: false,
             })),
+            Kind::User => return Err(refused("a registered type is made by its type id")),
             Kind::Queue | Kind::JoinableQueue => Inner::Queue(
                 Guarded::new(QueueState {
                     items: VecDeque::new(),
@@ -232,6 +235,7 @@ impl Object {
             Inner::Barrier(_) => Kind::Barrier,
             Inner::Queue(_, false) => Kind::Queue,
             Inner::Queue(_, true) => Kind::JoinableQueue,
+            Inner::User(_) => Kind::User,
         }
     }
 
@@ -250,7 +254,13 @@ impl Object {
             Inner::Condition(condition) => condition_call(condition, call, caller),
             Inner::Barrier(barrier) => barrier_call(barrier, call, caller),
             Inner::Queue(queue, joinable) => queue_call(queue, *joinable, call, caller),
+            Inner::User(object) => user_call(object, call),
         }
+    }
+
+    /// A new object of a registered type.
+    pub(super) fn user(object: Box<dyn Served>) -> Object {
+        Object(Inner::User(Guarded::new(object)))
     }
 
     /// Gives up whatever connection `owner` holds of this lock: its client is gone.
@@ -702,5 +712,15 @@ fn queue_call(
             Ok(Reply::Bool(done.is_some()))
         }
         other => Err(no_such_call(kind, &other)),
+    }
+}
+
+fn user_call(object: &Guarded<Box<dyn Served>>, call: Call) -> Outcome {
+    match call {
+        Call::UserCall(bytes) => match object.lock().call_bytes(&bytes) {
+            Ok(answer) => Ok(Reply::Item(answer)),
+            Err(what) => Err(Failure::Refused(what).into()),
+        },
+        other => Err(no_such_call(Kind::User, &other)),
     }
 }

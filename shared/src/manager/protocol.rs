@@ -39,6 +39,8 @@ pub(crate) enum Kind {
     Barrier,
     Queue,
     JoinableQueue,
+    /// A type of the user's own ([`Shared`](super::Shared)), made by its type id.
+    User,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             Kind::Barrier => "Barrier",
             Kind::Queue => "Queue",
             Kind::JoinableQueue => "JoinableQueue",
+            Kind::User => "registered type",
         }
     }
 }
@@ -86,6 +89,10 @@ pub(crate) enum Call {
     /// The object registered under this name, created (of this kind) if there is none.
     Named(String, Kind, Init),
     Shutdown,
+    /// A new object of the registered type with this type id.
+    CreateUser(String),
+    /// Nothing but an answer: proves the server is there and the key right.
+    Ping,
 
     // Every kind that has a length (dict, list, array, namespace, queue's qsize).
     Len,
@@ -149,6 +156,9 @@ pub(crate) enum Call {
     Full,
     TaskDone,
     Join(Option<Duration>),
+
+    // A registered type: its own call, as bytes.
+    UserCall(ByteBuf),
 }
 
 /// The answer to one [`Request`].

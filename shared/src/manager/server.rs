@@ -19,6 +19,7 @@ use serde_bytes::ByteBuf;
 use super::ManagerError;
 use super::objects::{Caller, Object, Stop};
 use super::protocol::{Call, Failure, Init, Kind, MANAGER, MAX_REQUEST, Reply, Request};
+use super::registry::{Registry, Served};
 use crate::connection::{Address, ConnectError, Connection, Listener, RecvError};
 
 /// How many connections may wait to be accepted.
@@ -30,6 +31,8 @@ struct Server {
     names: Mutex<HashMap<String, u64>>,
     next_id: AtomicU64,
     stop: Mutex<Sender<()>>,
+    /// Makes an object of a registered type, by its type id.
+    make: fn(&str) -> Option<Box<dyn Served>>,
 }
 
 /// The server process's target: listens at `address` with `authkey`, tells `ready` whether
@@ -37,7 +40,7 @@ struct Server {
 ///
 /// # Errors
 /// [`ManagerError::ServerFailed`] when it cannot listen at `address`.
-pub(super) fn serve(
+pub(super) fn serve<R: Registry>(
     address: String,
     authkey: ByteBuf,
     ready: Connection,
@@ -57,6 +60,7 @@ pub(super) fn serve(
         names: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(MANAGER + 1),
         stop: Mutex::new(stop),
+        make: R::make,
     });
     std::thread::Builder::new()
         .name("shared-manager-accept".into())
@@ -187,7 +191,15 @@ impl Server {
                 names.insert(name, id);
                 Ok(Reply::Id(id))
             }
-            Call::Shutdown => Ok(Reply::Done),
+            Call::CreateUser(type_id) => {
+                let object = (self.make)(&type_id).ok_or_else(|| {
+                    Failure::Refused(format!(
+                        "no type {type_id:?} is registered with this manager"
+                    ))
+                })?;
+                Ok(Reply::Id(self.insert(Object::user(object))))
+            }
+            Call::Shutdown | Call::Ping => Ok(Reply::Done),
             other => Err(Failure::Refused(format!(
                 "the manager itself has no call {}",
                 super::objects::call_name(&other)
@@ -196,10 +208,13 @@ impl Server {
     }
 
     fn create(&self, kind: Kind, init: Init) -> Result<u64, Failure> {
-        let object = Arc::new(Object::new(kind, init)?);
+        Ok(self.insert(Object::new(kind, init)?))
+    }
+
+    fn insert(&self, object: Object) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut objects = self.objects.write().unwrap_or_else(PoisonError::into_inner);
-        objects.insert(id, object);
-        Ok(id)
+        objects.insert(id, Arc::new(object));
+        id
     }
 }
