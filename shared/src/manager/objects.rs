@@ -717,7 +717,7 @@ fn queue_call(
 
 fn user_call(object: &Guarded<Box<dyn Served>>, call: Call) -> Outcome {
     match call {
-        Call::UserCall(bytes) => match object.lock().call_bytes(&bytes) {
+        Call::Invoke(bytes) => match object.lock().call_bytes(&bytes) {
             Ok(answer) => Ok(Reply::Item(answer)),
             Err(what) => Err(Failure::Refused(what).into()),
         },

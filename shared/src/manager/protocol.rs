@@ -158,7 +158,7 @@ pub(crate) enum Call {
     Join(Option<Duration>),
 
     // A registered type: its own call, as bytes.
-    UserCall(ByteBuf),
+    Invoke(ByteBuf),
 }
 
 /// The answer to one [`Request`].

@@ -148,7 +148,7 @@ impl<T: Shared> SharedProxy<T> {
     /// not (de)serialize; [`ManagerError::Refused`] when the server's object is not a `T`;
     /// [`ManagerError::ServerGone`]; [`ManagerError::Connect`].
     pub fn call(&self, call: &T::Call) -> Result<T::Reply, ManagerError> {
-        match self.link.call(Call::UserCall(encode(call)?))? {
+        match self.link.call(Call::Invoke(encode(call)?))? {
             Reply::Item(answer) => decode(&answer),
             other => Err(unexpected(other)),
         }
