@@ -362,6 +362,38 @@ pub const WORKLOADS: &[Workload] = &[
         US_PER_ITEM,
         Some(10.0),
     ),
+    pinned(workload(
+        "manager_dict_set",
+        "Manager dict d[k] = v (20k)",
+        "manager",
+        &["set", "20000"],
+        (Metric::MicrosPerOp, "µs/write"),
+        Some(10.0),
+    )),
+    pinned(workload(
+        "manager_dict_get",
+        "Manager dict d.get(k) (20k)",
+        "manager",
+        &["get", "20000"],
+        (Metric::MicrosPerOp, "µs/read"),
+        Some(10.0),
+    )),
+    workload(
+        "manager_dict_update",
+        "Manager dict update, 100 (1k)",
+        "manager",
+        &["update", "1000"],
+        (Metric::MicrosPerOp, "µs/pair"),
+        None,
+    ),
+    workload(
+        "manager_start_stop",
+        "Manager() start+shutdown (20)",
+        "manager",
+        &["start_stop", "20"],
+        (Metric::MillisPerOp, "ms/manager"),
+        Some(5.0),
+    ),
 ];
 
 /// Pairs of Rust workloads (a, b) with a budget: a's figure must stay within `budget` times

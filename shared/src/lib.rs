@@ -182,6 +182,18 @@
 //! | `multiprocessing.AuthenticationError` | [`ConnectError::Authentication`] with an [`AuthenticationError`] |
 //! | `multiprocessing.connection.wait(objects, timeout)` | [`wait`]`(objects, timeout)` over [`Waitable`]s: [`Connection`], [`Listener`], [`Sentinel`] |
 //! | `p.sentinel` | [`Process::sentinel`] (the process's pidfd) |
+//! | `multiprocessing.Manager()`; leaving `with Manager() as m:` | [`Manager::new`]; [`Manager::shutdown`] (dropping it does the same) |
+//! | `SyncManager(address, authkey).start()`, `get_context(m).Manager()` | [`Manager::builder`]: [`ManagerBuilder::address`], [`ManagerBuilder::authkey`], [`ManagerBuilder::start_method`], [`ManagerBuilder::start`] |
+//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
+//! | `BaseManager.register('get_queue', callable=lambda: q)` | [`Manager::named`]: the object the server holds under a name, made if new |
+//! | `BaseManager.register('Contador', Contador)`; `m.Contador()`, `proxy.somar(2)` | a [`Shared`] type (its calls an enum) in [`ManagerBuilder::register`]`::<(Contador,)>()`; [`Manager::shared`], [`SharedProxy::call`] |
+//! | `m.dict()`; `d[k]`, `d[k] = v`, `d.get(k)`, `del d[k]`, `k in d`, `len(d)` | [`Manager::dict`] → [`DictProxy::get_item`], [`DictProxy::set`], [`DictProxy::get`], [`DictProxy::del_item`], [`DictProxy::contains_key`], [`DictProxy::len`] |
+//! | `d.update(pairs)`; `d.get(k)` for many keys | [`DictProxy::update`]; [`DictProxy::get_many`] (one round trip for all) |
+//! | `m.list()`, `m.Namespace()`, `m.Value(t, v)`, `m.Array(t, items)` | [`Manager::list`], [`Manager::namespace`], [`Manager::value`], [`Manager::array`] ([`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`]) |
+//! | `m.Lock()`, `m.RLock()`, `m.Semaphore(n)`, `m.BoundedSemaphore(n)`; `with lock:` | [`Manager::lock`], [`Manager::rlock`], [`Manager::semaphore`], [`Manager::bounded_semaphore`]; `acquire` returns a [`ProxyGuard`] |
+//! | `m.Event()`, `m.Condition()`, `m.Barrier(n)` | [`Manager::event`], [`Manager::condition`], [`Manager::barrier`] |
+//! | `m.Queue(maxsize)`, `m.JoinableQueue(maxsize)` | [`Manager::queue`], [`Manager::joinable_queue`] ([`QueueProxy`], [`JoinableQueueProxy`]) |
+//! | `KeyError`, `IndexError`, `queue.Empty` from a proxy; `EOFError` when its server died | [`ManagerError::KeyError`], [`ManagerError::IndexError`], [`ManagerError::Empty`]; [`ManagerError::ServerGone`] |
 //! | `multiprocessing.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new`], [`BoundedSemaphore::new`] (`n` ≤ [`MAX_SLOTS`]) |
 //! | `with sem:`, `sem.acquire()` … `sem.release()` | [`Semaphore::acquire`] returns a [`SemaphoreGuard`] that releases on drop |
 //! | `sem.acquire(timeout=t)`, `sem.acquire(False)` | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] (`Ok(None)` for `False`) |
@@ -303,10 +315,33 @@
 //!   no TCP addresses), and talk only to each other: the authentication has the shape of
 //!   CPython 3.12's (a challenge each way, `{sha256}` HMAC, `#WELCOME#`/`#FAILURE#`) but the
 //!   framing (little-endian lengths, MessagePack) is not CPython's, and only SHA-256 is
-//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and
-//!   [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer. A path listener removes its
+//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and the
+//!   whole handshake to [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer.
+//!   [`Listener::accept`] runs handshakes side by side, each on a thread of its own, and
+//!   returns the first to finish: a silent or trickling client never delays an honest one
+//!   (CPython's `accept` runs them in turn, so one stalled peer holds everyone). A path listener removes its
 //!   socket file when closed, and the next bind replaces a file left by a killed listener once
 //!   nobody listens there; CPython's bind then fails with `Address already in use`.
+//! - **A [`Manager`]'s server ends with its program.** It is a daemonic child, so it ends
+//!   when the program that started it ends, even by SIGKILL; CPython's server outlives an
+//!   owner killed that way. A proxy whose server is gone fails at once
+//!   ([`ManagerError::ServerGone`], or [`ManagerError::Connect`] before its first call),
+//!   a call waiting in the server too; nothing hangs.
+//! - **A manager's lock held by a process that died is released.** The server serves each
+//!   connection on a thread and notices when one closes: the `Lock`, `RLock` or `Condition`
+//!   that client held is released, and a call it left waiting (a queue's `get`) takes
+//!   nothing. CPython keeps the lock held for ever.
+//! - **Proxies are typed, and batch.** A [`DictProxy<K, V>`](DictProxy) carries serde types;
+//!   the server stores their MessagePack bytes and compares keys by them.
+//!   [`DictProxy::update`] and [`DictProxy::get_many`] carry many keys in one round trip.
+//!   A manager's objects live until it shuts down (CPython frees one when its last proxy
+//!   goes); [`Manager::named`] stands for `register`ing a callable that returns a shared
+//!   object. A type of the user's own is a [`Shared`] type, registered by type (a spawned
+//!   server makes only what its target names), with one `call` taking an enum of its
+//!   methods instead of Python's calls by method name.
+//! - **A serialized proxy carries the manager's authkey**, so a child can connect under any
+//!   start method; CPython's children inherit the key from their process instead. Treat a
+//!   proxy's bytes as the key itself.
 //! - **[`wait`] returns references** to the ready objects, in the order given; with a mix of
 //!   kinds (`&dyn Waitable`) compare addresses to tell them apart. A [`Sentinel`] borrows its
 //!   [`Process`]; Python's is a plain descriptor number.
@@ -624,6 +659,7 @@ mod handoff;
 mod introspection;
 pub mod lesson;
 mod lifecycle;
+mod manager;
 mod pool;
 mod process;
 mod queue;
@@ -637,12 +673,17 @@ mod wire;
 
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
-    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
-    Sentinel, Waitable, wait,
+    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, MAX_HANDSHAKES, Pipe, READ_AHEAD,
+    RecvError, SendError, Sentinel, Waitable, wait,
 };
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
+};
+pub use manager::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
+    LockProxy, MAX_REQUEST, Manager, ManagerBuilder, ManagerError, NamespaceProxy, Proxied,
+    ProxyGuard, QueueProxy, RLockProxy, Registry, SemaphoreProxy, Shared, SharedProxy, ValueProxy,
 };
 pub use pool::{
     AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,

@@ -21,8 +21,8 @@ use std::path::Path;
 use shared::lesson::ArgumentError;
 use shared::{
     AcquireError, AuthenticationError, BrokenBarrierError, CodecError, ConnectError, GetError,
-    InitError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError, ReleaseError,
-    SendError, ShareableListError, SharedMemoryError, TaskDoneError, ThreadError,
+    InitError, ManagerError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError,
+    ReleaseError, SendError, ShareableListError, SharedMemoryError, TaskDoneError, ThreadError,
 };
 
 /// One variant of an error type, as a value.
@@ -88,6 +88,26 @@ fn every_error_type() -> Vec<ErrorType> {
             // Three messages deep: the connect, the handshake, the system.
             Authentication => ConnectError::Authentication(AuthenticationError::Os(os_error())),
             Os => ConnectError::Os(os_error()),
+        }),
+        error_type!(ManagerError {
+            Start => ManagerError::Start(ProcessError::AlreadyStarted),
+            ServerFailed => ManagerError::ServerFailed("cannot listen at @x".into()),
+            // Three messages deep: the manager, the connect, the system.
+            Connect => ManagerError::Connect(ConnectError::Os(os_error())),
+            ServerGone => ManagerError::ServerGone,
+            KeyError => ManagerError::KeyError,
+            IndexError => ManagerError::IndexError("list index out of range".into()),
+            AttributeError => ManagerError::AttributeError("x".into()),
+            Empty => ManagerError::Empty,
+            Full => ManagerError::Full,
+            BrokenBarrier => ManagerError::BrokenBarrier,
+            NotHeld => ManagerError::NotHeld,
+            TooManyReleases => ManagerError::TooManyReleases,
+            TooManyTaskDone => ManagerError::TooManyTaskDone,
+            Refused => ManagerError::Refused("no object 9 in this manager".into()),
+            Encode => ManagerError::Encode("u32: the encoder said no".into()),
+            Decode => ManagerError::Decode("not a u32: the decoder said no".into()),
+            Os => ManagerError::Os(os_error()),
         }),
         error_type!(PutError {
             Full => PutError::Full(item()),

@@ -34,6 +34,7 @@ const DOCS: [(&str, &[&str]); 7] = [
     ("lesson05-value", &["lesson05-value"]),
     ("lesson06-pool", &["lesson06-pool"]),
     ("lesson07-shared-memory", &["lesson07-shared-memory"]),
+    ("lesson08-manager", &["lesson08-manager"]),
 ];
 
 /// The level-2 sections of every README, in order, each with the level-3 sections it must hold.

@@ -6,6 +6,7 @@ mod event;
 mod executor;
 mod joinable;
 mod joinable_threads;
+mod manager;
 mod pipe;
 mod pool;
 mod queue;
@@ -48,6 +49,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
         "executor_submit" => executor::submit_result(arg(args, 0)?),
         "executor_map" => executor::map(arg(args, 0)?),
+        "manager" => manager::run(&arg::<String>(args, 0)?, arg(args, 1)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
