@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use lesson_tests::readme::{Kind, Readme, marked};
 
 /// Each lesson crate (its directory is its package name) and its binaries.
-const DOCS: [(&str, &[&str]); 7] = [
+const DOCS: [(&str, &[&str]); 8] = [
     ("lesson01-processes", &["lesson01-processes"]),
     (
         "lesson02-queue",
