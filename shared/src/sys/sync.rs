@@ -147,8 +147,10 @@ impl RobustMutex {
     pub(crate) fn lock_unguarded(&self, deadline: Option<Instant>) -> io::Result<Option<Taken>> {
         // glibc's robust mutex never spins: a contended lock costs a futex wait, and its
         // unlock a futex wake. Queue critical sections last a few hundred nanoseconds, so try
-        // briefly first.
-        for _ in 0..LOCK_SPINS {
+        // briefly first, unless this process has one CPU: then the holder cannot run while we
+        // try, and trying again only delays it.
+        let spins = if several_cpus() { LOCK_SPINS } else { 1 };
+        for _ in 0..spins {
             match self.try_lock_code() {
                 libc::EBUSY => std::hint::spin_loop(),
                 code => return self.taken(code),
