@@ -15,12 +15,8 @@ pub(crate) enum Counter {
     SpinWon,
     /// A waiter spun in vain, then went on to sleep.
     SpinLost,
-    /// A waiter skipped the spin: spins were in vain lately.
+    /// A waiter skipped the spin: it has one CPU, or spins were in vain lately.
     SpinSkipped,
-    /// A waiter on one CPU yielded it once, and saw the change it waited for.
-    YieldWon,
-    /// A waiter on one CPU yielded it once in vain, then went on to sleep.
-    YieldLost,
     /// A waiter slept on the futex.
     Sleep,
     /// A sleep ended with the futex word unchanged: a timeout (or a signal), not a wake-up.
@@ -40,14 +36,12 @@ mod enabled {
     use super::Counter;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    const NAMES: [&str; 13] = [
+    const NAMES: [&str; 11] = [
         "puts",
         "gets",
         "spins_won",
         "spins_lost",
         "spins_skipped",
-        "yields_won",
-        "yields_lost",
         "sleeps",
         "sleeps_unwoken",
         "wakes",
@@ -58,7 +52,7 @@ mod enabled {
 
     /// The counts, in the order of [`Counter`].
     #[derive(Default)]
-    pub(crate) struct Counters([AtomicU64; 13]);
+    pub(crate) struct Counters([AtomicU64; 11]);
 
     impl Counters {
         pub(crate) fn add(&self, counter: Counter) {
