@@ -15,7 +15,7 @@ pub(crate) enum Counter {
     SpinWon,
     /// A waiter spun in vain, then went on to sleep.
     SpinLost,
-    /// A waiter skipped the spin: it has one CPU, or spins were in vain lately.
+    /// A waiter skipped the spin: its process has one CPU.
     SpinSkipped,
     /// A waiter slept on the futex.
     Sleep,

@@ -31,7 +31,7 @@
 //!   `qsize`, `empty` and `full` in every process at once. `qsize` reads both positions
 //!   without a lock.
 //! - **Waiting**: a waiter spins briefly on the other end's version word (only if another
-//!   CPU can run the process it waits for, and while spinning pays), then sleeps on a futex in the shared header, with a sleeper count so that
+//!   CPU can run the process it waits for), then sleeps on a futex in the shared header, with a sleeper count so that
 //!   no syscall is made when nobody sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
 //!   cannot swallow it.
 //! - **Shutdown** (Python 3.13's `queue.Queue.shutdown`, which `multiprocessing.Queue` lacks):

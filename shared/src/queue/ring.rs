@@ -34,14 +34,14 @@
 //!
 //! # Waiting
 //!
-//! A waiter spins briefly before it sleeps only when that can help: when this process may run
-//! on more than one CPU, and while spins keep ending in the change they wait for. On one CPU
-//! the process it waits for cannot run while it spins, so it sleeps at once. After a few spins
-//! in vain in a row (the other process waits for a CPU, beside busy ones) it sleeps at once
-//! too, and tries a spin again now and then. (Yielding the CPU instead of sleeping was tried:
-//! beside a busy process each yield handed it a whole time slice, 0.4 ms to 2 ms per queue
-//! round trip where a sleep and a wake-up cost 15 us.) A full ring with items in it yields
-//! once before it doubles, so that a consumer that cannot run meanwhile (one CPU) drains it.
+//! A waiter spins briefly before it sleeps only when this process may run on more than one
+//! CPU: on one CPU the process it waits for cannot run while it spins, so it sleeps at once.
+//! (Two other ideas were measured and dropped: backing off after spins in vain, for a peer
+//! that waits for a CPU beside busy processes, showed no gain there; yielding the CPU instead
+//! of sleeping handed a busy process on the same CPU a whole time slice at every yield, 0.4 ms
+//! to 2 ms per queue round trip where a sleep and a wake-up cost 15 us.) A full ring with
+//! items in it yields once before it doubles, so that a consumer that cannot run meanwhile
+//! (one CPU) drains it.
 //!
 //! # Checked at the boundary
 //!
@@ -122,58 +122,6 @@ const READ_SPINS: u32 = 64;
 /// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
 const SPIN: Duration = Duration::from_micros(20);
-
-/// After this many spins in a row that ended in a sleep, a waiter stops spinning: the process it
-/// waits for is not running (it waits for a CPU, beside busy processes), and each spin only
-/// takes a CPU it could use.
-const SPINS_LOST_BEFORE_BACKING_OFF: u32 = 3;
-/// While backed off, one wait in this many spins again, to find out whether spinning pays again.
-const SPIN_PROBE_EVERY: u32 = 16;
-
-/// Whether a wait in this process should spin before it sleeps: only if it may run on more
-/// than one CPU ([`sync::several_cpus`]), and not after several spins in a row were in vain.
-/// Per process and per event; a hint, so relaxed atomics do.
-#[derive(Default)]
-struct Spinning {
-    /// Spins in a row that ended in a sleep.
-    lost_in_a_row: AtomicU32,
-    /// Waits that skipped the spin while backed off.
-    skipped: AtomicU32,
-}
-
-/// What a waiter does before it sleeps.
-enum BeforeSleeping {
-    /// Spin: the process it waits for may be running on another CPU.
-    Spin,
-    /// Nothing: spins were in vain lately.
-    Nothing,
-}
-
-impl Spinning {
-    fn choice(&self) -> BeforeSleeping {
-        let probe = || {
-            let skipped = self.skipped.fetch_add(1, Ordering::Relaxed);
-            skipped % SPIN_PROBE_EVERY == SPIN_PROBE_EVERY - 1
-        };
-        if !sync::several_cpus() {
-            return BeforeSleeping::Nothing;
-        }
-        let paying = self.lost_in_a_row.load(Ordering::Relaxed) < SPINS_LOST_BEFORE_BACKING_OFF;
-        if paying || probe() {
-            BeforeSleeping::Spin
-        } else {
-            BeforeSleeping::Nothing
-        }
-    }
-
-    fn record(&self, won: bool) {
-        if won {
-            self.lost_in_a_row.store(0, Ordering::Relaxed);
-        } else {
-            self.lost_in_a_row.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
 
 /// The longest a waiter sleeps before it re-checks its condition. A waker wakes sleepers after
 /// its commit; if it is killed between the two, nobody else may ever come to wake them, so a
@@ -379,8 +327,6 @@ pub(crate) struct Ring {
     /// This process's consumers' mapping of the frames; touched only under the get lock.
     /// Remapped when another process grew the ring.
     consumer: UnsafeCell<Mapping>,
-    /// Whether this process's waits on each event should spin first ([`Spinning`]).
-    spinning: [Spinning; 3],
     /// What this process's waits and memory management did (feature `queue-counters`).
     counters: Counters,
 }
@@ -448,7 +394,6 @@ impl Ring {
             consumer: UnsafeCell::new(consumer),
             file,
             header,
-            spinning: Default::default(),
             counters: Counters::default(),
         })
     }
@@ -686,18 +631,14 @@ impl Ring {
         deadline: Option<Instant>,
         still_waiting: impl Fn() -> bool,
     ) {
-        let spinning = &self.spinning[event as usize];
-        match spinning.choice() {
-            BeforeSleeping::Spin if self.spin(event, seen, deadline) => {
-                spinning.record(true);
-                self.counters.add(Counter::SpinWon);
-                return;
-            }
-            BeforeSleeping::Spin => {
-                spinning.record(false);
-                self.counters.add(Counter::SpinLost);
-            }
-            BeforeSleeping::Nothing => self.counters.add(Counter::SpinSkipped),
+        // On one CPU the process we wait for cannot run while we spin: sleep at once.
+        if !sync::several_cpus() {
+            self.counters.add(Counter::SpinSkipped);
+        } else if self.spin(event, seen, deadline) {
+            self.counters.add(Counter::SpinWon);
+            return;
+        } else {
+            self.counters.add(Counter::SpinLost);
         }
         let waiters = self.waiters(event);
         waiters.sleeping.fetch_add(1, Ordering::Relaxed);
