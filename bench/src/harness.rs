@@ -1,5 +1,6 @@
 //! The harness: command-line options, and the rounds that run every workload on both sides.
 
+pub mod contention;
 mod machine;
 pub mod options;
 mod runner;
@@ -27,6 +28,8 @@ pub fn run(options: &Options) -> Result<(), String> {
         ));
     }
     let rust = Side::rust()?;
+    // Before anything starts: every process of the run inherits the affinity.
+    let pinned_to = options.contention.pin()?;
     let python = Side::python(&options.python);
     if python.is_none() {
         eprintln!(
@@ -42,6 +45,9 @@ pub fn run(options: &Options) -> Result<(), String> {
             python: Vec::new(),
         })
         .collect();
+    let busy = options.contention.start_busy(rust.executable())?;
+    let mode = contention::describe(pinned_to.as_deref(), options.contention.busy);
+    eprintln!("bench: {mode}");
     for round in 0..options.rounds {
         eprintln!("bench: round {}/{}", round + 1, options.rounds);
         for entry in &mut results {
@@ -55,7 +61,9 @@ pub fn run(options: &Options) -> Result<(), String> {
         cpus: runner::cpu_count(),
         python_version: python.as_ref().map(Side::describe),
         pinned_cpu: runner::pinning_cpu().ok(),
+        mode,
     };
+    drop(busy);
     print!("{}", report::render(&results, &environment));
     Ok(())
 }

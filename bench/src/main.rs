@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.split_first() {
         Some((first, rest)) if first == "workload" => run_workload(rest),
+        Some((first, rest)) if first == harness::contention::BUSY_COMMAND => {
+            harness::contention::run_busy(rest)
+        }
         _ => run_harness(&args),
     };
     match result {

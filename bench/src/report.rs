@@ -21,6 +21,8 @@ pub struct Environment {
     pub python_version: Option<String>,
     /// The CPU pinned workloads ran on.
     pub pinned_cpu: Option<usize>,
+    /// The contention mode (`--cpus`, `--busy`), as the report says it.
+    pub mode: String,
 }
 
 /// The speed table's columns. Rust and Python cells are the median (min–max) over the rounds.
@@ -428,10 +430,11 @@ fn sources(environment: &Environment) -> String {
         .as_ref()
         .map_or_else(String::new, |date| format!("; run on {date} (UTC)"));
     format!(
-        "\nMachine: {}, {} CPU{}\nPython: {python}{date}\n",
+        "\nMachine: {}, {} CPU{}\nPython: {python}{date}\nLoad: {}\n",
         environment.machine,
         environment.cpus,
         if environment.cpus == 1 { "" } else { "s" },
+        environment.mode,
     )
 }
 
@@ -464,6 +467,7 @@ mod tests {
             cpus: 2,
             python_version: Some("CPython 3.11.7".to_owned()),
             pinned_cpu: None,
+            mode: "quiet mode: unpinned, no busy process".to_owned(),
             machine: "Linux".to_owned(),
             date: None,
         };
@@ -583,6 +587,9 @@ mod tests {
             cpus: 128,
             python_version: Some("CPython 3.11.7".to_owned()),
             pinned_cpu: Some(1),
+            mode: "contention mode: pinned to CPUs 0,1 (--cpus 2), 16 busy processes at normal \
+                   priority (--busy 16)"
+                .to_owned(),
         }
     }
 

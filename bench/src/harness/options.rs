@@ -1,5 +1,6 @@
-//! `bench [--rounds N] [--only NAME[,NAME...]] [--python PATH] [--list]`.
+//! `bench [--rounds N] [--only NAME[,NAME...]] [--python PATH] [--cpus N] [--busy K] [--list]`.
 
+use super::contention::Contention;
 use crate::catalogue::WORKLOADS;
 
 /// The rounds run by default.
@@ -14,6 +15,8 @@ pub struct Options {
     pub only: Vec<String>,
     /// The Python interpreter.
     pub python: String,
+    /// `--cpus`, `--busy`: the contention mode (the default is none).
+    pub contention: Contention,
 }
 
 /// What to do after reading the command line.
@@ -35,6 +38,7 @@ impl Options {
             rounds: DEFAULT_ROUNDS,
             only: Vec::new(),
             python: "python3".to_owned(),
+            contention: Contention::default(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -47,6 +51,8 @@ impl Options {
                 "--rounds" => options.rounds = parse_rounds(value())?,
                 "--only" => options.only.extend(split_names(value())?),
                 "--python" => options.python = value().ok_or("--python needs a path")?,
+                "--cpus" => options.contention.cpus = Some(parse_positive("--cpus", value())?),
+                "--busy" => options.contention.busy = parse_count("--busy", value())?,
                 "--list" => return Ok(Command::Print(list())),
                 "--help" | "-h" => return Ok(Command::Print(USAGE.to_owned())),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
@@ -58,19 +64,34 @@ impl Options {
 
 const USAGE: &str = "\
 usage: cargo run --release -p bench -- [--rounds N] [--only NAME[,NAME...]] [--python PATH]
+                                        [--cpus N] [--busy K]
        cargo run --release -p bench -- --list
 
 Runs each workload N times (default 5) in shared and in CPython's multiprocessing,
 alternating the two, and prints medians, ratios and peak RSS. --only takes workload names
 or prefixes (`--only queue` runs every queue workload).
+
+Contention mode: --cpus N pins both sides (and every process they start) to the same N
+CPUs; --busy K runs K busy processes (spin loops at normal priority) beside them for the
+whole run, on those CPUs when pinned. The report says which mode it ran in.
 ";
 
 fn parse_rounds(value: Option<String>) -> Result<usize, String> {
-    let value = value.ok_or("--rounds needs a number")?;
-    match value.parse() {
-        Ok(rounds) if rounds > 0 => Ok(rounds),
-        _ => Err(format!("--rounds needs a positive number, not `{value}`")),
+    parse_positive("--rounds", value)
+}
+
+fn parse_positive(option: &str, value: Option<String>) -> Result<usize, String> {
+    match parse_count(option, value)? {
+        0 => Err(format!("{option} needs a positive number, not `0`")),
+        count => Ok(count),
     }
+}
+
+fn parse_count(option: &str, value: Option<String>) -> Result<usize, String> {
+    let value = value.ok_or_else(|| format!("{option} needs a number"))?;
+    value
+        .parse()
+        .map_err(|_| format!("{option} needs a positive number, not `{value}`"))
 }
 
 fn split_names(value: Option<String>) -> Result<Vec<String>, String> {
@@ -130,5 +151,20 @@ mod tests {
         assert!(parse(&["--rounds", "0"]).is_err());
         assert!(parse(&["--rounds"]).is_err());
         assert!(parse(&["--fast"]).is_err());
+        assert!(parse(&["--cpus", "0"]).is_err());
+        assert!(parse(&["--busy", "-1"]).is_err());
+    }
+
+    #[test]
+    fn contention_options() {
+        assert_eq!(options(&[]).contention, Contention::default());
+        let options = options(&["--cpus", "1", "--busy=2"]);
+        assert_eq!(
+            options.contention,
+            Contention {
+                cpus: Some(1),
+                busy: 2
+            }
+        );
     }
 }

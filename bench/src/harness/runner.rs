@@ -44,6 +44,14 @@ impl Side {
         Ok(Side::Rust { executable })
     }
 
+    /// The path of this executable (the Rust side's).
+    pub fn executable(&self) -> &std::path::Path {
+        match self {
+            Side::Rust { executable } => executable,
+            Side::Python { interpreter, .. } => std::path::Path::new(interpreter),
+        }
+    }
+
     /// The Python side, if `interpreter` runs.
     pub fn python(interpreter: &str) -> Option<Side> {
         let output = Command::new(interpreter)

@@ -30,9 +30,9 @@
 //! - **Exact state**: `put` returns after its commit, so the item is visible to `get_nowait`,
 //!   `qsize`, `empty` and `full` in every process at once. `qsize` reads both positions
 //!   without a lock.
-//! - **Waiting**: a waiter spins briefly on the other end's version word, then sleeps on a
-//!   futex in the shared header, with a sleeper count so that no syscall is made when nobody
-//!   sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
+//! - **Waiting**: a waiter spins briefly on the other end's version word (only if another
+//!   CPU can run the process it waits for), then sleeps on a futex in the shared header, with a sleeper count so that
+//!   no syscall is made when nobody sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
 //!   cannot swallow it.
 //! - **Shutdown** (Python 3.13's `queue.Queue.shutdown`, which `multiprocessing.Queue` lacks):
 //!   a state word in the header, so it holds in every process. It is written under the put
@@ -53,6 +53,7 @@
 //! and every item costs two syscalls.
 
 mod codec;
+mod counters;
 mod joinable;
 mod layout;
 mod ring;

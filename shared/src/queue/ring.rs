@@ -32,6 +32,17 @@
 //! including the get lock a growing producer takes; only a consumer releasing pages takes the
 //! put lock out of order, and then only with `try_lock`.
 //!
+//! # Waiting
+//!
+//! A waiter spins briefly before it sleeps only when this process may run on more than one
+//! CPU: on one CPU the process it waits for cannot run while it spins, so it sleeps at once.
+//! (Two other ideas were measured and dropped: backing off after spins in vain, for a peer
+//! that waits for a CPU beside busy processes, showed no gain there; yielding the CPU instead
+//! of sleeping handed a busy process on the same CPU a whole time slice at every yield, 0.4 ms
+//! to 2 ms per queue round trip where a sleep and a wake-up cost 15 us.) A full ring with
+//! items in it yields once before it doubles, so that a consumer that cannot run meanwhile
+//! (one CPU) drains it.
+//!
 //! # Checked at the boundary
 //!
 //! The memfd is sealed against shrinking when created, and [`Ring::open`] refuses one that is
@@ -46,9 +57,13 @@
 //!
 //! A ring larger than [`RELEASE_ABOVE`] and at most a quarter full gives the pages of its
 //! free space back once the head has passed [`RELEASE_EVERY`] bytes since the last release:
-//! the consumer, holding both locks, punches whole blocks between the last release and its
-//! head (never `[head, tail)`), so under steady traffic only the pages between the last
-//! release and the tail stay resident, whatever the ring's size.
+//! whoever holds the put lock (a producer after its commit, or a consumer that got it with
+//! `try_lock`) punches whole blocks between the last release and the head (never
+//! `[head, tail)`), except the [`KEEP_FRAMES_AHEAD`] largest recent frames' worth just ahead of
+//! the tail, which the next puts write. So under steady traffic only those pages, the live
+//! frames and the pages passed since the last release stay resident, whatever the ring's size,
+//! and items as large as the ring's quarter do not fault the ring in again on every lap. When
+//! a large ring grows, the pages its frames were copied from go back at once.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -57,6 +72,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
+use super::counters::{Counter, Counters};
 pub(crate) use super::layout::Position;
 use super::layout::{
     self, Capacity, FRAME_HEADER, FrameHeader, MAX_CAPACITY, Placement, Span, frame_size,
@@ -65,7 +81,7 @@ use crate::sys::fd::{self, Kind};
 use crate::sys::shm::{self, Mapping, Seal};
 use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v006");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v007");
 /// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
 /// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
 const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Sealing];
@@ -82,7 +98,13 @@ const INITIAL_CAPACITY: u64 = 64 * 1024;
 const RELEASE_ABOVE: u64 = 32 << 20;
 /// How far the head passes between two releases: each costs a system call, and the pages the
 /// head passed since the last one stay resident, so this bounds their memory.
-const RELEASE_EVERY: u64 = 8 << 20;
+const RELEASE_EVERY: u64 = 4 << 20;
+/// A release keeps the free ring just ahead of the tail resident, as many bytes as this many
+/// of the largest frames put lately: the producer writes there next, and pages given back there
+/// would only be faulted in again (zero-filled) at once. With 16 MiB items a ring grows to
+/// 64 MiB, and giving back 8 MiB behind every item cost a `fallocate` of 4.5 ms plus the
+/// faults, half the time of a one-CPU run (bench/README.md, "Under load").
+const KEEP_FRAMES_AHEAD: u64 = 4;
 /// Released ranges are whole blocks of this size, a multiple of every page size (4, 16 or
 /// 64 KiB): a partial page would only be zeroed, not given back.
 const RELEASE_BLOCK: u64 = 64 * 1024;
@@ -226,11 +248,13 @@ struct Lock(RobustMutex);
 struct Wake<'a> {
     waiters: &'a Waiters,
     pending: bool,
+    counters: &'a Counters,
 }
 
 impl Drop for Wake<'_> {
     fn drop(&mut self) {
         if self.pending {
+            self.counters.add(Counter::Wake);
             self.waiters.wake();
         }
     }
@@ -267,8 +291,12 @@ struct Header {
     head: End,
     tasks: Tasks,
     /// The position up to which the free ring behind the head was given back to the system
-    /// (written under both locks; a hint, whose corruption costs memory, never safety).
+    /// (written under the put lock; a hint, whose corruption costs memory, never safety).
     released_to: AtomicU64,
+    /// The largest frame put since the last release, and in the span before it: what
+    /// [`KEEP_FRAMES_AHEAD`] multiplies (written under the put lock; a hint, like
+    /// `released_to`).
+    frame_peaks: [AtomicU64; 2],
     /// A [`State`] word. Written under the put lock, so that once a process reads a shutdown
     /// no put can commit any more; an immediate shutdown is written under both locks, so that
     /// no get commits after it either.
@@ -299,6 +327,8 @@ pub(crate) struct Ring {
     /// This process's consumers' mapping of the frames; touched only under the get lock.
     /// Remapped when another process grew the ring.
     consumer: UnsafeCell<Mapping>,
+    /// What this process's waits and memory management did (feature `queue-counters`).
+    counters: Counters,
 }
 
 // SAFETY: the header is accessed through atomics and the process-shared mutexes; `producer`
@@ -364,6 +394,7 @@ impl Ring {
             consumer: UnsafeCell::new(consumer),
             file,
             header,
+            counters: Counters::default(),
         })
     }
 
@@ -533,7 +564,7 @@ impl Ring {
         header.head.position.commit(tail);
         let drained = checked_span(tail, tail, capacity)?;
         if capacity.bytes() > RELEASE_ABOVE {
-            self.release_free(drained);
+            self.release_free(drained, false);
         }
         Ok(())
     }
@@ -600,8 +631,14 @@ impl Ring {
         deadline: Option<Instant>,
         still_waiting: impl Fn() -> bool,
     ) {
-        if self.spin(event, seen, deadline) {
+        // On one CPU the process we wait for cannot run while we spin: sleep at once.
+        if !sync::several_cpus() {
+            self.counters.add(Counter::SpinSkipped);
+        } else if self.spin(event, seen, deadline) {
+            self.counters.add(Counter::SpinWon);
             return;
+        } else {
+            self.counters.add(Counter::SpinLost);
         }
         let waiters = self.waiters(event);
         waiters.sleeping.fetch_add(1, Ordering::Relaxed);
@@ -614,7 +651,11 @@ impl Ring {
                 d.saturating_duration_since(Instant::now())
             });
             if !left.is_zero() {
+                self.counters.add(Counter::Sleep);
                 sync::futex_wait(&waiters.sequence, sequence, Some(left.min(LONGEST_SLEEP)));
+                if waiters.sequence.load(Ordering::Relaxed) == sequence {
+                    self.counters.add(Counter::SleepUnwoken);
+                }
             }
         }
         waiters.sleeping.fetch_sub(1, Ordering::Relaxed);
@@ -698,6 +739,7 @@ impl Ring {
             wake: Wake {
                 waiters: &self.header().tail.waiters,
                 pending: false,
+                counters: &self.counters,
             },
         }))
     }
@@ -730,6 +772,7 @@ impl Ring {
             wake: Wake {
                 waiters: &self.header().head.waiters,
                 pending: false,
+                counters: &self.counters,
             },
         }))
     }
@@ -908,7 +951,41 @@ impl TailGuard<'_> {
         let end = &self.ring.header().tail;
         end.position.commit(self.tail);
         self.wake.pending |= end.waiters.announce();
+        self.ring.counters.add(Counter::Put);
+        let peak = &self.ring.header().frame_peaks[0];
+        if size > peak.load(Ordering::Relaxed) {
+            peak.store(size, Ordering::Relaxed);
+        }
+        if capacity.bytes() > RELEASE_ABOVE {
+            self.release_behind();
+        }
         Ok(())
+    }
+
+    /// Gives back the pages of the free ring the head passed since the last release, as
+    /// [`HeadGuard::release_behind`] does, from the producers' side: under steady traffic a
+    /// producer holds the put lock most of the time (it copies the item under it), so the
+    /// consumer's `try_lock` kept failing and the whole ring became resident again (498 MiB
+    /// for 0.5 MiB live, issue 23). The put lock alone suffices: no consumer reads behind the
+    /// committed head, and no other producer writes.
+    fn release_behind(&mut self) {
+        let from = self.ring.header().released_to.load(Ordering::Relaxed);
+        // The head is behind the tail: if the tail has not passed RELEASE_EVERY since the last
+        // release, neither has the head, and it need not be read (a cache miss).
+        if self
+            .tail
+            .bytes
+            .checked_sub(from)
+            .is_some_and(|d| d < RELEASE_EVERY)
+        {
+            return;
+        }
+        let Ok((_, span)) = self.refresh_head() else {
+            return;
+        };
+        if release_due(span, from) {
+            self.ring.release_free(span, true);
+        }
     }
 
     /// Where a frame of `size` bytes goes: after the tail, growing the ring if the head, even
@@ -920,10 +997,22 @@ impl TailGuard<'_> {
             return Ok(placement);
         }
         let (_, span) = self.refresh_head().map_err(PushError::Os)?;
-        match layout::place(span, size) {
-            Some(placement) => Ok(placement),
-            None => self.grow(size),
+        if let Some(placement) = layout::place(span, size) {
+            return Ok(placement);
         }
+        // Full, with items a consumer could take to make room: before doubling the ring, give
+        // the CPU away once. On one CPU the consumer, woken by an earlier put, cannot run
+        // while this producer does, so without this a producer running ahead doubled the ring
+        // to 64 MiB for 64 KiB items (issue 23) and every later lap walked all of it. With a
+        // consumer on another CPU, or none at all, it costs one system call per doubling.
+        if span.items() > 0 && size <= self.capacity.bytes() / 2 {
+            std::thread::yield_now();
+            let (_, span) = self.refresh_head().map_err(PushError::Os)?;
+            if let Some(placement) = layout::place(span, size) {
+                return Ok(placement);
+            }
+        }
+        self.grow(size)
     }
 
     /// Grows the ring so that a frame of `size` bytes fits, and places it.
@@ -945,10 +1034,12 @@ impl TailGuard<'_> {
         }
         let new =
             layout::grown_capacity(self.capacity, span.bytes(), size).ok_or(PushError::TooLarge)?;
+        self.ring.counters.add(Counter::Grow);
         shm::grow_file(&self.ring.file, HEADER_BYTES + new.bytes()).map_err(PushError::Os)?;
         let data = &mut self.view().data;
         data.grow(new.bytes() as usize).map_err(PushError::Os)?;
-        for step in layout::relocations(span, new) {
+        let moves = layout::relocations(span, new);
+        for step in &moves {
             // SAFETY: both ranges lie inside the mapping grown above (`relocations` keeps
             // them within the old and new capacities, for a checked span); the destination
             // lies at or above the old capacity, so it overlaps neither the source nor any
@@ -966,8 +1057,28 @@ impl TailGuard<'_> {
             .capacity
             .store(new.bytes(), Ordering::Release);
         self.capacity = new;
+        if new.bytes() > RELEASE_ABOVE {
+            self.release_moved_from(&moves, new);
+        }
         let grown = checked_span(span.head(), span.tail(), new).map_err(PushError::Os)?;
         layout::place(grown, size).ok_or(PushError::TooLarge)
+    }
+}
+
+impl TailGuard<'_> {
+    /// Gives back the pages the frames were copied from when the ring grew to `new`: those
+    /// copies are free space of the grown ring (every live position now maps to its
+    /// destination), but stayed resident until the tail came round to them, a lap later. Call
+    /// holding both locks, after the new capacity's commit.
+    fn release_moved_from(&self, moves: &[layout::Move], new: Capacity) {
+        for step in moves {
+            // Offsets inside the old ring, which are positions of the new one's first lap.
+            let end = step.from + step.len;
+            for range in layout::whole_blocks(step.from, end, new, RELEASE_BLOCK) {
+                self.ring.counters.add(Counter::Release);
+                let _ = shm::release(&self.ring.file, HEADER_BYTES + range.offset, range.len);
+            }
+        }
     }
 }
 
@@ -1098,6 +1209,7 @@ impl HeadGuard<'_> {
         self.span = checked_span(head, self.span.tail(), self.span.capacity())?;
         let end = &self.ring.header().head;
         end.position.commit(head);
+        self.ring.counters.add(Counter::Get);
         if self.ring.maxsize() > 0 {
             self.wake.pending |= end.waiters.announce();
         }
@@ -1115,37 +1227,66 @@ impl HeadGuard<'_> {
     fn release_behind(&self) {
         let header = self.ring.header();
         let (span, from) = (self.span, header.released_to.load(Ordering::Relaxed));
-        let head = span.head().bytes;
-        // A mark past the head is corrupt: release (nothing) and reset it below.
-        let passed = head.checked_sub(from).unwrap_or(u64::MAX);
-        let capacity = span.capacity().bytes();
-        if passed < RELEASE_EVERY || span.bytes() > capacity / 4 {
+        if !release_due(span, from) {
             return;
         }
         let Ok(Some(_producers)) = header.put_lock.0.try_lock() else {
+            self.ring.counters.add(Counter::ReleaseSkipped);
             return;
         };
         let Ok((_, tail)) = header.tail.position.read() else {
             return;
         };
         if let Some(now) = Span::new(span.head(), tail, span.capacity()) {
-            self.ring.release_free(now);
+            self.ring.release_free(now, true);
         }
     }
 }
 
+/// Whether the head of `span` passed [`RELEASE_EVERY`] bytes since the last release (at
+/// `released_to`) in a ring at most a quarter full (a fuller ring would soon fault the pages
+/// back in). A mark past the head is corrupt: then yes, which releases nothing and resets it.
+fn release_due(span: Span, released_to: u64) -> bool {
+    let passed = span
+        .head()
+        .bytes
+        .checked_sub(released_to)
+        .unwrap_or(u64::MAX);
+    passed >= RELEASE_EVERY && span.bytes() <= span.capacity().bytes() / 4
+}
+
 impl Ring {
     /// Gives back the pages of the free ring from the last release up to the head of `now`,
-    /// the span read under both locks, which the caller holds: with both held nobody writes
-    /// frames, so every position from a whole ring behind the tail up to the head is free (a
-    /// producer may only write there again once it holds the put lock).
-    fn release_free(&self, now: Span) {
+    /// a span whose tail was read under the put lock, which the caller holds, and whose head
+    /// was committed: no consumer reads behind a committed head, and no producer writes
+    /// without the put lock, so every position from a whole ring behind the tail up to the
+    /// head is free. With `keep_ahead`, the pages the producer writes next stay: the free ring
+    /// from the tail on, [`KEEP_FRAMES_AHEAD`] of the largest frames lately (a wrapped ring's
+    /// pages behind the head are the last ones the tail reaches).
+    fn release_free(&self, now: Span, keep_ahead: bool) {
         let header = self.header();
         let head = now.head().bytes;
         let capacity = now.capacity().bytes();
+        let [peak, previous_peak] = &header.frame_peaks;
+        let keep = if keep_ahead {
+            let largest = peak
+                .load(Ordering::Relaxed)
+                .max(previous_peak.load(Ordering::Relaxed));
+            largest.saturating_mul(KEEP_FRAMES_AHEAD)
+        } else {
+            0
+        };
+        previous_peak.store(peak.load(Ordering::Relaxed), Ordering::Relaxed);
+        peak.store(0, Ordering::Relaxed);
         let from = header.released_to.load(Ordering::Relaxed);
-        let from = from.max(now.tail().bytes.saturating_sub(capacity));
+        let from = from.max(
+            now.tail()
+                .bytes
+                .saturating_add(keep)
+                .saturating_sub(capacity),
+        );
         for range in layout::whole_blocks(from, head, now.capacity(), RELEASE_BLOCK) {
+            self.counters.add(Counter::Release);
             let _ = shm::release(&self.file, HEADER_BYTES + range.offset, range.len);
         }
         // The block holding the head was kept: the next release starts with it.
@@ -1454,6 +1595,48 @@ mod tests {
             resident <= allowed && resident < capacity / 16,
             "{resident} bytes resident for {live} live bytes in a ring of {capacity}"
         );
+    }
+
+    /// Steady traffic in which the consumer never gets the put lock, as when a producer in
+    /// another process copies items under it most of the time: the consumer's best-effort
+    /// release always fails its `try_lock`, and before issue 23 nothing else gave the pages
+    /// back, so the whole ring became resident again. Now the producer releases under the
+    /// lock it holds anyway. Checked after every `get`.
+    #[test]
+    fn a_consumer_that_never_gets_the_put_lock_does_not_keep_the_ring_resident() {
+        let queue = Queue::<ByteBuf>::new().unwrap();
+        for _ in 0..40 {
+            queue.put(ByteBuf::from(vec![1; 1 << 20])).unwrap();
+        }
+        while queue.qsize() > 0 {
+            queue.get().unwrap();
+        }
+        let header = header(&queue);
+        let capacity = header.capacity.load(Ordering::Relaxed);
+        assert!(
+            capacity > RELEASE_ABOVE,
+            "the burst grew the ring to {capacity}"
+        );
+        let item = ByteBuf::from(vec![2; 64 << 10]);
+        let (_, start) = header.head.position.read().unwrap();
+        loop {
+            queue.put(item.clone()).unwrap();
+            queue.put(item.clone()).unwrap();
+            while_held(&header.put_lock.0, || queue.get().unwrap());
+            while_held(&header.put_lock.0, || queue.get().unwrap());
+            let (_, head) = header.head.position.read().unwrap();
+            let resident = resident(&queue);
+            // What the head passed since the last release, the pages kept ahead of the tail
+            // for the next frames, the partial blocks at either end, and the header.
+            let allowed = RELEASE_EVERY + 4 * (64 << 10) + 2 * RELEASE_BLOCK + HEADER_BYTES;
+            assert!(
+                resident <= allowed,
+                "{resident} bytes resident, nothing live, in a ring of {capacity}"
+            );
+            if head.bytes > start.bytes + capacity + capacity / 8 {
+                break;
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -147,8 +147,10 @@ impl RobustMutex {
     pub(crate) fn lock_unguarded(&self, deadline: Option<Instant>) -> io::Result<Option<Taken>> {
         // glibc's robust mutex never spins: a contended lock costs a futex wait, and its
         // unlock a futex wake. Queue critical sections last a few hundred nanoseconds, so try
-        // briefly first.
-        for _ in 0..LOCK_SPINS {
+        // briefly first, unless this process has one CPU: then the holder cannot run while we
+        // try, and trying again only delays it.
+        let spins = if several_cpus() { LOCK_SPINS } else { 1 };
+        for _ in 0..spins {
             match self.try_lock_code() {
                 libc::EBUSY => std::hint::spin_loop(),
                 code => return self.taken(code),
@@ -290,6 +292,34 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     }
 }
 
+/// Whether this process may run on more than one CPU (its affinity mask, as `taskset` or a
+/// container's CPU limit sets it). A waiter that spins hopes that the process it waits for runs
+/// meanwhile on another CPU; with one CPU, every spin only delays that process. Cached: the
+/// mask is read again every [`AFFINITY_REFRESH`] calls, so that a process moved by `taskset`
+/// while it runs soon behaves accordingly, and a call costs a relaxed load and add otherwise.
+pub(crate) fn several_cpus() -> bool {
+    /// 0: not read yet; 1: one CPU; 2: several.
+    static CACHED: AtomicU32 = AtomicU32::new(0);
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached != 0 && calls % AFFINITY_REFRESH != 0 {
+        return cached == 2;
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set, a valid value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is valid writable storage of the size passed; pid 0 is this thread.
+    let code = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    // If the mask cannot be read (it always can on Linux), assume several: the old behaviour.
+    // SAFETY: `set` is an initialised cpu_set_t.
+    let several = code != 0 || unsafe { libc::CPU_COUNT(&set) } > 1;
+    CACHED.store(if several { 2 } else { 1 }, Ordering::Relaxed);
+    several
+}
+
+/// How many calls of [`several_cpus`] trust the cached mask before reading it again.
+const AFFINITY_REFRESH: u32 = 4096;
+
 fn check(code: libc::c_int) -> io::Result<()> {
     if code == 0 {
         Ok(())
@@ -323,7 +353,6 @@ fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
     use std::sync::mpsc;
 
     /// A mutex in this process's memory, initialised as a queue's creator does.
@@ -420,6 +449,20 @@ mod tests {
             Ok(Some(Taken::Free)),
             "a sleeper on a lock freed without a wake-up stays asleep"
         );
+    }
+
+    #[test]
+    fn several_cpus_follows_the_affinity_mask() {
+        // SAFETY: an all-zero cpu_set_t is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid storage of the size passed; pid 0 is this thread.
+        let code = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+        assert_eq!(code, 0);
+        // SAFETY: `set` is initialised.
+        let count = unsafe { libc::CPU_COUNT(&set) };
+        // Called enough times that at least one call reads the mask afresh.
+        let answers: Vec<bool> = (0..=AFFINITY_REFRESH).map(|_| several_cpus()).collect();
+        assert_eq!(answers.last().copied(), Some(count > 1), "{count} CPUs");
     }
 
     /// glibc's bit in the lock word for "a thread may sleep on it" (the kernel's FUTEX_WAITERS).
