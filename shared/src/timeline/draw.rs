@@ -14,9 +14,9 @@
 //! Each row shows the state of every column (`│` running, `┊` waiting in a call, blank
 //! before its start and after its end) and the event's text, which starts in its thread's
 //! column and runs to the right edge; a text longer than that goes on in the rows below,
-//! never cut. A call during which anything else happened gets two rows, where it began to
-//! wait and where it returned, however short it was; a call during which nothing else
-//! happened, one. A printed line is the process's (its threads share one stdout), drawn in
+//! never cut. A call during which anything else happened, or that returned at a later time
+//! than it began (to the row's tenth of a millisecond), gets two rows, where it began to wait
+//! and where it returned, however short it was; any other call, one. A printed line is the process's (its threads share one stdout), drawn in
 //! its main thread's column. Columns are in start order: the main process's threads, then
 //! each child's. A column freed by a thread that ended is given to the next one that starts
 //! (lesson 05 starts eight processes, four at a time); its start row names it.
@@ -109,8 +109,7 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) ->
     let lanes = Lanes::assign(run, &rows);
     let column = ((width - TIME_WIDTH - 2) / lanes.count.max(1)).clamp(4, MAX_COLUMN);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let title = format!(
         "{}: {}; {}",
         say(language, "Linha do tempo", "Timeline"),
         processes(run.processes.len(), language),
@@ -120,6 +119,10 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) ->
             "times in ms since init()"
         )
     );
+    for piece in wrap(&title, width, width) {
+        out.push_str(piece.trim_end());
+        out.push('\n');
+    }
     header(&mut out, run, &lanes, column, width, language);
     let mut waiting: BTreeMap<Track, usize> = BTreeMap::new();
     for row in &rows {
@@ -333,7 +336,8 @@ fn rows(run: &Run, language: Language) -> Vec<Row> {
         });
     }
     // Every moment a row may stand for: a call that spans one of them waited while
-    // something else happened, and is drawn from its begin to its return.
+    // something else happened, and is drawn from its begin to its return; so is a call that
+    // returned at a later time than it began, as the rows show times.
     let mut moments: Vec<u64> = drawn.iter().map(|drawn| drawn.event.begin).collect();
     moments.extend(
         drawn
@@ -359,7 +363,9 @@ fn rows(run: &Run, language: Language) -> Vec<Row> {
             waiting,
         };
         match drawn.call {
-            Some((waiting, returned)) if spans_another(event) => {
+            Some((waiting, returned))
+                if spans_another(event) || ms(event.begin) != ms(event.end) =>
+            {
                 rows.push(row(event.begin, format!("{waiting}…"), Some(true)));
                 rows.push(row(event.end, returned, Some(false)));
             }
@@ -714,6 +720,169 @@ mod tests {
         assert_eq!(
             target_name("funcao_processo", Language::English),
             "funcao_processo"
+        );
+    }
+
+    use super::super::model::{Process, Thread};
+
+    fn event(kind: Kind, pid: u32, tid: u32, (begin, end): (u64, u64), object: u64) -> Event {
+        Event {
+            kind,
+            pid,
+            writer: pid,
+            tid: if kind == Kind::Print { None } else { Some(tid) },
+            begin,
+            end,
+            mark: begin,
+            object,
+            arg: 0,
+            text: String::new(),
+        }
+    }
+
+    fn process(pid: u32, target: &str, threads: &[(u32, Option<&str>)]) -> Process {
+        Process {
+            pid,
+            target: target.to_owned(),
+            method: Some("fork"),
+            exit: None,
+            counted: 0,
+            threads: threads
+                .iter()
+                .map(|&(tid, name)| Thread {
+                    tid,
+                    name: name.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    fn run(processes: Vec<Process>, mut events: Vec<Event>) -> Run {
+        events.sort_by_key(|event| event.begin);
+        Run {
+            processes,
+            events,
+            queues: BTreeMap::new(),
+            lost: 0,
+            unfinished: 0,
+        }
+    }
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_short_call_during_which_something_happened_shows_where_it_returned() {
+        // lesson03's case: the main recv() waits 0.05 ms, while the child starts.
+        let run = run(
+            vec![
+                process(1, "principal", &[(1, None)]),
+                process(2, "pessoa", &[(2, None)]),
+            ],
+            vec![
+                event(Kind::Recv, 1, 1, (10 * MS, 10 * MS + 50_000), 0),
+                event(Kind::Began, 2, 2, (10 * MS + 20_000, 10 * MS + 20_000), 0),
+            ],
+        );
+        let drawing = draw(&run, DEFAULT_WIDTH, false, Language::Portuguese);
+        assert!(drawing.contains("recv()…"), "{drawing}");
+        assert!(drawing.contains("recv() voltou após 0.0 ms"), "{drawing}");
+        // Alone, the same call is one row.
+        let alone = run_alone();
+        let drawing = draw(&alone, DEFAULT_WIDTH, false, Language::Portuguese);
+        assert!(drawing.contains("│ recv()\n"), "{drawing}");
+    }
+
+    fn run_alone() -> Run {
+        run(
+            vec![process(1, "principal", &[(1, None)])],
+            vec![event(Kind::Recv, 1, 1, (10 * MS, 10 * MS + 50_000), 0)],
+        )
+    }
+
+    #[test]
+    fn each_thread_that_did_something_has_a_column_in_start_order() {
+        let run = run(
+            vec![process(1, "principal", &[(1, None), (7, Some("Thread-1"))])],
+            vec![
+                event(Kind::ThreadStart, 1, 1, (MS, MS), 7),
+                event(Kind::Get, 1, 7, (2 * MS, 2 * MS), 1),
+                event(Kind::TaskDone, 1, 7, (3 * MS, 3 * MS), 1),
+            ],
+        );
+        let drawing = draw(&run, DEFAULT_WIDTH, false, Language::Portuguese);
+        let mut lines = drawing.lines().skip(1);
+        let ids = lines.next().unwrap();
+        let names = lines.next().unwrap();
+        assert!(column(ids, "PID 1") < column(ids, "TID 7"), "{drawing}");
+        assert!(names.contains("Thread-1"), "{drawing}");
+        let done = drawing
+            .lines()
+            .find(|line| line.contains("task_done"))
+            .unwrap();
+        assert_eq!(column(done, "task_done"), column(ids, "TID 7"), "{drawing}");
+    }
+
+    #[test]
+    fn a_process_killed_before_its_first_event_has_its_own_column() {
+        // A pool's worker killed by terminate() before it ran: only its start and its reaping.
+        let mut reaped = event(Kind::Reaped, 3, 3, (9 * MS, 9 * MS), 3);
+        reaped.writer = 1;
+        reaped.arg = (-9_i64) as u64;
+        let run = run(
+            vec![
+                process(1, "principal", &[(1, None)]),
+                process(2, POOL_WORKER, &[(2, None)]),
+                process(3, "?", &[(3, None)]),
+            ],
+            vec![
+                event(Kind::Start, 1, 1, (MS, MS), 2),
+                event(Kind::Start, 1, 1, (2 * MS, 2 * MS), 3),
+                event(Kind::Began, 2, 2, (3 * MS, 3 * MS), 0),
+                event(Kind::PoolTask, 2, 2, (4 * MS, 8 * MS), 0),
+                reaped,
+            ],
+        );
+        let drawing = draw(&run, DEFAULT_WIDTH, false, Language::Portuguese);
+        let ids = drawing.lines().nth(1).unwrap();
+        assert!(ids.contains("PID 2") && ids.contains("PID 3"), "{drawing}");
+        let killed = drawing
+            .lines()
+            .find(|line| line.contains("morto por SIGKILL"))
+            .unwrap();
+        assert_eq!(
+            column(killed, "■"),
+            column(ids, "PID 3"),
+            "its end is in its own column:\n{drawing}"
+        );
+        assert!(
+            drawing.starts_with("Linha do tempo: 3 processos;"),
+            "{drawing}"
+        );
+        assert!(drawing.contains("tarefa (bloco 1)…"), "{drawing}");
+    }
+
+    /// The column (in characters) where `needle` starts in `line`.
+    fn column(line: &str, needle: &str) -> Option<usize> {
+        line.find(needle).map(|at| line[..at].chars().count())
+    }
+
+    #[test]
+    fn wrapped_pieces_join_back_to_the_text_and_fit() {
+        let text = "Mensagem lida: Mensagem do processo 123456 e mais um pouco de texto";
+        for room in [5, 12, 20, 80] {
+            let pieces = wrap(text, room, room);
+            assert_eq!(pieces.concat(), text);
+            assert!(pieces.iter().all(|piece| piece.chars().count() <= room));
+        }
+        assert_eq!(wrap("abc", 10, 10), ["abc"]);
+    }
+
+    #[test]
+    fn a_narrow_drawing_still_fits() {
+        let text = draw(&run_alone(), NARROWEST, false, Language::Portuguese);
+        assert!(
+            text.lines().all(|line| line.chars().count() <= NARROWEST),
+            "{text}"
         );
     }
 }
