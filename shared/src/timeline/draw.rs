@@ -14,9 +14,9 @@
 //! Each row shows the state of every column (`│` running, `┊` waiting in a call, blank
 //! before its start and after its end) and the event's text, which starts in its thread's
 //! column and runs to the right edge; a text longer than that goes on in the rows below,
-//! never cut. A call during which anything else happened, or that returned at a later time
-//! than it began (to the row's tenth of a millisecond), gets two rows, where it began to wait
-//! and where it returned, however short it was; any other call, one. A printed line is the process's (its threads share one stdout), drawn in
+//! never cut. A call during which anything else happened, or that took a tenth of a
+//! millisecond or more (what a row's time can show), gets two rows, where it began to wait and
+//! where it returned, however short it was; any other call, one. A printed line is the process's (its threads share one stdout), drawn in
 //! its main thread's column. Columns are in start order: the main process's threads, then
 //! each child's. A column freed by a thread that ended is given to the next one that starts
 //! (lesson 05 starts eight processes, four at a time); its start row names it.
@@ -55,6 +55,8 @@ const TIME_WIDTH: usize = 8;
 const MAX_COLUMN: usize = 30;
 /// The least room a row's text gets, however many columns there are.
 const LEAST_ROOM: usize = 12;
+/// A tenth of a millisecond, in ns: the rows' resolution.
+const TICK: u64 = 100_000;
 /// What a pool's worker process is called (`short_name`).
 const POOL_WORKER: &str = "trabalhador do Pool";
 
@@ -256,8 +258,8 @@ fn target_name(target: &str, language: Language) -> String {
 fn footer(out: &mut String, run: &Run, width: usize, language: Language) {
     let legend = say(
         language,
-        "Legenda: » linha impressa (na coluna do processo) · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada",
-        "Legend: » printed line (in its process's column) · ▶ start · ■ end · │ running · ┊ waiting in a call",
+        "Legenda: » linha impressa (do processo) · ▶ começo · ■ fim · │ rodando · ┊ esperando numa chamada",
+        "Legend: » printed line (by the process) · ▶ start · ■ end · │ running · ┊ waiting in a call",
     );
     for piece in wrap(legend, width, width) {
         out.push_str(piece.trim_end());
@@ -337,7 +339,7 @@ fn rows(run: &Run, language: Language) -> Vec<Row> {
     }
     // Every moment a row may stand for: a call that spans one of them waited while
     // something else happened, and is drawn from its begin to its return; so is a call that
-    // returned at a later time than it began, as the rows show times.
+    // took a tenth of a millisecond or more, which the rows' times can show.
     let mut moments: Vec<u64> = drawn.iter().map(|drawn| drawn.event.begin).collect();
     moments.extend(
         drawn
@@ -364,7 +366,7 @@ fn rows(run: &Run, language: Language) -> Vec<Row> {
         };
         match drawn.call {
             Some((waiting, returned))
-                if spans_another(event) || ms(event.begin) != ms(event.end) =>
+                if spans_another(event) || event.end - event.begin >= TICK =>
             {
                 rows.push(row(event.begin, format!("{waiting}…"), Some(true)));
                 rows.push(row(event.end, returned, Some(false)));
@@ -403,7 +405,10 @@ fn pool_queues(run: &Run) -> BTreeSet<u64> {
 fn describe(run: &Run, event: &Event, language: Language) -> (String, Option<(String, String)>) {
     let took = || {
         let returned = say(language, "voltou após", "returned after");
-        format!("{returned} {} ms", ms(event.end - event.begin))
+        match event.end - event.begin {
+            short if short < TICK => format!("{returned} < 0.1 ms"),
+            took => format!("{returned} {} ms", ms(took)),
+        }
     };
     let call = |name: String, result: String| {
         let short = format!("{name}{result}");
@@ -785,7 +790,7 @@ mod tests {
         );
         let drawing = draw(&run, DEFAULT_WIDTH, false, Language::Portuguese);
         assert!(drawing.contains("recv()…"), "{drawing}");
-        assert!(drawing.contains("recv() voltou após 0.0 ms"), "{drawing}");
+        assert!(drawing.contains("recv() voltou após < 0.1 ms"), "{drawing}");
         // Alone, the same call is one row.
         let alone = run_alone();
         let drawing = draw(&alone, DEFAULT_WIDTH, false, Language::Portuguese);

@@ -8,9 +8,13 @@
 //! real stdout, so each printed line is recorded as its printer's ([`capture`]). The library
 //! records, from one-line hooks in its operations: a process's start (by its parent, with the
 //! method) and its first moment (by itself, with its target's name), every printed line,
-//! `put`/`get`, `send`/`recv`, `task_done` and a queue's `join`, a lock's acquire and
-//! release, a process's `join`, a pool's `map` and `apply`, and each exit, with its code, or
-//! the signal that killed it (seen by the parent that reaps it). When `main` returns, the main
+//! `put`/`get`, `send`/`recv`, `task_done` and a queue's `join` (of a process-shared queue or
+//! a `ThreadQueue`), the acquire and release of a `Lock`, an `RLock`, a semaphore or a
+//! `Value`'s lock, the waits of a `Condition`, an `Event` and a `Barrier` (and a `notify`, a
+//! `set`), a process's or a thread's `start` and `join`, a pool's `map` and `apply` and each
+//! chunk a worker runs, and each exit, with its code, or the signal that killed it (seen by
+//! the parent that reaps it). Each record says which thread (TID) made it; a thread other
+//! than a process's main one is named (`Thread-1`) before its first record. When `main` returns, the main
 //! process reads the log back (checked: a corrupt log is an error message, never a crash)
 //! and writes the drawing to stderr ([`draw`]) or the JSON file ([`chrome`]).
 //!
