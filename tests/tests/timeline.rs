@@ -286,3 +286,63 @@ fn lesson06_is_drawn_as_tasks_without_the_pools_queues() {
         "{drawing}"
     );
 }
+
+static PRIMITIVES: Lesson = Lesson::example("shared", "timeline_primitives");
+
+#[test]
+fn every_recorded_primitive_is_in_the_trace_on_its_threads_track() {
+    let path =
+        std::env::temp_dir().join(format!("timeline-primitives-{}.json", std::process::id()));
+    let run = run_with(
+        PRIMITIVES.path(),
+        StartMethod::Fork,
+        &[path.to_str().unwrap()],
+    );
+    assert!(run.output.status.success(), "{run:?}");
+    let text = std::fs::read_to_string(&path).expect("the trace was written");
+    let _ = std::fs::remove_file(&path);
+    let trace: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(perfetto_problems(&trace), Vec::<String>::new(), "{trace}");
+    let main = u64::from(run.pid);
+    let start = |prefix: &str| {
+        events(&trace)
+            .find(|event| {
+                event["name"]
+                    .as_str()
+                    .is_some_and(|name| name.starts_with(prefix))
+            })
+            .unwrap_or_else(|| panic!("no {prefix}: {trace}"))
+    };
+    let child = start("start() → PID")["args"]["child"].as_u64().unwrap();
+    let thread = start("start() → Thread-")["args"]["thread"]
+        .as_u64()
+        .unwrap();
+    let on = |pid: u64, tid: u64, name: &str| {
+        events(&trace)
+            .any(|event| event["pid"] == pid && event["tid"] == tid && event["name"] == name)
+    };
+    for (pid, tid, name) in [
+        (main, main, "RLock.acquire"),
+        (main, main, "RLock.release"),
+        (child, child, "Semaphore.acquire"),
+        (child, child, "Semaphore.release"),
+        (child, child, "Barrier.wait"),
+        (main, main, "Barrier.wait"),
+        (main, main, "Event.wait"),
+        (main, thread, "Event.set"),
+        (main, thread, "Condition.wait"),
+        (main, main, "Condition.notify"),
+        (main, main, "put"),
+        (main, thread, "get"),
+    ] {
+        assert!(on(pid, tid, name), "no {name} on ({pid}, {tid}): {trace}");
+    }
+    assert!(
+        events(&trace).any(|event| event["ph"] == "f" && event["tid"] == thread),
+        "the ThreadQueue item's arrow ends on the thread's track: {trace}"
+    );
+    assert!(
+        events(&trace).any(|event| event["name"] == format!("join(TID {thread})")),
+        "{trace}"
+    );
+}
