@@ -480,9 +480,10 @@
 //! With `--timeline` on a lesson's command line ([`lesson::init`]), or
 //! [`record_timeline`]`(`[`TimelineOutput::Drawing`]`)` in a program of your own, `shared`
 //! records what every process of the run does and, when `main` returns, draws it on stderr:
-//! one column per process, one row per event, in Portuguese for a lesson and in English
-//! otherwise (`--timeline=FILE.json`, or [`TimelineOutput::Json`], writes Chrome's
-//! trace-event format instead, for Perfetto). The
+//! one column per thread that did something, one row per event, as wide as `COLUMNS` or the
+//! terminal, in Portuguese for a lesson and in English otherwise (`--timeline=FILE.json`, or
+//! [`TimelineOutput::Json`], writes Chrome's trace-event format instead, which Perfetto
+//! imports without dropping anything: one track per thread, numeric flow ids). The
 //! program's stdout stays byte for byte what it is without the flag. How, and the limits:
 //!
 //! - **One log for the whole run**: a sealed memfd of fixed-size records, appended with an
@@ -493,9 +494,11 @@
 //!   written, so a process killed mid-run keeps its events; a parent records the exit of a
 //!   child it collects (with the signal, if one killed it; a forkserved child's as its
 //!   server reports it). The log is checked when read: a corrupt one is an error message on stderr,
-//!   never a crash. Times come from `CLOCK_MONOTONIC`, one clock for the whole machine.
-//! - **Printed lines are attributed exactly**: each process points its stdout at a pipe of
-//!   its own and copies it to the real stdout, recording each line as its own. Every
+//!   never a crash. Times come from `CLOCK_MONOTONIC`, one clock for the whole machine,
+//!   through one shared word so that no two events of a run get the same nanosecond.
+//! - **Printed lines are attributed exactly** to their process (not to a thread: a process's
+//!   threads share its stdout): each process points its stdout at a pipe of its own and
+//!   copies it to the real stdout, recording each line as its own. Every
 //!   recorded event first copies the process's pending output, so a line printed before a
 //!   `put`, a `send`, a release or an exit reaches stdout before anything that event lets
 //!   another process do, as without the flag. A line's time is when it was copied (at the

@@ -181,6 +181,7 @@ impl Thread {
         };
         runtime::install_exit_hook()?;
         lifecycle::at_exit(ExitStep::Threads, |_| settle_threads());
+        let began = crate::timeline::moment();
         let finished = Arc::new(Finished::default());
         let on_exit = Finish(Arc::clone(&finished));
         let (tell, told) = mpsc::sync_channel(1);
@@ -195,6 +196,7 @@ impl Thread {
         let native_id = told
             .recv()
             .map_err(|_| io::Error::other("the new thread ended before it ran"))?;
+        crate::timeline::thread_started(began, native_id, &self.name);
         let pid = std::process::id();
         if !self.daemon {
             let mut registry = registry();
@@ -288,6 +290,8 @@ impl Thread {
         if started.native_id == sys::thread::current_id() {
             return Err(ThreadError::JoinCurrent);
         }
+        let native_id = u64::from(started.native_id);
+        let _join = crate::timeline::span(crate::timeline::Kind::ThreadJoin, || (native_id, 0));
         if !started.finished.wait(deadline) {
             return Ok(false);
         }

@@ -125,6 +125,17 @@ pub fn run(path: impl AsRef<Path>, method: StartMethod) -> Run {
 /// As [`run`], with `extra` arguments after `--start-method` (`--timeline`, say).
 #[track_caller]
 pub fn run_with(path: impl AsRef<Path>, method: StartMethod, extra: &[&str]) -> Run {
+    run_with_env(path, method, extra, &[])
+}
+
+/// As [`run_with`], with the environment variables `env` set (`COLUMNS`, say).
+#[track_caller]
+pub fn run_with_env(
+    path: impl AsRef<Path>,
+    method: StartMethod,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let path = path.as_ref();
     let name = path
         .file_name()
@@ -138,6 +149,7 @@ pub fn run_with(path: impl AsRef<Path>, method: StartMethod, extra: &[&str]) -> 
     let mut child = Command::new(path)
         .args(["--start-method", method.name()])
         .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -112,11 +112,15 @@ where
             Err(error) => return Err(format!("a pool worker cannot read its orders: {error:?}")),
         };
         for run in runs {
+            let task =
+                crate::timeline::span(crate::timeline::Kind::PoolTask, || (run.job, run.chunk));
+            let outcome = execute(&run, &setup.token, &mut seals);
+            drop(task);
             let report = Report::Done {
                 worker: setup.id,
                 job: run.job,
                 chunk: run.chunk,
-                outcome: execute(&run, &setup.token, &mut seals).map(serde_bytes::ByteBuf::from),
+                outcome: outcome.map(serde_bytes::ByteBuf::from),
             };
             setup
                 .reports

@@ -375,6 +375,9 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BrokenBarrierError> {
+        let _wait = crate::timeline::span(crate::timeline::Kind::Wait, || {
+            (0, crate::timeline::primitive::BARRIER)
+        });
         let me = Me::now();
         let state = self.state();
         let expired = || deadline.is_some_and(|deadline| Instant::now() >= deadline);

@@ -421,11 +421,17 @@ impl<L: ConditionLock> Condition<L> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn notify(&self, n: u32) {
+        crate::timeline::record(crate::timeline::Kind::Notify, || {
+            (0, crate::timeline::primitive::CONDITION)
+        });
         self.block.state().notify(n);
     }
 
     /// Wakes every waiter. Python: `cond.notify_all()`.
     pub fn notify_all(&self) {
+        crate::timeline::record(crate::timeline::Kind::Notify, || {
+            (0, crate::timeline::primitive::CONDITION)
+        });
         self.block.state().notify(u32::MAX);
     }
 
@@ -434,6 +440,9 @@ impl<L: ConditionLock> Condition<L> {
         guard: L::Guard<'a>,
         deadline: Option<Instant>,
     ) -> Result<(L::Guard<'a>, bool), AcquireError<L::Guard<'static>>> {
+        let _wait = crate::timeline::span(crate::timeline::Kind::Wait, || {
+            (0, crate::timeline::primitive::CONDITION)
+        });
         if !self.lock.owns(&guard) {
             return Err(AcquireError::Os(io::Error::new(
                 io::ErrorKind::InvalidInput,

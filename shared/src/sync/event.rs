@@ -170,6 +170,9 @@ impl Event {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set(&self) {
+        crate::timeline::record(crate::timeline::Kind::Notify, || {
+            (0, crate::timeline::primitive::EVENT)
+        });
         let state = self.state();
         let raised = state
             .word
@@ -228,6 +231,9 @@ impl Event {
     }
 
     fn waiting(&self, deadline: Option<Instant>) -> bool {
+        let _wait = crate::timeline::span(crate::timeline::Kind::Wait, || {
+            (0, crate::timeline::primitive::EVENT)
+        });
         let state = self.state();
         let start = state.word.load(Ordering::Acquire);
         let attempt = || {

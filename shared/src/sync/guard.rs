@@ -46,8 +46,9 @@ pub(crate) trait Site<S> {
     /// The lock at this site.
     type Raw: RawLock;
 
-    /// Whether a release is recorded in the timeline (as the primitive records its acquire).
-    const RECORDED: bool = false;
+    /// Whether a release is recorded in the timeline (as the primitive records its acquire),
+    /// and as which primitive (`timeline::primitive`).
+    const RECORDED: Option<u64> = None;
 
     /// The lock at this site of `state`; the same lock every time.
     fn raw<'s>(&self, state: &'s S) -> &'s Self::Raw;
@@ -267,8 +268,8 @@ impl<S: BlockState, L: Site<S>> Drop for Guard<'_, S, L> {
         }
         let state = self.keep.block().state();
         self.site.before_unlock(state);
-        if L::RECORDED {
-            crate::timeline::record(crate::timeline::Kind::Release, || (0, 0));
+        if let Some(primitive) = L::RECORDED {
+            crate::timeline::record(crate::timeline::Kind::Release, || (0, primitive));
         }
         // SAFETY: this guard stands for the level released, and nothing relies on it once it
         // is dropped. The guard exists only while this thread holds the lock (made by a lock

@@ -81,7 +81,7 @@ struct Word;
 
 impl Site<LockState> for Word {
     type Raw = LockWord;
-    const RECORDED: bool = true;
+    const RECORDED: Option<u64> = Some(crate::timeline::primitive::LOCK);
 
     #[inline]
     fn raw<'s>(&self, state: &'s LockState) -> &'s LockWord {
@@ -94,6 +94,7 @@ struct Mutex;
 
 impl Site<RLockState> for Mutex {
     type Raw = RobustMutex;
+    const RECORDED: Option<u64> = Some(crate::timeline::primitive::RLOCK);
 
     fn raw<'s>(&self, state: &'s RLockState) -> &'s RobustMutex {
         &state.mutex
@@ -399,6 +400,9 @@ impl RLock {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<RLockGuard>, AcquireError<RLockGuard>> {
+        let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || {
+            (0, crate::timeline::primitive::RLOCK)
+        });
         wrap(
             Guard::lock(&self.block, Mutex, deadline),
             RLockGuard::new,

@@ -189,6 +189,9 @@ impl Core {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Acquired {
+        let _acquire = crate::timeline::span(crate::timeline::Kind::Acquire, || {
+            (0, crate::timeline::primitive::SEMAPHORE)
+        });
         let taken = self
             .state()
             .sleepers
@@ -203,6 +206,9 @@ impl Core {
     /// Python's `release()`: brings back a retired slot, or else (unbounded only) adds a
     /// credit.
     fn release(&self) -> Result<(), ReleaseError> {
+        crate::timeline::record(crate::timeline::Kind::Release, || {
+            (0, crate::timeline::primitive::SEMAPHORE)
+        });
         let state = self.state();
         let mask = self.mask();
         let revived = state
@@ -267,6 +273,7 @@ struct Held {
 
 impl Site<SemaphoreState> for Held {
     type Raw = RobustMutex;
+    const RECORDED: Option<u64> = Some(crate::timeline::primitive::SEMAPHORE);
 
     fn raw<'s>(&self, state: &'s SemaphoreState) -> &'s RobustMutex {
         &state.mutexes[self.index].0

@@ -77,7 +77,7 @@ struct Word;
 
 impl<const ARRAY: bool> Site<Locked<ARRAY>> for Word {
     type Raw = LockWord;
-    const RECORDED: bool = true;
+    const RECORDED: Option<u64> = Some(crate::timeline::primitive::LOCK);
 
     #[inline]
     fn raw<'s>(&self, state: &'s Locked<ARRAY>) -> &'s LockWord {

@@ -253,3 +253,25 @@ pub(crate) fn close_leaked(fd: RawFd) {
 pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(nix::sys::stat::fstat(fd).map_err(io_error)?.st_ino)
 }
+
+/// The width in columns of the terminal `fd` is, or `None` if it is no terminal (or says it
+/// has no width), as `TIOCGWINSZ` tells.
+pub(crate) fn terminal_columns(fd: BorrowedFd<'_>) -> Option<u16> {
+    let mut size = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `fd` is open for the borrow's life, and `TIOCGWINSZ` writes one `winsize`
+    // into the valid, writable `size`, whatever the descriptor is: on anything but a
+    // terminal the call fails (`ENOTTY`) and writes nothing.
+    let result = unsafe {
+        nix::libc::ioctl(
+            fd.as_raw_fd(),
+            nix::libc::TIOCGWINSZ,
+            std::ptr::from_mut(&mut size),
+        )
+    };
+    (result == 0 && size.ws_col > 0).then_some(size.ws_col)
+}

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::timeline::{self, Kind};
 use crate::{GetError, PutError, TaskDoneError};
 
 /// A FIFO queue of `T` between threads of one process, with task accounting.
@@ -63,6 +64,9 @@ struct State<T> {
     getters: usize,
     putters: usize,
     joiners: usize,
+    /// Items ever put and ever taken: an item's number from 1, for the timeline's arrows.
+    placed: u64,
+    taken: u64,
 }
 
 impl<T> ThreadQueue<T> {
@@ -94,6 +98,8 @@ impl<T> ThreadQueue<T> {
                     getters: 0,
                     putters: 0,
                     joiners: 0,
+                    placed: 0,
+                    taken: 0,
                 }),
                 maxsize,
                 not_empty: Condvar::new(),
@@ -275,6 +281,7 @@ impl<T> ThreadQueue<T> {
     /// [`TaskDoneError::TooManyCalls`] when every item put is already done (Python's
     /// `ValueError`).
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        timeline::record(Kind::TaskDone, || (self.timeline_id(), 0));
         let mut state = self.state();
         if state.unfinished == 0 {
             return Err(TaskDoneError::TooManyCalls);
@@ -310,6 +317,12 @@ impl<T> ThreadQueue<T> {
         self.join_until(Wait::after(timeout))
     }
 
+    /// This queue in the timeline: its shared part's address, with the top bit set so that it
+    /// is never the id of a process-shared [`Queue`](crate::Queue) (an inode number).
+    fn timeline_id(&self) -> u64 {
+        1 << 63 | Arc::as_ptr(&self.shared) as usize as u64
+    }
+
     fn state(&self) -> MutexGuard<'_, State<T>> {
         self.shared
             .state
@@ -318,6 +331,7 @@ impl<T> ThreadQueue<T> {
     }
 
     fn put_until(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
+        let mut span = timeline::span(Kind::Put, || (self.timeline_id(), 0));
         if self.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed(item));
         }
@@ -330,6 +344,8 @@ impl<T> ThreadQueue<T> {
         };
         state.items.push_back(item);
         state.unfinished += 1;
+        state.placed += 1;
+        span.item(|| (self.timeline_id(), state.placed));
         if state.getters > 0 {
             shared.not_empty.notify_one();
         }
@@ -337,6 +353,7 @@ impl<T> ThreadQueue<T> {
     }
 
     fn get_until(&self, wait: Wait) -> Result<T, GetError> {
+        let mut span = timeline::span(Kind::Get, || (self.timeline_id(), 0));
         if self.closed.load(Ordering::Relaxed) {
             return Err(GetError::Closed);
         }
@@ -348,6 +365,8 @@ impl<T> ThreadQueue<T> {
             })
             .ok_or(GetError::Empty)?;
         let item = state.items.pop_front().ok_or(GetError::Empty)?;
+        state.taken += 1;
+        span.item(|| (self.timeline_id(), state.taken));
         if state.putters > 0 {
             shared.not_full.notify_one();
         }
@@ -355,6 +374,7 @@ impl<T> ThreadQueue<T> {
     }
 
     fn join_until(&self, wait: Wait) -> bool {
+        let _join = timeline::span(Kind::QueueJoin, || (self.timeline_id(), 0));
         let unfinished = |state: &mut State<T>| state.unfinished > 0;
         let condvar = &self.shared.all_tasks_done;
         wait.until(self.state(), condvar, unfinished, |state| {

@@ -15,11 +15,12 @@
 //! | 3 | the origin: `CLOCK_MONOTONIC` ns when the run's main process enabled the timeline |
 //! | 4 | the next free record (a writer takes one with `fetch_add`) |
 //! | 5 | how many records did not fit |
+//! | 6 | the last time handed out by [`Log::now`] (ns on `CLOCK_MONOTONIC`) |
 //!
 //! | record word | holds |
 //! |---|---|
 //! | 0 | the commit word: [`COMMIT_TAG`] in the high half, the kind and the text length below; written last, with `Release` |
-//! | 1 | the writer's PID |
+//! | 1 | the writer's PID in the low half, its thread's TID (`gettid`) in the high half |
 //! | 2, 3, 4 | begin, end and mark times (ns) |
 //! | 5, 6 | the object and the argument (what they mean depends on the kind) |
 //! | 7.. | the text, UTF-8, at most [`TEXT_BYTES`] bytes |
@@ -43,8 +44,8 @@ use crate::sys::shm::{Mapping, Seal};
 
 /// The first header word: `shtimel\0`, little-endian.
 const MAGIC: u64 = u64::from_le_bytes(*b"shtimel\0");
-/// The layout's version.
-const VERSION: u64 = 1;
+/// The layout's version (2: a record's word 1 holds the TID too; header word 6).
+const VERSION: u64 = 2;
 /// Words in one record.
 pub(super) const RECORD_WORDS: usize = 32;
 /// Words before the text in a record.
@@ -69,6 +70,7 @@ const HEADER_CAPACITY: usize = 2;
 const HEADER_ORIGIN: usize = 3;
 const HEADER_NEXT: usize = 4;
 const HEADER_LOST: usize = 5;
+const HEADER_LAST: usize = 6;
 
 /// One event as stored: what [`Log::append`] writes and [`Log::read`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +78,8 @@ pub(super) struct Record {
     /// The event's kind, checked to be one this build knows (see `Kind::from_code`).
     pub(super) kind: u16,
     pub(super) pid: u32,
+    /// The writer's thread (`gettid`); the PID for the main thread.
+    pub(super) tid: u32,
     pub(super) begin: u64,
     pub(super) end: u64,
     pub(super) mark: u64,
@@ -185,6 +189,23 @@ impl Log {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), FILE_BYTES / 8) }
     }
 
+    /// The time now, in ns on `CLOCK_MONOTONIC`, and later than every time this log handed
+    /// out before, to any process of the run: the clock alone may give two events the same
+    /// nanosecond, and a trace viewer can only nest or order slices whose times differ
+    /// (see `chrome.rs`). One compare-and-swap on a shared word, paid only when recording.
+    pub(super) fn now(&self) -> u64 {
+        let last = &self.words()[HEADER_LAST];
+        let clock = sys::monotonic_ns();
+        let mut seen = last.load(Ordering::Relaxed);
+        loop {
+            let time = clock.max(seen.saturating_add(1));
+            match last.compare_exchange_weak(seen, time, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return time,
+                Err(newer) => seen = newer,
+            }
+        }
+    }
+
     /// The origin of the run's times.
     pub(super) fn origin(&self) -> u64 {
         self.words()[HEADER_ORIGIN].load(Ordering::Relaxed)
@@ -209,7 +230,7 @@ impl Log {
         let words = self.record(index as usize);
         let (text, cut) = cut_to_fit(&record.text);
         let fixed = [
-            u64::from(record.pid),
+            u64::from(record.tid) << 32 | u64::from(record.pid),
             record.begin,
             record.end,
             record.mark,
@@ -301,7 +322,8 @@ fn read_record(
         .iter()
         .map(|word| word.load(Ordering::Relaxed))
         .collect();
-    let pid = u32::try_from(fixed[0]).map_err(|_| corrupt("a record's PID is too large"))?;
+    // Two halves of one word: any value is a PID and a TID, checked by the model.
+    let (pid, tid) = (fixed[0] as u32, (fixed[0] >> 32) as u32);
     let mut text = Vec::with_capacity(len);
     for word in &words[FIXED_WORDS..] {
         text.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
@@ -310,6 +332,7 @@ fn read_record(
     Ok(Some(Record {
         kind,
         pid,
+        tid,
         begin: fixed[1],
         end: fixed[2],
         mark: fixed[3],
@@ -342,6 +365,7 @@ mod tests {
         Record {
             kind,
             pid: 42,
+            tid: 43,
             begin: 10,
             end: 20,
             mark: 15,
@@ -380,6 +404,33 @@ mod tests {
             ..record(1, "put")
         };
         assert_eq!(contents.records, [amended, record(2, "later")]);
+    }
+
+    #[test]
+    fn the_pid_and_the_tid_share_a_word_and_round_trip() {
+        let log = Log::create(0).unwrap();
+        let far = Record {
+            pid: u32::MAX,
+            tid: u32::MAX - 1,
+            ..record(1, "")
+        };
+        log.append(&far);
+        assert_eq!(log.read(|_| true).unwrap().records, [far]);
+    }
+
+    #[test]
+    fn times_handed_out_always_increase() {
+        let log = Log::create(0).unwrap();
+        let mut last = 0;
+        for _ in 0..1000 {
+            let now = log.now();
+            assert!(now > last, "{now} after {last}");
+            last = now;
+        }
+        // A clock behind the last time handed out (another process read it later) still
+        // gives a later time.
+        log.words()[HEADER_LAST].store(u64::MAX - 5, Ordering::Relaxed);
+        assert_eq!(log.now(), u64::MAX - 4);
     }
 
     #[test]
@@ -424,10 +475,7 @@ mod tests {
         first[0].store(1, Ordering::Relaxed);
         assert!(log.read(|_| true).is_err(), "a commit word without the tag");
         first[0].store(commit, Ordering::Relaxed);
-        first[1].store(u64::MAX, Ordering::Relaxed);
-        assert!(log.read(|_| true).is_err(), "a PID past u32");
         log.words()[HEADER_NEXT].store(u64::MAX, Ordering::Relaxed);
-        first[1].store(1, Ordering::Relaxed);
         assert_eq!(
             log.read(|_| true).unwrap().records.len(),
             1,

@@ -8,9 +8,13 @@
 //! real stdout, so each printed line is recorded as its printer's ([`capture`]). The library
 //! records, from one-line hooks in its operations: a process's start (by its parent, with the
 //! method) and its first moment (by itself, with its target's name), every printed line,
-//! `put`/`get`, `send`/`recv`, `task_done` and a queue's `join`, a lock's acquire and
-//! release, a process's `join`, a pool's `map` and `apply`, and each exit, with its code, or
-//! the signal that killed it (seen by the parent that reaps it). When `main` returns, the main
+//! `put`/`get`, `send`/`recv`, `task_done` and a queue's `join` (of a process-shared queue or
+//! a `ThreadQueue`), the acquire and release of a `Lock`, an `RLock`, a semaphore or a
+//! `Value`'s lock, the waits of a `Condition`, an `Event` and a `Barrier` (and a `notify`, a
+//! `set`), a process's or a thread's `start` and `join`, a pool's `map` and `apply` and each
+//! chunk a worker runs, and each exit, with its code, or the signal that killed it (seen by
+//! the parent that reaps it). Each record says which thread (TID) made it; a thread other
+//! than a process's main one is named (`Thread-1`) before its first record. When `main` returns, the main
 //! process reads the log back (checked: a corrupt log is an error message, never a crash)
 //! and writes the drawing to stderr ([`draw`]) or the JSON file ([`chrome`]).
 //!
@@ -103,9 +107,10 @@ pub(crate) enum Kind {
     TaskDone,
     /// A joinable queue's `join`: object = the queue.
     QueueJoin,
-    /// A lock's acquire (a `Lock`, or a `Value`'s lock).
+    /// A lock's acquire: arg = which lock ([`primitive`]: a `Lock` or a `Value`'s lock, an
+    /// `RLock`, a semaphore).
     Acquire,
-    /// A lock's release.
+    /// A lock's release: arg as `Acquire`.
     Release,
     /// A process's `join`: object = the child's PID.
     Join,
@@ -119,10 +124,43 @@ pub(crate) enum Kind {
     PoolMap,
     /// A pool's `apply`.
     PoolApply,
+    /// A thread's name, recorded before its first event (a thread other than a process's
+    /// main one): text = the name.
+    ThreadName,
+    /// A `Thread::start()`: object = the new thread's TID, text = its name; mark = when the
+    /// thread was known to run.
+    ThreadStart,
+    /// A `Thread::join()`: object = the thread's TID.
+    ThreadJoin,
+    /// A wait on a condition, an event or a barrier: arg = which ([`primitive`]).
+    Wait,
+    /// A pool worker runs a chunk of a job: object = the job, arg = the chunk's index.
+    PoolTask,
+    /// A condition's `notify`, an event's `set`: arg = which ([`primitive`]).
+    Notify,
+}
+
+/// Which primitive a lock or wait event is about: the `arg` of `Acquire`, `Release`, `Wait`
+/// and `Notify`.
+pub(crate) mod primitive {
+    /// A `Lock`, or a `Value`'s or an `Array`'s lock.
+    pub(crate) const LOCK: u64 = 0;
+    /// An `RLock`.
+    pub(crate) const RLOCK: u64 = 1;
+    /// A `Semaphore` or a `BoundedSemaphore`.
+    pub(crate) const SEMAPHORE: u64 = 2;
+    /// A `Condition`.
+    pub(crate) const CONDITION: u64 = 3;
+    /// An `Event`.
+    pub(crate) const EVENT: u64 = 4;
+    /// A `Barrier`.
+    pub(crate) const BARRIER: u64 = 5;
+    /// The first code no primitive has.
+    pub(super) const COUNT: u64 = 6;
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 23] = [
         Kind::Start,
         Kind::Began,
         Kind::Print,
@@ -140,6 +178,12 @@ impl Kind {
         Kind::MainEnd,
         Kind::PoolMap,
         Kind::PoolApply,
+        Kind::ThreadName,
+        Kind::ThreadStart,
+        Kind::ThreadJoin,
+        Kind::Wait,
+        Kind::PoolTask,
+        Kind::Notify,
     ];
 
     pub(crate) fn from_code(code: u16) -> Option<Kind> {
@@ -191,8 +235,14 @@ fn record_now(kind: Kind, (object, arg): (u64, u64)) {
     if !admit(kind) {
         return;
     }
-    let now = sys::monotonic_ns();
+    let now = now();
     append(kind, now, now, now, object, arg, String::new());
+}
+
+/// The time of an event: from the log's clock, which never gives two events of the run the
+/// same nanosecond ([`Log::now`]).
+fn now() -> u64 {
+    LOG.get().map_or_else(sys::monotonic_ns, Log::now)
 }
 
 /// Starts a call that may block; the returned [`Span`] records it, from now until it is
@@ -236,7 +286,7 @@ impl Span {
         if !admit(kind) {
             return Span::OFF;
         }
-        let begin = sys::monotonic_ns();
+        let begin = now();
         Span {
             kind,
             begin,
@@ -253,7 +303,7 @@ impl Span {
     pub(crate) fn item(&mut self, details: impl FnOnce() -> (u64, u64)) {
         if self.begin != 0 {
             (self.object, self.arg) = details();
-            self.mark = sys::monotonic_ns();
+            self.mark = now();
         }
     }
 
@@ -286,7 +336,7 @@ impl Drop for Span {
         if self.begin == 0 {
             return;
         }
-        let end = sys::monotonic_ns();
+        let end = now();
         match self.recorded {
             None => {
                 append(
@@ -321,8 +371,37 @@ fn pid() -> u32 {
     }
 }
 
-/// Appends a record of this process; its slot, unless the log is full or absent.
+/// Appends a record of this thread of this process; its slot, unless the log is full or
+/// absent. A thread other than the process's main one is named first, once.
 fn append(
+    kind: Kind,
+    begin: u64,
+    end: u64,
+    mark: u64,
+    object: u64,
+    arg: u64,
+    text: String,
+) -> Option<log::Slot> {
+    let tid = sys::thread::current_id();
+    if tid != pid() && NAMED.get() != tid {
+        NAMED.set(tid);
+        let name = std::thread::current()
+            .name()
+            .map_or_else(|| format!("thread {tid}"), str::to_owned);
+        append_as(tid, Kind::ThreadName, begin, begin, begin, 0, 0, name);
+    }
+    append_as(tid, kind, begin, end, mark, object, arg, text)
+}
+
+thread_local! {
+    /// The TID this thread last recorded its name as: a forked child's thread has another.
+    static NAMED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Appends a record of thread `tid` (`0`: the process as a whole) of this process.
+#[allow(clippy::too_many_arguments)] // one record's fields, named at each call
+fn append_as(
+    tid: u32,
     kind: Kind,
     begin: u64,
     end: u64,
@@ -335,6 +414,7 @@ fn append(
         log.append(&Record {
             kind: kind as u16,
             pid: pid(),
+            tid,
             begin,
             end,
             mark,
@@ -346,11 +426,13 @@ fn append(
     })
 }
 
-/// Records one printed line of this process (called by the copier with the lock held).
+/// Records one printed line of this process (called by the copier with the lock held). A
+/// line is the process's, not a thread's: all its threads write to the one pipe, which does
+/// not say who wrote what.
 fn record_line(line: &[u8]) {
-    let now = sys::monotonic_ns();
+    let now = now();
     let text = String::from_utf8_lossy(line).into_owned();
-    append(Kind::Print, now, now, now, 0, 0, text);
+    append_as(0, Kind::Print, now, now, now, 0, 0, text);
 }
 
 fn drain_stdout() {
@@ -462,16 +544,42 @@ fn attach_inherited() -> io::Result<()> {
 pub(crate) fn target_started<F>() {
     record_text(
         Kind::Began,
+        0,
         u64::from(METHOD.load(Ordering::Relaxed)),
         short_name(std::any::type_name::<F>()),
     );
 }
 
-fn record_text(kind: Kind, arg: u64, text: String) {
+fn record_text(kind: Kind, object: u64, arg: u64, text: String) {
     if enabled() {
         drain_stdout();
-        let now = sys::monotonic_ns();
-        append(kind, now, now, now, 0, arg, text);
+        let now = now();
+        append(kind, now, now, now, object, arg, text);
+    }
+}
+
+/// The time now if recording, else 0: the begin of a call recorded later by a function that
+/// takes it (as [`thread_started`]).
+#[inline]
+pub(crate) fn moment() -> u64 {
+    if enabled() { now() } else { 0 }
+}
+
+/// Records a `Thread::start()` that began at `began` (from [`moment`]) and started the
+/// thread `tid`, named `name`.
+pub(crate) fn thread_started(began: u64, tid: u32, name: &str) {
+    if enabled() && began != 0 {
+        drain_stdout();
+        let now = now();
+        append(
+            Kind::ThreadStart,
+            began,
+            now,
+            now,
+            u64::from(tid),
+            0,
+            name.to_owned(),
+        );
     }
 }
 
@@ -519,7 +627,7 @@ fn exiting(code: i32) {
         let counted = FREQUENT
             .load(Ordering::Relaxed)
             .saturating_sub(FREQUENT_LIMIT);
-        let now = sys::monotonic_ns();
+        let now = now();
         append(
             Kind::Exit,
             now,
@@ -550,7 +658,7 @@ fn finish() {
     let counted = FREQUENT
         .load(Ordering::Relaxed)
         .saturating_sub(FREQUENT_LIMIT);
-    let now = sys::monotonic_ns();
+    let now = now();
     append(Kind::MainEnd, now, now, now, counted, 0, String::new());
     ENABLED.store(false, Ordering::Relaxed);
     if let Err(error) = write_timeline(&output) {
@@ -573,7 +681,7 @@ fn write_timeline(output: &TimelineOutput) -> Result<(), TimelineError> {
                 0 => Language::Portuguese,
                 _ => Language::English,
             };
-            let text = draw::draw(&run, draw::WIDTH, colour, language);
+            let text = draw::draw(&run, draw::width(), colour, language);
             io::stderr()
                 .write_all(text.as_bytes())
                 .map_err(TimelineError::Write)

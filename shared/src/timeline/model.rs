@@ -1,6 +1,6 @@
-//! The log's records made into a run: its processes in column order and its events in time
-//! order, with times counted from the origin. Records are checked once here, so the drawing
-//! and the JSON work on plain values.
+//! The log's records made into a run: its processes in start order, the threads of each,
+//! and its events in time order, with times counted from the origin. Records are checked once
+//! here, so the drawing and the JSON work on plain values.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +20,19 @@ pub(super) struct Process {
     pub(super) exit: Option<i32>,
     /// Lock events it only counted.
     pub(super) counted: u64,
+    /// Its threads that recorded something: its main thread (TID = PID) first, then the
+    /// others in the order they started (or first recorded, if their start was not seen).
+    pub(super) threads: Vec<Thread>,
+}
+
+/// A thread of a process, one track of the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Thread {
+    /// Its kernel id; the PID for the main thread.
+    pub(super) tid: u32,
+    /// Its name (`Thread-1`, a pool's helper's); `None` for the main thread, which is named
+    /// after the process.
+    pub(super) name: Option<String>,
 }
 
 /// An event, in the column of the process it is about.
@@ -31,6 +44,9 @@ pub(super) struct Event {
     pub(super) pid: u32,
     /// Who wrote it (for `Reaped`, the parent).
     pub(super) writer: u32,
+    /// The thread whose track shows it: the writer's thread (for `Reaped`, the reaped
+    /// child's main thread), or `None` for a printed line, which is the whole process's.
+    pub(super) tid: Option<u32>,
     /// Times in ns since the origin.
     pub(super) begin: u64,
     pub(super) end: u64,
@@ -99,6 +115,11 @@ impl Run {
         self.processes.iter().find(|process| process.pid == pid)
     }
 
+    /// The track of `event`: its process and its thread (a printed line's: the main one).
+    pub(super) fn track(event: &Event) -> (u32, u32) {
+        (event.pid, event.tid.unwrap_or(event.pid))
+    }
+
     /// The small number of queue `object`, `0` if unknown.
     pub(super) fn queue(&self, object: u64) -> usize {
         self.queues.get(&object).copied().unwrap_or(0)
@@ -126,10 +147,24 @@ fn event(record: &Record, origin: u64) -> Result<Event, Corrupt> {
         }
         _ => record.pid,
     };
+    let tid = match (kind, record.tid) {
+        (Kind::Reaped, _) => Some(pid),
+        (Kind::Print, 0) => None,
+        (_, 0) => return Err(Corrupt("a record without its thread".to_owned())),
+        (_, tid) => Some(tid),
+    };
+    if matches!(
+        kind,
+        Kind::Acquire | Kind::Release | Kind::Wait | Kind::Notify
+    ) && record.arg >= super::primitive::COUNT
+    {
+        return Err(Corrupt(format!("a lock event of primitive {}", record.arg)));
+    }
     Ok(Event {
         kind,
         pid,
         writer: record.pid,
+        tid,
         begin,
         end,
         mark,
@@ -181,5 +216,41 @@ fn describe(events: &[Event], pid: u32, main: u32) -> Process {
         method: began.map(|event| super::method_name(event.arg)),
         exit: exited.map(Event::code),
         counted: ended.map_or(0, |event| event.object),
+        threads: threads(events, pid),
     }
+}
+
+/// The threads of process `pid`: the main one, then the others in start order, each with
+/// the name it was started with or recorded.
+fn threads(events: &[Event], pid: u32) -> Vec<Thread> {
+    let mut threads = vec![Thread {
+        tid: pid,
+        name: None,
+    }];
+    let mut add =
+        |tid: u32, name: Option<&str>| match threads.iter_mut().find(|thread| thread.tid == tid) {
+            Some(thread) => {
+                if thread.name.is_none() && tid != pid {
+                    thread.name = name.map(str::to_owned);
+                }
+            }
+            None => threads.push(Thread {
+                tid,
+                name: name.map(str::to_owned),
+            }),
+        };
+    for event in events.iter().filter(|event| event.pid == pid) {
+        match (event.kind, u32::try_from(event.object)) {
+            (Kind::ThreadStart, Ok(tid)) => add(tid, Some(&event.text)),
+            (Kind::ThreadName, _) => add(Run::track(event).1, Some(&event.text)),
+            _ => {}
+        }
+        add(Run::track(event).1, None);
+    }
+    for thread in &mut threads {
+        if thread.tid != pid && thread.name.is_none() {
+            thread.name = Some(format!("thread {}", thread.tid));
+        }
+    }
+    threads
 }
