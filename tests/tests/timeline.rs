@@ -29,6 +29,8 @@ static LESSON04: Lesson = Lesson::new("lesson04-joinable", "lesson04-joinable");
 static LESSON04_THREADS: Lesson = Lesson::new("lesson04-joinable", "lesson04-joinable-threads");
 static LESSON05: Lesson = Lesson::new("lesson05-value", "lesson05-value");
 static LESSON06: Lesson = Lesson::new("lesson06-pool", "lesson06-pool");
+static LESSON07: Lesson = Lesson::new("lesson07-shared-memory", "lesson07-shared-memory");
+static LESSON08: Lesson = Lesson::new("lesson08-manager", "lesson08-manager");
 
 /// Runs `lesson` under `method` with `--timeline=FILE.json`; the run and its trace.
 fn traced(lesson: &Lesson, method: StartMethod) -> (Run, Value) {
@@ -96,6 +98,16 @@ fn perfetto_takes_lesson05_whole() {
 #[test]
 fn perfetto_takes_lesson06_whole() {
     perfetto_takes_every_trace_of(&LESSON06);
+}
+
+#[test]
+fn perfetto_takes_lesson07_whole() {
+    perfetto_takes_every_trace_of(&LESSON07);
+}
+
+#[test]
+fn perfetto_takes_lesson08_whole() {
+    perfetto_takes_every_trace_of(&LESSON08);
 }
 
 /// The events of `trace` other than metadata.

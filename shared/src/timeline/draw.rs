@@ -109,7 +109,7 @@ fn processes(count: usize, language: Language) -> String {
 pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) -> String {
     let rows = rows(run, language);
     let lanes = Lanes::assign(run, &rows);
-    let column = ((width - TIME_WIDTH - 2) / lanes.count.max(1)).clamp(4, MAX_COLUMN);
+    let column = column_width(width, lanes.count);
     let mut out = String::new();
     let title = format!(
         "{}: {}; {}",
@@ -170,6 +170,16 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) ->
     }
     footer(&mut out, run, width, language);
     out
+}
+
+/// The width of each of `lanes` columns in a drawing `width` wide: as wide as they can be (up
+/// to [`MAX_COLUMN`]) while the text of a row in the last column still has [`LEAST_ROOM`]
+/// before the edge. Two is the least (a mark and a space): only a drawing of more than about
+/// `width / 2` threads at once goes past the edge.
+fn column_width(width: usize, lanes: usize) -> usize {
+    let before_text = TIME_WIDTH + 1;
+    let spare = width.saturating_sub(before_text + LEAST_ROOM);
+    (spare / lanes.saturating_sub(1).max(1)).clamp(2, MAX_COLUMN)
 }
 
 /// `text` in pieces: the first at most `first` characters long, the others at most `next`;
@@ -880,6 +890,20 @@ mod tests {
             assert!(pieces.iter().all(|piece| piece.chars().count() <= room));
         }
         assert_eq!(wrap("abc", 10, 10), ["abc"]);
+    }
+
+    #[test]
+    fn the_last_of_many_columns_keeps_room_for_its_text() {
+        for width in [NARROWEST, 80, 100, 160] {
+            for lanes in 1..=(width - TIME_WIDTH - 1 - LEAST_ROOM) / 2 {
+                let column = column_width(width, lanes);
+                let last_text_starts = TIME_WIDTH + 1 + (lanes - 1) * column;
+                assert!(
+                    last_text_starts + LEAST_ROOM <= width,
+                    "{lanes} lanes in {width} columns: the last starts at {last_text_starts}"
+                );
+            }
+        }
     }
 
     #[test]
