@@ -973,6 +973,8 @@ impl PoolBuilder {
     /// function item; [`PoolError::Start`] or [`PoolError::Io`] if a worker, a queue or the
     /// supervisor thread could not be made (the workers already started are killed).
     pub fn build(self) -> Result<Pool, PoolError> {
+        // Before any worker is forked: see `install_panic_hook_once`.
+        task::install_panic_hook_once();
         let processes = match self.processes {
             Some(0) => return Err(PoolError::NoProcesses),
             Some(processes) => processes,

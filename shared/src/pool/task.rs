@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -423,10 +424,32 @@ thread_local! {
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Replaces the panic hook in a worker: a task's panic is reported to the caller (with its
-/// location), not printed by the worker, as a Python worker sends back a task's exception.
-pub(crate) fn install_worker_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+/// Set in a pool worker before its first chunk: the panic hook then keeps a task's panic for
+/// its caller instead of printing it.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process's panic hook is the pool's. A forked worker inherits `true`.
+static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs, once per process, the pool's panic hook: in a worker, a task's panic is reported
+/// to the caller (with its location), not printed, as a Python worker sends back a task's
+/// exception; anywhere else the hook it replaced runs, so a program's own hook keeps working.
+///
+/// The parent calls this when it builds a pool, before any worker exists, so that a forked
+/// worker never sets a hook itself: std keeps the hook behind a lock that `fork` copies as it
+/// is, and a worker forked while another thread of the parent was inside its panic hook would
+/// wait for ever to replace it. A spawned worker (a new program, one thread) installs it here.
+/// A program that sets its own hook after building a pool replaces this one: its workers' task
+/// panics are then printed by that hook, and still reported, without their location.
+pub(crate) fn install_panic_hook_once() {
+    if HOOK_INSTALLED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_WORKER.load(Ordering::Acquire) {
+            return previous(info);
+        }
         let location = info
             .location()
             .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
@@ -434,6 +457,12 @@ pub(crate) fn install_worker_panic_hook() {
         let message = format!("panicked{location}: {}", payload_text(info.payload()));
         PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(message));
     }));
+}
+
+/// Makes this process a pool worker: its tasks' panics go to their callers from now on.
+pub(crate) fn become_worker() {
+    install_panic_hook_once();
+    IN_WORKER.store(true, Ordering::Release);
 }
 
 /// Runs `call`, turning a panic into an error carrying its message.

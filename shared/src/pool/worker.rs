@@ -86,7 +86,7 @@ where
     I: Task<IA>,
     I::Output: TaskResult<Value = ()>,
 {
-    task::install_worker_panic_hook();
+    task::become_worker();
     if let Err(message) = initialize::<I, IA>(initargs) {
         let report = Report::InitFailed {
             worker: setup.id,
