@@ -326,6 +326,7 @@ impl Handshakes {
             // A handshake needs little stack; many may run at once.
             .stack_size(64 * 1024)
             .spawn(move || {
+                crate::timeline::leave_out_this_thread();
                 let result = auth::as_listener(&mut connection, &key).map(|()| connection);
                 // Both fail only once the listener is gone: then nobody waits for the result,
                 // and dropping it closes the connection.

@@ -64,7 +64,10 @@ pub(super) fn serve<R: Registry>(
     });
     std::thread::Builder::new()
         .name("shared-manager-accept".into())
-        .spawn(move || accept_clients(&listener, &server))
+        .spawn(move || {
+            crate::timeline::leave_out_this_thread();
+            accept_clients(&listener, &server);
+        })
         .map_err(|error| ManagerError::ServerFailed(format!("cannot start a thread: {error}")))?;
     let _ = ready.send(&Ok::<(), String>(()));
     // Every sender lives in `server`, which the accepting thread holds for ever: this ends
@@ -83,7 +86,10 @@ fn accept_clients(listener: &Listener, server: &Arc<Server>) {
                 let (server, client) = (Arc::clone(server), next_client);
                 let started = std::thread::Builder::new()
                     .name("shared-manager-client".into())
-                    .spawn(move || serve_client(&server, connection, client));
+                    .spawn(move || {
+                        crate::timeline::leave_out_this_thread();
+                        serve_client(&server, connection, client);
+                    });
                 // Without a thread the connection is dropped: that client sees the server
                 // gone, and the others go on.
                 drop(started);

@@ -173,13 +173,15 @@ pub(super) fn draw(run: &Run, width: usize, colour: bool, language: Language) ->
 }
 
 /// The width of each of `lanes` columns in a drawing `width` wide: as wide as they can be (up
-/// to [`MAX_COLUMN`]) while the text of a row in the last column still has [`LEAST_ROOM`]
-/// before the edge. Two is the least (a mark and a space): only a drawing of more than about
-/// `width / 2` threads at once goes past the edge.
+/// to [`MAX_COLUMN`]) while the headings of all of them fit in the width and the text of a row
+/// in the last column still has [`LEAST_ROOM`] before the edge. Two is the least (a mark and
+/// a space): only a drawing of more than about `width / 2` threads at once goes past the edge.
 fn column_width(width: usize, lanes: usize) -> usize {
     let before_text = TIME_WIDTH + 1;
-    let spare = width.saturating_sub(before_text + LEAST_ROOM);
-    (spare / lanes.saturating_sub(1).max(1)).clamp(2, MAX_COLUMN)
+    let headings_fit = width.saturating_sub(before_text + 1) / lanes.max(1);
+    let last_has_room =
+        width.saturating_sub(before_text + LEAST_ROOM) / lanes.saturating_sub(1).max(1);
+    headings_fit.min(last_has_room).clamp(2, MAX_COLUMN)
 }
 
 /// `text` in pieces: the first at most `first` characters long, the others at most `next`;
@@ -901,6 +903,10 @@ mod tests {
                 assert!(
                     last_text_starts + LEAST_ROOM <= width,
                     "{lanes} lanes in {width} columns: the last starts at {last_text_starts}"
+                );
+                assert!(
+                    TIME_WIDTH + 1 + lanes * column <= width,
+                    "{lanes} lanes in {width} columns: the headings are wider"
                 );
             }
         }

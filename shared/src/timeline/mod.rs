@@ -361,7 +361,21 @@ impl Drop for Span {
 
 /// Whether an event of `kind` is recorded rather than only counted.
 fn admit(kind: Kind) -> bool {
-    !kind.is_frequent() || FREQUENT.fetch_add(1, Ordering::Relaxed) < FREQUENT_LIMIT
+    !LEFT_OUT.with(std::cell::Cell::get)
+        && (!kind.is_frequent() || FREQUENT.fetch_add(1, Ordering::Relaxed) < FREQUENT_LIMIT)
+}
+
+thread_local! {
+    /// Whether this thread is the library's own plumbing: see [`leave_out_this_thread`].
+    static LEFT_OUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Leaves the calling thread out of the timeline: for a thread of the library's own (a
+/// `Listener`'s handshake, a manager's connection to one client), whose calls are the
+/// mechanism of a primitive, not a step of the program; drawn, each would take a column of
+/// its own and push the program's processes off the width.
+pub(crate) fn leave_out_this_thread() {
+    LEFT_OUT.with(|left_out| left_out.set(true));
 }
 
 fn pid() -> u32 {
