@@ -566,6 +566,8 @@ mod handoff;
 mod introspection;
 pub mod lesson;
 mod lifecycle;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod pool;
 mod process;
 mod queue;
@@ -576,6 +578,8 @@ mod thread;
 mod timeline;
 mod wire;
 
+#[cfg(feature = "mpi")]
+pub use crate::mpi::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
     HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
