@@ -148,6 +148,7 @@
 //! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
+//! | `mpi4py.futures.MPIPoolExecutor` under `mpirun`/`srun` (ranks as workers, beyond one machine) | `MpiPool`, with the feature `mpi`: the `Pool` methods over an MPI job's ranks (see [Beyond one machine](#beyond-one-machine)) |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
@@ -420,6 +421,22 @@
 //!   and only counts the rest (lesson 05 takes a lock 800,000 times).
 //! - The main process's own exit code is not in the timeline: it is written before `main`'s
 //!   result becomes the exit status.
+//!
+//! # Beyond one machine
+//!
+//! With the cargo feature `mpi` (off by default; it links Open MPI or MPICH through rsmpi and
+//! needs libclang to build), `MpiPool` runs the pool's calls on the ranks of an MPI job: start
+//! the program with `mpirun -n N program` (on several hosts: `mpirun --hostfile hosts -n N
+//! program`, the hostfile listing `node1 slots=4` lines; under Slurm: `srun -n N program`),
+//! with the same executable at the same path on every host, since a task crosses as its entry
+//! point's offset in that executable. [`init`] makes ranks 1 to N−1 workers that never return
+//! and runs `main` on rank 0 only. What crosses the network: per chunk, the order (the offset,
+//! a 16-byte seal keyed by a token rank 0 sends each rank once, the arguments in MessagePack)
+//! and the report (the results or each item's error message); no code, no file, no handle.
+//! A task's `Err` or panic fails that call only; a rank's death ends the whole job, with
+//! `mpirun` naming the rank and exiting non-zero; rank 0's exit stops every worker rank and
+//! finalizes MPI. The module `shared::mpi` (built with the feature) has the details;
+//! `shared/examples/mpi_pool.rs` is lesson 06 on MPI.
 //!
 //! # Trust
 //!
