@@ -5,6 +5,8 @@
 mod event;
 mod joinable;
 mod joinable_threads;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod pipe;
 mod pool;
 mod queue;
@@ -43,6 +45,8 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "pool_map" => pool::map(arg(args, 0)?, arg(args, 1)?),
         "pool_startup" => pool::startup(arg(args, 0)?),
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
+        #[cfg(feature = "mpi")]
+        "mpi_pool_map" => mpi::map(arg(args, 0)?, arg(args, 1)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");
