@@ -65,6 +65,13 @@ pub(crate) fn start() -> Result<bool, String> {
     if !launched_by_mpi() {
         return Ok(false);
     }
+    // `init` called again on rank 0: MPI runs already, started by this very process.
+    if root()
+        .as_ref()
+        .is_some_and(|root| root.pid == std::process::id())
+    {
+        return Ok(true);
+    }
     let (universe, threading) = ::mpi::initialize_with_threading(Threading::Serialized)
         .ok_or("MPI was already initialized: call shared::init() once, before any MPI call")?;
     if !matches!(threading, Threading::Serialized | Threading::Multiple) {
