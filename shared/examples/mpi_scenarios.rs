@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "task-errors" => task_errors(),
         "worker-dies" => worker_dies(),
         "return-while-running" => return_while_running(),
+        "forged-order" => forged_order(std::env::args().nth(2).unwrap_or_default()),
         "no-pool" => {
             println!("rank 0 made no pool");
             Ok(())
@@ -165,6 +166,23 @@ fn task_errors() -> Result<(), Box<dyn Error>> {
         .collect();
     println!("imap with an Err: {results:?}");
     println!("the pool goes on: {:?}", pool.map(quadrado, 0..5)?);
+    Ok(())
+}
+
+/// Rank 0 sends worker rank 1 an order a peer might forge: the rank answers (never runs
+/// it, never panics), and the pool refuses to go on, saying why.
+fn forged_order(which: String) -> Result<(), Box<dyn Error>> {
+    use shared::__private::{Forgery, send_forged_order};
+    let forgery = match which.as_str() {
+        "garbage" => Forgery::Garbage,
+        "unsealed" => Forgery::Unsealed,
+        "sealed-non-entry" => Forgery::SealedNonEntry,
+        other => return Err(format!("unknown forgery {other:?}").into()),
+    };
+    let pool = MpiPool::new()?;
+    println!("before: {:?}", pool.map(quadrado, 0..3)?);
+    send_forged_order(1, forgery)?;
+    println!("after: {}", error_text(pool.map(quadrado, 0..3)));
     Ok(())
 }
 

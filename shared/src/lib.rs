@@ -631,6 +631,9 @@ pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
+    /// Forged orders to MPI worker ranks: only with the `test-support` and `mpi` features.
+    #[cfg(all(feature = "test-support", feature = "mpi"))]
+    pub use crate::mpi::{Forgery, send_forged_order};
     /// Fault injection for `shared`'s own tests: only with the `test-support` feature.
     #[cfg(feature = "test-support")]
     pub use crate::process::payload::tamper::{Tamper, tamper_with_next_spawn};

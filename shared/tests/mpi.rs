@@ -47,6 +47,11 @@ fn scenarios() -> &'static Path {
 
 /// Runs `scenario` on 3 ranks (rank 0 and two workers).
 fn mpirun(scenario: &str) -> Output {
+    mpirun_with(&[scenario])
+}
+
+/// Runs the scenarios example with `args` on 3 ranks.
+fn mpirun_with(args: &[&str]) -> Output {
     Command::new("timeout")
         .args([
             "--kill-after=10s",
@@ -57,7 +62,7 @@ fn mpirun(scenario: &str) -> Output {
         ])
         .args(["-n", "3"])
         .arg(scenarios())
-        .arg(scenario)
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("timeout and mpirun run")
@@ -169,6 +174,34 @@ fn rank_0_returning_with_work_queued_stops_every_rank_cleanly() {
         !stderr.contains("finalize"),
         "a rank ended without MPI_Finalize: {stderr}"
     );
+}
+
+#[test]
+fn a_forged_order_is_answered_never_run_and_breaks_the_pool_with_a_reason() {
+    let cases = [
+        (
+            "garbage",
+            "after: the pool cannot go on: worker rank 1 could not read its order: an order \
+             from rank 0 does not decode (3 bytes): ",
+        ),
+        (
+            "unsealed",
+            "after: the pool cannot go on: worker rank 1 refused an order: the worker rank \
+             refused an order not sealed by rank 0",
+        ),
+        (
+            "sealed-non-entry",
+            "after: the pool cannot go on: worker rank 1 refused an order: the worker rank \
+             refused an order naming no task entry point",
+        ),
+    ];
+    for (forgery, expected) in cases {
+        let output = mpirun_with(&["forged-order", forgery]);
+        let lines = lines_of(&output, 0);
+        assert_eq!(lines.len(), 2, "{forgery}: {lines:#?}");
+        assert_eq!(lines[0], "before: [0, 1, 4]");
+        assert!(lines[1].starts_with(expected), "{forgery}: {:?}", lines[1]);
+    }
 }
 
 #[test]

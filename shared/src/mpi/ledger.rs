@@ -252,6 +252,23 @@ impl Ledger {
             .any(|(&job, record)| record.pool == pool && self.in_flight(job))
     }
 
+    /// Test support: counts worker rank `rank` as running chunk 0 of `job`.
+    ///
+    /// # Errors
+    /// `rank` is not a worker rank, or it is running a chunk.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn hold_for_test(&mut self, rank: i32, job: u64) -> Result<(), String> {
+        let slot = usize::try_from(rank - 1)
+            .ok()
+            .and_then(|slot| self.held.get_mut(slot))
+            .ok_or_else(|| format!("rank {rank} is not a worker rank"))?;
+        if slot.is_some() {
+            return Err(format!("worker rank {rank} is running a chunk"));
+        }
+        *slot = Some((job, 0));
+        Ok(())
+    }
+
     fn fail(&mut self, run: &Run, failure: Failure) {
         if let Some(record) = self.jobs.get_mut(&run.job) {
             record.outcomes.insert(run.chunk, Outcome::Failed(failure));

@@ -81,6 +81,23 @@ mod protocol;
 mod worker;
 mod world;
 
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub use world::send_forged_order;
+
+/// Test support: what [`send_forged_order`] sends a worker rank.
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Forgery {
+    /// Bytes that do not decode as an order.
+    Garbage,
+    /// An order for a true entry point, with a seal that is not the job's.
+    Unsealed,
+    /// An order sealed with the job's token, for an offset one byte into an entry point.
+    SealedNonEntry,
+}
+
 pub use pool::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
 
 /// The MPI half of [`init`](crate::init): starts MPI when the program runs under an MPI

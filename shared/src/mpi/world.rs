@@ -174,3 +174,49 @@ fn stop_workers(ending: Ending) {
 pub(crate) fn worker_ranks() -> Option<usize> {
     root().as_ref().map(|root| root.ledger.workers())
 }
+
+/// Test support: sends worker rank `rank` an order a peer might forge, counting the rank as
+/// running a chunk of a job nobody waits for (`u64::MAX`), and waits until its answer (and
+/// every other report due) has been received and judged as any report is.
+///
+/// # Errors
+/// This process is not rank 0 of an MPI job, or `rank` is not a worker rank.
+#[cfg(feature = "test-support")]
+pub fn send_forged_order(rank: i32, forgery: super::Forgery) -> Result<(), String> {
+    use super::Forgery;
+    let mut root = root();
+    let root = root.as_mut().ok_or("not rank 0 of an MPI job")?;
+    let job = u64::MAX;
+    let run = |entry: u64, seal| {
+        protocol::encode(&Order::Run(protocol::Run {
+            job,
+            chunk: 0,
+            entry,
+            seal,
+            args: Vec::new(),
+        }))
+    };
+    let entry = crate::pool::task::entry_offset::<_, (u64,)>(forged_task)
+        .ok_or("a function item has an entry")?;
+    let bytes = match forgery {
+        Forgery::Garbage => vec![0x92, 0xc1, 0xff],
+        Forgery::Unsealed => run(entry, [0; 16]),
+        Forgery::SealedNonEntry => run(entry + 1, crate::pool::task::seal(&root.token, entry + 1)),
+    };
+    root.ledger.hold_for_test(rank, job)?;
+    let world = root.universe.world();
+    world
+        .process_at_rank(rank)
+        .send_with_tag(&bytes[..], ORDER_TAG);
+    // Wait for the answer, so that the caller sees what rank 0 made of it.
+    while root.ledger.any_held() {
+        root.progress(true);
+    }
+    Ok(())
+}
+
+/// The task a forged order names.
+#[cfg(feature = "test-support")]
+fn forged_task(x: u64) -> u64 {
+    x
+}
