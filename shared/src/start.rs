@@ -36,8 +36,8 @@ use crate::process::set_start_method;
 /// ```
 ///
 /// With the feature `mpi`, in a program started by `mpirun` or `srun`, `init` also starts
-/// MPI: every rank but 0 becomes a worker of [`MpiPool`](crate::MpiPool) and ends the process
-/// there, when rank 0 ends; rank 0 returns and runs `main` (see [`mpi`](crate::mpi)).
+/// MPI: every rank but 0 becomes a worker of the MPI pool (`MpiPool`) and ends the process
+/// there, when rank 0 ends; rank 0 returns and runs `main` (see the module `shared::mpi`).
 ///
 /// # Errors
 /// [`InitError::NotMainThread`] when called on a thread other than the main one: a spawned
@@ -60,9 +60,8 @@ pub fn init() -> Result<(), InitError> {
 pub enum InitError {
     /// `init` was called on a thread other than the program's main thread.
     NotMainThread,
-    /// The program runs under an MPI launcher, but MPI could not be started as
-    /// [`MpiPool`](crate::MpiPool) needs it; the message says why. Feature `mpi` only.
-    #[cfg(feature = "mpi")]
+    /// The program runs under an MPI launcher, but MPI could not be started as the MPI pool
+    /// (`MpiPool`) needs it; the message says why. Returned only with the feature `mpi`.
     Mpi(String),
 }
 
@@ -73,7 +72,6 @@ impl fmt::Display for InitError {
                 "shared::init() must be called on the main thread, first thing in main: a \
                  spawned child runs main until it reaches init",
             ),
-            #[cfg(feature = "mpi")]
             InitError::Mpi(why) => write!(f, "cannot start MPI: {why}"),
         }
     }
