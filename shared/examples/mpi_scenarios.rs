@@ -33,6 +33,13 @@ fn morre(_: u64) -> u64 {
     0
 }
 
+/// Returns its bytes reversed: large items exercise MPI's rendezvous sends both ways.
+fn reverso(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    let mut bytes = bytes.into_vec();
+    bytes.reverse();
+    serde_bytes::ByteBuf::from(bytes)
+}
+
 fn pid(_: u64) -> u32 {
     std::process::id()
 }
@@ -115,6 +122,23 @@ fn results() -> Result<(), Box<dyn Error>> {
         .collect::<Result<_, _>>()?;
     got.sort_unstable();
     check("imap_unordered (sorted)", got, local.map(quadrado, 0..300)?);
+    // Items of 1 MiB, far above any eager limit: every send waits for its receive.
+    let big: Vec<serde_bytes::ByteBuf> = (0..8u8)
+        .map(|i| serde_bytes::ByteBuf::from(vec![i; 1 << 20]))
+        .chain([serde_bytes::ByteBuf::from((0..=255).collect::<Vec<u8>>())])
+        .collect();
+    let got = mpi.chunked(1).map(reverso, big.clone())?;
+    check(
+        "chunked(1).map of 1 MiB items",
+        got,
+        local.chunked(1).map(reverso, big.clone())?,
+    );
+    let got = mpi.chunked(3).map(reverso, big.clone())?;
+    check(
+        "chunked(3).map of 1 MiB items",
+        got,
+        local.chunked(3).map(reverso, big)?,
+    );
     // An endless input: only what is consumed is computed.
     let got: Vec<u64> = mpi.imap(quadrado, 0..)?.take(5).collect::<Result<_, _>>()?;
     check("imap of an endless input", got, vec![0, 1, 4, 9, 16]);

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// How long one `mpirun` job may take on a loaded 2-core machine before it counts as hung.
-const JOB_LIMIT: &str = "120s";
+const JOB_LIMIT: &str = "180s";
 
 /// The scenarios example, built once (with the features of this test, so nothing rebuilds).
 fn scenarios() -> &'static Path {
@@ -105,6 +105,8 @@ fn every_method_gives_the_local_pools_results_in_order() {
         "chunked(7).imap",
         "imap_unordered (sorted)",
         "imap of an endless input",
+        "chunked(1).map of 1 MiB items",
+        "chunked(3).map of 1 MiB items",
     ]
     .into_iter()
     .collect();
