@@ -13,36 +13,37 @@ const JOB_LIMIT: &str = "180s";
 /// The scenarios example, built once (with the features of this test, so nothing rebuilds).
 fn scenarios() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        let status = Command::new("timeout")
-            .args(["900s", env!("CARGO"), "build", "--quiet", "--manifest-path"])
-            .arg(&manifest)
-            .args([
-                "-p",
-                "shared",
-                "--features",
-                "mpi",
-                "--example",
-                "mpi_scenarios",
-            ])
-            .stdin(Stdio::null())
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the mpi_scenarios example failed: {status}"
-        );
-        // This test is target/<profile>/deps/mpi-<hash>; the example is beside deps/.
-        let test = std::env::current_exe().expect("the test's own path");
-        let profile_dir = test
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let example = profile_dir.join("examples").join("mpi_scenarios");
-        assert!(example.exists(), "{} is missing", example.display());
-        example
-    })
+    BUILT.get_or_init(|| build_example("mpi_scenarios"))
+}
+
+/// The lesson-06 example, built once.
+fn mpi_pool() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_example("mpi_pool"))
+}
+
+fn build_example(name: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let status = Command::new("timeout")
+        .args(["900s", env!("CARGO"), "build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .args(["-p", "shared", "--features", "mpi", "--example", name])
+        .stdin(Stdio::null())
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the {name} example failed: {status}"
+    );
+    // This test is target/<profile>/deps/mpi-<hash>; the example is beside deps/.
+    let test = std::env::current_exe().expect("the test's own path");
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let example = profile_dir.join("examples").join(name);
+    assert!(example.exists(), "{} is missing", example.display());
+    example
 }
 
 /// Runs `scenario` on 3 ranks (rank 0 and two workers).
@@ -52,6 +53,11 @@ fn mpirun(scenario: &str) -> Output {
 
 /// Runs the scenarios example with `args` on 3 ranks.
 fn mpirun_with(args: &[&str]) -> Output {
+    mpirun_program(scenarios(), args)
+}
+
+/// Runs `program` with `args` on 3 ranks.
+fn mpirun_program(program: &Path, args: &[&str]) -> Output {
     Command::new("timeout")
         .args([
             "--kill-after=10s",
@@ -61,7 +67,7 @@ fn mpirun_with(args: &[&str]) -> Output {
             "--oversubscribe",
         ])
         .args(["-n", "3"])
-        .arg(scenarios())
+        .arg(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -86,6 +92,34 @@ fn lines_of(output: &Output, code: i32) -> Vec<String> {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     stdout.lines().map(str::to_owned).collect()
+}
+
+/// What issue 26 asks the example to show: lesson 06's lines, ten results in order from at
+/// most two worker processes, none of them rank 0.
+#[test]
+fn the_lesson_06_example_prints_ten_results_in_order_from_the_worker_ranks() {
+    let lines = lines_of(&mpirun_program(mpi_pool(), &[]), 0);
+    assert_eq!(lines.len(), 13, "{lines:#?}");
+    let main_pid = lines[0]
+        .strip_prefix("Processo principal ")
+        .and_then(|rest| rest.strip_suffix(" inicializado"))
+        .expect("the first line names rank 0's process");
+    let mut pids = std::collections::BTreeSet::new();
+    for (numero, line) in (0..10u64).zip(&lines[1..11]) {
+        let (pid, rest) = line
+            .strip_prefix("Processo ")
+            .and_then(|rest| rest.split_once(' '))
+            .unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!(rest, format!("calculou {numero}² = {}", numero * numero));
+        assert_ne!(pid, main_pid, "rank 0 ran a task: {lines:#?}");
+        pids.insert(pid.to_owned());
+    }
+    assert!(pids.len() <= 2, "{lines:#?}");
+    assert_eq!(lines[11], format!("Processos usados: {}", pids.len()));
+    assert_eq!(
+        lines[12],
+        format!("Processo principal {main_pid} finalizado")
+    );
 }
 
 #[test]
