@@ -149,6 +149,16 @@
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
 //! | `mpi4py.futures.MPIPoolExecutor` under `mpirun`/`srun` (ranks as workers, beyond one machine) | `MpiPool`, with the feature `mpi`: the `Pool` methods over an MPI job's ranks (see [Beyond one machine](#beyond-one-machine)) |
+//! | `apply_async(f, args, callback=cb, error_callback=ecb)`, the same on `map_async`, `starmap_async` | [`Pool::apply_async_with`]`(f, args, `[`Callbacks`]`::new().callback(cb).error_callback(ecb))`, [`Pool::map_async_with`], [`Pool::starmap_async_with`]; run on the pool's supervisor thread |
+//! | a per-task timeout (pebble's `ProcessPool(timeout=…)`; CPython has none) | [`PoolBuilder::task_timeout`], [`Pool::task_timeout`] / [`Chunked::task_timeout`] for one call; [`PoolError::TaskTimeout`] names the killed worker |
+//! | `concurrent.futures.ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new`]; dropping it is leaving `with ProcessPoolExecutor() as ex:` |
+//! | `ProcessPoolExecutor(max_workers, mp_context, initializer, initargs, max_tasks_per_child)` | [`ProcessPoolExecutor::builder`]: [`ExecutorBuilder::max_workers`], [`ExecutorBuilder::mp_context`], [`ExecutorBuilder::initializer`], [`ExecutorBuilder::max_tasks_per_child`], [`ExecutorBuilder::task_timeout`] |
+//! | `ex.submit(f, *args)`, `ex.map(f, items, timeout=t, chunksize=n)`, `ex.shutdown(wait, cancel_futures=c)` | [`ProcessPoolExecutor::submit`] (a [`Future`]), [`ProcessPoolExecutor::map`], [`ProcessPoolExecutor::map_with`], [`ProcessPoolExecutor::shutdown`] |
+//! | `fut.result()`, `fut.result(timeout)`, `fut.exception()` | [`Future::result`], [`Future::result_timeout`], [`Future::exception`] |
+//! | `fut.cancel()`, `fut.cancelled()`, `fut.running()`, `fut.done()`, `fut.add_done_callback(fn)` | [`Future::cancel`], [`Future::cancelled`], [`Future::running`], [`Future::done`], [`Future::add_done_callback`] |
+//! | `concurrent.futures.as_completed(fs, timeout)` | [`as_completed`] (also [`futures::as_completed`]) |
+//! | `concurrent.futures.wait(fs, timeout, return_when=FIRST_COMPLETED)` | [`futures::wait`]`(&fs, timeout, `[`ReturnWhen::FirstCompleted`]`)`, a [`DoneAndNotDone`] |
+//! | `concurrent.futures.CancelledError`, `TimeoutError`, `BrokenProcessPool` | [`PoolError::Cancelled`], [`PoolError::Timeout`]; a dead worker is [`PoolError::WorkerDied`] for its future only |
 //! | `multiprocessing.Queue()`, `Queue(maxsize)` | [`Queue::new`], [`Queue::with_maxsize`] |
 //! | `q.put(x)`, `q.put(x, timeout=t)`, `q.put_nowait(x)` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::put_nowait`] |
 //! | `q.get()`, `q.get(timeout=t)`, `q.get_nowait()` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::get_nowait`] |
@@ -173,6 +183,18 @@
 //! | `multiprocessing.AuthenticationError` | [`ConnectError::Authentication`] with an [`AuthenticationError`] |
 //! | `multiprocessing.connection.wait(objects, timeout)` | [`wait`]`(objects, timeout)` over [`Waitable`]s: [`Connection`], [`Listener`], [`Sentinel`] |
 //! | `p.sentinel` | [`Process::sentinel`] (the process's pidfd) |
+//! | `multiprocessing.Manager()`; leaving `with Manager() as m:` | [`Manager::new`]; [`Manager::shutdown`] (dropping it does the same) |
+//! | `SyncManager(address, authkey).start()`, `get_context(m).Manager()` | [`Manager::builder`]: [`ManagerBuilder::address`], [`ManagerBuilder::authkey`], [`ManagerBuilder::start_method`], [`ManagerBuilder::start`] |
+//! | `BaseManager(address, authkey).connect()` | [`Manager::connect`] |
+//! | `BaseManager.register('get_queue', callable=lambda: q)` | [`Manager::named`]: the object the server holds under a name, made if new |
+//! | `BaseManager.register('Contador', Contador)`; `m.Contador()`, `proxy.somar(2)` | a [`Shared`] type (its calls an enum) in [`ManagerBuilder::register`]`::<(Contador,)>()`; [`Manager::shared`], [`SharedProxy::call`] |
+//! | `m.dict()`; `d[k]`, `d[k] = v`, `d.get(k)`, `del d[k]`, `k in d`, `len(d)` | [`Manager::dict`] → [`DictProxy::get_item`], [`DictProxy::set`], [`DictProxy::get`], [`DictProxy::del_item`], [`DictProxy::contains_key`], [`DictProxy::len`] |
+//! | `d.update(pairs)`; `d.get(k)` for many keys | [`DictProxy::update`]; [`DictProxy::get_many`] (one round trip for all) |
+//! | `m.list()`, `m.Namespace()`, `m.Value(t, v)`, `m.Array(t, items)` | [`Manager::list`], [`Manager::namespace`], [`Manager::value`], [`Manager::array`] ([`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`]) |
+//! | `m.Lock()`, `m.RLock()`, `m.Semaphore(n)`, `m.BoundedSemaphore(n)`; `with lock:` | [`Manager::lock`], [`Manager::rlock`], [`Manager::semaphore`], [`Manager::bounded_semaphore`]; `acquire` returns a [`ProxyGuard`] |
+//! | `m.Event()`, `m.Condition()`, `m.Barrier(n)` | [`Manager::event`], [`Manager::condition`], [`Manager::barrier`] |
+//! | `m.Queue(maxsize)`, `m.JoinableQueue(maxsize)` | [`Manager::queue`], [`Manager::joinable_queue`] ([`QueueProxy`], [`JoinableQueueProxy`]) |
+//! | `KeyError`, `IndexError`, `queue.Empty` from a proxy; `EOFError` when its server died | [`ManagerError::KeyError`], [`ManagerError::IndexError`], [`ManagerError::Empty`]; [`ManagerError::ServerGone`] |
 //! | `multiprocessing.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new`], [`BoundedSemaphore::new`] (`n` ≤ [`MAX_SLOTS`]) |
 //! | `with sem:`, `sem.acquire()` … `sem.release()` | [`Semaphore::acquire`] returns a [`SemaphoreGuard`] that releases on drop |
 //! | `sem.acquire(timeout=t)`, `sem.acquire(False)` | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] (`Ok(None)` for `False`) |
@@ -206,6 +228,15 @@
 //! | `arr[i]`, `arr[i] = x`, `arr[:]`, `len(arr)` | [`Array::get`], [`Array::set`], [`Array::to_vec`], [`Array::len`]; slices through [`Array::get_lock`] |
 //! | `RawValue`, `RawArray`, `Value(..., lock=False)` | [`RawValue`], [`RawArray`] |
 //! | a holder that died: the lock stays held for ever | [`AcquireError::OwnerDied`], carrying the guard |
+//! | `shared_memory.SharedMemory(create=True, size=n)`, `SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`], [`SharedMemory::create_named`]: a file under `/dev/shm`, as CPython's |
+//! | `SharedMemory(name=name)` | [`SharedMemory::attach`], from any process; Python's `SharedMemory(name=...)` attaches to ours |
+//! | `shm.buf[i]`, `shm.buf[i] = b` | [`SharedMemory::buf`]`()[i]` with `load`/`store` (a `&[AtomicU8]`: other processes write it) |
+//! | `bytes(shm.buf[a:b])`, `shm.buf[a:a + len(x)] = x` | [`SharedMemory::read`], [`SharedMemory::read_at`], [`SharedMemory::write_at`] |
+//! | `shm.name`, `shm.size`, `shm.close()`, `shm.unlink()` | [`SharedMemory::name`], [`SharedMemory::size`], [`SharedMemory::close`], [`SharedMemory::unlink`] |
+//! | `FileExistsError`, `FileNotFoundError`, `ValueError` from `SharedMemory` | [`SharedMemoryError::Exists`], [`SharedMemoryError::NotFound`], [`SharedMemoryError::InvalidName`] / [`SharedMemoryError::InvalidSize`] |
+//! | `shared_memory.ShareableList(seq)`, `ShareableList(seq, name=n)`, `ShareableList(name=n)` | [`ShareableList::new`], [`ShareableList::create_named`], [`ShareableList::attach`]; items are [`Item`]s, in CPython's layout |
+//! | `sl[i]`, `sl[i] = x`, `len(sl)`, `sl.shm`, `sl.count(x)`, `sl.index(x)` | [`ShareableList::get`], [`ShareableList::set`], [`ShareableList::len`], [`ShareableList::shm`], [`ShareableList::count`], [`ShareableList::index`] |
+//! | `ValueError: bytes/str item exceeds available storage` | [`ShareableListError::DoesNotFit`] |
 //! | `threading.Thread(target=f, args=(a, b), daemon=True)` | [`Thread::new`]`(f, (a, b)).daemon(true)`; any `Send` closure, nothing serialized |
 //! | `t.start()`, `t.join()`, `t.join(timeout)`, `t.is_alive()` | [`Thread::start`], [`Thread::join`], [`Thread::join_timeout`], [`Thread::is_alive`] |
 //! | `t.name`, `t.daemon`, `t.native_id` | [`Thread::name`], [`Thread::is_daemon`] / [`Thread::set_daemon`], [`Thread::native_id`] |
@@ -285,10 +316,33 @@
 //!   no TCP addresses), and talk only to each other: the authentication has the shape of
 //!   CPython 3.12's (a challenge each way, `{sha256}` HMAC, `#WELCOME#`/`#FAILURE#`) but the
 //!   framing (little-endian lengths, MessagePack) is not CPython's, and only SHA-256 is
-//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and
-//!   [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer. A path listener removes its
+//!   offered. Each handshake message is bounded to [`MAX_HANDSHAKE_MESSAGE`] bytes and the
+//!   whole handshake to [`HANDSHAKE_TIMEOUT`]; CPython waits for ever on a silent peer.
+//!   [`Listener::accept`] runs handshakes side by side, each on a thread of its own, and
+//!   returns the first to finish: a silent or trickling client never delays an honest one
+//!   (CPython's `accept` runs them in turn, so one stalled peer holds everyone). A path listener removes its
 //!   socket file when closed, and the next bind replaces a file left by a killed listener once
 //!   nobody listens there; CPython's bind then fails with `Address already in use`.
+//! - **A [`Manager`]'s server ends with its program.** It is a daemonic child, so it ends
+//!   when the program that started it ends, even by SIGKILL; CPython's server outlives an
+//!   owner killed that way. A proxy whose server is gone fails at once
+//!   ([`ManagerError::ServerGone`], or [`ManagerError::Connect`] before its first call),
+//!   a call waiting in the server too; nothing hangs.
+//! - **A manager's lock held by a process that died is released.** The server serves each
+//!   connection on a thread and notices when one closes: the `Lock`, `RLock` or `Condition`
+//!   that client held is released, and a call it left waiting (a queue's `get`) takes
+//!   nothing. CPython keeps the lock held for ever.
+//! - **Proxies are typed, and batch.** A [`DictProxy<K, V>`](DictProxy) carries serde types;
+//!   the server stores their MessagePack bytes and compares keys by them.
+//!   [`DictProxy::update`] and [`DictProxy::get_many`] carry many keys in one round trip.
+//!   A manager's objects live until it shuts down (CPython frees one when its last proxy
+//!   goes); [`Manager::named`] stands for `register`ing a callable that returns a shared
+//!   object. A type of the user's own is a [`Shared`] type, registered by type (a spawned
+//!   server makes only what its target names), with one `call` taking an enum of its
+//!   methods instead of Python's calls by method name.
+//! - **A serialized proxy carries the manager's authkey**, so a child can connect under any
+//!   start method; CPython's children inherit the key from their process instead. Treat a
+//!   proxy's bytes as the key itself.
 //! - **[`wait`] returns references** to the ready objects, in the order given; with a mix of
 //!   kinds (`&dyn Waitable`) compare addresses to tell them apart. A [`Sentinel`] borrows its
 //!   [`Process`]; Python's is a plain descriptor number.
@@ -329,6 +383,26 @@
 //!   type code; a `bool` is a `u8`, as not every byte is a `bool`. [`RawValue`] and [`RawArray`]
 //!   copy with atomic loads and stores, so racing accesses are not undefined behaviour: a `T`
 //!   of up to 8 bytes is never torn, a larger one may be (CPython's copies may tear too).
+//! - **A shared-memory segment outlives nobody, and nobody outlives it.** A [`SharedMemory`]'s
+//!   name stays while any process is attached, and once every process that used it has ended,
+//!   by any death, SIGKILL included, with none attached, a small watchdog process removes it:
+//!   nothing is left under `/dev/shm`. CPython leaks the segment of a killed process, and
+//!   before 3.13 its resource tracker unlinks a segment when a process that only attached
+//!   exits, under everyone else. A program not using `shared` keeps a segment alive by holding
+//!   `flock(fd, LOCK_SH)` on its file.
+//! - **A segment's bytes are atomics.** [`SharedMemory::buf`] is a `&[AtomicU8]`, not a
+//!   `memoryview`: a `&[u8]` over bytes another process writes would be undefined behaviour in
+//!   Rust. [`SharedMemory::read_at`] and [`SharedMemory::write_at`] copy with atomic accesses.
+//!   A segment never appears half made (no size 0 between `shm_open` and `ftruncate`), and its
+//!   pages are reserved at creation, so a full `/dev/shm` is an error, not a SIGBUS.
+//! - **`SharedMemory::close` consumes the handle**, so `unlink` comes before it (CPython allows
+//!   `unlink()` after `close()`); [`SharedMemory::unlink`] removes the name only if it still
+//!   names this segment.
+//! - **A [`ShareableList`] refuses what it cannot give back**: a `str` or `bytes` ending in NUL
+//!   (CPython strips them on reading), or one too long for any slot; a string's slot is sized by
+//!   its UTF-8 length (CPython 3.11 sizes it by characters, and fails on non-ASCII text).
+//!   Its header is checked when attached and each item when read: a corrupted list gives
+//!   [`ShareableListError::Corrupt`].
 //! - **`Condition` waits take the guard and give it back**, as std's `Condvar` does;
 //!   `notify` is not checked to be called with the lock held (Python raises `RuntimeError`).
 //!   A notify wakes the oldest waiters that were waiting when it was made, as in Python, and
@@ -360,9 +434,22 @@
 //!   endless iterator works; `map` reads the whole input first, as CPython's does.
 //! - **A failing initializer stops the pool**: every call fails with
 //!   [`PoolError::Initializer`] and its message. CPython starts new workers for ever.
-//! - **`terminate` kills the workers with SIGKILL** (CPython sends SIGTERM), and
-//!   `apply_async`/`map_async` take no `callback`/`error_callback`: call [`AsyncResult::get`]
-//!   from a [`Thread`] instead.
+//! - **`terminate` kills the workers with SIGKILL** (CPython sends SIGTERM). The `_async`
+//!   calls take their `callback` and `error_callback` as one [`Callbacks`] value, in
+//!   `_with` methods; they run on the pool's supervisor thread, before `get` returns, as in
+//!   CPython.
+//! - **A task may have a timeout** ([`PoolBuilder::task_timeout`]), which neither CPython's
+//!   `Pool` nor its executor has: the worker still running it is killed and replaced, and
+//!   that task alone fails with [`PoolError::TaskTimeout`].
+//! - **The [`ProcessPoolExecutor`] survives its workers.** A worker's death fails the one
+//!   [`Future`] it was running with [`PoolError::WorkerDied`] and the executor goes on, where
+//!   CPython's breaks for good (`BrokenProcessPool`). Its workers start with it (CPython's
+//!   start as work arrives); its `map` reads the input lazily, like [`Pool::imap`] (CPython's
+//!   submits every item at once); a future is `running` once a worker has been given it
+//!   (CPython: once it is in the call queue), and only a future no worker was given can be
+//!   cancelled. [`Future::exception`] returns `Some(PoolError::Cancelled)` where Python
+//!   raises `CancelledError`; [`futures::wait`] returns the futures in the order given, not
+//!   as sets. `max_tasks_per_child` works under fork too (CPython refuses it there).
 //! - **Errors are values.** Every fallible operation returns a `Result` whose error names the
 //!   Python exception it stands for; nothing panics on bad input.
 //! - **The forkserver belongs to one process.** The program talks to its server over an
@@ -450,6 +537,11 @@
 //! permissions to check): with an
 //! `authkey`, it sends nothing but the handshake until it has proved it holds the key, and each
 //! handshake message is bounded in size and in time.
+//! A [`SharedMemory`] segment's bytes may be written by any process that can open its file;
+//! nothing `shared` reads from one is trusted ([`ShareableList`] checks its header once and
+//! each item's format on every read). A process outside the protocol that shrinks a segment's
+//! file makes a later access past its new end raise SIGBUS, as in CPython: tmpfs files cannot
+//! be sealed against it.
 //! Processes that share a queue are trusted not to write arbitrary bytes over its two robust
 //! mutexes: glibc keeps a list of held robust mutexes through pointers stored in them.
 //!
@@ -470,7 +562,8 @@
 //! 2. **Shared services**: `handoff` (how a handle's descriptors cross to a child) and
 //!    `timeline` (the `--timeline` log, which every layer above records into).
 //! 3. **Primitives between processes**: `block` (a sealed memfd of state), `sync` ([`Lock`],
-//!    [`Value`], ...), `queue` ([`Queue`]) and `connection` ([`Pipe`], [`Listener`]).
+//!    [`Value`], ...), `queue` ([`Queue`]), `connection` ([`Pipe`], [`Listener`]) and
+//!    `shared_memory` ([`SharedMemory`], whose watchdog is a bare `fork` of `sys`, not a [`Process`]).
 //! 4. **Processes and threads**: `process` ([`Process`] and everything a child's life needs:
 //!    one file per start method, `fork`, `spawn` and `forkserver`, behind one `start_child`
 //!    shape and one way to poll and wait, the registry's `CollectExit`; the spawn payload, both
@@ -583,11 +676,13 @@ mod handoff;
 mod introspection;
 pub mod lesson;
 mod lifecycle;
+mod manager;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 mod pool;
 mod process;
 mod queue;
+mod shared_memory;
 mod start;
 mod sync;
 mod sys;
@@ -599,17 +694,33 @@ mod wire;
 pub use crate::mpi::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
-    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, Pipe, READ_AHEAD, RecvError, SendError,
-    Sentinel, Waitable, wait,
+    HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, MAX_HANDSHAKES, Pipe, READ_AHEAD,
+    RecvError, SendError, Sentinel, Waitable, wait,
 };
 pub use introspection::{
     ParentProcess, ProcessInfo, active_children, cpu_count, current_process, parent_process,
     process_cpu_count,
 };
-pub use pool::{
-    AsyncResult, Chunked, CodecError, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError, Task,
-    TaskResult, TaskValue,
+pub use manager::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
+    LockProxy, MAX_REQUEST, Manager, ManagerBuilder, ManagerError, NamespaceProxy, Proxied,
+    ProxyGuard, QueueProxy, RLockProxy, Registry, SemaphoreProxy, Shared, SharedProxy, ValueProxy,
 };
+pub use pool::{
+    AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,
+    ExecutorMap, ExecutorMapOf, Future, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError,
+    ProcessPoolExecutor, ReturnWhen, Task, TaskResult, TaskValue, as_completed,
+};
+
+/// Python's `concurrent.futures`, for a process pool: the executor, its futures, and the
+/// functions over many futures. [`futures::wait`] is Python's `concurrent.futures.wait` (the
+/// crate's root [`wait`] is `multiprocessing.connection.wait`).
+pub mod futures {
+    pub use crate::pool::{
+        AsCompleted, DoneAndNotDone, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor,
+        ReturnWhen, as_completed, wait,
+    };
+}
 /// The pool names the spawn payload's entries and `recreate` by this path.
 use process::payload as spawn;
 pub use process::{
@@ -618,6 +729,9 @@ pub use process::{
 };
 pub use process::{Process, ProcessError, Target, TargetOutput};
 pub use queue::{GetError, JoinableQueue, PutError, Queue, TaskDoneError};
+pub use shared_memory::{
+    Item, MAX_NAME_LEN, ShareableList, ShareableListError, SharedMemory, SharedMemoryError,
+};
 pub use start::{InitError, init};
 pub use sync::{AcquireError, BrokenBarrierError, ReleaseError};
 pub use sync::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
@@ -642,5 +756,11 @@ pub mod __private {
     /// The PID of this process's forkserver, if it has started one. Test support only.
     pub fn forkserver_pid() -> Option<u32> {
         crate::process::forkserver::server_pid()
+    }
+
+    /// The PID of this process's shared-memory watchdog, if it has started one. Test support
+    /// only.
+    pub fn shared_memory_watchdog_pid() -> Option<u32> {
+        crate::shared_memory::watchdog_pid()
     }
 }

@@ -21,8 +21,8 @@ use std::path::Path;
 use shared::lesson::ArgumentError;
 use shared::{
     AcquireError, AuthenticationError, BrokenBarrierError, CodecError, ConnectError, GetError,
-    InitError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError, ReleaseError,
-    SendError, TaskDoneError, ThreadError,
+    InitError, ManagerError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError,
+    ReleaseError, SendError, ShareableListError, SharedMemoryError, TaskDoneError, ThreadError,
 };
 
 /// One variant of an error type, as a value.
@@ -88,6 +88,26 @@ fn every_error_type() -> Vec<ErrorType> {
             // Three messages deep: the connect, the handshake, the system.
             Authentication => ConnectError::Authentication(AuthenticationError::Os(os_error())),
             Os => ConnectError::Os(os_error()),
+        }),
+        error_type!(ManagerError {
+            Start => ManagerError::Start(ProcessError::AlreadyStarted),
+            ServerFailed => ManagerError::ServerFailed("cannot listen at @x".into()),
+            // Three messages deep: the manager, the connect, the system.
+            Connect => ManagerError::Connect(ConnectError::Os(os_error())),
+            ServerGone => ManagerError::ServerGone,
+            KeyError => ManagerError::KeyError,
+            IndexError => ManagerError::IndexError("list index out of range".into()),
+            AttributeError => ManagerError::AttributeError("x".into()),
+            Empty => ManagerError::Empty,
+            Full => ManagerError::Full,
+            BrokenBarrier => ManagerError::BrokenBarrier,
+            NotHeld => ManagerError::NotHeld,
+            TooManyReleases => ManagerError::TooManyReleases,
+            TooManyTaskDone => ManagerError::TooManyTaskDone,
+            Refused => ManagerError::Refused("no object 9 in this manager".into()),
+            Encode => ManagerError::Encode("u32: the encoder said no".into()),
+            Decode => ManagerError::Decode("not a u32: the decoder said no".into()),
+            Os => ManagerError::Os(os_error()),
         }),
         error_type!(PutError {
             Full => PutError::Full(item()),
@@ -175,6 +195,11 @@ fn every_error_type() -> Vec<ErrorType> {
             Task => PoolError::Task("boom".into()),
             WorkerDied => PoolError::WorkerDied { pid: 42, exitcode: -6 },
             Terminated => PoolError::Terminated,
+            TaskTimeout => PoolError::TaskTimeout {
+                pid: 42,
+                timeout: std::time::Duration::from_secs(1),
+            },
+            Cancelled => PoolError::Cancelled,
             Initializer => PoolError::Initializer("boom".into()),
             Decode => PoolError::Decode(CodecError::new("the decoder said no")),
             Encoding => PoolError::Encoding(CodecError::new("the encoder said no")),
@@ -185,6 +210,28 @@ fn every_error_type() -> Vec<ErrorType> {
         }),
         error_type!(CodecError {
             CodecError => CodecError::new("invalid type: string, expected u32"),
+        }),
+        error_type!(SharedMemoryError {
+            InvalidName => SharedMemoryError::InvalidName { name: "a/b".into(), reason: "a '/' may only lead the name" },
+            InvalidSize => SharedMemoryError::InvalidSize { size: 0 },
+            Exists => SharedMemoryError::Exists { name: "dados".into() },
+            NotFound => SharedMemoryError::NotFound { name: "dados".into() },
+            NotASegment => SharedMemoryError::NotASegment { name: "dados".into(), reason: "empty" },
+            Busy => SharedMemoryError::Busy { name: "dados".into() },
+            OutOfRange => SharedMemoryError::OutOfRange { offset: 60, len: 8, size: 64 },
+            Os => SharedMemoryError::Os { operation: "attach", name: "dados".into(), source: os_error() },
+        }),
+        error_type!(ShareableListError {
+            // Three messages deep: the list, the segment, the system.
+            Memory => ShareableListError::Memory(SharedMemoryError::Os {
+                operation: "create",
+                name: "lista".into(),
+                source: os_error(),
+            }),
+            IndexOutOfRange => ShareableListError::IndexOutOfRange { index: 5, len: 5 },
+            DoesNotFit => ShareableListError::DoesNotFit { index: 0, len: 9, available: 8 },
+            Unsupported => ShareableListError::Unsupported { what: "an integer above i64::MAX" },
+            Corrupt => ShareableListError::Corrupt { reason: "-1 items".into() },
         }),
     ]
 }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use lesson_tests::readme::{Kind, Readme, marked};
 
 /// Each lesson crate (its directory is its package name) and its binaries.
-const DOCS: [(&str, &[&str]); 6] = [
+const DOCS: [(&str, &[&str]); 8] = [
     ("lesson01-processes", &["lesson01-processes"]),
     (
         "lesson02-queue",
@@ -33,6 +33,8 @@ const DOCS: [(&str, &[&str]); 6] = [
     ),
     ("lesson05-value", &["lesson05-value"]),
     ("lesson06-pool", &["lesson06-pool"]),
+    ("lesson07-shared-memory", &["lesson07-shared-memory"]),
+    ("lesson08-manager", &["lesson08-manager"]),
 ];
 
 /// The level-2 sections of every README, in order, each with the level-3 sections it must hold.

@@ -3,14 +3,17 @@
 //! prints one [`Measurement`] line.
 
 mod event;
+mod executor;
 mod joinable;
 mod joinable_threads;
+mod manager;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod pipe;
 mod pool;
 mod queue;
 mod raw;
+mod shared_memory;
 mod start_join;
 mod sync;
 
@@ -47,6 +50,10 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
         #[cfg(feature = "mpi")]
         "mpi_pool_map" => mpi::map(arg(args, 0)?, arg(args, 1)?),
+        "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
+        "executor_submit" => executor::submit_result(arg(args, 0)?),
+        "executor_map" => executor::map(arg(args, 0)?),
+        "manager" => manager::run(&arg::<String>(args, 0)?, arg(args, 1)?),
         other => Err(format!("unknown workload program `{other}`").into()),
     }?;
     println!("{measurement}");

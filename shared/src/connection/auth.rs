@@ -16,11 +16,15 @@
 //!
 //! Everything a peer sends during the handshake is bounded: at most
 //! [`MAX_HANDSHAKE_MESSAGE`] bytes a message (the length header is refused before anything
-//! is allocated), and at most [`HANDSHAKE_TIMEOUT`] for each message to arrive.
+//! is allocated), and [`HANDSHAKE_TIMEOUT`] for the whole exchange: one deadline, checked
+//! before every read, so a peer that trickles its answer a byte at a time gains nothing.
+//! The handshake reads each message exactly (header, then body), never ahead: what the peer
+//! sends after it stays for the connection's own `recv`.
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -41,9 +45,10 @@ const MAC_BYTES: usize = 32;
 /// `recv_bytes(256)`; every honest one is under 80 bytes.
 pub const MAX_HANDSHAKE_MESSAGE: usize = 256;
 
-/// How long each handshake message may take to arrive. A peer on the same machine answers
-/// in microseconds; this bounds how long a silent or stalled peer can hold an `accept` or a
-/// `connect`. (CPython waits for ever.)
+/// How long the whole handshake may take, every message of it. A peer on the same machine
+/// answers in microseconds; this bounds how long a silent, stalled or trickling peer can
+/// hold a `connect`, or one of a [`Listener`](super::Listener)'s handshakes (which run side
+/// by side, so it never holds another client's `accept`). (CPython waits for ever.)
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type HmacSha256 = Hmac<Sha256>;
@@ -53,10 +58,9 @@ pub(super) fn as_listener(
     connection: &mut Connection,
     key: &[u8],
 ) -> Result<(), AuthenticationError> {
-    with_handshake_limits(connection, |connection| {
-        deliver_challenge(connection, key)?;
-        answer_challenge(connection, key)
-    })
+    let deadline = deadline();
+    deliver_challenge(connection, key, deadline)?;
+    answer_challenge(connection, key, deadline)
 }
 
 /// Runs the client's side: answers the listener's challenge, then checks the listener.
@@ -64,31 +68,67 @@ pub(super) fn as_client(
     connection: &mut Connection,
     key: &[u8],
 ) -> Result<(), AuthenticationError> {
-    with_handshake_limits(connection, |connection| {
-        answer_challenge(connection, key)?;
-        deliver_challenge(connection, key)
-    })
+    let deadline = deadline();
+    answer_challenge(connection, key, deadline)?;
+    deliver_challenge(connection, key, deadline)
 }
 
-/// Runs `handshake` with the message size and the wait bounded, then lifts both bounds.
-fn with_handshake_limits(
-    connection: &mut Connection,
-    handshake: impl FnOnce(&Connection) -> Result<(), AuthenticationError>,
+/// When a handshake that starts now must be over.
+fn deadline() -> Instant {
+    Instant::now() + HANDSHAKE_TIMEOUT
+}
+
+/// Receives one handshake message by `deadline`: reads its length header and then exactly
+/// its body, each read only once `poll` says it will not block. Nothing is read ahead.
+fn receive(connection: &Connection, deadline: Instant) -> Result<Vec<u8>, AuthenticationError> {
+    let mut header = [0; 4];
+    read_exactly(connection, &mut header, deadline)?;
+    let len = u32::from_le_bytes(header) as usize;
+    if len > MAX_HANDSHAKE_MESSAGE {
+        return Err(AuthenticationError::Protocol(format!(
+            "a handshake message of {len} bytes, over the limit of {MAX_HANDSHAKE_MESSAGE}"
+        )));
+    }
+    let mut message = vec![0; len];
+    read_exactly(connection, &mut message, deadline)?;
+    Ok(message)
+}
+
+/// Fills `buffer` from the connection, or fails at `deadline` or end of file.
+fn read_exactly(
+    connection: &Connection,
+    buffer: &mut [u8],
+    deadline: Instant,
 ) -> Result<(), AuthenticationError> {
-    connection.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let max = std::mem::replace(&mut connection.max_message_size, MAX_HANDSHAKE_MESSAGE);
-    let result = handshake(connection);
-    connection.max_message_size = max;
-    connection.set_read_timeout(None)?;
-    result
+    let reader = connection.reader()?.as_fd();
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !sys::fd::wait_readable(reader, Some(left))? {
+            return Err(AuthenticationError::Timeout);
+        }
+        match sys::fd::read_some(reader, &mut buffer[filled..]) {
+            Ok(0) => return Err(AuthenticationError::Closed),
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(AuthenticationError::Closed);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Sends a challenge and checks the answer; tells the peer whether it passed.
-fn deliver_challenge(connection: &Connection, key: &[u8]) -> Result<(), AuthenticationError> {
+fn deliver_challenge(
+    connection: &Connection,
+    key: &[u8],
+    deadline: Instant,
+) -> Result<(), AuthenticationError> {
     let random = sys::random_bytes::<RANDOM_BYTES>()?;
     let message = [DIGEST, &random].concat();
     connection.send_bytes(&[CHALLENGE, &message].concat())?;
-    let response = connection.recv_bytes()?;
+    let response = receive(connection, deadline)?;
     match verify(key, &message, &response) {
         Ok(()) => Ok(connection.send_bytes(WELCOME)?),
         Err(error) => {
@@ -100,8 +140,12 @@ fn deliver_challenge(connection: &Connection, key: &[u8]) -> Result<(), Authenti
 }
 
 /// Answers the peer's challenge and reads whether it passed.
-fn answer_challenge(connection: &Connection, key: &[u8]) -> Result<(), AuthenticationError> {
-    let challenge = connection.recv_bytes()?;
+fn answer_challenge(
+    connection: &Connection,
+    key: &[u8],
+    deadline: Instant,
+) -> Result<(), AuthenticationError> {
+    let challenge = receive(connection, deadline)?;
     let message = challenge
         .strip_prefix(CHALLENGE)
         .ok_or_else(|| protocol("expected a challenge", &challenge))?;
@@ -112,7 +156,7 @@ fn answer_challenge(connection: &Connection, key: &[u8]) -> Result<(), Authentic
         ));
     }
     connection.send_bytes(&[DIGEST, &mac(key, message).finalize().into_bytes()].concat())?;
-    match connection.recv_bytes()?.as_slice() {
+    match receive(connection, deadline)?.as_slice() {
         WELCOME => Ok(()),
         FAILURE => Err(AuthenticationError::Rejected),
         other => Err(protocol("expected #WELCOME# or #FAILURE#", other)),
@@ -163,7 +207,8 @@ pub enum AuthenticationError {
     /// The peer sent something that is not this handshake: another protocol, a Python
     /// program, or a message over [`MAX_HANDSHAKE_MESSAGE`] bytes.
     Protocol(String),
-    /// The peer sent nothing for [`HANDSHAKE_TIMEOUT`] (it may not expect a handshake).
+    /// The peer did not finish the handshake within [`HANDSHAKE_TIMEOUT`] (it may not expect
+    /// a handshake, or it is stalling).
     Timeout,
     /// The peer closed the connection during the handshake.
     Closed,
@@ -179,7 +224,7 @@ impl fmt::Display for AuthenticationError {
             AuthenticationError::Protocol(what) => write!(f, "protocol error: {what}"),
             AuthenticationError::Timeout => write!(
                 f,
-                "the peer sent nothing for {} s during the authentication",
+                "the peer did not finish the authentication within {} s",
                 HANDSHAKE_TIMEOUT.as_secs()
             ),
             AuthenticationError::Closed => {

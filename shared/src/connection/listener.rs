@@ -26,6 +26,16 @@
 //! A file at the path that is not a socket is never removed: bind fails with `AddrInUse`.
 //! An abstract address leaves nothing behind in any case: the kernel frees the name when the
 //! last descriptor closes. That is why the lessons use one.
+//!
+//! # Handshakes side by side
+//!
+//! CPython's `accept()` runs each connection's handshake in turn, on the accepting thread: a
+//! peer that connects and then stays silent, or trickles its answer a byte at a time, holds
+//! every honest client behind it. Here [`Listener::accept`] takes connections as they come
+//! and runs each handshake on a thread of its own, with one deadline for the whole exchange
+//! ([`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT)); `accept` returns whichever handshake
+//! finishes first. At most [`MAX_HANDSHAKES`] run at once; further connections wait in the
+//! backlog, where they cost the process nothing.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -34,6 +44,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use interprocess::local_socket::traits::{Listener as _, Stream as _};
 use interprocess::local_socket::{
@@ -42,6 +54,10 @@ use interprocess::local_socket::{
 use interprocess::os::unix::uds_local_socket::Listener as UdsListener;
 
 use super::{AuthenticationError, Connection, auth};
+
+/// How many handshakes a [`Listener`] runs at once; further connections wait in the backlog
+/// until one of them ends (by its deadline at the latest).
+pub const MAX_HANDSHAKES: usize = 64;
 use crate::sys;
 
 /// Where a [`Listener`] listens and a [`Client`] connects. Python: the `address` of a
@@ -126,9 +142,28 @@ impl fmt::Display for Address {
 pub struct Listener {
     socket: UdsListener,
     address: Address,
-    authkey: Option<Vec<u8>>,
+    authkey: Option<Arc<[u8]>>,
     /// The socket file this process created, removed on close.
     file: Option<SocketFile>,
+    /// The handshakes under way; held by the one `accept` running.
+    handshakes: Mutex<Option<Handshakes>>,
+}
+
+/// What one handshake ends with.
+type Handshaken = Result<Connection, AuthenticationError>;
+
+/// The handshakes a listener runs on their own threads, and how their ends reach `accept`.
+struct Handshakes {
+    /// The process whose threads these are: a forked child, which has none of them, starts
+    /// afresh.
+    owner: u32,
+    finished: Receiver<Handshaken>,
+    report: Sender<Handshaken>,
+    /// A byte arrives here after each result is sent, so `accept` can wait for a finished
+    /// handshake and a new connection with one `poll`.
+    woken: fs::File,
+    wake: Arc<fs::File>,
+    under_way: usize,
 }
 
 /// A socket file a listener created: removed on close only by the process that created it,
@@ -172,8 +207,9 @@ impl Listener {
         let listener = Listener {
             socket,
             address,
-            authkey: authkey.map(<[u8]>::to_vec),
+            authkey: authkey.map(Arc::from),
             file,
+            handshakes: Mutex::new(None),
         };
         // Now that `listener` owns the file, a failure below removes it.
         sys::socket::set_backlog(listener.socket.as_fd(), backlog.max(1))?;
@@ -183,18 +219,54 @@ impl Listener {
     /// Waits for a connection and returns its end; with an `authkey`, after the client
     /// proved it holds the key and learned that this listener does. Python: `accept()`.
     ///
+    /// Handshakes run side by side, each on its own thread (see the module documentation):
+    /// `accept` returns the first to finish, so a silent or slow client never delays an
+    /// honest one. A failed handshake is returned, as an error, by the `accept` under way
+    /// when it fails, or by the next one.
+    ///
     /// # Errors
-    /// [`ConnectError::Authentication`] when the client failed the handshake (wrong key, no
-    /// key, another protocol, silent for [`HANDSHAKE_TIMEOUT`](super::auth::HANDSHAKE_TIMEOUT));
+    /// [`ConnectError::Authentication`] when a client failed the handshake (wrong key, no
+    /// key, another protocol, not done within [`HANDSHAKE_TIMEOUT`](super::auth::HANDSHAKE_TIMEOUT));
     /// that connection is closed, and the listener goes on. [`ConnectError::Os`] when the
     /// system refused.
     pub fn accept(&self) -> Result<Connection, ConnectError> {
-        let stream = self.socket.accept()?;
-        let mut connection = Connection::from_socket(OwnedFd::from(stream));
-        if let Some(key) = &self.authkey {
-            auth::as_listener(&mut connection, key)?;
+        let Some(key) = &self.authkey else {
+            return Ok(self.accept_raw()?);
+        };
+        let mut handshakes = self
+            .handshakes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let pid = std::process::id();
+        let handshakes = match &mut *handshakes {
+            Some(handshakes) if handshakes.owner == pid => handshakes,
+            slot => slot.insert(Handshakes::new(pid)?),
+        };
+        loop {
+            if let Ok(result) = handshakes.finished.try_recv() {
+                handshakes.under_way -= 1;
+                return Ok(result?);
+            }
+            let room = handshakes.under_way < MAX_HANDSHAKES;
+            let mut fds = vec![handshakes.woken.as_fd()];
+            if room {
+                fds.push(self.socket.as_fd());
+            }
+            let ready = sys::fd::wait_any_readable(&fds, None)?;
+            if ready[0] {
+                // Only a hint: the results themselves are in the channel.
+                let _ = sys::fd::read_some(handshakes.woken.as_fd(), &mut [0; 64]);
+            }
+            if room && ready[1] {
+                handshakes.start(self.accept_raw()?, Arc::clone(key))?;
+            }
         }
-        Ok(connection)
+    }
+
+    /// The next connection, before any handshake.
+    fn accept_raw(&self) -> io::Result<Connection> {
+        let stream = self.socket.accept()?;
+        Ok(Connection::from_socket(OwnedFd::from(stream)))
     }
 
     /// Where this listener listens. Python: `address`.
@@ -227,6 +299,42 @@ impl fmt::Debug for Listener {
             .field("address", &self.address)
             .field("authenticates", &self.authkey.is_some())
             .finish()
+    }
+}
+
+impl Handshakes {
+    fn new(owner: u32) -> io::Result<Handshakes> {
+        let (woken, wake) = sys::fd::pipe()?;
+        let (report, finished) = mpsc::channel();
+        Ok(Handshakes {
+            owner,
+            finished,
+            report,
+            woken: fs::File::from(woken),
+            wake: Arc::new(fs::File::from(wake)),
+            under_way: 0,
+        })
+    }
+
+    /// Runs the listener's side of the handshake on `connection` on a thread of its own,
+    /// which reports its end to `accept`.
+    fn start(&mut self, mut connection: Connection, key: Arc<[u8]>) -> io::Result<()> {
+        let report = self.report.clone();
+        let wake = Arc::clone(&self.wake);
+        std::thread::Builder::new()
+            .name("shared-handshake".into())
+            // A handshake needs little stack; many may run at once.
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let result = auth::as_listener(&mut connection, &key).map(|()| connection);
+                // Both fail only once the listener is gone: then nobody waits for the result,
+                // and dropping it closes the connection.
+                if report.send(result).is_ok() {
+                    let _ = sys::fd::write_all(wake.as_fd(), &[1]);
+                }
+            })?;
+        self.under_way += 1;
+        Ok(())
     }
 }
 

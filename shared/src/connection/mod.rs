@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 
 pub use auth::{AuthenticationError, HANDSHAKE_TIMEOUT, MAX_HANDSHAKE_MESSAGE};
 pub use error::{RecvError, SendError};
-pub use listener::{Address, Client, ConnectError, Listener};
+pub use listener::{Address, Client, ConnectError, Listener, MAX_HANDSHAKES};
 pub use pipe::Pipe;
 pub(crate) use wait::sentinel;
 pub use wait::{Sentinel, Waitable, wait};
@@ -277,18 +277,6 @@ impl Connection {
     /// Whether this end can send. Python: `writable`.
     pub fn writable(&self) -> bool {
         self.channel.writer().is_some()
-    }
-
-    /// Makes a read that waits longer than `timeout` fail (`WouldBlock`); `None` waits for
-    /// ever again. Only a socket end has this setting.
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match &self.channel {
-            Channel::Socket(socket) => sys::socket::set_receive_timeout(socket.as_fd(), timeout),
-            Channel::Pipes { .. } => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "a pipe end has no read timeout",
-            )),
-        }
     }
 
     /// Whether bytes already read ahead are waiting (a message, or the start of one).

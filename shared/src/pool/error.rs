@@ -33,7 +33,9 @@ pub enum PoolError {
     StillRunning,
     /// `successful` before the result arrived. Python: `ValueError: ... not ready`.
     NotReady,
-    /// `get_timeout` or `next_timeout` gave up. Python: `multiprocessing.TimeoutError`.
+    /// `get_timeout` or `next_timeout` gave up; so did [`Future::result_timeout`](crate::Future::result_timeout),
+    /// an executor's `map` past its timeout, or [`as_completed`](crate::as_completed). Python:
+    /// `multiprocessing.TimeoutError`, `concurrent.futures.TimeoutError`.
     Timeout,
     /// The task is a closure or a function pointer: a worker finds a task from its type alone,
     /// so it must be a function defined with `fn`. Python cannot pickle a lambda either.
@@ -54,6 +56,20 @@ pub enum PoolError {
     },
     /// The pool was terminated (or dropped) before the task finished.
     Terminated,
+    /// The task ran longer than its timeout ([`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout)):
+    /// its worker was killed (SIGKILL) and replaced, and the other tasks ran on. For a `map`,
+    /// every call of the chunk that overran fails so. Python has no per-task timeout (pebble's
+    /// `TimeoutError` is the nearest).
+    TaskTimeout {
+        /// The PID of the worker that ran it, now killed.
+        pid: u32,
+        /// The timeout it overran.
+        timeout: std::time::Duration,
+    },
+    /// The task was cancelled before any worker took it ([`Future::cancel`](crate::Future::cancel),
+    /// [`ProcessPoolExecutor::shutdown`](crate::ProcessPoolExecutor::shutdown)). Python:
+    /// `concurrent.futures.CancelledError`.
+    Cancelled,
     /// A worker's initializer failed (returned `Err`, panicked, or the worker exited in it, or
     /// workers kept being killed in it: see [`PoolBuilder::initializer`](crate::PoolBuilder::initializer)),
     /// so the pool stopped; the message is the initializer's error, or how the worker died.
@@ -104,6 +120,11 @@ impl fmt::Display for PoolError {
                 worker_death(*pid, *exitcode)
             ),
             PoolError::Terminated => write!(f, "the pool was terminated before the task finished"),
+            PoolError::TaskTimeout { pid, timeout } => write!(
+                f,
+                "the task ran longer than its timeout of {timeout:?}: its worker {pid} was killed"
+            ),
+            PoolError::Cancelled => write!(f, "the task was cancelled"),
             PoolError::Initializer(message) => {
                 write!(f, "the pool's initializer failed: {message}")
             }

@@ -14,7 +14,10 @@
 //! A task is sent as the offset of its entry point in the executable and its arguments in
 //! MessagePack, so it must be a function item, under fork as under spawn.
 
+mod callbacks;
 mod error;
+mod executor;
+mod future;
 mod result;
 mod supervisor;
 // Rust: `pub(crate)` for the MPI pool (`crate::mpi`), which sends the same tasks to ranks.
@@ -24,15 +27,19 @@ mod worker;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use callbacks::Callbacks;
 pub use error::{CodecError, PoolError};
+pub use executor::{ExecutorBuilder, ExecutorMap, ExecutorMapOf, ProcessPoolExecutor};
+pub use future::{AsCompleted, DoneAndNotDone, Future, ReturnWhen, as_completed, wait};
 pub use result::{AsyncResult, IMap};
 pub use task::{Task, TaskResult};
 
-use supervisor::{Factory, Shared, Status};
+use supervisor::{Factory, Job, OnComplete, Shared, State, Status};
 use worker::{WorkerSetup, no_initializer, worker_main};
 
 use crate::{Process, StartMethod};
@@ -150,13 +157,52 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
+        self.apply_async_with(f, args, Callbacks::new())
+    }
+
+    /// [`apply_async`](Self::apply_async) with `callbacks`, run once the result is in.
+    /// Python: `apply_async(f, args, callback=..., error_callback=...)`; see [`Callbacks`].
+    ///
+    /// # Errors
+    /// Those of [`apply_async`](Self::apply_async); the callbacks do not run then.
+    pub fn apply_async_with<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+        callbacks: Callbacks<TaskValue<F, Args>>,
+    ) -> Result<AsyncResult<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
         let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let job = self.submit(entry, &[args], Some(1), Streaming::No)?;
+        let extras = Extras::calling(callbacks, result::collect_one);
+        let job = self.submit(entry, &[args], Some(1), Streaming::No, extras)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.shared),
             job,
             result::collect_one,
         ))
+    }
+
+    /// Runs `f(args...)` in a worker; the result comes later, as a [`Future`]. The
+    /// executor's `submit`, kept here for [`ProcessPoolExecutor`].
+    pub(crate) fn submit_future<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+    ) -> Result<Future<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let job = self.submit(entry, &[args], Some(1), Streaming::No, Extras::default())?;
+        Ok(Future::new(AsyncResult::new(
+            Arc::clone(&self.shared),
+            job,
+            result::collect_one,
+        )))
     }
 
     /// Calls `f` on each item and returns the results in input order. Python: `map(f, items)`.
@@ -207,6 +253,25 @@ impl Pool {
         self.with_chunks(None).map_async(f, items)
     }
 
+    /// [`map_async`](Self::map_async) with `callbacks`, run once every result is in (with
+    /// all of them, or the first failure). Python: `map_async(f, items, callback=...,
+    /// error_callback=...)`; see [`Callbacks`].
+    ///
+    /// # Errors
+    /// Those of [`map_async`](Self::map_async); the callbacks do not run then.
+    pub fn map_async_with<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        callbacks: Callbacks<Vec<TaskValue<F, (A,)>>>,
+    ) -> Result<MapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).map_async_with(f, items, callbacks)
+    }
+
     /// Calls `f(a, b, ...)` for each tuple `(a, b, ...)`, results in input order. Python:
     /// `starmap(f, items)`.
     ///
@@ -238,6 +303,25 @@ impl Pool {
         Args: Serialize + DeserializeOwned,
     {
         self.with_chunks(None).starmap_async(f, items)
+    }
+
+    /// [`starmap_async`](Self::starmap_async) with `callbacks`. Python: `starmap_async(f,
+    /// items, callback=..., error_callback=...)`; see [`Callbacks`].
+    ///
+    /// # Errors
+    /// Those of [`starmap_async`](Self::starmap_async); the callbacks do not run then.
+    pub fn starmap_async_with<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+        callbacks: Callbacks<Vec<TaskValue<F, Args>>>,
+    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None)
+            .starmap_async_with(f, items, callbacks)
     }
 
     /// Calls `f` on each item, lazily: the returned iterator reads the input as its results
@@ -277,16 +361,20 @@ impl Pool {
     /// argument. `pool.chunked(1).map(f, items)` is Python's `pool.map(f, items, chunksize=1)`.
     /// A chunk size of 0 makes every call fail with [`PoolError::NoChunksize`].
     pub fn chunked(&self, chunksize: usize) -> Chunked<'_> {
-        Chunked {
-            pool: self,
-            chunksize: Some(chunksize),
-        }
+        self.with_chunks(Some(chunksize))
+    }
+
+    /// The mapping methods with a timeout for each chunk of this call, instead of the pool's
+    /// ([`PoolBuilder::task_timeout`]); see [`Chunked::task_timeout`].
+    pub fn task_timeout(&self, timeout: Duration) -> Chunked<'_> {
+        self.with_chunks(None).task_timeout(timeout)
     }
 
     fn with_chunks(&self, chunksize: Option<usize>) -> Chunked<'_> {
         Chunked {
             pool: self,
             chunksize,
+            timeout: None,
         }
     }
 
@@ -369,6 +457,7 @@ impl Pool {
         items: &[T],
         chunksize: Option<usize>,
         streaming: Streaming,
+        extras: Extras,
     ) -> Result<u64, PoolError> {
         self.check_owner()?;
         let chunksize = match chunksize {
@@ -388,6 +477,7 @@ impl Pool {
             // while they are still being encoded; a pool that broke or was terminated
             // meanwhile fails them.
             state.start_feeding(job);
+            extras.apply(&mut state, job);
             job
         };
         let mut batch = Vec::new();
@@ -397,25 +487,69 @@ impl Pool {
             let bytes = match rmp_serde::to_vec(chunk) {
                 Ok(bytes) => bytes,
                 Err(error) => {
-                    self.shared.lock().forget(job);
+                    // The call fails as a whole: its callbacks do not run.
+                    self.shared.lock().discard(job);
                     self.shared.wake();
                     return Err(PoolError::Arguments(CodecError::new(error.to_string())));
                 }
             };
             batch_bytes += bytes.len();
             batch.push((chunk.len(), bytes));
-            if batch.len() >= SUBMIT_BATCH || batch_bytes >= SUBMIT_BYTES || chunks.peek().is_none()
-            {
-                self.shared
-                    .lock()
-                    .feed(job, entry, std::mem::take(&mut batch));
+            let last = chunks.peek().is_none();
+            if batch.len() >= SUBMIT_BATCH || batch_bytes >= SUBMIT_BYTES || last {
+                let mut state = self.shared.lock();
+                state.feed(job, entry, std::mem::take(&mut batch));
+                if last {
+                    state.end_feeding(job);
+                }
+                // The chunks go to the free workers from this thread, which spares a call the
+                // round trip through the supervisor; what is left, it hands out as the workers
+                // report.
+                let wake = state.hand_out_from_caller();
+                drop(state);
                 batch_bytes = 0;
-                self.shared.wake();
+                if wake {
+                    self.shared.wake();
+                }
             }
         }
-        self.shared.lock().end_feeding(job);
-        self.shared.wake();
+        if items.is_empty() {
+            self.shared.lock().end_feeding(job);
+            self.shared.wake();
+        }
         Ok(job)
+    }
+}
+
+/// What a job has beyond its chunks, set before any chunk can run.
+#[derive(Default)]
+struct Extras {
+    /// Its chunks' timeout, instead of the pool's.
+    timeout: Option<Duration>,
+    /// The caller's callbacks.
+    on_complete: Option<OnComplete>,
+}
+
+impl Extras {
+    /// The extras of a call with `callbacks`, which get the value `collect` makes of the job.
+    fn calling<T: Send + 'static>(
+        callbacks: Callbacks<T>,
+        collect: fn(&Job) -> Result<T, PoolError>,
+    ) -> Extras {
+        Extras {
+            timeout: None,
+            on_complete: callbacks.into_on_complete(collect),
+        }
+    }
+
+    fn apply(self, state: &mut State, job: u64) {
+        if let Some(timeout) = self.timeout {
+            state.set_timeout(job, Some(timeout));
+        }
+        if let Some(on_complete) = self.on_complete {
+            // The job is still being submitted, so it is not complete: the callback is kept.
+            let _ = state.on_complete(job, on_complete, true);
+        }
     }
 }
 
@@ -471,9 +605,54 @@ pub struct Chunked<'pool> {
     pool: &'pool Pool,
     /// `None`: Python's default (for `map` about four chunks per worker, for `imap` 1).
     chunksize: Option<usize>,
+    /// Each chunk's timeout, if not the pool's.
+    timeout: Option<Duration>,
 }
 
 impl Chunked<'_> {
+    /// The same methods with a chunk size of `chunksize` items ([`Pool::chunked`]).
+    pub fn chunked(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// The same methods, each chunk of the call failing with [`PoolError::TaskTimeout`] if it
+    /// runs longer than `timeout` (its worker is killed and replaced), instead of the pool's
+    /// [`PoolBuilder::task_timeout`]. A chunk of several items has the one timeout for all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shared::{Pool, PoolError};
+    ///
+    /// fn dorme(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// # shared::set_start_method(shared::StartMethod::Fork);
+    /// let pool = Pool::new(2)?;
+    /// let calls: Vec<_> = pool
+    ///     .task_timeout(Duration::from_millis(300))
+    ///     .chunked(1)
+    ///     .imap(dorme, [1, 60_000, 2])?
+    ///     .collect();
+    /// assert_eq!(calls[0].as_ref().ok(), Some(&1));
+    /// assert!(matches!(calls[1], Err(PoolError::TaskTimeout { .. })));
+    /// assert_eq!(calls[2].as_ref().ok(), Some(&2));
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn extras(&self) -> Extras {
+        Extras {
+            timeout: self.timeout,
+            on_complete: None,
+        }
+    }
+
     /// [`Pool::map`] in chunks of the chosen size.
     ///
     /// # Errors
@@ -490,9 +669,13 @@ impl Chunked<'_> {
         let _map = crate::timeline::span(crate::timeline::Kind::PoolMap, || (0, 0));
         let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<A> = items.into_iter().collect();
-        let job = self
-            .pool
-            .submit(entry, &items, self.chunksize, Streaming::IfFewChunks)?;
+        let job = self.pool.submit(
+            entry,
+            &items,
+            self.chunksize,
+            Streaming::IfFewChunks,
+            self.extras(),
+        )?;
         // Decode each chunk as it comes, in order, while the workers run the others.
         result::collect_streamed(&self.pool.shared, job)
     }
@@ -510,11 +693,32 @@ impl Chunked<'_> {
         F: Task<(A,)>,
         A: Serialize + DeserializeOwned,
     {
+        self.map_async_with(f, items, Callbacks::new())
+    }
+
+    /// [`Pool::map_async_with`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn map_async_with<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        callbacks: Callbacks<Vec<TaskValue<F, (A,)>>>,
+    ) -> Result<MapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
         let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<A> = items.into_iter().collect();
+        let extras = Extras {
+            timeout: self.timeout,
+            ..Extras::calling(callbacks, result::collect_all)
+        };
         let job = self
             .pool
-            .submit(entry, &items, self.chunksize, Streaming::No)?;
+            .submit(entry, &items, self.chunksize, Streaming::No, extras)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.pool.shared),
             job,
@@ -551,11 +755,32 @@ impl Chunked<'_> {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
+        self.starmap_async_with(f, items, Callbacks::new())
+    }
+
+    /// [`Pool::starmap_async_with`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`Pool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn starmap_async_with<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+        callbacks: Callbacks<Vec<TaskValue<F, Args>>>,
+    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
         let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
         let items: Vec<Args> = items.into_iter().collect();
+        let extras = Extras {
+            timeout: self.timeout,
+            ..Extras::calling(callbacks, result::collect_all)
+        };
         let job = self
             .pool
-            .submit(entry, &items, self.chunksize, Streaming::No)?;
+            .submit(entry, &items, self.chunksize, Streaming::No, extras)?;
         Ok(AsyncResult::new(
             Arc::clone(&self.pool.shared),
             job,
@@ -608,6 +833,7 @@ impl Chunked<'_> {
             input,
             chunksize,
             ordered,
+            self.timeout,
         )
     }
 }
@@ -640,6 +866,7 @@ impl Chunked<'_> {
 pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasks: Option<usize>,
+    task_timeout: Option<Duration>,
     start_method: Option<StartMethod>,
     has_initializer: bool,
     factory: Result<Factory, PoolError>,
@@ -650,6 +877,7 @@ impl Default for PoolBuilder {
         PoolBuilder {
             processes: None,
             maxtasks: None,
+            task_timeout: None,
             start_method: None,
             has_initializer: false,
             factory: Ok(factory_of(no_initializer, ())),
@@ -699,6 +927,38 @@ impl PoolBuilder {
         self
     }
 
+    /// How long a worker may run one chunk of calls (one task of `apply_async`, one item of
+    /// `imap` or `chunked(1)`): a worker still running it then is killed (SIGKILL) and
+    /// replaced, that chunk's calls fail with [`PoolError::TaskTimeout`] naming the worker
+    /// and the timeout, and the other chunks run on (those queued behind it on other
+    /// workers). Without it, a task may run for ever. Python's `Pool` has no such option
+    /// (pebble's `ProcessPool` has `timeout`); [`Chunked::task_timeout`] sets one per call.
+    ///
+    /// The clock of a chunk starts when its worker may start it: when it reported the chunk
+    /// before, or when it was sent the chunk while free.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shared::{Pool, PoolError};
+    ///
+    /// fn dorme(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// # shared::set_start_method(shared::StartMethod::Fork);
+    /// let pool = Pool::builder().processes(1).task_timeout(Duration::from_millis(200)).build()?;
+    /// let lento = pool.apply_async(dorme, (60_000,))?;
+    /// assert!(matches!(lento.get(), Err(PoolError::TaskTimeout { .. })));
+    /// // A new worker took the killed one's place.
+    /// assert_eq!(pool.apply(dorme, (1,))?, 1);
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
     /// The start method of the workers; without it, the program's
     /// ([`get_start_method`](crate::get_start_method)). Python: `get_context(method).Pool()`.
     pub fn start_method(mut self, method: StartMethod) -> Self {
@@ -733,7 +993,13 @@ impl PoolBuilder {
             process.set_name(format!("{}PoolWorker-{number}", method_prefix(method)));
             process.start_method(method)
         });
-        let shared = Shared::start(processes, maxtasks, self.has_initializer, factory)?;
+        let shared = Shared::start(
+            processes,
+            maxtasks,
+            self.has_initializer,
+            self.task_timeout,
+            factory,
+        )?;
         let supervisor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -762,6 +1028,7 @@ impl std::fmt::Debug for PoolBuilder {
         f.debug_struct("PoolBuilder")
             .field("processes", &self.processes)
             .field("maxtasksperchild", &self.maxtasks)
+            .field("task_timeout", &self.task_timeout)
             .field("start_method", &self.start_method)
             .finish()
     }

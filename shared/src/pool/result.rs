@@ -108,7 +108,20 @@ impl<T> AsyncResult<T> {
     }
 
     fn is_complete(&self, state: &State) -> bool {
-        state.jobs.get(&self.job).is_none_or(Job::is_complete)
+        state.jobs.get(&self.job).is_none_or(Job::is_ready)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn job(&self) -> u64 {
+        self.job
+    }
+
+    /// The function that makes the result of the job.
+    pub(crate) fn collector(&self) -> fn(&Job) -> Result<T, PoolError> {
+        self.collect
     }
 
     fn collect_from(&self, state: &State) -> Result<T, PoolError> {
@@ -292,12 +305,16 @@ where
         input: I,
         chunksize: usize,
         ordered: bool,
+        timeout: Option<Duration>,
     ) -> Result<Self, PoolError> {
         let ahead = 2 * super::supervisor::PREFETCH * shared.lock().processes();
         let job = {
             let mut state = shared.lock();
             state.check_running()?;
             let job = state.submit(entry, Vec::new(), true);
+            if timeout.is_some() {
+                state.set_timeout(job, timeout);
+            }
             state.start_feeding(job);
             job
         };

@@ -37,6 +37,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::task::{self, ChunkError, Token};
 use super::worker::{Order, Report, Run, WorkerId, WorkerSetup};
@@ -77,6 +78,13 @@ pub(crate) enum Failure {
     Initializer(String),
     Broken(String),
     Arguments(String),
+    /// The chunk ran longer than its timeout: its worker was killed.
+    TimedOut {
+        pid: u32,
+        timeout: Duration,
+    },
+    /// Cancelled before any worker took it (an executor's `Future::cancel`, `shutdown`).
+    Cancelled,
 }
 
 impl Failure {
@@ -89,6 +97,8 @@ impl Failure {
             Failure::Encoding(message) => PoolError::Encoding(CodecError::new(message)),
             Failure::Initializer(message) => PoolError::Initializer(message),
             Failure::Arguments(message) => PoolError::Arguments(CodecError::new(message)),
+            Failure::TimedOut { pid, timeout } => PoolError::TaskTimeout { pid, timeout },
+            Failure::Cancelled => PoolError::Cancelled,
         }
     }
 }
@@ -100,6 +110,13 @@ pub(crate) enum Outcome {
     /// The whole chunk failed.
     Failed(Failure),
 }
+
+/// What runs once a job is complete: it reads the job under the state's lock (decodes its
+/// results) and returns the part that runs after the lock is released (the user's callback).
+pub(crate) type OnComplete = Box<dyn FnOnce(&Job) -> Deferred + Send>;
+
+/// A callback to run without the state's lock.
+pub(crate) type Deferred = Box<dyn FnOnce() + Send>;
 
 /// One call's chunks and what came back for them.
 #[derive(Default)]
@@ -119,11 +136,26 @@ pub(crate) struct Job {
     /// An `imap` that may still read input and add chunks: a closed pool keeps its workers
     /// for it until its input ends, it is dropped, or the pool is joined.
     feeding: bool,
+    /// How long each chunk may run before its worker is killed (`None`: for ever).
+    timeout: Option<Duration>,
+    /// What runs once the job is complete, on the supervisor's thread (callbacks).
+    on_complete: Vec<OnComplete>,
+    /// Its caller went away while callbacks were still to run: it is removed once they ran.
+    forgotten: bool,
+    /// It has callbacks that its readers wait for ([`is_ready`](Self::is_ready)).
+    callbacks_pending: bool,
 }
 
 impl Job {
+    /// Every chunk has its outcome.
     pub(crate) fn is_complete(&self) -> bool {
         self.unsettled == 0
+    }
+
+    /// Complete, and the pool's callbacks (`callback`, `error_callback`) have run: what an
+    /// `AsyncResult` waits for, as CPython's runs them before `get()` returns.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.is_complete() && !self.callbacks_pending
     }
 
     /// The outcome of `chunk`, if it has one not yet taken.
@@ -187,6 +219,8 @@ struct Chunk {
     run: Run,
     /// Moved from the worker it was first sent to: it is never moved again.
     moved: bool,
+    /// Its job's timeout.
+    timeout: Option<Duration>,
 }
 
 /// A chunk sent to a worker, with the order that carried it.
@@ -194,6 +228,10 @@ struct Held {
     chunk: Chunk,
     /// The order's number ([`State::next_order`]): a worker takes an order whole.
     order: u64,
+    /// When its worker is killed if it has not reported it: set, for a chunk with a timeout,
+    /// once it is the oldest the worker holds, so that the worker runs it now
+    /// ([`Worker::start_front_clock`]).
+    deadline: Option<Instant>,
 }
 
 struct Worker {
@@ -214,6 +252,8 @@ struct Worker {
     stopping: bool,
     /// Its initializer returned ([`Report::Ready`]): it reads its orders.
     ready: bool,
+    /// Killed for running a chunk past its timeout.
+    timed_out: bool,
 }
 
 /// Everything the pool's threads share, behind one lock.
@@ -246,6 +286,10 @@ pub(crate) struct State {
     pub(crate) token: Token,
     /// Something a waiting caller may be waiting for happened since the last wake-up.
     news: bool,
+    /// The pool's timeout for each chunk (`PoolBuilder::task_timeout`).
+    task_timeout: Option<Duration>,
+    /// Jobs completed whose callbacks have not run yet.
+    callbacks_due: Vec<u64>,
 }
 
 /// The state, the condition variable that callers wait on, and the report queue.
@@ -264,6 +308,7 @@ impl Shared {
         processes: usize,
         maxtasks: Option<u64>,
         has_initializer: bool,
+        task_timeout: Option<Duration>,
         factory: Factory,
     ) -> Result<Arc<Shared>, PoolError> {
         let reports = Queue::new()?;
@@ -274,6 +319,7 @@ impl Shared {
             factory,
             sys::random_bytes()?,
         );
+        state.task_timeout = task_timeout;
         for _ in 0..processes {
             if let Err(error) = state.start_worker(&reports) {
                 state.kill_all();
@@ -349,15 +395,30 @@ impl Shared {
             state.break_pool(Failure::Broken("the pool's supervisor panicked".into()));
             state.kill_all();
             state.status = Status::Finished;
+            let (called, callbacks) = state.take_due_callbacks();
+            drop(state);
+            run_callbacks(callbacks);
+            self.lock().finish_callbacks(&called);
             self.changed.notify_all();
         }
     }
 
     fn supervise_until_finished(&self) {
+        // The earliest time a worker must be killed for overrunning a chunk's timeout.
+        let mut deadline: Option<Instant> = None;
         loop {
-            let first = self.reports.get();
+            let first = match deadline {
+                None => Some(self.reports.get()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.reports.get_timeout(left) {
+                        Err(GetError::Empty) => None,
+                        other => Some(other),
+                    }
+                }
+            };
             let mut state = self.lock();
-            let mut report = Some(first);
+            let mut report = first;
             // Handle every report already there under one lock, then dispatch once.
             while let Some(next) = report.take() {
                 match next {
@@ -375,15 +436,24 @@ impl Shared {
                     other => Some(other),
                 };
             }
+            state.kill_overdue_workers(Instant::now());
             state.dispatch();
+            deadline = state.next_deadline();
             let finished = state.workers.is_empty() && state.status != Status::Running;
             if finished {
                 state.status = Status::Finished;
                 state.news = true;
             }
             let news = std::mem::take(&mut state.news);
+            let (called, callbacks) = state.take_due_callbacks();
             drop(state);
             if news {
+                self.changed.notify_all();
+            }
+            if !callbacks.is_empty() {
+                // After the lock is released: a callback may use the pool (not wait for it).
+                run_callbacks(callbacks);
+                self.lock().finish_callbacks(&called);
                 self.changed.notify_all();
             }
             if finished {
@@ -423,6 +493,8 @@ impl State {
             moves: Vec::new(),
             token,
             news: false,
+            task_timeout: None,
+            callbacks_due: Vec::new(),
         }
     }
 
@@ -438,6 +510,7 @@ impl State {
         self.next_job += 1;
         let record = Job {
             streaming,
+            timeout: self.task_timeout,
             ..Job::default()
         };
         self.jobs.insert(job, record);
@@ -460,7 +533,11 @@ impl State {
                 seal,
                 args,
             };
-            self.pending.push_back(Chunk { run, moved: false });
+            self.pending.push_back(Chunk {
+                run,
+                moved: false,
+                timeout: record.timeout,
+            });
         }
     }
 
@@ -482,7 +559,7 @@ impl State {
     pub(crate) fn add_failed_chunk(&mut self, job: u64, len: usize, failure: Failure) {
         if let Some(record) = self.jobs.get_mut(&job) {
             let chunk = record.add_chunk(len);
-            self.news |= record.settle(chunk, Outcome::Failed(failure));
+            self.settle(job, chunk, Outcome::Failed(failure));
         }
     }
 
@@ -498,6 +575,7 @@ impl State {
         if let Some(record) = self.jobs.get_mut(&job) {
             record.feeding = false;
         }
+        self.note_if_due(job);
     }
 
     /// `join()`: no `imap` adds chunks any more, so that the workers can finish.
@@ -561,6 +639,7 @@ impl State {
                     && let Some(held) = worker.forget_held((job, chunk))
                 {
                     worker.taken = Some(held.order);
+                    worker.start_front_clock();
                 }
                 let outcome = match outcome {
                     Ok(bytes) => Outcome::Ran(bytes.into_vec()),
@@ -569,9 +648,7 @@ impl State {
                         Outcome::Failed(Failure::Encoding(message))
                     }
                 };
-                if let Some(record) = self.jobs.get_mut(&job) {
-                    self.news |= record.settle(chunk, outcome);
-                }
+                self.settle(job, chunk, outcome);
             }
             Report::Ready { worker } => {
                 if let Some(worker) = self.workers.iter_mut().find(|w| w.id == worker) {
@@ -631,10 +708,12 @@ impl State {
             pid: worker.pid,
             exitcode,
         };
-        if let Some(held) = running
-            && let Some(record) = self.jobs.get_mut(&held.chunk.run.job)
-        {
-            self.news |= record.settle(held.chunk.run.chunk, Outcome::Failed(died));
+        if let Some(held) = running {
+            self.settle(
+                held.chunk.run.job,
+                held.chunk.run.chunk,
+                Outcome::Failed(died),
+            );
         }
         if !worker.ready && !worker.stopping && self.is_startup_failure(worker.pid, exitcode) {
             return;
@@ -723,6 +802,7 @@ impl State {
             budget: self.maxtasks,
             stopping: false,
             ready: false,
+            timed_out: false,
         });
         Ok(())
     }
@@ -746,6 +826,20 @@ impl State {
                 }
             }
         }
+    }
+
+    /// [`hand_out_pending`](Self::hand_out_pending) from a caller's thread, as it submits
+    /// work; returns whether the supervisor must look at the state too: the pool is not
+    /// running, a chunk's clock started (the supervisor waits for deadlines), or callbacks
+    /// are due. Chunks left pending need no wake-up: every worker that is not free will
+    /// report (a result, its readiness or its end), and the supervisor dispatches then.
+    pub(crate) fn hand_out_from_caller(&mut self) -> bool {
+        if self.status != Status::Running || self.broken.is_some() {
+            return true;
+        }
+        let deadline = self.next_deadline();
+        self.hand_out_pending();
+        self.next_deadline() != deadline || !self.callbacks_due.is_empty()
     }
 
     /// Gives each ready worker its share of the pending chunks ([`batch_size`]), in one order
@@ -866,9 +960,14 @@ impl State {
         for worker in &mut self.workers {
             worker.held.clear();
         }
-        for record in self.jobs.values_mut() {
-            for chunk in 0..record.chunk_lens.len() as u64 {
-                self.news |= record.settle(chunk, Outcome::Failed(failure.clone()));
+        let jobs: Vec<(u64, usize)> = self
+            .jobs
+            .iter()
+            .map(|(&job, record)| (job, record.chunk_lens.len()))
+            .collect();
+        for (job, chunks) in jobs {
+            for chunk in 0..chunks as u64 {
+                self.settle(job, chunk, Outcome::Failed(failure.clone()));
             }
         }
     }
@@ -911,9 +1010,192 @@ impl State {
     /// Forgets a job whose results nobody will read; returns whether it was an `imap` still
     /// feeding (the supervisor may then stop the idle workers of a closed pool).
     pub(crate) fn forget(&mut self, job: u64) -> bool {
+        if let Some(record) = self.jobs.get_mut(&job)
+            && (!record.on_complete.is_empty() || record.callbacks_pending)
+        {
+            // Its callbacks still run, as CPython's run whether or not the result is kept.
+            record.forgotten = true;
+            return record.feeding;
+        }
         let record = self.jobs.remove(&job);
         self.pending.retain(|chunk| chunk.run.job != job);
         record.is_some_and(|record| record.feeding)
+    }
+
+    /// Forgets `job` and its callbacks at once: its submission failed.
+    pub(crate) fn discard(&mut self, job: u64) {
+        self.jobs.remove(&job);
+        self.pending.retain(|chunk| chunk.run.job != job);
+    }
+
+    /// Records the outcome of a chunk (unless it has one); notes the job's callbacks as due
+    /// if that completed it.
+    fn settle(&mut self, job: u64, chunk: u64, outcome: Outcome) {
+        let Some(record) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        self.news |= record.settle(chunk, outcome);
+        self.note_if_due(job);
+    }
+
+    /// Notes `job`'s callbacks as due if it is complete: every chunk has its outcome, and no
+    /// more will be added (its chunks are all submitted).
+    fn note_if_due(&mut self, job: u64) {
+        let Some(record) = self.jobs.get(&job) else {
+            return;
+        };
+        if record.is_complete()
+            && !record.feeding
+            && !record.on_complete.is_empty()
+            && !self.callbacks_due.contains(&job)
+        {
+            self.callbacks_due.push(job);
+        }
+    }
+
+    /// Sets the timeout of each chunk of `job` (before any is added): a call's own, instead
+    /// of the pool's.
+    pub(crate) fn set_timeout(&mut self, job: u64, timeout: Option<Duration>) {
+        if let Some(record) = self.jobs.get_mut(&job) {
+            record.timeout = timeout;
+        }
+    }
+
+    /// Adds `callback` to run on the supervisor's thread once `job` is complete; `wait_for_it`:
+    /// the job's readers wait for it too (the pool's `callback`); otherwise it runs after they
+    /// are woken (an executor's `add_done_callback`). Hands it back if the job is already
+    /// complete (or gone), for the caller to run; a job still being submitted (`feeding`) is
+    /// not complete.
+    pub(crate) fn on_complete(
+        &mut self,
+        job: u64,
+        callback: OnComplete,
+        wait_for_it: bool,
+    ) -> Result<(), OnComplete> {
+        match self.jobs.get_mut(&job) {
+            Some(record) if !record.is_complete() || record.feeding => {
+                record.on_complete.push(callback);
+                record.callbacks_pending |= wait_for_it;
+                Ok(())
+            }
+            _ => Err(callback),
+        }
+    }
+
+    /// Takes the callbacks of the jobs completed since the last call, each having read its
+    /// job: the jobs, and what is left to run without the lock.
+    fn take_due_callbacks(&mut self) -> (Vec<u64>, Vec<Deferred>) {
+        let mut deferred = Vec::new();
+        let due = std::mem::take(&mut self.callbacks_due);
+        for &job in &due {
+            if let Some(record) = self.jobs.get_mut(&job) {
+                for callback in std::mem::take(&mut record.on_complete) {
+                    deferred.push(callback(record));
+                }
+            }
+        }
+        (due, deferred)
+    }
+
+    /// The callbacks of `jobs` have run: their readers may go on, and a job whose caller went
+    /// away is forgotten now.
+    fn finish_callbacks(&mut self, jobs: &[u64]) {
+        for &job in jobs {
+            let Some(record) = self.jobs.get_mut(&job) else {
+                continue;
+            };
+            record.callbacks_pending = false;
+            if record.forgotten {
+                self.jobs.remove(&job);
+            }
+        }
+    }
+
+    /// Kills each worker whose oldest chunk has run past its deadline, failing that chunk
+    /// with [`Failure::TimedOut`]; the worker's end is then handled as any death (its other
+    /// chunks go to other workers, a new worker replaces it). Bounded by the workers.
+    fn kill_overdue_workers(&mut self, now: Instant) {
+        let mut overdue = Vec::new();
+        for worker in &mut self.workers {
+            let Some(front) = worker.held.front() else {
+                continue;
+            };
+            if worker.timed_out || front.deadline.is_none_or(|deadline| deadline > now) {
+                continue;
+            }
+            worker.timed_out = true;
+            worker.stopping = true;
+            let _ = worker.process.kill();
+            let timeout = front.chunk.timeout.unwrap_or_default();
+            let failure = Failure::TimedOut {
+                pid: worker.pid,
+                timeout,
+            };
+            overdue.push((front.chunk.run.job, front.chunk.run.chunk, failure));
+        }
+        // Settled now, so that the caller hears at once; the worker's death, reported later,
+        // finds the chunk settled and leaves it so.
+        for (job, chunk, failure) in overdue {
+            self.settle(job, chunk, Outcome::Failed(failure));
+        }
+    }
+
+    /// The earliest deadline of a chunk a worker runs, if any has one.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.workers
+            .iter()
+            .filter(|worker| !worker.timed_out)
+            .filter_map(|worker| worker.held.front()?.deadline)
+            .min()
+    }
+
+    /// Cancels `job` if no worker has been given any of its chunks: they leave the pool's
+    /// queue and fail with [`Failure::Cancelled`]. Returns whether the job is cancelled now
+    /// (also if it already was). Python: `Future.cancel()`.
+    pub(crate) fn cancel(&mut self, job: u64) -> bool {
+        let Some(record) = self.jobs.get(&job) else {
+            return false;
+        };
+        if record.is_complete() {
+            return (0..record.chunk_lens.len() as u64).any(|chunk| {
+                matches!(
+                    record.outcome(chunk),
+                    Some(Outcome::Failed(Failure::Cancelled))
+                )
+            });
+        }
+        if record.feeding || self.is_held(job) {
+            return false;
+        }
+        let chunks = record.chunk_lens.len() as u64;
+        self.pending.retain(|chunk| chunk.run.job != job);
+        for chunk in 0..chunks {
+            self.settle(job, chunk, Outcome::Failed(Failure::Cancelled));
+        }
+        true
+    }
+
+    /// Cancels every job that no worker has begun (`shutdown(cancel_futures=True)`).
+    pub(crate) fn cancel_all_pending(&mut self) {
+        let jobs: Vec<u64> = self.pending.iter().map(|chunk| chunk.run.job).collect();
+        for job in jobs {
+            self.cancel(job);
+        }
+    }
+
+    /// Whether a worker holds a chunk of `job` (it runs it, or will next).
+    pub(crate) fn is_held(&self, job: u64) -> bool {
+        self.workers
+            .iter()
+            .any(|worker| worker.held.iter().any(|held| held.chunk.run.job == job))
+    }
+}
+
+/// Runs callbacks taken from the state, without its lock; a panicking callback (its message
+/// printed by the panic hook) does not stop the others or the supervisor.
+fn run_callbacks(callbacks: Vec<Deferred>) {
+    for callback in callbacks {
+        let _ = catch_unwind(AssertUnwindSafe(callback));
     }
 }
 
@@ -942,6 +1224,19 @@ impl Worker {
             .iter()
             .position(|held| held.chunk.run.job == job && held.chunk.run.chunk == chunk)?;
         self.held.remove(index)
+    }
+
+    /// Starts the clock of the chunk it now runs (its oldest), if that chunk has a timeout
+    /// and no clock yet. The worker runs its chunks in order and reports each before the next,
+    /// so its oldest chunk is the one it runs from the moment it became the oldest (a report
+    /// or an order's arrival later, at most).
+    fn start_front_clock(&mut self) {
+        if let Some(front) = self.held.front_mut()
+            && front.deadline.is_none()
+            && let Some(timeout) = front.chunk.timeout
+        {
+            front.deadline = Instant::now().checked_add(timeout);
+        }
     }
 
     /// How many more chunks it may be given now.
@@ -1023,8 +1318,12 @@ impl Worker {
             *budget = budget.saturating_sub(batch.len() as u64);
         }
         self.queue_empty = false;
-        self.held
-            .extend(batch.into_iter().map(|chunk| Held { chunk, order }));
+        self.held.extend(batch.into_iter().map(|chunk| Held {
+            chunk,
+            order,
+            deadline: None,
+        }));
+        self.start_front_clock();
         Ok(())
     }
 }
@@ -1074,6 +1373,7 @@ mod tests {
                 budget: maxtasks,
                 stopping: false,
                 ready: false,
+                timed_out: false,
             });
         }
         let job = state.submit(0, vec![(1, Vec::new()); chunks], false);

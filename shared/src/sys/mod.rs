@@ -11,6 +11,7 @@ compile_error!("`shared` supports Linux only: it needs memfd, futex, robust mute
 
 pub(crate) mod fd;
 pub(crate) mod passing;
+pub(crate) mod posix_shm;
 pub(crate) mod process;
 pub(crate) mod section;
 pub(crate) mod shm;
