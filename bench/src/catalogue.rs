@@ -330,6 +330,17 @@ pub const WORKLOADS: &[Workload] = &[
         US_PER_ITEM,
         Some(20.0),
     ),
+    // Only with the feature `mpi` (it needs Open MPI, and mpi4py on the Python side): the same
+    // work as `pool_map_c1` over two worker ranks of a 3-rank `mpirun` job.
+    #[cfg(feature = "mpi")]
+    workload(
+        "mpi_pool_map_c1",
+        "MpiPool map over 2 ranks, chunksize=1 (20k)",
+        "mpi_pool_map",
+        &["1", "20000"],
+        US_PER_ITEM,
+        Some(10.0),
+    ),
     workload(
         "pool_startup",
         "Pool(2) start+map+close (20)",

@@ -148,6 +148,7 @@
 //! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
+//! | `mpi4py.futures.MPIPoolExecutor` under `mpirun`/`srun` (ranks as workers, beyond one machine) | `MpiPool`, with the feature `mpi`: the `Pool` methods over an MPI job's ranks (see [Beyond one machine](#beyond-one-machine)) |
 //! | `apply_async(f, args, callback=cb, error_callback=ecb)`, the same on `map_async`, `starmap_async` | [`Pool::apply_async_with`]`(f, args, `[`Callbacks`]`::new().callback(cb).error_callback(ecb))`, [`Pool::map_async_with`], [`Pool::starmap_async_with`]; run on the pool's supervisor thread |
 //! | a per-task timeout (pebble's `ProcessPool(timeout=…)`; CPython has none) | [`PoolBuilder::task_timeout`], [`Pool::task_timeout`] / [`Chunked::task_timeout`] for one call; [`PoolError::TaskTimeout`] names the killed worker |
 //! | `concurrent.futures.ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new`]; dropping it is leaving `with ProcessPoolExecutor() as ex:` |
@@ -511,6 +512,22 @@
 //! - The main process's own exit code is not in the timeline: it is written before `main`'s
 //!   result becomes the exit status.
 //!
+//! # Beyond one machine
+//!
+//! With the cargo feature `mpi` (off by default; it links Open MPI or MPICH through rsmpi and
+//! needs libclang to build), `MpiPool` runs the pool's calls on the ranks of an MPI job: start
+//! the program with `mpirun -n N program` (on several hosts: `mpirun --hostfile hosts -n N
+//! program`, the hostfile listing `node1 slots=4` lines; under Slurm: `srun -n N program`),
+//! with the same executable at the same path on every host, since a task crosses as its entry
+//! point's offset in that executable. [`init`] makes ranks 1 to N−1 workers that never return
+//! and runs `main` on rank 0 only. What crosses the network: per chunk, the order (the offset,
+//! a 16-byte seal keyed by a token rank 0 sends each rank once, the arguments in MessagePack)
+//! and the report (the results or each item's error message); no code, no file, no handle.
+//! A task's `Err` or panic fails that call only; a rank's death ends the whole job, with
+//! `mpirun` naming the rank and exiting non-zero; rank 0's exit stops every worker rank and
+//! finalizes MPI. The module `shared::mpi` (built with the feature) has the details;
+//! `shared/examples/mpi_pool.rs` is lesson 06 on MPI.
+//!
 //! # Trust
 //!
 //! Everything `shared` reads from outside its process is checked where it arrives: a spawned
@@ -663,6 +680,8 @@ mod introspection;
 pub mod lesson;
 mod lifecycle;
 mod manager;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod pool;
 mod process;
 mod queue;
@@ -674,6 +693,8 @@ mod thread;
 mod timeline;
 mod wire;
 
+#[cfg(feature = "mpi")]
+pub use crate::mpi::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
     HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, MAX_HANDSHAKES, Pipe, READ_AHEAD,
@@ -727,6 +748,9 @@ pub use wire::MAX_DEPTH;
 
 #[doc(hidden)]
 pub mod __private {
+    /// Forged orders to MPI worker ranks: only with the `test-support` and `mpi` features.
+    #[cfg(all(feature = "test-support", feature = "mpi"))]
+    pub use crate::mpi::{Forgery, send_forged_order};
     /// Fault injection for `shared`'s own tests: only with the `test-support` feature.
     #[cfg(feature = "test-support")]
     pub use crate::process::payload::tamper::{Tamper, tamper_with_next_spawn};

@@ -64,6 +64,10 @@ pub(crate) enum ExitStep {
     Threads,
     /// Terminate the daemonic children and join the others.
     Children,
+    /// Stop the worker ranks of an MPI job and finalize MPI (rank 0, feature `mpi`): after
+    /// the threads that may still wait on a result, before the forkserver.
+    #[cfg(feature = "mpi")]
+    Mpi,
     /// Stop the forkserver: once every child it served has been collected.
     Forkserver,
     /// Write what was gathered (the timeline of the main process), once all else is done.

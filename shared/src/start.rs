@@ -35,15 +35,22 @@ use crate::process::set_start_method;
 /// }
 /// ```
 ///
+/// With the feature `mpi`, in a program started by `mpirun` or `srun`, `init` also starts
+/// MPI: every rank but 0 becomes a worker of the MPI pool (`MpiPool`) and ends the process
+/// there, when rank 0 ends; rank 0 returns and runs `main` (see the module `shared::mpi`).
+///
 /// # Errors
 /// [`InitError::NotMainThread`] when called on a thread other than the main one: a spawned
 /// child would then run `main` up to the thread's start before it got its target. (A bad
-/// spawned-child command line is not returned: it ends the process, as said above.)
+/// spawned-child command line is not returned: it ends the process, as said above.) With the
+/// feature `mpi`, [`InitError::Mpi`] if MPI could not be started as the pool needs it.
 pub fn init() -> Result<(), InitError> {
     if crate::sys::thread::current_id() != std::process::id() {
         return Err(InitError::NotMainThread);
     }
     run_if_spawned_child();
+    #[cfg(feature = "mpi")]
+    crate::mpi::start_if_launched().map_err(InitError::Mpi)?;
     Ok(())
 }
 
@@ -53,6 +60,9 @@ pub fn init() -> Result<(), InitError> {
 pub enum InitError {
     /// `init` was called on a thread other than the program's main thread.
     NotMainThread,
+    /// The program runs under an MPI launcher, but MPI could not be started as the MPI pool
+    /// (`MpiPool`) needs it; the message says why. Returned only with the feature `mpi`.
+    Mpi(String),
 }
 
 impl fmt::Display for InitError {
@@ -62,6 +72,7 @@ impl fmt::Display for InitError {
                 "shared::init() must be called on the main thread, first thing in main: a \
                  spawned child runs main until it reaches init",
             ),
+            InitError::Mpi(why) => write!(f, "cannot start MPI: {why}"),
         }
     }
 }

@@ -148,6 +148,7 @@ fn every_error_type() -> Vec<ErrorType> {
         }),
         error_type!(InitError {
             NotMainThread => InitError::NotMainThread,
+            Mpi => InitError::Mpi("MPI was already initialized".into()),
         }),
         error_type!(ParseStartMethodError {
             Unknown => ParseStartMethodError::Unknown("fok".into()),

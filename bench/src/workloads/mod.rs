@@ -7,6 +7,8 @@ mod executor;
 mod joinable;
 mod joinable_threads;
 mod manager;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod pipe;
 mod pool;
 mod queue;
@@ -46,6 +48,8 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "pool_map" => pool::map(arg(args, 0)?, arg(args, 1)?),
         "pool_startup" => pool::startup(arg(args, 0)?),
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
+        #[cfg(feature = "mpi")]
+        "mpi_pool_map" => mpi::map(arg(args, 0)?, arg(args, 1)?),
         "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
         "executor_submit" => executor::submit_result(arg(args, 0)?),
         "executor_map" => executor::map(arg(args, 0)?),

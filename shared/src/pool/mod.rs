@@ -20,7 +20,8 @@ mod executor;
 mod future;
 mod result;
 mod supervisor;
-mod task;
+// Rust: `pub(crate)` for the MPI pool (`crate::mpi`), which sends the same tasks to ranks.
+pub(crate) mod task;
 mod worker;
 
 use std::num::NonZeroUsize;
@@ -569,7 +570,7 @@ const SUBMIT_BATCH: usize = 64;
 const SUBMIT_BYTES: usize = 4096;
 
 /// Python's default chunk size for `map`: the items spread over four chunks per worker.
-fn default_chunksize(items: usize, processes: usize) -> usize {
+pub(crate) fn default_chunksize(items: usize, processes: usize) -> usize {
     items.div_ceil(processes.max(1) * 4).max(1)
 }
 

@@ -1,0 +1,800 @@
+//! [`MpiPool`]: the pool's API over the worker ranks of an MPI job, and its results.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ledger::{Failure, Job, Outcome};
+use super::world::{self, Root};
+use crate::pool::task::{self, ChunkResults};
+use crate::{CodecError, PoolError, Task, TaskValue};
+
+/// What [`MpiPool::map_async`] returns for a function `F` of one argument `A`.
+pub type MpiMapResult<F, A> = MpiAsyncResult<Vec<TaskValue<F, (A,)>>>;
+
+/// What [`MpiPool::imap`] returns for a function `F` over the items of `I`.
+pub type MpiIMapOf<F, I> =
+    MpiIMap<TaskValue<F, (<I as IntoIterator>::Item,)>, <I as IntoIterator>::IntoIter>;
+
+/// Why [`MpiPool::new`] found no MPI job.
+const NOT_RANK_ZERO: &str = "this process is not rank 0 of an MPI job: start the program with \
+     mpirun (or srun), with the feature `mpi`, and call shared::init() first in main";
+
+/// Why a call made after the end of the job fails.
+const JOB_ENDED: &str = "the MPI job is ending: its worker ranks were stopped";
+
+/// Each pool's number, so that `terminate` and `join` act on its own calls only.
+static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
+
+/// A pool whose workers are the other ranks of the MPI job this program runs in: the
+/// [`Pool`](crate::Pool) API (`map`, `imap`, `imap_unordered`, `starmap`, `apply_async`,
+/// chunking) across machines. Python: `mpi4py.futures.MPIPoolExecutor`, or Ray's
+/// `ray.util.multiprocessing.Pool`, under `multiprocessing.Pool`'s API.
+///
+/// Run the program with `mpirun -n N program` (or `srun`): [`init`](crate::init) turns ranks
+/// 1 to N−1 into workers and runs `main` on rank 0 only, where the pool hands them chunks of
+/// calls. Results are the local pool's, in the same order; see the [module docs](crate::mpi)
+/// for what crosses the network and what happens when something fails.
+///
+/// ```no_run
+/// fn quadrado(numero: u64) -> u64 {
+///     numero * numero
+/// }
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     shared::init()?; // worker ranks stay here until rank 0 ends
+///     let pool = shared::MpiPool::new()?;
+///     assert_eq!(pool.map(quadrado, 0..5)?, [0, 1, 4, 9, 16]);
+///     assert_eq!(pool.chunked(1).map(quadrado, [3])?, [9]);
+///     Ok(())
+/// }
+/// ```
+///
+/// Every pool of the program shares the same worker ranks, which `mpirun` started and only
+/// rank 0's exit stops: `close`, `join` and `terminate` act on this pool's calls, not on the
+/// ranks.
+pub struct MpiPool {
+    id: u64,
+    workers: usize,
+    closed: AtomicBool,
+}
+
+impl MpiPool {
+    /// A pool of every worker rank of the job. Python:
+    /// `MPIPoolExecutor()` (mpi4py).
+    ///
+    /// # Errors
+    /// [`PoolError::Broken`] if this process is not rank 0 of an MPI job (not started by
+    /// `mpirun`, or `init` was not called), or the job already ended;
+    /// [`PoolError::NoProcesses`] if the job has no rank but this one (`mpirun -n 1`).
+    pub fn new() -> Result<MpiPool, PoolError> {
+        let workers =
+            world::worker_ranks().ok_or_else(|| PoolError::Broken(NOT_RANK_ZERO.into()))?;
+        if workers == 0 {
+            return Err(PoolError::NoProcesses);
+        }
+        Ok(MpiPool {
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
+            workers,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// How many worker ranks run the calls: the job's size less rank 0.
+    pub fn processes(&self) -> usize {
+        self.workers
+    }
+
+    /// Calls `f(args...)` on a worker rank and waits for the result. Python: `apply(f, args)`.
+    ///
+    /// # Errors
+    /// Those of [`apply_async`](Self::apply_async) and of [`MpiAsyncResult::get`].
+    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<TaskValue<F, Args>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Calls `f(args...)` on a worker rank; the result comes later. Python:
+    /// `apply_async(f, args)`.
+    ///
+    /// # Errors
+    /// [`PoolError::NeedsFunction`] if `f` is not a function item; [`PoolError::Arguments`] if
+    /// `args` cannot be serialized; [`PoolError::NotRunning`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] if the pool cannot run tasks (see [`MpiPool`]).
+    pub fn apply_async<F, Args>(
+        &self,
+        f: F,
+        args: Args,
+    ) -> Result<MpiAsyncResult<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let job = self.submit(entry, &[args], Some(1))?;
+        Ok(MpiAsyncResult::new(job, collect_one))
+    }
+
+    /// Calls `f` on each item, results in input order. Python: `map(f, items)`, in chunks of
+    /// about four per worker rank unless [`chunked`](Self::chunked).
+    ///
+    /// # Errors
+    /// Those of [`map_async`](Self::map_async), then the first failure among the calls in
+    /// input order (see [`MpiAsyncResult::get`]).
+    pub fn map<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).map(f, items)
+    }
+
+    /// Like [`map`](Self::map), returning at once. Python: `map_async(f, items)`.
+    ///
+    /// # Errors
+    /// Those of [`apply_async`](Self::apply_async).
+    pub fn map_async<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MpiMapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).map_async(f, items)
+    }
+
+    /// Calls `f(a, b, ...)` for each tuple, results in input order. Python: `starmap`.
+    ///
+    /// # Errors
+    /// Those of [`map`](Self::map).
+    pub fn starmap<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).starmap(f, items)
+    }
+
+    /// Like [`starmap`](Self::starmap), returning at once. Python: `starmap_async`.
+    ///
+    /// # Errors
+    /// Those of [`apply_async`](Self::apply_async).
+    pub fn starmap_async<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<MpiAsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.with_chunks(None).starmap_async(f, items)
+    }
+
+    /// Calls `f` on each item, lazily, results in input order: the input is read as the
+    /// results are consumed, at most 64 chunks per worker rank ahead. Python: `imap`.
+    ///
+    /// # Errors
+    /// [`PoolError::NeedsFunction`], [`PoolError::NotRunning`] or [`PoolError::Broken`] at
+    /// once; each item's own failure comes from the iterator.
+    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.with_chunks(None).imap(f, items)
+    }
+
+    /// Like [`imap`](Self::imap), yielding each result as it arrives. Python:
+    /// `imap_unordered`.
+    ///
+    /// # Errors
+    /// Those of [`imap`](Self::imap).
+    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.with_chunks(None).imap_unordered(f, items)
+    }
+
+    /// The mapping methods with a chunk size of `chunksize` items: Python's `chunksize`. A
+    /// chunk size of 0 makes every call fail with [`PoolError::NoChunksize`].
+    pub fn chunked(&self, chunksize: usize) -> MpiChunked<'_> {
+        self.with_chunks(Some(chunksize))
+    }
+
+    fn with_chunks(&self, chunksize: Option<usize>) -> MpiChunked<'_> {
+        MpiChunked {
+            pool: self,
+            chunksize,
+        }
+    }
+
+    /// Takes no more work. Python: `close()`.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Takes no more work and fails the calls not yet sent to a rank with
+    /// [`PoolError::Terminated`]. Python: `terminate()`. Unlike the local pool's, it cannot
+    /// kill the chunks running: a rank belongs to the job, not to the pool, so they run to
+    /// their end.
+    pub fn terminate(&self) {
+        self.close();
+        if let Some(root) = world::root().as_mut() {
+            root.ledger.terminate(self.id);
+        }
+    }
+
+    /// Waits until every call of this pool has come back, after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate). Python: `join()`. The worker ranks go on waiting for
+    /// another pool; rank 0's exit stops them.
+    ///
+    /// # Errors
+    /// [`PoolError::StillRunning`] if the pool was neither closed nor terminated.
+    pub fn join(&self) -> Result<(), PoolError> {
+        if !self.closed.load(Ordering::Acquire) {
+            return Err(PoolError::StillRunning);
+        }
+        let mut root = world::root();
+        if let Some(root) = root.as_mut() {
+            while root.ledger.pool_in_flight(self.id) {
+                root.progress(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `items` for the task at `entry`, in chunks of `chunksize` (Python's default if
+    /// `None`), every chunk encoded before any is sent; returns the job's id.
+    fn submit<T: Serialize>(
+        &self,
+        entry: u64,
+        items: &[T],
+        chunksize: Option<usize>,
+    ) -> Result<u64, PoolError> {
+        let chunksize = match chunksize {
+            Some(0) => return Err(PoolError::NoChunksize),
+            Some(chunksize) => chunksize,
+            None => crate::pool::default_chunksize(items.len(), self.workers),
+        };
+        let chunks = items
+            .chunks(chunksize)
+            .map(|chunk| Ok((chunk.len(), encode_chunk(chunk)?)))
+            .collect::<Result<Vec<_>, PoolError>>()?;
+        let mut root = self.running_root()?;
+        let root = root
+            .as_mut()
+            .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
+        let seal = task::seal(&root.token, entry);
+        let job = root.ledger.new_job(self.id);
+        for (len, args) in chunks {
+            root.ledger.add_chunk(job, len, entry, seal, args);
+        }
+        root.progress(false);
+        Ok(job)
+    }
+
+    /// Rank 0's state, if this pool may take work.
+    fn running_root(&self) -> Result<std::sync::MutexGuard<'static, Option<Root>>, PoolError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(PoolError::NotRunning);
+        }
+        let root = world::root();
+        match root.as_ref() {
+            None => Err(PoolError::Broken(JOB_ENDED.into())),
+            Some(state) => match &state.ledger.broken {
+                Some(why) => Err(PoolError::Broken(why.clone())),
+                None => Ok(root),
+            },
+        }
+    }
+}
+
+impl Drop for MpiPool {
+    /// Terminates the pool, as leaving `with Pool() as pool:` does: its calls not yet sent
+    /// fail; the worker ranks stay for the next pool.
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl std::fmt::Debug for MpiPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiPool")
+            .field("processes", &self.workers)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+fn encode_chunk<T: Serialize>(chunk: &[T]) -> Result<Vec<u8>, PoolError> {
+    rmp_serde::to_vec(chunk)
+        .map_err(|error| PoolError::Arguments(CodecError::new(error.to_string())))
+}
+
+/// The mapping methods of an [`MpiPool`] with a chosen chunk size; made by
+/// [`MpiPool::chunked`]. Each method is the `MpiPool` method of the same name.
+#[derive(Debug)]
+pub struct MpiChunked<'pool> {
+    pool: &'pool MpiPool,
+    chunksize: Option<usize>,
+}
+
+impl MpiChunked<'_> {
+    /// [`MpiPool::map`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::map`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn map<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        self.map_async(f, items)?.get()
+    }
+
+    /// [`MpiPool::map_async`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn map_async<F, A>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<MpiMapResult<F, A>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+    {
+        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        Ok(MpiAsyncResult::new(job, collect_all))
+    }
+
+    /// [`MpiPool::starmap`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::starmap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn starmap<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        self.starmap_async(f, items)?.get()
+    }
+
+    /// [`MpiPool::starmap_async`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn starmap_async<F, Args>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<MpiAsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+    where
+        F: Task<Args>,
+        Args: Serialize + DeserializeOwned,
+    {
+        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let items: Vec<Args> = items.into_iter().collect();
+        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        Ok(MpiAsyncResult::new(job, collect_all))
+    }
+
+    /// [`MpiPool::imap`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::imap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.lazy(f, items, true)
+    }
+
+    /// [`MpiPool::imap_unordered`] in chunks of the chosen size.
+    ///
+    /// # Errors
+    /// Those of [`MpiPool::imap_unordered`]; [`PoolError::NoChunksize`] for a chunk size of 0.
+    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.lazy(f, items, false)
+    }
+
+    fn lazy<F, A, I>(&self, f: F, items: I, ordered: bool) -> Result<MpiIMapOf<F, I>, PoolError>
+    where
+        F: Task<(A,)>,
+        A: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
+        let chunksize = match self.chunksize {
+            Some(0) => return Err(PoolError::NoChunksize),
+            chunksize => chunksize.unwrap_or(1),
+        };
+        let mut root = self.pool.running_root()?;
+        let root = root
+            .as_mut()
+            .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
+        let job = root.ledger.new_job(self.pool.id);
+        let mut imap = MpiIMap {
+            job,
+            entry,
+            seal: task::seal(&root.token, entry),
+            input: Some(items.into_iter()),
+            chunksize,
+            ahead: AHEAD_PER_WORKER * self.pool.workers,
+            ordered,
+            submitted: 0,
+            taken: 0,
+            ready: VecDeque::new(),
+            values: PhantomData,
+        };
+        imap.feed(root);
+        root.progress(false);
+        Ok(imap)
+    }
+}
+
+/// How many chunks per worker rank an `imap` keeps sent and not yet consumed: the local
+/// pool's bound.
+const AHEAD_PER_WORKER: usize = 64;
+
+/// The result of an [`MpiPool`] call, which arrives later. Python: `AsyncResult`.
+///
+/// Rank 0 talks to the worker ranks from the thread that waits: a call's chunks are sent
+/// when it is made and as ranks free up while any caller waits ([`get`](Self::get),
+/// [`wait`](Self::wait), [`ready`](Self::ready), or another call's iterator). Dropping it
+/// discards the result (the chunks still run).
+pub struct MpiAsyncResult<T> {
+    job: u64,
+    collect: fn(&Job) -> Result<T, PoolError>,
+}
+
+impl<T> MpiAsyncResult<T> {
+    fn new(job: u64, collect: fn(&Job) -> Result<T, PoolError>) -> Self {
+        MpiAsyncResult { job, collect }
+    }
+
+    /// Waits for the result and returns it. Python: `get()`.
+    ///
+    /// # Errors
+    /// The first failure among the calls, in input order: [`PoolError::Task`] (the task
+    /// returned `Err` or panicked), [`PoolError::Encoding`], [`PoolError::Terminated`],
+    /// [`PoolError::Decode`] (the result is not a `T`), or [`PoolError::Broken`] (a worker
+    /// rank sent what rank 0 cannot trust, or the job ended).
+    pub fn get(&self) -> Result<T, PoolError> {
+        let mut root = world::root();
+        let root = root
+            .as_mut()
+            .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
+        while root.ledger.in_flight(self.job) {
+            root.progress(true);
+        }
+        let job = root
+            .ledger
+            .jobs
+            .get(&self.job)
+            .ok_or_else(|| PoolError::Broken("the result was discarded".into()))?;
+        (self.collect)(job)
+    }
+
+    /// Waits for the result. Python: `wait()`.
+    pub fn wait(&self) {
+        if let Some(root) = world::root().as_mut() {
+            while root.ledger.in_flight(self.job) {
+                root.progress(true);
+            }
+        }
+    }
+
+    /// Whether the result is there, without waiting (taking what has arrived). Python:
+    /// `ready()`.
+    pub fn ready(&self) -> bool {
+        let mut root = world::root();
+        let Some(root) = root.as_mut() else {
+            return true;
+        };
+        root.progress(false);
+        !root.ledger.in_flight(self.job)
+    }
+
+    /// Whether every call succeeded. Python: `successful()`.
+    ///
+    /// # Errors
+    /// [`PoolError::NotReady`] if the result has not arrived.
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        if !self.ready() {
+            return Err(PoolError::NotReady);
+        }
+        Ok(self.get().is_ok())
+    }
+}
+
+impl<T> Drop for MpiAsyncResult<T> {
+    fn drop(&mut self) {
+        forget(self.job);
+    }
+}
+
+impl<T> std::fmt::Debug for MpiAsyncResult<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiAsyncResult")
+            .field("job", &self.job)
+            .finish()
+    }
+}
+
+/// Forgets a job whose results nobody will read: the outcomes still to come are dropped.
+fn forget(job: u64) {
+    if let Some(root) = world::root().as_mut() {
+        root.ledger.jobs.remove(&job);
+    }
+}
+
+/// The iterator of [`MpiPool::imap`] and [`MpiPool::imap_unordered`]: it reads its input as
+/// its results are consumed and yields each call's result. Python: `IMapIterator`.
+pub struct MpiIMap<V, I> {
+    job: u64,
+    entry: u64,
+    seal: task::Seal,
+    input: Option<I>,
+    chunksize: usize,
+    /// The most chunks sent and not yet taken.
+    ahead: usize,
+    ordered: bool,
+    submitted: u64,
+    taken: u64,
+    ready: VecDeque<Result<V, PoolError>>,
+    values: PhantomData<fn() -> V>,
+}
+
+impl<V, I, A> MpiIMap<V, I>
+where
+    V: DeserializeOwned,
+    I: Iterator<Item = A>,
+    A: Serialize,
+{
+    /// Reads and queues chunks of the input until `ahead` chunks are out or it ends.
+    fn feed(&mut self, root: &mut Root) {
+        while self.submitted - self.taken < self.ahead as u64 {
+            let Some(input) = self.input.as_mut() else {
+                return;
+            };
+            let chunk: Vec<A> = input.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
+                self.input = None;
+                return;
+            }
+            match encode_chunk(&chunk) {
+                Ok(args) => {
+                    root.ledger
+                        .add_chunk(self.job, chunk.len(), self.entry, self.seal, args)
+                }
+                Err(error) => root.ledger.add_failed_chunk(
+                    self.job,
+                    chunk.len(),
+                    Failure::Arguments(error_message(&error)),
+                ),
+            }
+            self.submitted += 1;
+        }
+    }
+
+    /// Waits for the next chunk's outcome (the next in input order, or the first to come)
+    /// and queues its items' results.
+    fn take_chunk(&mut self, root: &mut Root) {
+        loop {
+            let Some(record) = root.ledger.jobs.get_mut(&self.job) else {
+                self.fail_rest("the results were discarded".into());
+                return;
+            };
+            let wanted = if self.ordered {
+                record.outcomes.remove_entry(&self.taken)
+            } else {
+                record.outcomes.pop_first()
+            };
+            if let Some((chunk, outcome)) = wanted {
+                let len = record.chunk_lens.get(chunk as usize).copied().unwrap_or(0);
+                self.ready.extend(decode_outcome(&outcome, len));
+                self.taken += 1;
+                return;
+            }
+            if !root.ledger.in_flight(self.job) {
+                self.fail_rest("a chunk was lost: it is neither queued, running nor back".into());
+                return;
+            }
+            root.progress(true);
+        }
+    }
+
+    fn fail_rest(&mut self, why: String) {
+        self.input = None;
+        self.taken = self.submitted;
+        self.ready.push_back(Err(PoolError::Broken(why)));
+    }
+}
+
+fn error_message(error: &PoolError) -> String {
+    std::error::Error::source(error).map_or_else(|| error.to_string(), ToString::to_string)
+}
+
+impl<V, I, A> Iterator for MpiIMap<V, I>
+where
+    V: DeserializeOwned,
+    I: Iterator<Item = A>,
+    A: Serialize,
+{
+    type Item = Result<V, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
+            }
+            let mut root = world::root();
+            let Some(root) = root.as_mut() else {
+                if self.taken == self.submitted && self.input.is_none() {
+                    return None;
+                }
+                self.fail_rest(JOB_ENDED.into());
+                continue;
+            };
+            self.feed(root);
+            if self.taken == self.submitted {
+                return None;
+            }
+            self.take_chunk(root);
+        }
+    }
+}
+
+impl<V, I> Drop for MpiIMap<V, I> {
+    fn drop(&mut self) {
+        forget(self.job);
+    }
+}
+
+impl<V, I> std::fmt::Debug for MpiIMap<V, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiIMap")
+            .field("job", &self.job)
+            .field("ordered", &self.ordered)
+            .finish()
+    }
+}
+
+/// The results of every chunk of `job`, in input order; the first failure otherwise.
+fn collect_all<V: DeserializeOwned>(job: &Job) -> Result<Vec<V>, PoolError> {
+    let mut values = Vec::with_capacity(job.chunk_lens.iter().sum());
+    for (chunk, &len) in job.chunk_lens.iter().enumerate() {
+        let Some(outcome) = job.outcomes.get(&(chunk as u64)) else {
+            return Err(PoolError::Broken(
+                "a chunk came back without an outcome".into(),
+            ));
+        };
+        for item in decode_outcome(outcome, len) {
+            values.push(item?);
+        }
+    }
+    Ok(values)
+}
+
+/// The one result of a job of one call.
+fn collect_one<V: DeserializeOwned>(job: &Job) -> Result<V, PoolError> {
+    collect_all(job)?
+        .pop()
+        .ok_or_else(|| PoolError::Broken("a call came back without its result".into()))
+}
+
+/// The `len` items' results of a chunk's outcome; a count that does not match is an error
+/// for each item, never a short or a padded list.
+fn decode_outcome<V: DeserializeOwned>(outcome: &Outcome, len: usize) -> Vec<Result<V, PoolError>> {
+    let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
+    let bytes = match outcome {
+        Outcome::Failed(failure) => return each(&|| failure.to_error()),
+        Outcome::Ran(bytes) => bytes,
+    };
+    let miscounted = |got: usize| {
+        let why = format!("a chunk of {len} calls came back with {got} results");
+        each(&|| PoolError::Broken(why.clone()))
+    };
+    match crate::wire::decode::<ChunkResults<V>>(bytes) {
+        Ok(ChunkResults::All(values)) if values.len() == len => {
+            values.into_iter().map(Ok).collect()
+        }
+        Ok(ChunkResults::Each(items)) if items.len() == len => items
+            .into_iter()
+            .map(|item| item.map_err(PoolError::Task))
+            .collect(),
+        Ok(ChunkResults::All(values)) => miscounted(values.len()),
+        Ok(ChunkResults::Each(items)) => miscounted(items.len()),
+        Err(error) => {
+            let why = error.to_string();
+            each(&|| PoolError::Decode(CodecError::new(why.clone())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_decodes_to_exactly_its_items_or_an_error_for_each() {
+        let all = rmp_serde::to_vec(&ChunkResults::<u32>::All(vec![1, 2])).unwrap();
+        let values: Vec<Result<u32, PoolError>> = decode_outcome(&Outcome::Ran(all.clone()), 2);
+        assert_eq!(
+            values.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let short: Vec<Result<u32, PoolError>> = decode_outcome(&Outcome::Ran(all.clone()), 3);
+        assert_eq!(short.len(), 3);
+        assert!(short.iter().all(|item| matches!(item, Err(PoolError::Broken(why)) if why == "a chunk of 3 calls came back with 2 results")));
+        let wrong_type: Vec<Result<String, PoolError>> = decode_outcome(&Outcome::Ran(all), 2);
+        assert!(
+            wrong_type
+                .iter()
+                .all(|item| matches!(item, Err(PoolError::Decode(_))))
+        );
+        let each =
+            rmp_serde::to_vec(&ChunkResults::<u32>::Each(vec![Ok(1), Err("no".into())])).unwrap();
+        let values: Vec<Result<u32, PoolError>> = decode_outcome(&Outcome::Ran(each), 2);
+        assert!(matches!(values[0], Ok(1)));
+        assert!(matches!(&values[1], Err(PoolError::Task(why)) if why == "no"));
+        let garbage: Vec<Result<u32, PoolError>> = decode_outcome(&Outcome::Ran(vec![0xc1]), 1);
+        assert!(matches!(garbage[0], Err(PoolError::Decode(_))));
+        let terminated: Vec<Result<u32, PoolError>> =
+            decode_outcome(&Outcome::Failed(Failure::Terminated), 2);
+        assert!(
+            terminated
+                .iter()
+                .all(|item| matches!(item, Err(PoolError::Terminated)))
+        );
+    }
+
+    #[test]
+    fn outside_an_mpi_job_a_pool_says_how_to_get_one() {
+        let error = MpiPool::new().unwrap_err();
+        assert!(
+            error.to_string().contains("start the program with mpirun"),
+            "{error}"
+        );
+    }
+}
