@@ -13,7 +13,7 @@ use shared::{Pool, StartMethod};
 
 shared::enable_test_support!();
 
-#[macro_use]
+#[allow(unused_macros)] // one test, under fork only
 mod common;
 use common::LIMIT;
 
