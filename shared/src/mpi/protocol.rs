@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pool::task::{ChunkError, Seal, Token};
+use crate::pool::task::{ChunkError, Token};
 
 /// Rank 0 to each worker, once, at start: the token that keys the seals of its orders.
 pub(crate) const HELLO_TAG: i32 = 1;
@@ -16,23 +16,9 @@ pub(crate) const ORDER_TAG: i32 = 2;
 /// A worker to rank 0: a [`Report`].
 pub(crate) const REPORT_TAG: i32 = 3;
 
-/// A chunk of calls for a worker rank to run: as the local pool's order, with the entry
+/// A chunk of calls for a worker rank to run: the local pool's own order, with the entry
 /// point's offset in the (same) executable and its seal.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Run {
-    /// The call (map, apply, imap...) the chunk belongs to.
-    pub(crate) job: u64,
-    /// The chunk's index within the job.
-    pub(crate) chunk: u64,
-    /// The task's entry point in the executable's pool entries.
-    pub(crate) entry: u64,
-    /// The entry point's seal: the worker refuses an order without a valid one.
-    #[serde(with = "serde_bytes")]
-    pub(crate) seal: Seal,
-    /// The arguments, an encoded `Vec<Args>` (or `Vec<A>` for the one-argument entries).
-    #[serde(with = "serde_bytes")]
-    pub(crate) args: Vec<u8>,
-}
+pub(crate) use crate::pool::Run;
 
 /// What rank 0 sends a worker rank.
 #[derive(Debug, Serialize, Deserialize)]

@@ -24,6 +24,10 @@ mod supervisor;
 pub(crate) mod task;
 mod worker;
 
+// The MPI pool sends its worker ranks the same chunk orders.
+#[cfg(feature = "mpi")]
+pub(crate) use worker::Run;
+
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
