@@ -3,7 +3,6 @@
 //! while the executor goes on, a task timeout, cancellation and shutdown. Every wait is
 //! bounded: a hang fails the test instead of blocking it.
 
-use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::blocking::{blocks_forever, blocks_on_zero, remember_started};
 use common::{LIMIT, within};
 
 under_every_start_method!(
@@ -44,28 +44,6 @@ fn checked_half(x: u64) -> Result<u64, String> {
     } else {
         Err(format!("{x} é ímpar"))
     }
-}
-
-/// Where a worker tells the test that it started a blocking task: set by `remember_started`.
-static STARTED: OnceLock<Queue<u32>> = OnceLock::new();
-
-fn remember_started(started: Queue<u32>) {
-    let _ = STARTED.set(started);
-}
-
-/// Says it started (its worker's PID), then never finishes.
-fn blocks_forever(_: u64) -> u64 {
-    if let Some(started) = STARTED.get() {
-        let _ = started.put(std::process::id());
-    }
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
-/// Blocks for ever on 0; squares anything else.
-fn blocks_on_zero(x: u64) -> u64 {
-    if x == 0 { blocks_forever(x) } else { x * x }
 }
 
 /// An executor of `workers` whose blocking tasks say when they start; a task timeout keeps

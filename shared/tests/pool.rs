@@ -15,6 +15,7 @@ shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::blocking::{blocks_forever, blocks_on_zero, remember_started};
 use common::{LIMIT, within};
 
 under_both_start_methods!(
@@ -112,28 +113,6 @@ fn dies_on_three(x: u64) -> u64 {
         let _ = kill(Pid::this(), Signal::SIGKILL);
     }
     x
-}
-
-/// Where a worker tells the test that it started a task: set by `remember_started`.
-static STARTED: OnceLock<Queue<u32>> = OnceLock::new();
-
-fn remember_started(started: Queue<u32>) {
-    let _ = STARTED.set(started);
-}
-
-/// Says it started, then never finishes.
-fn blocks_forever(_: u64) -> u64 {
-    if let Some(started) = STARTED.get() {
-        let _ = started.put(std::process::id());
-    }
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
-/// Blocks for ever on 0 (after saying so); squares anything else.
-fn blocks_on_zero(x: u64) -> u64 {
-    if x == 0 { blocks_forever(x) } else { x * x }
 }
 
 static GREETING: OnceLock<String> = OnceLock::new();

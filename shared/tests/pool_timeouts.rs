@@ -3,7 +3,6 @@
 //! killed and replaced, and the other tasks run on. Every wait is bounded: a hang fails the
 //! test instead of blocking it.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::kill;
@@ -14,6 +13,7 @@ shared::enable_test_support!();
 
 #[macro_use]
 mod common;
+use common::blocking::{blocks_forever, blocks_on_zero, remember_started};
 use common::{LIMIT, within};
 
 under_every_start_method!(
@@ -29,28 +29,6 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 
 fn square(x: u64) -> u64 {
     x * x
-}
-
-/// Where a worker tells the test that it started a blocking task: set by `remember_started`.
-static STARTED: OnceLock<Queue<u32>> = OnceLock::new();
-
-fn remember_started(started: Queue<u32>) {
-    let _ = STARTED.set(started);
-}
-
-/// Says it started (its worker's PID), then never finishes.
-fn blocks_forever(_: u64) -> u64 {
-    if let Some(started) = STARTED.get() {
-        let _ = started.put(std::process::id());
-    }
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
-/// Blocks for ever on 0; squares anything else.
-fn blocks_on_zero(x: u64) -> u64 {
-    if x == 0 { blocks_forever(x) } else { x * x }
 }
 
 /// A pool of `processes` workers whose blocking tasks say when they start, with `timeout`

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests of `shared`. Each test file uses a part of them.
 #![allow(dead_code)]
 
+pub mod blocking;
+
 use std::ops::{Deref, DerefMut};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
