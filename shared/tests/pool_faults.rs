@@ -347,3 +347,103 @@ fn a_result_that_cannot_be_sent_fails_that_call_only(method: StartMethod) {
         );
     });
 }
+
+/// The rare kill-storm hang: the pool forked a replacement worker while another thread of
+/// the parent was inside `dl_iterate_phdr` (then called on every submit), so the child began
+/// with a copy of the loader's lock held by a thread it does not have, and glibc does not
+/// reset that lock in a child. The worker read the loader's tables to check its first order's
+/// function, and waited for ever. Here a thread holds that lock on purpose while the pool
+/// forks its workers: they must run without it.
+#[test]
+fn workers_forked_while_another_thread_holds_the_loader_lock_run() {
+    // The parent reads what it needs from the loader with the lock free, as any program that
+    // forked once has done: a first pool.
+    let warm_up = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .expect("pool");
+    assert_eq!(warm_up.map(square, 0..2).expect("map"), [0, 1]);
+    drop(warm_up);
+
+    let held = LoaderLockHeld::take();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(StartMethod::Fork)
+            .build()
+            .expect("pool");
+        let squares = pool.map(square, 0..20);
+        pool.terminate();
+        let _ = done.send(squares);
+    });
+    let outcome = finished.recv_timeout(LIMIT);
+    // Released before any assertion: a panic's backtrace reads the loader's tables too.
+    drop(held);
+    let squares = outcome
+        .unwrap_or_else(|_| panic!("still blocked after {LIMIT:?}: the forked workers hung"));
+    assert_eq!(
+        squares.expect("the workers run"),
+        (0..20).map(|x| x * x).collect::<Vec<_>>()
+    );
+}
+
+/// A thread that sits inside `dl_iterate_phdr`'s callback, holding the loader's lock, until
+/// dropped.
+struct LoaderLockHeld {
+    release: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoaderLockHeld {
+    fn take() -> LoaderLockHeld {
+        use std::sync::mpsc::{Receiver, channel};
+
+        struct Hold {
+            inside: std::sync::mpsc::Sender<()>,
+            release: Receiver<()>,
+        }
+
+        unsafe extern "C" fn hold(
+            _info: *mut nix::libc::dl_phdr_info,
+            _size: nix::libc::size_t,
+            data: *mut nix::libc::c_void,
+        ) -> nix::libc::c_int {
+            // SAFETY: `data` is the `Hold` the thread below lent to `dl_iterate_phdr`, alive
+            // for the whole call.
+            let hold = unsafe { &*data.cast::<Hold>() };
+            let _ = hold.inside.send(());
+            let _ = hold.release.recv();
+            1
+        }
+
+        let (inside, is_inside) = channel();
+        let (release, released) = channel();
+        let thread = std::thread::spawn(move || {
+            let mut state = Hold {
+                inside,
+                release: released,
+            };
+            // SAFETY: `hold` matches the callback type and only reads `state`, which outlives
+            // the call.
+            unsafe { nix::libc::dl_iterate_phdr(Some(hold), (&raw mut state).cast()) };
+        });
+        is_inside
+            .recv()
+            .expect("the thread holds the loader's lock");
+        LoaderLockHeld {
+            release,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoaderLockHeld {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

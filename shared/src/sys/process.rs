@@ -25,6 +25,8 @@ pub(crate) enum Forked {
 /// the fork (see `process::fork`); the caller's target runs under the same rule as in
 /// CPython's fork start method.
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // Read under the loader's lock here, so that no child of ours ever takes it.
+    main_image();
     // SAFETY: forwarded to the caller.
     match unsafe { nix::unistd::fork() }.map_err(io_error)? {
         ForkResult::Child => {
@@ -70,81 +72,76 @@ pub(crate) fn is_secure_execution() -> bool {
 /// Whether `address` lies in a loaded segment of the main executable, rather than in a shared
 /// library or `dlopen`ed code.
 pub(crate) fn in_main_executable(address: usize) -> bool {
-    use nix::libc::{c_int, c_void, dl_phdr_info, size_t};
-
-    /// Called for each loaded object, the main program first: looks at that one, then stops.
-    unsafe extern "C" fn first_object(
-        info: *mut dl_phdr_info,
-        _size: size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, and
-        // `data` is the `(usize, bool)` that `in_main_executable` lent it.
-        let (info, (address, found)) = unsafe { (&*info, &mut *data.cast::<(usize, bool)>()) };
-        let headers = if info.dlpi_phdr.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: `dlpi_phdr` points to the object's `dlpi_phnum` program headers.
-            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
-        };
-        *found = headers
-            .iter()
-            .filter(|header| header.p_type == nix::libc::PT_LOAD)
-            .any(|header| {
-                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-                (start..start.saturating_add(header.p_memsz as usize)).contains(address)
-            });
-        1 // a non-zero return stops the iteration
-    }
-
-    let mut data = (address, false);
-    // SAFETY: `first_object` matches the callback type and only reads what the loader passes;
-    // `data` outlives the call, which does not keep it.
-    unsafe { nix::libc::dl_iterate_phdr(Some(first_object), (&raw mut data).cast()) };
-    data.1
+    main_image()
+        .segments
+        .iter()
+        .any(|segment| segment.contains(&address))
 }
 
-/// The main executable's `.eh_frame_hdr` (its address and size, as loaded), which lists the
-/// start of every function that has unwind information: all of a Rust program's.
-fn eh_frame_header() -> Option<(usize, usize)> {
+/// The main executable as the loader mapped it, read once: it is never unloaded or moved, so
+/// what was read stays true for the life of the process.
+struct MainImage {
+    /// Its `PT_LOAD` segments, as address ranges.
+    segments: Vec<std::ops::Range<usize>>,
+    /// Its `.eh_frame_hdr` (address and size), which lists the start of every function that
+    /// has unwind information: all of a Rust program's.
+    eh_frame_header: Option<(usize, usize)>,
+}
+
+/// The cached [`MainImage`], read on first use.
+///
+/// Reading it takes the loader's lock (`dl_iterate_phdr`), which a forked child may inherit
+/// held by another thread of its parent, and glibc does not reset it in the child: a child
+/// that reads it then waits for ever. So [`fork`] reads it before forking, and every child
+/// of this crate starts with it cached, never taking that lock.
+fn main_image() -> &'static MainImage {
+    static IMAGE: std::sync::OnceLock<MainImage> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(read_main_image)
+}
+
+fn read_main_image() -> MainImage {
     use nix::libc::{c_int, c_void, dl_phdr_info, size_t};
 
     /// `PT_GNU_EH_FRAME`, the program header of `.eh_frame_hdr`.
     const PT_GNU_EH_FRAME: u32 = 0x6474_e550;
 
-    /// Called for each loaded object, the main program first: looks at that one, then stops.
+    /// Called for each loaded object, the main program first: reads that one, then stops.
     unsafe extern "C" fn first_object(
         info: *mut dl_phdr_info,
         _size: size_t,
         data: *mut c_void,
     ) -> c_int {
         // SAFETY: `dl_iterate_phdr` passes a valid `info` for the duration of the call, and
-        // `data` is the `Option<(usize, usize)>` that `eh_frame_header` lent it.
-        let (info, found) = unsafe { (&*info, &mut *data.cast::<Option<(usize, usize)>>()) };
+        // `data` is the `MainImage` that `read_main_image` lent it, used by nothing else
+        // during the call.
+        let (info, image) = unsafe { (&*info, &mut *data.cast::<MainImage>()) };
         let headers = if info.dlpi_phdr.is_null() {
             &[][..]
         } else {
             // SAFETY: `dlpi_phdr` points to the object's `dlpi_phnum` program headers.
             unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
         };
-        *found = headers
-            .iter()
-            .find(|header| header.p_type == PT_GNU_EH_FRAME)
-            .map(|header| {
-                let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-                (start, header.p_memsz as usize)
-            });
+        let at = |vaddr: u64| (info.dlpi_addr as usize).wrapping_add(vaddr as usize);
+        for header in headers {
+            let start = at(header.p_vaddr);
+            let len = header.p_memsz as usize;
+            match header.p_type {
+                nix::libc::PT_LOAD => image.segments.push(start..start.saturating_add(len)),
+                PT_GNU_EH_FRAME => image.eh_frame_header = Some((start, len)),
+                _ => {}
+            }
+        }
         1 // a non-zero return stops the iteration
     }
 
-    static HEADER: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
-    *HEADER.get_or_init(|| {
-        let mut data: Option<(usize, usize)> = None;
-        // SAFETY: `first_object` matches the callback type and only reads what the loader
-        // passes; `data` outlives the call, which does not keep it.
-        unsafe { nix::libc::dl_iterate_phdr(Some(first_object), (&raw mut data).cast()) };
-        data
-    })
+    let mut image = MainImage {
+        segments: Vec::new(),
+        eh_frame_header: None,
+    };
+    // SAFETY: `first_object` matches the callback type and only reads what the loader passes
+    // and writes `image`, which outlives the call (the loader does not keep it).
+    unsafe { nix::libc::dl_iterate_phdr(Some(first_object), (&raw mut image).cast()) };
+    image
 }
 
 /// Whether `address` is where a function of the main executable starts, by the binary-search
@@ -156,7 +153,7 @@ pub(crate) fn is_function_start(address: usize) -> bool {
     /// `DW_EH_PE_udata4`, `DW_EH_PE_datarel | DW_EH_PE_sdata4`: the table's encodings.
     const UDATA4: u8 = 0x03;
     const DATAREL_SDATA4: u8 = 0x3b;
-    let Some((header, len)) = eh_frame_header() else {
+    let Some((header, len)) = main_image().eh_frame_header else {
         return false;
     };
     // SAFETY: `[header, header + len)` is the `PT_GNU_EH_FRAME` segment of the main
