@@ -16,6 +16,7 @@
 //! A task is sent as the offset of its entry point in the executable and its arguments in
 //! MessagePack, so it must be a function item, under fork as under spawn.
 
+mod apply;
 mod callbacks;
 mod error;
 mod executor;
