@@ -422,7 +422,8 @@ impl Shared {
         }
     }
 
-    /// Tells the supervisor to look at the state again; returns within about 100 ms.
+    /// Tells the thread reading the reports to look at the state again (a `Wake` report), and
+    /// rings the supervisor in case none reads; returns within about 100 ms.
     pub(crate) fn wake(&self) {
         // A worker stopped (SIGSTOP) in the middle of a report holds the report queue's lock
         // for as long as it is stopped, and a `put` would wait as long: `put_nowait` waits
