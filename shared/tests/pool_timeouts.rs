@@ -20,6 +20,7 @@ under_every_start_method!(
     an_overdue_task_kills_its_worker_and_the_next_task_runs,
     the_tasks_beside_an_overdue_one_run_on,
     a_call_s_own_timeout_overrides_the_pool_s,
+    an_apply_async_of_its_own_timeout_fails_alone_and_the_next_call_runs,
     tasks_within_their_timeout_are_untouched,
 );
 
@@ -142,6 +143,45 @@ fn a_call_s_own_timeout_overrides_the_pool_s(method: StartMethod) {
             .map_async(square, 0..4)
             .expect("map_async");
         assert_eq!(halves.get().expect("in time"), [0, 1, 4, 9]);
+    });
+}
+
+/// `pool.task_timeout(d).apply_async(...)`: the one call has the timeout, the pool's other
+/// calls have none, and a callback hears of the timeout as the call's error.
+fn an_apply_async_of_its_own_timeout_fails_alone_and_the_next_call_runs(method: StartMethod) {
+    let (pool, started) = pool(method, 1, None);
+    within(LIMIT, move || {
+        let (told, heard) = std::sync::mpsc::channel();
+        let callbacks = shared::Callbacks::new().error_callback(move |error: PoolError| {
+            let _ = told.send(error.to_string());
+        });
+        let overdue = pool
+            .task_timeout(TIMEOUT)
+            .apply_async_with(blocks_forever, (0,), callbacks)
+            .expect("apply_async");
+        let worker = started.get_timeout(LIMIT).expect("the task starts");
+        match overdue.get() {
+            Err(PoolError::TaskTimeout { pid, timeout }) => {
+                assert_eq!((pid, timeout), (worker, TIMEOUT));
+            }
+            other => panic!("expected TaskTimeout, got {other:?}"),
+        }
+        let error = heard.recv_timeout(LIMIT).expect("the error callback ran");
+        assert!(error.contains(&worker.to_string()), "{error}");
+        // The next call runs on the worker that replaced the killed one; a call without a
+        // timeout of its own has the pool's, none.
+        assert_eq!(pool.apply(square, (7,)).expect("the pool goes on"), 49);
+        assert_eq!(
+            pool.task_timeout(TIMEOUT)
+                .apply(square, (8,))
+                .expect("within its timeout"),
+            64
+        );
+        assert!(!pool.worker_pids().contains(&worker));
+        assert!(
+            !is_there(worker),
+            "the overdue worker was killed and reaped"
+        );
     });
 }
 

@@ -14,9 +14,9 @@ use super::supervisor::{Deferred, Job, OnComplete};
 /// Exactly one of the two runs, once, in the pool's process, on the pool's supervisor thread
 /// (`pool-supervisor`, CPython's result-handler thread), and before the [`AsyncResult`]'s
 /// `get` and `wait` return, as in CPython. It runs even if the `AsyncResult` was dropped.
-/// Like CPython's, a callback should return quickly: the pool hands out no work while it
-/// runs, and a callback that waits for a result of the same pool waits for ever. A panic in
-/// a callback is caught (the panic hook prints it); the pool goes on.
+/// Like CPython's, a callback should return quickly: the callbacks run one after another,
+/// and while one runs the pool hands out work only from the threads that wait for a result.
+/// A panic in a callback is caught (the panic hook prints it); the pool goes on.
 ///
 /// [`AsyncResult`]: crate::AsyncResult
 ///

@@ -103,7 +103,7 @@ impl<T> Future<T> {
         if !shared.is_owner() {
             return false;
         }
-        let state = shared.lock();
+        let state = shared.poll();
         state.jobs.get(&self.inner.job()).is_some_and(|job| {
             job.is_complete() && matches!(job.outcome(0), Some(Outcome::Failed(Failure::Cancelled)))
         })
@@ -115,7 +115,7 @@ impl<T> Future<T> {
         if !shared.is_owner() {
             return false;
         }
-        let state = shared.lock();
+        let state = shared.poll();
         let job = self.inner.job();
         state
             .jobs
@@ -131,7 +131,7 @@ impl<T> Future<T> {
         if !shared.is_owner() {
             return false;
         }
-        let state = shared.lock();
+        let state = shared.poll();
         state
             .jobs
             .get(&self.inner.job())
@@ -142,7 +142,7 @@ impl<T> Future<T> {
     /// [`ReturnWhen::FirstException`] waits for.
     fn failed(&self) -> bool {
         let shared = self.inner.shared();
-        let state = shared.lock();
+        let state = shared.poll();
         match state.jobs.get(&self.inner.job()) {
             Some(job) if job.is_complete() => match job.outcome(0) {
                 Some(Outcome::Failed(Failure::Cancelled)) => false,
@@ -194,6 +194,9 @@ impl<T: 'static> Future<T> {
                     Box::new(move |_| Box::new(move || callback(&future)));
                 // Kept: the job is incomplete under this same lock.
                 let _ = state.on_complete(job, on_complete, false);
+                drop(state);
+                // Its result must be read even if nobody waits for it.
+                shared.poke();
                 return;
             }
         }

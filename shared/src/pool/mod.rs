@@ -6,7 +6,9 @@
 //! Each worker is a daemonic [`Process`] (fork or spawn, like any other) with a [`Queue`] of
 //! its own for orders; all of them report on one queue. A thread in the pool's process, the
 //! supervisor, hands out chunks of calls, at most [`PREFETCH`](supervisor::PREFETCH) per worker,
-//! collects the results, and watches each worker's end through its pidfd. Since the pool
+//! collects the results, and watches each worker's end through its pidfd; a caller waiting
+//! for a result while the supervisor has nothing to read reads the reports itself, so that a
+//! call made and awaited alone costs one message each way. Since the pool
 //! always knows which chunks a worker holds, a worker's death costs exactly the chunk it was
 //! running: that chunk fails with [`PoolError::WorkerDied`], the chunks queued behind it go to
 //! other workers, and a new worker takes its place.
@@ -14,6 +16,7 @@
 //! A task is sent as the offset of its entry point in the executable and its arguments in
 //! MessagePack, so it must be a function item, under fork as under spawn.
 
+mod apply;
 mod callbacks;
 mod error;
 mod executor;
@@ -473,6 +476,7 @@ impl Pool {
             Streaming::No => false,
             Streaming::IfFewChunks => items.len().div_ceil(chunksize) <= STREAMED_CHUNKS,
         };
+        let has_callbacks = extras.on_complete.is_some();
         let job = {
             let mut state = self.shared.lock();
             state.check_running()?;
@@ -507,13 +511,19 @@ impl Pool {
                     state.end_feeding(job);
                 }
                 // The chunks go to the free workers from this thread, which spares a call the
-                // round trip through the supervisor; what is left, it hands out as the workers
-                // report.
+                // round trip through the supervisor; what is left is handed out by whichever
+                // thread reads the reports as the workers report. If none does now, the
+                // supervisor is rung to: for chunks left queued, and for callbacks, which run
+                // even if nobody waits for the result. A lone call handed out whole needs no
+                // reader yet: its caller usually reads its result itself.
                 let wake = state.hand_out_from_caller();
+                let poke = state.has_pending() || has_callbacks;
                 drop(state);
                 batch_bytes = 0;
                 if wake {
                     self.shared.wake();
+                } else if poke {
+                    self.shared.poke();
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::supervisor::{Failure, Job, Outcome, Shared, State};
+use super::supervisor::{Awaiting, Failure, Job, Outcome, Shared, State};
 use super::task::ChunkResults;
 use super::worker::decode_chunk;
 use super::{CodecError, PoolError};
@@ -89,7 +89,7 @@ impl<T> AsyncResult<T> {
 
     /// Whether the result has arrived. Python: `ready()`.
     pub fn ready(&self) -> bool {
-        self.shared.is_owner() && self.is_complete(&self.shared.lock())
+        self.shared.is_owner() && self.is_complete(&self.shared.poll())
     }
 
     /// Whether every call succeeded. Python: `successful()`.
@@ -100,7 +100,7 @@ impl<T> AsyncResult<T> {
         if !self.shared.is_owner() {
             return Err(Shared::foreign());
         }
-        let state = self.shared.lock();
+        let state = self.shared.poll();
         if !self.is_complete(&state) {
             return Err(PoolError::NotReady);
         }
@@ -131,22 +131,20 @@ impl<T> AsyncResult<T> {
         }
     }
 
-    /// The state, once the job is complete or `deadline` has passed.
+    /// The state, once the job is complete or `deadline` has passed. While its outcome is
+    /// awaited, this thread reads the workers' reports itself if no other thread does: the
+    /// result then comes with no hand-off through the supervisor's thread.
     fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, State> {
-        let mut state = self.shared.lock();
-        while !self.is_complete(&state) {
-            state = match deadline {
-                None => self.shared.wait(state),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    self.shared.wait_timeout(state, left)
-                }
-            };
-        }
-        state
+        let state = self.shared.lock();
+        self.shared.wait_for(state, deadline, true, |state| {
+            match state.jobs.get(&self.job) {
+                None => Awaiting::Nothing,
+                Some(job) if job.is_ready() => Awaiting::Nothing,
+                // Its callbacks run on the supervisor's thread.
+                Some(job) if job.is_complete() => Awaiting::Supervisor,
+                Some(_) => Awaiting::Reports,
+            }
+        })
     }
 }
 
@@ -216,7 +214,18 @@ pub(crate) fn collect_streamed<V: DeserializeOwned>(
             break;
         };
         let Some(outcome) = record.take_outcome(chunk) else {
-            state = shared.wait(state);
+            // Left to the supervisor to read: this thread decodes the outcomes meanwhile.
+            state = shared.wait_for(state, None, false, |state| {
+                let arrived = state
+                    .jobs
+                    .get(&job)
+                    .is_none_or(|record| record.outcome(chunk).is_some());
+                if arrived {
+                    Awaiting::Nothing
+                } else {
+                    Awaiting::Reports
+                }
+            });
             continue;
         };
         chunk += 1;
@@ -423,16 +432,25 @@ where
                 drop(state);
                 return Some(decode_outcome(outcome.as_ref(), len));
             }
-            state = match deadline {
-                None => self.shared.wait(state),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return None;
+            }
+            let (id, ordered, next) = (self.job, self.ordered, self.yielded);
+            // Left to the supervisor to read, as for a map.
+            state = self.shared.wait_for(state, deadline, false, |state| {
+                let arrived = state.jobs.get(&id).is_none_or(|job| {
+                    if ordered {
+                        job.outcome(next).is_some()
+                    } else {
+                        !job.arrivals.is_empty()
                     }
-                    self.shared.wait_timeout(state, left)
+                });
+                if arrived {
+                    Awaiting::Nothing
+                } else {
+                    Awaiting::Reports
                 }
-            };
+            });
         }
     }
 }

@@ -33,6 +33,25 @@
 //! chunks, and none waits for a worker to act: taking an order back waits at most 100 ms for
 //! a queue lock that a stopped worker holds, and that worker is then not asked again until
 //! it is sent something.
+//!
+//! # Reading the reports
+//!
+//! One thread at a time reads the report queue and handles what it reads (the reading role,
+//! [`State::reader`]), so that reports are handled in the order the workers made them: a
+//! worker's death is handled after every result it reported. That thread is the supervisor,
+//! or a caller waiting for a call's result ([`Shared::wait_for`]): a caller who finds nobody
+//! reading reads itself, handles every report that comes (anyone's result, a death, a
+//! readiness) and dispatches as the supervisor would, until its own result is in. A call made
+//! and awaited one at a time is then one order written by the caller and one report read by
+//! it, with no hand-off to another thread of this process, as with a pipe (Python's
+//! `ProcessPoolExecutor` hands each call through two threads).
+//!
+//! The supervisor reads whenever something other than a waiting caller needs the reports
+//! ([`State::needs_reader`]: chunks held or queued, a worker starting or stopping, the pool
+//! closing); otherwise it sleeps on its [`Doorbell`], rung by whatever gives it work while no
+//! thread reads: a caller leaving the role with work in flight, a submission that leaves
+//! chunks queued or has callbacks, a worker's end (by its watcher), `close`, `terminate`.
+//! Callbacks always run on the supervisor's thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -290,6 +309,15 @@ pub(crate) struct State {
     task_timeout: Option<Duration>,
     /// Jobs completed whose callbacks have not run yet.
     callbacks_due: Vec<u64>,
+    /// A thread holds the reading role: it reads the report queue, and no other thread does
+    /// (see the module's docs).
+    reader: bool,
+    /// How many threads wait on [`Shared::changed`]: with none, nobody is notified.
+    waiters: usize,
+    /// Wakes the supervisor thread when it sleeps.
+    doorbell: Arc<Doorbell>,
+    /// The entry offset last sealed, and its seal ([`seal_of`](Self::seal_of)).
+    last_seal: Option<(u64, task::Seal)>,
 }
 
 /// The state, the condition variable that callers wait on, and the report queue.
@@ -300,6 +328,8 @@ pub(crate) struct Shared {
     /// The process whose supervisor thread keeps the state: in a forked copy of it, nothing
     /// moves the state on, and the lock may have been held by a thread that is not there.
     owner: u32,
+    /// The state's doorbell, rung without its lock.
+    doorbell: Arc<Doorbell>,
 }
 
 impl Shared {
@@ -326,11 +356,13 @@ impl Shared {
                 return Err(error);
             }
         }
+        let doorbell = Arc::clone(&state.doorbell);
         Ok(Arc::new(Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),
             reports,
             owner: std::process::id(),
+            doorbell,
         }))
     }
 
@@ -356,25 +388,42 @@ impl Shared {
     }
 
     /// Waits for the state to change; see [`lock`](Self::lock) for the poison.
-    pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
+    pub(crate) fn wait<'a>(&self, mut guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        guard.waiters += 1;
+        let mut guard = self
+            .changed
             .wait(guard)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.waiters -= 1;
+        guard
     }
 
     /// Like [`wait`](Self::wait), for at most `timeout`.
     pub(crate) fn wait_timeout<'a>(
         &self,
-        guard: MutexGuard<'a, State>,
+        mut guard: MutexGuard<'a, State>,
         timeout: std::time::Duration,
     ) -> MutexGuard<'a, State> {
-        self.changed
+        guard.waiters += 1;
+        let mut guard = self
+            .changed
             .wait_timeout(guard, timeout)
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .0
+            .0;
+        guard.waiters -= 1;
+        guard
     }
 
-    /// Tells the supervisor to look at the state again; returns within about 100 ms.
+    /// Wakes the threads waiting on [`changed`](Self::changed), if there are any (a notify
+    /// is a system call even with no waiter).
+    fn notify_waiters(&self, state: &State) {
+        if state.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Tells the thread reading the reports to look at the state again (a `Wake` report), and
+    /// rings the supervisor in case none reads; returns within about 100 ms.
     pub(crate) fn wake(&self) {
         // A worker stopped (SIGSTOP) in the middle of a report holds the report queue's lock
         // for as long as it is stopped, and a `put` would wait as long: `put_nowait` waits
@@ -385,6 +434,114 @@ impl Shared {
         // memory is corrupt, and then the supervisor's own `get` fails too and breaks the
         // pool.
         let _ = self.reports.put_nowait(Report::Wake);
+        self.doorbell.ring();
+    }
+
+    /// Tells the supervisor that there is work in flight that nobody may be waiting for (chunks
+    /// queued, callbacks): if no thread reads the reports, it does. Unlike
+    /// [`wake`](Self::wake), it does not interrupt a thread that reads now.
+    pub(crate) fn poke(&self) {
+        self.doorbell.ring();
+    }
+
+    /// The state, after handling the reports already there if no thread reads them now: what a
+    /// question that does not wait (`ready()`, `done()`) sees.
+    pub(crate) fn poll(&self) -> MutexGuard<'_, State> {
+        let mut role = Role::none(self);
+        let mut state = self.lock();
+        if !state.reader && !self.reports.empty() {
+            role.take(&mut state);
+            state = self.read_batch(state, Some(Instant::now()));
+            role.release(&mut state);
+        }
+        state
+    }
+
+    /// Waits, from `state` on, until `awaiting` says nothing more is awaited or `deadline`
+    /// passes; returns the state then. While reports are awaited and no other thread reads
+    /// them, this thread reads and handles them itself if `may_read` (a caller waiting for a
+    /// result; see the module's docs), or rings the supervisor to.
+    pub(crate) fn wait_for<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+        may_read: bool,
+        mut awaiting: impl FnMut(&State) -> Awaiting,
+    ) -> MutexGuard<'a, State> {
+        // Declared before the state's guard, so that on a panic the guard is dropped first
+        // and the role's release can take the lock.
+        let mut role = Role::none(self);
+        let mut state = state;
+        loop {
+            let awaited = awaiting(&state);
+            if awaited == Awaiting::Nothing
+                || deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                break;
+            }
+            // A finished pool has no reader any more: nothing is coming.
+            if awaited == Awaiting::Reports && state.status == Status::Finished {
+                break;
+            }
+            if awaited == Awaiting::Reports && (role.held || !state.reader) {
+                if may_read {
+                    role.take(&mut state);
+                    state = self.read_batch(state, deadline);
+                    continue;
+                }
+                self.doorbell.ring();
+            }
+            if role.held {
+                role.release(&mut state);
+            }
+            state = match deadline {
+                None => self.wait(state),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.wait_timeout(state, left)
+                }
+            };
+        }
+        if role.held {
+            role.release(&mut state);
+        }
+        state
+    }
+
+    /// With the reading role held: waits for the next report (until `deadline`, or a chunk's
+    /// deadline if earlier), then handles it and every report already behind it, kills the
+    /// workers past their chunk's deadline, dispatches, and wakes the waiters if a job moved.
+    fn read_batch<'a>(
+        &'a self,
+        state: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
+        debug_assert!(state.reader, "reading without the role");
+        let until = match (deadline, state.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        drop(state);
+        let first = match until {
+            None => Some(self.reports.get()),
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                match self.reports.get_timeout(left) {
+                    Err(GetError::Empty) => None,
+                    other => Some(other),
+                }
+            }
+        };
+        let mut state = self.lock();
+        state.handle_reports(first, &self.reports);
+        if !state.callbacks_due.is_empty() {
+            // Callbacks run on the supervisor's thread.
+            self.doorbell.ring();
+        }
+        if std::mem::take(&mut state.news) {
+            self.notify_waiters(&state);
+        }
+        state
     }
 
     /// The supervisor thread's body: handles reports until the pool is finished.
@@ -404,62 +561,146 @@ impl Shared {
     }
 
     fn supervise_until_finished(&self) {
-        // The earliest time a worker must be killed for overrunning a chunk's timeout.
-        let mut deadline: Option<Instant> = None;
+        // Before the state's guard: see `wait_for`.
+        let mut role = Role::none(self);
+        let mut state = self.lock();
         loop {
-            let first = match deadline {
-                None => Some(self.reports.get()),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match self.reports.get_timeout(left) {
-                        Err(GetError::Empty) => None,
-                        other => Some(other),
-                    }
+            if !state.callbacks_due.is_empty() {
+                // Not read meanwhile by this thread: a callback that waits for another result
+                // can read it itself.
+                if role.held {
+                    role.release(&mut state);
                 }
-            };
-            let mut state = self.lock();
-            let mut report = first;
-            // Handle every report already there under one lock, then dispatch once.
-            while let Some(next) = report.take() {
-                match next {
-                    Ok(next) => state.handle(next, &self.reports),
-                    Err(error) => {
-                        let why = format!("its report queue failed: {error:?}");
-                        state.break_pool(Failure::Broken(why));
-                        state.kill_all();
-                        state.workers.clear();
-                        break;
-                    }
-                }
-                report = match self.reports.get_nowait() {
-                    Err(GetError::Empty) => None,
-                    other => Some(other),
-                };
-            }
-            state.kill_overdue_workers(Instant::now());
-            state.dispatch();
-            deadline = state.next_deadline();
-            let finished = state.workers.is_empty() && state.status != Status::Running;
-            if finished {
-                state.status = Status::Finished;
-                state.news = true;
-            }
-            let news = std::mem::take(&mut state.news);
-            let (called, callbacks) = state.take_due_callbacks();
-            drop(state);
-            if news {
-                self.changed.notify_all();
-            }
-            if !callbacks.is_empty() {
-                // After the lock is released: a callback may use the pool (not wait for it).
+                let (called, callbacks) = state.take_due_callbacks();
+                drop(state);
+                // After the lock is released: a callback may use the pool.
                 run_callbacks(callbacks);
-                self.lock().finish_callbacks(&called);
+                state = self.lock();
+                state.finish_callbacks(&called);
                 self.changed.notify_all();
+                continue;
             }
-            if finished {
+            if state.workers.is_empty() && state.status != Status::Running {
+                if role.held {
+                    role.release(&mut state);
+                }
+                state.status = Status::Finished;
+                self.changed.notify_all();
                 return;
             }
+            if (role.held || !state.reader) && state.needs_reader(&self.reports) {
+                role.take(&mut state);
+                state = self.read_batch(state, None);
+                continue;
+            }
+            if role.held {
+                role.release(&mut state);
+            }
+            // Nothing to do, or a caller reads: sleep until rung.
+            drop(state);
+            self.doorbell.wait();
+            state = self.lock();
         }
+    }
+}
+
+/// What a thread in [`Shared::wait_for`] still waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Awaiting {
+    /// Nothing: it may go on.
+    Nothing,
+    /// Reports from the workers (a chunk's outcome).
+    Reports,
+    /// The supervisor: a complete job's callbacks to run.
+    Supervisor,
+}
+
+/// The reading role as one thread holds it; released on drop (a panic while handling a
+/// report must not leave the role held, and every later waiter stuck).
+struct Role<'a> {
+    shared: &'a Shared,
+    held: bool,
+}
+
+impl<'a> Role<'a> {
+    fn none(shared: &'a Shared) -> Self {
+        Role {
+            shared,
+            held: false,
+        }
+    }
+
+    /// Takes the role, if it is free or already this thread's.
+    fn take(&mut self, state: &mut State) {
+        debug_assert!(self.held || !state.reader, "the role is another thread's");
+        state.reader = true;
+        self.held = true;
+    }
+
+    /// Gives the role up: a thread waiting may take it, and the supervisor is rung if
+    /// something still needs a reader (or its callbacks are due).
+    fn release(&mut self, state: &mut State) {
+        state.reader = false;
+        self.held = false;
+        self.shared.notify_waiters(state);
+        if !state.callbacks_due.is_empty() || state.needs_reader(&self.shared.reports) {
+            self.shared.doorbell.ring();
+        }
+    }
+}
+
+impl Drop for Role<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let mut state = self.shared.lock();
+            self.release(&mut state);
+        }
+    }
+}
+
+/// Where the supervisor thread sleeps when it has nothing to do. A ring is kept until the
+/// supervisor next looks, so that none is lost between its last look and its sleep; ringing
+/// makes a system call only when it sleeps.
+#[derive(Default)]
+pub(crate) struct Doorbell {
+    bell: Mutex<Bell>,
+    rung_cv: Condvar,
+}
+
+#[derive(Default)]
+struct Bell {
+    rung: bool,
+    sleeping: bool,
+}
+
+impl Doorbell {
+    fn lock(&self) -> MutexGuard<'_, Bell> {
+        // Two flags, each written whole: a panic elsewhere leaves them consistent.
+        self.bell
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn ring(&self) {
+        let mut bell = self.lock();
+        bell.rung = true;
+        if bell.sleeping {
+            self.rung_cv.notify_one();
+        }
+    }
+
+    /// Sleeps until rung (at once if rung since the last call).
+    fn wait(&self) {
+        let mut bell = self.lock();
+        while !bell.rung {
+            bell.sleeping = true;
+            bell = self
+                .rung_cv
+                .wait(bell)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            bell.sleeping = false;
+        }
+        bell.rung = false;
     }
 }
 
@@ -495,7 +736,57 @@ impl State {
             news: false,
             task_timeout: None,
             callbacks_due: Vec::new(),
+            reader: false,
+            waiters: 0,
+            doorbell: Arc::default(),
+            last_seal: None,
         }
+    }
+
+    /// Handles `first` (a report received, or `None` if the wait for one timed out) and
+    /// every report already behind it, then kills the workers past their chunk's deadline and
+    /// dispatches. Called with the reading role held.
+    fn handle_reports(&mut self, first: Option<Result<Report, GetError>>, reports: &Queue<Report>) {
+        let mut report = first;
+        while let Some(next) = report.take() {
+            match next {
+                Ok(next) => self.handle(next, reports),
+                Err(error) => {
+                    let why = format!("its report queue failed: {error:?}");
+                    self.break_pool(Failure::Broken(why));
+                    self.kill_all();
+                    self.workers.clear();
+                    break;
+                }
+            }
+            report = match reports.get_nowait() {
+                Err(GetError::Empty) => None,
+                other => Some(other),
+            };
+        }
+        self.kill_overdue_workers(Instant::now());
+        self.dispatch();
+    }
+
+    /// Whether a thread must read the reports even if no caller waits for one: chunks are
+    /// held or queued (their results must be handled, and queued ones dispatched as workers
+    /// become free), a worker is starting or stopping (its readiness or end is coming), the
+    /// pool is closing, or reports wait.
+    pub(crate) fn needs_reader(&self, reports: &Queue<Report>) -> bool {
+        self.status != Status::Running
+            || !self.pending.is_empty()
+            || self.workers.iter().any(|worker| {
+                !worker.ready
+                    || worker.stopping
+                    || worker.budget == Some(0)
+                    || !worker.held.is_empty()
+            })
+            || !reports.empty()
+    }
+
+    /// Whether chunks wait in the pool's queue for a worker.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Registers a new job with its chunks queued; returns its id. A `streaming` job's
@@ -518,12 +809,28 @@ impl State {
         job
     }
 
+    /// The seal of `entry`'s orders: an HMAC, computed once for a run of calls of one task
+    /// (calls made one at a time would otherwise pay it each).
+    fn seal_of(&mut self, entry: u64) -> task::Seal {
+        match self.last_seal {
+            Some((sealed, seal)) if sealed == entry => seal,
+            _ => {
+                let seal = task::seal(&self.token, entry);
+                self.last_seal = Some((entry, seal));
+                seal
+            }
+        }
+    }
+
     /// Queues more chunks of `job`.
     pub(crate) fn add_chunks(&mut self, job: u64, entry: u64, chunks: Vec<(usize, Vec<u8>)>) {
+        if !self.jobs.contains_key(&job) {
+            return;
+        }
+        let seal = self.seal_of(entry);
         let Some(record) = self.jobs.get_mut(&job) else {
             return;
         };
-        let seal = task::seal(&self.token, entry);
         for (len, args) in chunks {
             let chunk = record.add_chunk(len);
             let run = Run {
@@ -786,7 +1093,7 @@ impl State {
         let mut process = (self.factory)(setup);
         process.start()?;
         let pid = process.pid().unwrap_or(0);
-        if let Err(error) = watch(&process, id, reports) {
+        if let Err(error) = watch(&process, id, reports, Arc::clone(&self.doorbell)) {
             let _ = process.kill();
             let _ = process.join();
             return Err(error.into());
@@ -829,10 +1136,11 @@ impl State {
     }
 
     /// [`hand_out_pending`](Self::hand_out_pending) from a caller's thread, as it submits
-    /// work; returns whether the supervisor must look at the state too: the pool is not
-    /// running, a chunk's clock started (the supervisor waits for deadlines), or callbacks
-    /// are due. Chunks left pending need no wake-up: every worker that is not free will
-    /// report (a result, its readiness or its end), and the supervisor dispatches then.
+    /// work; returns whether the thread reading the reports must look at the state at once:
+    /// the pool is not running, a chunk's clock started (the reader waits for deadlines), or
+    /// callbacks are due. Chunks left pending need no such wake-up (every worker that is not
+    /// free will report, and the reader dispatches then), only a reader: see
+    /// [`Shared::poke`].
     pub(crate) fn hand_out_from_caller(&mut self) -> bool {
         if self.status != Status::Running || self.broken.is_some() {
             return true;
@@ -1328,8 +1636,14 @@ impl Worker {
     }
 }
 
-/// Starts a thread that reports the end of `process` on `reports`.
-fn watch(process: &Process, id: WorkerId, reports: &Queue<Report>) -> std::io::Result<()> {
+/// Starts a thread that reports the end of `process` on `reports`, and rings `doorbell` so
+/// that the supervisor reads it if no other thread does.
+fn watch(
+    process: &Process,
+    id: WorkerId,
+    reports: &Queue<Report>,
+    doorbell: Arc<Doorbell>,
+) -> std::io::Result<()> {
     let exited = process
         .exit_notifier()
         .ok_or_else(|| std::io::Error::other("the worker did not start"))?;
@@ -1343,6 +1657,7 @@ fn watch(process: &Process, id: WorkerId, reports: &Queue<Report>) -> std::io::R
             // waits for the end itself.
             while let Ok(false) = sys::fd::wait_readable(exited.as_fd(), None) {}
             let _ = reports.put(Report::Exited { worker: id });
+            doorbell.ring();
         })?;
     Ok(())
 }
