@@ -94,6 +94,9 @@ pub(crate) struct Ledger {
     terminated: HashSet<u64>,
     /// Callbacks of jobs that have settled, for the progress thread to run.
     due: Vec<Callback>,
+    /// Whether something a caller may wait for happened since the last look: a job settled,
+    /// or a chunk of an `imap` (whose iterator takes chunk by chunk) came back.
+    awaited: bool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -119,6 +122,7 @@ impl Ledger {
             broken: None,
             terminated: HashSet::new(),
             due: Vec::new(),
+            awaited: false,
         }
     }
 
@@ -228,6 +232,12 @@ impl Ledger {
         }
     }
 
+    /// Whether a job settled or an `imap`'s chunk came back since the last call: only then
+    /// is a waiting caller worth waking (a `map` of 20 000 chunks wakes its caller once).
+    pub(crate) fn take_awaited(&mut self) -> bool {
+        std::mem::take(&mut self.awaited)
+    }
+
     /// The callbacks of the jobs settled since the last call, in the order they were added.
     pub(crate) fn take_due(&mut self) -> Vec<Callback> {
         std::mem::take(&mut self.due)
@@ -328,6 +338,7 @@ impl Ledger {
             self.fail(&run, Failure::Broken(why.clone()));
         }
         self.broken.get_or_insert(why);
+        self.awaited = true;
     }
 
     /// Drops the pending chunks of pool `pool`'s jobs, failing them with
@@ -388,6 +399,7 @@ impl Ledger {
         if record.unsettled == 0 {
             self.due.append(&mut record.callbacks);
         }
+        self.awaited |= record.unsettled == 0 || record.lazy;
     }
 }
 

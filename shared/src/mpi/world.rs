@@ -141,8 +141,10 @@ fn progress_loop() {
         let moved = state.progress();
         let due = state.ledger.take_due();
         let busy = state.ledger.any_held();
-        if moved {
+        if state.ledger.take_awaited() {
             SETTLED.notify_all();
+        }
+        if moved {
             backoff.reset();
         }
         if !due.is_empty() {
@@ -170,35 +172,39 @@ fn run_callbacks(callbacks: Vec<super::ledger::Callback>) {
     }
 }
 
-/// How long the progress thread waits between polls while ranks are busy and nothing came:
-/// a few yields first (a report of a short task is near), then from 16 µs doubling to 1 ms
-/// (mpi4py's `Backoff` goes from 1 µs to 1 ms; a sleep shorter than the kernel's 50 µs timer
-/// slack costs as much as 50 µs anyway). A new chunk ends the wait at once.
+/// How the progress thread waits between polls while ranks are busy and nothing came: it
+/// yields the CPU for the first millisecond (a short task's report is near, and on a machine
+/// with more ranks than CPUs the yield lets them run), then sleeps from 50 µs doubling to
+/// 1 ms, as mpi4py's `Backoff` does, so a long task costs rank 0 little CPU. A new chunk ends
+/// a sleep at once.
 #[derive(Default)]
 struct Backoff {
-    empty_polls: u32,
+    /// When the polls began to come back empty.
+    idle_since: Option<Instant>,
+    sleeps: u32,
 }
 
 impl Backoff {
-    const YIELDS: u32 = 32;
-    const MAX_SHIFT: u32 = 6;
+    const YIELD_FOR: Duration = Duration::from_millis(1);
+    const FIRST_SLEEP: Duration = Duration::from_micros(50);
+    const MAX_DOUBLINGS: u32 = 4;
 
     fn reset(&mut self) {
-        self.empty_polls = 0;
+        *self = Backoff::default();
     }
 
     fn wait(
         &mut self,
         root: MutexGuard<'static, Option<Root>>,
     ) -> MutexGuard<'static, Option<Root>> {
-        self.empty_polls = self.empty_polls.saturating_add(1);
-        if self.empty_polls <= Self::YIELDS {
+        let idle_since = *self.idle_since.get_or_insert_with(Instant::now);
+        if idle_since.elapsed() < Self::YIELD_FOR {
             drop(root);
             std::thread::yield_now();
             return self::root();
         }
-        let shift = (self.empty_polls - Self::YIELDS).min(Self::MAX_SHIFT);
-        let pause = Duration::from_micros(16 << shift);
+        let pause = Self::FIRST_SLEEP * (1 << self.sleeps.min(Self::MAX_DOUBLINGS));
+        self.sleeps = self.sleeps.saturating_add(1);
         let (root, _) = WORK
             .wait_timeout(root, pause)
             .unwrap_or_else(PoisonError::into_inner);
