@@ -11,11 +11,11 @@
 //! # Who talks to the worker ranks
 //! One thread of rank 0, the progress thread (mpi4py's manager thread), started with the
 //! first pool: it sends the orders, takes in the reports and runs the executor's done
-//! callbacks. It never blocks inside MPI: it polls for reports, backing off from a yield to a
-//! millisecond while ranks are busy (as mpi4py's `Backoff`), and sleeps on [`WORK`] when no
-//! rank is. So the lock on rank 0's state is only held for moments, and a caller waiting for
-//! a result (on [`SETTLED`], with or without a deadline) never waits for a rank to answer
-//! before it can give up. Every MPI call is made under that lock, as
+//! callbacks. It never blocks inside MPI: it polls for reports, backing off from yields to
+//! sleeps of up to a millisecond while ranks are busy (as mpi4py's `Backoff`), and sleeps on
+//! [`WORK`] when no rank is. So the lock on rank 0's state is only held for moments, and a
+//! caller waiting for a result (on [`SETTLED`], with or without a deadline) never waits for a
+//! rank to answer before it can give up. Every MPI call is made under that lock, as
 //! `MPI_THREAD_SERIALIZED` asks.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -173,8 +173,9 @@ fn run_callbacks(callbacks: Vec<super::ledger::Callback>) {
 }
 
 /// How the progress thread waits between polls while ranks are busy and nothing came: it
-/// yields the CPU for the first millisecond (a short task's report is near, and on a machine
-/// with more ranks than CPUs the yield lets them run), then sleeps from 50 µs doubling to
+/// yields the CPU for the first 20 ms (a short task's report is near, and on a machine with
+/// more ranks than CPUs the yield lets them run; on a loaded machine a round trip can take
+/// milliseconds, and a sleep then would add its own), then sleeps from 50 µs doubling to
 /// 1 ms, as mpi4py's `Backoff` does, so a long task costs rank 0 little CPU. A new chunk ends
 /// a sleep at once.
 #[derive(Default)]
@@ -185,7 +186,7 @@ struct Backoff {
 }
 
 impl Backoff {
-    const YIELD_FOR: Duration = Duration::from_millis(1);
+    const YIELD_FOR: Duration = Duration::from_millis(20);
     const FIRST_SLEEP: Duration = Duration::from_micros(50);
     const MAX_DOUBLINGS: u32 = 4;
 
