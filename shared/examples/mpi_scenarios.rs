@@ -3,8 +3,13 @@
 //! Every line it prints is one the test checks.
 
 use std::error::Error;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use shared::{MpiPool, Pool, PoolError, StartMethod};
+use shared::futures::{ReturnWhen, as_completed, wait};
+use shared::{MpiPool, MpiPoolExecutor, Pool, PoolError, ProcessPoolExecutor, StartMethod};
 
 fn quadrado(numero: u64) -> u64 {
     numero * numero
@@ -44,6 +49,17 @@ fn pid(_: u64) -> u32 {
     std::process::id()
 }
 
+/// Keeps its rank busy until rank 0 opens the gate at `caminho` (see [`Portao`]); returns
+/// its process id.
+fn espera(caminho: String) -> Result<u32, String> {
+    let mut conexao = UnixStream::connect(&caminho).map_err(|e| format!("{caminho}: {e}"))?;
+    let mut byte = [0u8; 1];
+    conexao
+        .read_exact(&mut byte)
+        .map_err(|e| format!("{caminho}: {e}"))?;
+    Ok(std::process::id())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     shared::init()?;
     let scenario = std::env::args().nth(1).unwrap_or_default();
@@ -53,6 +69,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         "worker-dies" => worker_dies(),
         "return-while-running" => return_while_running(),
         "forged-order" => forged_order(std::env::args().nth(2).unwrap_or_default()),
+        "get-timeout" => get_timeout(),
+        "executor" => executor(),
+        "executor-cancel" => executor_cancel(),
         "no-pool" => {
             println!("rank 0 made no pool");
             Ok(())
@@ -228,6 +247,239 @@ fn return_while_running() -> Result<(), Box<dyn Error>> {
     std::mem::forget((pool, unread, also_unread));
     println!("rank 0 returns without waiting");
     Ok(())
+}
+
+/// A gate that keeps worker ranks busy, without a sleep: each [`espera`] task connects to
+/// rank 0's socket and waits for a byte. Once rank 0 has accepted `n` connections, `n`
+/// ranks are inside a task, and stay there until [`Portao::abrir`]. (The ranks run on this
+/// one machine, as `mpirun -n 3` starts them here.)
+struct Portao {
+    caminho: PathBuf,
+    ouvinte: UnixListener,
+    conexoes: Vec<UnixStream>,
+}
+
+impl Portao {
+    fn novo(nome: &str) -> Result<Portao, Box<dyn Error>> {
+        let caminho =
+            std::env::temp_dir().join(format!("shared-mpi-{}-{nome}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&caminho);
+        let ouvinte = UnixListener::bind(&caminho)?;
+        Ok(Portao {
+            caminho,
+            ouvinte,
+            conexoes: Vec::new(),
+        })
+    }
+
+    fn caminho(&self) -> String {
+        self.caminho.display().to_string()
+    }
+
+    /// Waits until `n` more tasks are inside [`espera`].
+    fn aguardar(&mut self, n: usize) -> Result<(), Box<dyn Error>> {
+        for _ in 0..n {
+            self.conexoes.push(self.ouvinte.accept()?.0);
+        }
+        Ok(())
+    }
+
+    /// Lets every task inside [`espera`] return.
+    fn abrir(&mut self) -> Result<(), Box<dyn Error>> {
+        for mut conexao in self.conexoes.drain(..) {
+            conexao.write_all(&[1])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Portao {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.caminho);
+    }
+}
+
+/// `get_timeout`, `wait_timeout` and `next_timeout` give up in time while both ranks are
+/// busy, and lose nothing: the results come once the ranks are free.
+fn get_timeout() -> Result<(), Box<dyn Error>> {
+    let pool = MpiPool::new()?;
+    let mut portao = Portao::novo("get-timeout")?;
+    let primeiro = pool.apply_async(espera, (portao.caminho(),))?;
+    let segundo = pool.apply_async(espera, (portao.caminho(),))?;
+    portao.aguardar(2)?;
+    let na_fila = pool.apply_async(quadrado, (4,))?;
+    let mut lazy = pool.imap(quadrado, 0..3)?;
+    let curto = Duration::from_millis(50);
+    println!("running: {}", error_text(primeiro.get_timeout(curto)));
+    println!("queued: {}", error_text(na_fila.get_timeout(curto)));
+    println!(
+        "queued wait_timeout: {}, ready: {}",
+        na_fila.wait_timeout(curto),
+        na_fila.ready()
+    );
+    let next = lazy.next_timeout(curto).map(error_text);
+    println!("imap next_timeout: {next:?}");
+    portao.abrir()?;
+    let pids = [primeiro.get()?, segundo.get()?];
+    println!(
+        "then: {}, pids differ: {}",
+        na_fila.get()?,
+        pids[0] != pids[1]
+    );
+    let rest: Vec<u64> = lazy.collect::<Result<_, _>>()?;
+    println!("imap then: {rest:?}");
+    println!(
+        "get_timeout of a finished call: {:?}",
+        na_fila.get_timeout(Duration::ZERO)
+    );
+    Ok(())
+}
+
+/// The executor's results beside the local executor's, its futures' states, a panicking
+/// task, done callbacks, `as_completed` and `wait`.
+fn executor() -> Result<(), Box<dyn Error>> {
+    let mpi = MpiPoolExecutor::new()?;
+    let local = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .mp_context(StartMethod::Fork)
+        .build()?;
+    check(
+        "submit",
+        mpi.submit(soma, (1, 2, 3))?.result()?,
+        local.submit(soma, (1, 2, 3))?.result()?,
+    );
+    let got: Vec<u64> = mpi.map(quadrado, 0..100)?.collect::<Result<_, _>>()?;
+    let want: Vec<u64> = local.map(quadrado, 0..100)?.collect::<Result<_, _>>()?;
+    check("map", got, want);
+    let minute = Some(Duration::from_secs(60));
+    let got: Vec<u64> = mpi
+        .map_with(quadrado, 0..100, 7, minute)?
+        .collect::<Result<_, _>>()?;
+    let want: Vec<u64> = local
+        .map_with(quadrado, 0..100, 7, minute)?
+        .collect::<Result<_, _>>()?;
+    check("map_with(7, 60 s)", got, want);
+    let got: Vec<String> = mpi.map(falha_no_tres, 2..5)?.map(item_text).collect();
+    let want: Vec<String> = local.map(falha_no_tres, 2..5)?.map(item_text).collect();
+    check("map with an Err", got, want);
+    check(
+        "map chunksize 0",
+        error_text(mpi.map_with(quadrado, 0..3, 0, None)),
+        error_text(local.map_with(quadrado, 0..3, 0, None)),
+    );
+    let panicked = mpi.submit(panico_no_cinco, (5,))?;
+    let error = panicked.result().unwrap_err();
+    println!("panic: is a task error: {}", error.is_task_error());
+    println!(
+        "panic: exception is the same: {}",
+        panicked.exception().map(|e| e.to_string()) == Some(error.to_string())
+    );
+    let next = mpi.submit(quadrado, (6,))?;
+    println!("after the panic: {}", next.result()?);
+    println!(
+        "finished future: done {}, running {}, cancelled {}",
+        next.done(),
+        next.running(),
+        next.cancelled()
+    );
+    let (enviar, receber) = std::sync::mpsc::channel();
+    let future = mpi.submit(quadrado, (21,))?;
+    future.add_done_callback(move |f| enviar.send(f.result().ok()).unwrap_or(()));
+    println!("callback: {:?}", receber.recv()?);
+    let futures: Vec<_> = (0..6)
+        .map(|x| mpi.submit(quadrado, (x,)))
+        .collect::<Result<_, _>>()?;
+    let mut completed = Vec::new();
+    for future in as_completed(&futures, None) {
+        completed.push(future?.result()?);
+    }
+    completed.sort_unstable();
+    println!("as_completed: {completed:?}");
+    let mixed = [
+        mpi.submit(falha_no_tres, (3,))?,
+        mpi.submit(falha_no_tres, (4,))?,
+    ];
+    let all = wait(&mixed, None, ReturnWhen::AllCompleted);
+    let first_failure = wait(&mixed, None, ReturnWhen::FirstException);
+    println!(
+        "wait: {} done, {} not done; first exception: {} done",
+        all.done.len(),
+        all.not_done.len(),
+        first_failure.done.len()
+    );
+    mpi.shutdown(true, false)?;
+    local.shutdown(true, false)?;
+    check(
+        "submit after shutdown",
+        error_text(mpi.submit(quadrado, (1,))),
+        error_text(local.submit(quadrado, (1,))),
+    );
+    println!("executor: done");
+    Ok(())
+}
+
+/// A call no rank has been given can be cancelled; one running cannot; `shutdown` with
+/// `cancel_futures` cancels every call still queued.
+fn executor_cancel() -> Result<(), Box<dyn Error>> {
+    let executor = MpiPoolExecutor::new()?;
+    let mut portao = Portao::novo("executor-cancel")?;
+    let ocupados = [
+        executor.submit(espera, (portao.caminho(),))?,
+        executor.submit(espera, (portao.caminho(),))?,
+    ];
+    portao.aguardar(2)?;
+    let na_fila = executor.submit(quadrado, (9,))?;
+    println!(
+        "queued: running {}, done {}",
+        na_fila.running(),
+        na_fila.done()
+    );
+    println!(
+        "busy: running {}, cancel {}",
+        ocupados[0].running(),
+        ocupados[0].cancel()
+    );
+    println!(
+        "result_timeout of a busy one: {}",
+        error_text(ocupados[1].result_timeout(Duration::from_millis(50)))
+    );
+    let (enviar, receber) = std::sync::mpsc::channel();
+    na_fila.add_done_callback(move |f| enviar.send(f.cancelled()).unwrap_or(()));
+    println!("cancel: {}", na_fila.cancel());
+    println!(
+        "cancelled: {}, done {}, result: {}, callback saw cancelled: {}",
+        na_fila.cancelled(),
+        na_fila.done(),
+        error_text(na_fila.result()),
+        receber.recv()?
+    );
+    println!("cancel again: {}", na_fila.cancel());
+    let fila: Vec<_> = (0..3)
+        .map(|x| executor.submit(quadrado, (x,)))
+        .collect::<Result<_, _>>()?;
+    executor.shutdown(false, true)?;
+    let results: Vec<String> = fila.iter().map(|f| error_text(f.result())).collect();
+    println!("shutdown(cancel_futures): {results:?}");
+    println!(
+        "submit after shutdown: {}",
+        error_text(executor.submit(quadrado, (1,)))
+    );
+    portao.abrir()?;
+    let pids: Vec<u32> = ocupados
+        .iter()
+        .map(|f| f.result())
+        .collect::<Result<_, _>>()?;
+    println!("the busy ones then: {} results", pids.len());
+    executor.shutdown(true, false)?;
+    println!("executor-cancel: done");
+    Ok(())
+}
+
+fn item_text(item: Result<u64, PoolError>) -> String {
+    match item {
+        Ok(value) => value.to_string(),
+        Err(error) => error.to_string(),
+    }
 }
 
 fn check<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) {

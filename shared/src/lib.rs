@@ -148,7 +148,7 @@
 //! | an exception raised by a task, re-raised by `get()` | [`PoolError::Task`] with its message; a panic too |
 //! | `multiprocessing.TimeoutError` | [`PoolError::Timeout`] |
 //! | `multiprocessing.pool.MaybeEncodingError` (a result that does not pickle) | [`PoolError::Encoding`], with the encoder's [`CodecError`]; that call fails, the pool goes on |
-//! | `mpi4py.futures.MPIPoolExecutor` under `mpirun`/`srun` (ranks as workers, beyond one machine) | `MpiPool`, with the feature `mpi`: the `Pool` methods over an MPI job's ranks (see [Beyond one machine](#beyond-one-machine)) |
+//! | `mpi4py.futures.MPIPoolExecutor` under `mpirun`/`srun` (ranks as workers, beyond one machine) | `MpiPoolExecutor`, with the feature `mpi`: the [`ProcessPoolExecutor`] methods over an MPI job's ranks; `MpiPool`, the `Pool` methods over them (see [Beyond one machine](#beyond-one-machine)) |
 //! | `apply_async(f, args, callback=cb, error_callback=ecb)`, the same on `map_async`, `starmap_async` | [`Pool::apply_async_with`]`(f, args, `[`Callbacks`]`::new().callback(cb).error_callback(ecb))`, [`Pool::map_async_with`], [`Pool::starmap_async_with`]; run on the pool's supervisor thread |
 //! | a per-task timeout (pebble's `ProcessPool(timeout=…)`; CPython has none) | [`PoolBuilder::task_timeout`], [`Pool::task_timeout`] / [`Chunked::task_timeout`] for one call (`pool.task_timeout(d).apply_async(f, args)`, [`Chunked::apply_async`], or a map); [`PoolError::TaskTimeout`] names the killed worker |
 //! | `concurrent.futures.ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new`]; dropping it is leaving `with ProcessPoolExecutor() as ex:` |
@@ -515,7 +515,8 @@
 //! # Beyond one machine
 //!
 //! With the cargo feature `mpi` (off by default; it links Open MPI or MPICH through rsmpi and
-//! needs libclang to build), `MpiPool` runs the pool's calls on the ranks of an MPI job: start
+//! needs libclang to build), `MpiPool` and `MpiPoolExecutor` run the pool's and the
+//! executor's calls on the ranks of an MPI job: start
 //! the program with `mpirun -n N program` (on several hosts: `mpirun --hostfile hosts -n N
 //! program`, the hostfile listing `node1 slots=4` lines; under Slurm: `srun -n N program`),
 //! with the same executable at the same path on every host, since a task crosses as its entry
@@ -694,7 +695,10 @@ mod timeline;
 mod wire;
 
 #[cfg(feature = "mpi")]
-pub use crate::mpi::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
+pub use crate::mpi::{
+    MpiAsyncResult, MpiChunked, MpiExecutorMap, MpiExecutorMapOf, MpiFuture, MpiIMap, MpiIMapOf,
+    MpiMapResult, MpiPool, MpiPoolExecutor,
+};
 pub use connection::{
     Address, AuthenticationError, Client, ConnectError, Connection, DEFAULT_MAX_MESSAGE_SIZE,
     HANDSHAKE_TIMEOUT, Listener, MAX_HANDSHAKE_MESSAGE, MAX_HANDSHAKES, Pipe, READ_AHEAD,
@@ -719,9 +723,11 @@ pub use pool::{
 /// functions over many futures. [`futures::wait`] is Python's `concurrent.futures.wait` (the
 /// crate's root [`wait`] is `multiprocessing.connection.wait`).
 pub mod futures {
+    #[cfg(feature = "mpi")]
+    pub use crate::mpi::{MpiExecutorMap, MpiFuture, MpiPoolExecutor};
     pub use crate::pool::{
-        AsCompleted, DoneAndNotDone, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor,
-        ReturnWhen, as_completed, wait,
+        AsCompleted, DoneAndNotDone, ExecutorBuilder, ExecutorMap, Future, PoolFuture,
+        ProcessPoolExecutor, ReturnWhen, as_completed, wait,
     };
 }
 /// The pool names the spawn payload's entries and `recreate` by this path.

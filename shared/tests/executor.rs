@@ -303,7 +303,7 @@ fn wait_returns_when_asked(method: StartMethod) {
         let all = wait(&futures, None, ReturnWhen::AllCompleted);
         assert_eq!((all.done.len(), all.not_done.len()), (2, 0));
         assert!(
-            wait::<u64>(&[], None, ReturnWhen::FirstCompleted)
+            wait::<Future<u64>>(&[], None, ReturnWhen::FirstCompleted)
                 .done
                 .is_empty()
         );

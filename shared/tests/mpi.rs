@@ -265,3 +265,73 @@ fn without_mpirun_the_program_runs_alone_and_a_pool_says_why_it_cannot_start() {
     let stderr = text(&output.stderr);
     assert!(stderr.contains("not rank 0 of an MPI job"), "{stderr}");
 }
+
+/// Issue 26: `get_timeout`, `wait_timeout` and `next_timeout` return in bounded time while
+/// both worker ranks are inside a task (held there by a socket rank 0 has not answered yet),
+/// and lose nothing: once the ranks are free every result arrives.
+#[test]
+fn timeouts_give_up_in_time_while_the_ranks_are_busy_and_lose_nothing() {
+    let lines = lines_of(&mpirun("get-timeout"), 0);
+    assert_eq!(
+        lines,
+        [
+            "running: the result did not arrive in time",
+            "queued: the result did not arrive in time",
+            "queued wait_timeout: false, ready: false",
+            r#"imap next_timeout: Some("the result did not arrive in time")"#,
+            "then: 16, pids differ: true",
+            "imap then: [0, 1, 4]",
+            "get_timeout of a finished call: Ok(16)",
+        ]
+    );
+}
+
+/// The executor over MPI gives the local executor's results, in order; a panicking task
+/// fails its own future and the next call runs; done callbacks, `as_completed` and `wait`
+/// take its futures.
+#[test]
+fn the_mpi_executor_gives_the_local_executors_results() {
+    let lines = lines_of(&mpirun("executor"), 0);
+    assert_eq!(
+        lines,
+        [
+            "submit: same as the local pool",
+            "map: same as the local pool",
+            "map_with(7, 60 s): same as the local pool",
+            "map with an Err: same as the local pool",
+            "map chunksize 0: same as the local pool",
+            "panic: is a task error: true",
+            "panic: exception is the same: true",
+            "after the panic: 36",
+            "finished future: done true, running false, cancelled false",
+            "callback: Some(441)",
+            "as_completed: [0, 1, 4, 9, 16, 25]",
+            "wait: 2 done, 0 not done; first exception: 2 done",
+            "submit after shutdown: same as the local pool",
+            "executor: done",
+        ]
+    );
+}
+
+/// With both ranks held inside a task, a call still queued is cancelled (its callback runs,
+/// its result is `Cancelled`) while a running one is not; `shutdown(cancel_futures)` cancels
+/// every queued call, and the running ones still finish.
+#[test]
+fn the_mpi_executor_cancels_only_calls_no_rank_was_given() {
+    let lines = lines_of(&mpirun("executor-cancel"), 0);
+    assert_eq!(
+        lines,
+        [
+            "queued: running false, done false",
+            "busy: running true, cancel false",
+            "result_timeout of a busy one: the result did not arrive in time",
+            "cancel: true",
+            "cancelled: true, done true, result: the task was cancelled, callback saw cancelled: true",
+            "cancel again: true",
+            r#"shutdown(cancel_futures): ["the task was cancelled", "the task was cancelled", "the task was cancelled"]"#,
+            "submit after shutdown: Pool not running",
+            "the busy ones then: 2 results",
+            "executor-cancel: done",
+        ]
+    );
+}

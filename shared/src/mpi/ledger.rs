@@ -30,6 +30,8 @@ pub(crate) enum Failure {
     Arguments(String),
     /// The pool was terminated before the chunk ran.
     Terminated,
+    /// The call was cancelled before a rank was given it (an executor's future).
+    Cancelled,
 }
 
 impl Failure {
@@ -39,23 +41,45 @@ impl Failure {
             Failure::Encoding(why) => PoolError::Encoding(CodecError::new(why.clone())),
             Failure::Arguments(why) => PoolError::Arguments(CodecError::new(why.clone())),
             Failure::Terminated => PoolError::Terminated,
+            Failure::Cancelled => PoolError::Cancelled,
         }
     }
 }
 
-/// One call of the pool (a `map`, an `apply`, an `imap`): its chunks' sizes and outcomes.
-#[derive(Debug, Default)]
+/// A done callback of an executor's future, run by the progress thread without the lock.
+pub(crate) type Callback = Box<dyn FnOnce() + Send>;
+
+/// One call of the pool (a `map`, an `apply`, an `imap`, an executor's `submit`): its
+/// chunks' sizes and outcomes.
+#[derive(Default)]
 pub(crate) struct Job {
     /// The [`MpiPool`](super::MpiPool) that made it.
     pub(crate) pool: u64,
+    /// Whether its chunks are added as its input is read (an `imap`): it cannot be
+    /// cancelled, as it has no end yet.
+    pub(crate) lazy: bool,
     /// How many items each chunk holds, in input order.
     pub(crate) chunk_lens: Vec<usize>,
     /// The outcomes that arrived and were not taken yet.
     pub(crate) outcomes: BTreeMap<u64, Outcome>,
+    /// How many of its chunks have no outcome yet (pending or running).
+    unsettled: usize,
+    /// What to run once no chunk is unsettled.
+    callbacks: Vec<Callback>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("pool", &self.pool)
+            .field("chunk_lens", &self.chunk_lens)
+            .field("unsettled", &self.unsettled)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Rank 0's view of the work.
-#[derive(Debug)]
 pub(crate) struct Ledger {
     /// What each worker rank holds, at index `rank - 1`: at most one chunk, so that rank 0
     /// sends an order only to a rank waiting in its receive (see `world`).
@@ -68,6 +92,23 @@ pub(crate) struct Ledger {
     pub(crate) broken: Option<String>,
     /// The pools terminated: a chunk of theirs read later (an `imap`'s) fails at once.
     terminated: HashSet<u64>,
+    /// Callbacks of jobs that have settled, for the progress thread to run.
+    due: Vec<Callback>,
+    /// Whether something a caller may wait for happened since the last look: a job settled,
+    /// or a chunk of an `imap` (whose iterator takes chunk by chunk) came back.
+    awaited: bool,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("held", &self.held)
+            .field("pending", &self.pending.len())
+            .field("jobs", &self.jobs)
+            .field("broken", &self.broken)
+            .field("due", &self.due.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ledger {
@@ -80,6 +121,8 @@ impl Ledger {
             next_job: 0,
             broken: None,
             terminated: HashSet::new(),
+            due: Vec::new(),
+            awaited: false,
         }
     }
 
@@ -87,14 +130,16 @@ impl Ledger {
         self.held.len()
     }
 
-    /// A new job of pool `pool`, with no chunks yet.
-    pub(crate) fn new_job(&mut self, pool: u64) -> u64 {
+    /// A new job of pool `pool`, with no chunks yet; `lazy` if its chunks come as its input
+    /// is read (an `imap`).
+    pub(crate) fn new_job(&mut self, pool: u64, lazy: bool) -> u64 {
         let job = self.next_job;
         self.next_job += 1;
         self.jobs.insert(
             job,
             Job {
                 pool,
+                lazy,
                 ..Job::default()
             },
         );
@@ -127,6 +172,7 @@ impl Ledger {
         };
         let chunk = record.chunk_lens.len() as u64;
         record.chunk_lens.push(len);
+        record.unsettled += 1;
         self.pending.push_back(Run {
             job,
             chunk,
@@ -164,8 +210,78 @@ impl Ledger {
 
     /// Whether `job` has chunks still to come back (pending or running).
     pub(crate) fn in_flight(&self, job: u64) -> bool {
-        self.pending.iter().any(|run| run.job == job)
-            || self.held.iter().flatten().any(|&(held, _)| held == job)
+        self.jobs
+            .get(&job)
+            .is_some_and(|record| record.unsettled > 0)
+    }
+
+    /// Whether a rank is running a chunk of `job`.
+    pub(crate) fn is_held(&self, job: u64) -> bool {
+        self.held.iter().flatten().any(|&(held, _)| held == job)
+    }
+
+    /// Runs `callback` once `job` has settled: returns it if the job has settled already
+    /// (or was forgotten), for the caller to run.
+    pub(crate) fn on_settled(&mut self, job: u64, callback: Callback) -> Option<Callback> {
+        match self.jobs.get_mut(&job) {
+            Some(record) if record.unsettled > 0 => {
+                record.callbacks.push(callback);
+                None
+            }
+            _ => Some(callback),
+        }
+    }
+
+    /// Whether a job settled or an `imap`'s chunk came back since the last call: only then
+    /// is a waiting caller worth waking (a `map` of 20 000 chunks wakes its caller once).
+    pub(crate) fn take_awaited(&mut self) -> bool {
+        std::mem::take(&mut self.awaited)
+    }
+
+    /// The callbacks of the jobs settled since the last call, in the order they were added.
+    pub(crate) fn take_due(&mut self) -> Vec<Callback> {
+        std::mem::take(&mut self.due)
+    }
+
+    /// Cancels `job` if no rank has been given any of its chunks and it has an end (not an
+    /// `imap`): its chunks fail with [`Failure::Cancelled`]. Whether it is cancelled (also
+    /// if it already was). Python: `Future.cancel()`.
+    pub(crate) fn cancel(&mut self, job: u64) -> bool {
+        let Some(record) = self.jobs.get(&job) else {
+            return false;
+        };
+        if record.unsettled == 0 {
+            return record
+                .outcomes
+                .values()
+                .any(|outcome| matches!(outcome, Outcome::Failed(Failure::Cancelled)));
+        }
+        if record.lazy || self.is_held(job) {
+            return false;
+        }
+        let (theirs, others): (VecDeque<Run>, VecDeque<Run>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|run| run.job == job);
+        self.pending = others;
+        for run in theirs {
+            self.fail(&run, Failure::Cancelled);
+        }
+        true
+    }
+
+    /// Cancels every job of pool `pool` that no rank has begun
+    /// (`shutdown(cancel_futures=True)`).
+    pub(crate) fn cancel_pending(&mut self, pool: u64) {
+        let mut jobs: Vec<u64> = self
+            .pending
+            .iter()
+            .map(|run| run.job)
+            .filter(|job| self.jobs.get(job).is_some_and(|record| record.pool == pool))
+            .collect();
+        jobs.dedup();
+        for job in jobs {
+            self.cancel(job);
+        }
     }
 
     /// Takes in the report `bytes` that rank `source` sent. A report that does not decode, that
@@ -212,10 +328,7 @@ impl Ledger {
                 return Err(format!("worker rank {source} refused an order: {why}"));
             }
         };
-        // A job forgotten meanwhile (its result dropped) takes nothing.
-        if let Some(record) = self.jobs.get_mut(&job) {
-            record.outcomes.insert(chunk, outcome);
-        }
+        self.settle(job, chunk, outcome);
         Ok(())
     }
 
@@ -225,6 +338,7 @@ impl Ledger {
             self.fail(&run, Failure::Broken(why.clone()));
         }
         self.broken.get_or_insert(why);
+        self.awaited = true;
     }
 
     /// Drops the pending chunks of pool `pool`'s jobs, failing them with
@@ -270,9 +384,22 @@ impl Ledger {
     }
 
     fn fail(&mut self, run: &Run, failure: Failure) {
-        if let Some(record) = self.jobs.get_mut(&run.job) {
-            record.outcomes.insert(run.chunk, Outcome::Failed(failure));
+        self.settle(run.job, run.chunk, Outcome::Failed(failure));
+    }
+
+    /// Records the outcome of a chunk that was pending or running; once the job has none
+    /// left, its callbacks are due. A job forgotten meanwhile (its result dropped) takes
+    /// nothing.
+    fn settle(&mut self, job: u64, chunk: u64, outcome: Outcome) {
+        let Some(record) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        record.outcomes.insert(chunk, outcome);
+        record.unsettled = record.unsettled.saturating_sub(1);
+        if record.unsettled == 0 {
+            self.due.append(&mut record.callbacks);
         }
+        self.awaited |= record.unsettled == 0 || record.lazy;
     }
 }
 
@@ -291,7 +418,7 @@ mod tests {
 
     fn ledger_with_one_running_chunk() -> (Ledger, u64) {
         let mut ledger = Ledger::new(2);
-        let job = ledger.new_job(0);
+        let job = ledger.new_job(0, false);
         ledger.add_chunk(job, 1, 0, [0; 16], Vec::new());
         let (rank, run) = ledger.next_assignment().expect("a free rank");
         assert_eq!((rank, run.job, run.chunk), (1, job, 0));
@@ -392,8 +519,8 @@ mod tests {
     #[test]
     fn each_rank_holds_one_chunk_and_terminate_drops_only_that_pools_pending_chunks() {
         let mut ledger = Ledger::new(2);
-        let mine = ledger.new_job(7);
-        let other = ledger.new_job(8);
+        let mine = ledger.new_job(7, false);
+        let other = ledger.new_job(8, false);
         for _ in 0..3 {
             ledger.add_chunk(mine, 1, 0, [0; 16], Vec::new());
         }
@@ -419,5 +546,40 @@ mod tests {
         assert!(ledger.pool_in_flight(8));
         let (rank, run) = ledger.next_assignment().expect("the other pool's chunk");
         assert_eq!((rank, run.job), (1, other));
+    }
+
+    #[test]
+    fn a_queued_job_is_cancelled_with_its_callbacks_due_and_a_running_one_is_not() {
+        let mut ledger = Ledger::new(1);
+        let running = ledger.new_job(0, false);
+        ledger.add_chunk(running, 1, 0, [0; 16], Vec::new());
+        let queued = ledger.new_job(0, false);
+        ledger.add_chunk(queued, 1, 0, [0; 16], Vec::new());
+        let lazy = ledger.new_job(0, true);
+        ledger.add_chunk(lazy, 1, 0, [0; 16], Vec::new());
+        assert_eq!(
+            ledger.next_assignment().map(|(_, run)| run.job),
+            Some(running)
+        );
+        for job in [running, queued] {
+            assert!(ledger.on_settled(job, Box::new(|| ())).is_none());
+        }
+        assert!(!ledger.cancel(running), "a rank runs it");
+        assert!(!ledger.cancel(lazy), "an imap has no end to cancel");
+        assert!(ledger.cancel(queued));
+        assert!(!ledger.in_flight(queued));
+        assert!(matches!(
+            ledger.jobs[&queued].outcomes[&0],
+            Outcome::Failed(Failure::Cancelled)
+        ));
+        assert_eq!(ledger.take_due().len(), 1, "the cancelled job's callback");
+        assert!(ledger.cancel(queued), "cancelled already");
+        // The running job's callback is due with its report, and one added later runs at once.
+        ledger.accept(1, &report(running, 0));
+        assert_eq!(ledger.take_due().len(), 1);
+        assert!(ledger.on_settled(running, Box::new(|| ())).is_some());
+        // The lazy job is what is left to send; cancel_pending leaves it too.
+        ledger.cancel_pending(0);
+        assert!(ledger.in_flight(lazy));
     }
 }

@@ -1,5 +1,5 @@
-//! The pool over the ranks of an MPI job (feature `mpi`): [`MpiPool`], for programs started
-//! by `mpirun` or `srun` on one machine or many.
+//! The pool over the ranks of an MPI job (feature `mpi`): [`MpiPool`] and
+//! [`MpiPoolExecutor`], for programs started by `mpirun` or `srun` on one machine or many.
 //!
 //! # How it works
 //! MPI starts the same program N times, on one host or across several, and numbers the
@@ -7,8 +7,9 @@
 //! was started so (Open MPI's `OMPI_COMM_WORLD_SIZE`, PMI's `PMI_SIZE` or PMIx's `PMIX_RANK`)
 //! and starts MPI. On every rank but 0 it never returns: the rank becomes a worker that runs
 //! the chunks rank 0 sends, until rank 0 says stop, then finalizes MPI and exits. Rank 0
-//! returns from `init` and runs `main`, where an [`MpiPool`] hands out the work. Without
-//! such a launcher, `init` does what it does without the feature.
+//! returns from `init` and runs `main`, where an [`MpiPool`] (or an [`MpiPoolExecutor`],
+//! its `concurrent.futures` face) hands out the work. Without such a launcher, `init` does
+//! what it does without the feature.
 //!
 //! A task crosses as the local pool sends it to a spawned worker: the offset of its entry
 //! point in the executable, that offset's seal (an HMAC keyed by a random token that rank 0
@@ -20,9 +21,13 @@
 //! is an error naming the rank, never a panic.
 //!
 //! Rank 0 sends a rank one chunk at a time, the next as soon as its report arrives (see
-//! `world.rs` for why not more), from whichever of its threads waits for a result. `map` with
-//! Python's default chunking sends about four chunks per worker rank, so the network is
-//! crossed a few times per call; `chunksize=1` crosses it twice per item.
+//! `world.rs` for why not more). One thread of rank 0 does all the talking, started with the
+//! first pool (mpi4py's executor has the same "manager" thread): it polls for reports,
+//! backing off to a millisecond while the ranks are busy, and runs the executor's done
+//! callbacks. The threads that wait for results wait on it, so a `get_timeout` or a
+//! `result_timeout` gives up in time however long the ranks take. `map` with Python's
+//! default chunking sends about four chunks per worker rank, so the network is crossed a few
+//! times per call; `chunksize=1` crosses it twice per item.
 //!
 //! # What crosses the network
 //! Per chunk: the order (job and chunk numbers, the entry offset, a 16-byte seal, the
@@ -39,6 +44,8 @@
 //! can read the token too. Run jobs on a network you trust, as MPI itself requires.
 //!
 //! # When something fails
+//! The same holds for the pool and the executor (whose future is a call of one item).
+//!
 //! - **A task returns `Err` or panics**: that call fails with
 //!   [`PoolError::Task`](crate::PoolError::Task) and the message (a panic's with its
 //!   location); the rank reports it and goes on, as does the pool.
@@ -57,7 +64,9 @@
 //! - **Rank 0's `main` returns (or calls `exit`) while worker ranks wait**: an exit step of
 //!   `shared` waits for the chunks still running, drops those not yet sent, sends every
 //!   worker rank a stop and finalizes MPI, so every rank ends with code 0 and `mpirun` with
-//!   rank 0's exit code (after a notice on stderr if it is not 0). If rank 0 itself is killed, `mpirun` ends the workers as above.
+//!   rank 0's exit code (after a notice on stderr if it is not 0). The futures of the calls
+//!   dropped never complete, and their done callbacks never run. If rank 0 itself is killed,
+//!   `mpirun` ends the workers as above.
 //!
 //! # Beyond one machine
 //! List the hosts and their slots in a hostfile, put the same executable at the same path on
@@ -75,6 +84,7 @@
 //! Slurm, `srun -n 8 target/release/programa` (inside `sbatch` or `salloc`) starts the ranks
 //! on the nodes Slurm gave the job, with the PMI variables `init` looks for.
 
+mod executor;
 mod ledger;
 mod pool;
 mod protocol;
@@ -98,6 +108,7 @@ pub enum Forgery {
     SealedNonEntry,
 }
 
+pub use executor::{MpiExecutorMap, MpiExecutorMapOf, MpiFuture, MpiPoolExecutor};
 pub use pool::{MpiAsyncResult, MpiChunked, MpiIMap, MpiIMapOf, MpiMapResult, MpiPool};
 
 /// The MPI half of [`init`](crate::init): starts MPI when the program runs under an MPI

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -68,7 +69,8 @@ impl MpiPool {
     ///
     /// # Errors
     /// [`PoolError::Broken`] if this process is not rank 0 of an MPI job (not started by
-    /// `mpirun`, or `init` was not called), or the job already ended;
+    /// `mpirun`, or `init` was not called), if the job already ended, or if rank 0's progress
+    /// thread (see the [module docs](crate::mpi)) cannot be started;
     /// [`PoolError::NoProcesses`] if the job has no rank but this one (`mpirun -n 1`).
     pub fn new() -> Result<MpiPool, PoolError> {
         let workers =
@@ -76,6 +78,7 @@ impl MpiPool {
         if workers == 0 {
             return Err(PoolError::NoProcesses);
         }
+        world::start_progress().map_err(PoolError::Broken)?;
         Ok(MpiPool {
             id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
             workers,
@@ -243,6 +246,16 @@ impl MpiPool {
         if let Some(root) = world::root().as_mut() {
             root.ledger.terminate(self.id);
         }
+        world::wake();
+    }
+
+    /// Cancels the calls of this pool that no rank has been given (not an `imap`'s): each
+    /// fails with [`PoolError::Cancelled`].
+    pub(crate) fn cancel_pending(&self) {
+        if let Some(root) = world::root().as_mut() {
+            root.ledger.cancel_pending(self.id);
+        }
+        world::wake();
     }
 
     /// Waits until every call of this pool has come back, after [`close`](Self::close) or
@@ -255,18 +268,15 @@ impl MpiPool {
         if !self.closed.load(Ordering::Acquire) {
             return Err(PoolError::StillRunning);
         }
-        let mut root = world::root();
-        if let Some(root) = root.as_mut() {
-            while root.ledger.pool_in_flight(self.id) {
-                root.progress(true);
-            }
-        }
+        drop(world::wait_until(world::root(), None, |root| {
+            !root.ledger.pool_in_flight(self.id)
+        }));
         Ok(())
     }
 
     /// Sends `items` for the task at `entry`, in chunks of `chunksize` (Python's default if
     /// `None`), every chunk encoded before any is sent; returns the job's id.
-    fn submit<T: Serialize>(
+    pub(crate) fn submit<T: Serialize>(
         &self,
         entry: u64,
         items: &[T],
@@ -286,16 +296,18 @@ impl MpiPool {
             .as_mut()
             .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
         let seal = task::seal(&root.token, entry);
-        let job = root.ledger.new_job(self.id);
+        let job = root.ledger.new_job(self.id, false);
         for (len, args) in chunks {
             root.ledger.add_chunk(job, len, entry, seal, args);
         }
-        root.progress(false);
+        world::wake();
         Ok(job)
     }
 
     /// Rank 0's state, if this pool may take work.
-    fn running_root(&self) -> Result<std::sync::MutexGuard<'static, Option<Root>>, PoolError> {
+    pub(crate) fn running_root(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'static, Option<Root>>, PoolError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(PoolError::NotRunning);
         }
@@ -452,7 +464,7 @@ impl MpiChunked<'_> {
         let root = root
             .as_mut()
             .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
-        let job = root.ledger.new_job(self.pool.id);
+        let job = root.ledger.new_job(self.pool.id, true);
         let mut imap = MpiIMap {
             job,
             entry,
@@ -467,7 +479,7 @@ impl MpiChunked<'_> {
             values: PhantomData,
         };
         imap.feed(root);
-        root.progress(false);
+        world::wake();
         Ok(imap)
     }
 }
@@ -478,18 +490,22 @@ const AHEAD_PER_WORKER: usize = 64;
 
 /// The result of an [`MpiPool`] call, which arrives later. Python: `AsyncResult`.
 ///
-/// Rank 0 talks to the worker ranks from the thread that waits: a call's chunks are sent
-/// when it is made and as ranks free up while any caller waits ([`get`](Self::get),
-/// [`wait`](Self::wait), [`ready`](Self::ready), or another call's iterator). Dropping it
-/// discards the result (the chunks still run).
+/// Rank 0's progress thread sends a call's chunks as ranks free up and takes their reports;
+/// [`get`](Self::get) and [`wait`](Self::wait) wait for it, [`get_timeout`](Self::get_timeout)
+/// and [`wait_timeout`](Self::wait_timeout) at most as long as asked, however busy the ranks.
+/// Dropping it discards the result (the chunks still run).
 pub struct MpiAsyncResult<T> {
     job: u64,
     collect: fn(&Job) -> Result<T, PoolError>,
 }
 
 impl<T> MpiAsyncResult<T> {
-    fn new(job: u64, collect: fn(&Job) -> Result<T, PoolError>) -> Self {
+    pub(crate) fn new(job: u64, collect: fn(&Job) -> Result<T, PoolError>) -> Self {
         MpiAsyncResult { job, collect }
+    }
+
+    pub(crate) fn job(&self) -> u64 {
+        self.job
     }
 
     /// Waits for the result and returns it. Python: `get()`.
@@ -497,42 +513,42 @@ impl<T> MpiAsyncResult<T> {
     /// # Errors
     /// The first failure among the calls, in input order: [`PoolError::Task`] (the task
     /// returned `Err` or panicked), [`PoolError::Encoding`], [`PoolError::Terminated`],
-    /// [`PoolError::Decode`] (the result is not a `T`), or [`PoolError::Broken`] (a worker
-    /// rank sent what rank 0 cannot trust, or the job ended).
+    /// [`PoolError::Cancelled`] (an executor's call), [`PoolError::Decode`] (the result is not
+    /// a `T`), or [`PoolError::Broken`] (a worker rank sent what rank 0 cannot trust, or the
+    /// job ended).
     pub fn get(&self) -> Result<T, PoolError> {
-        let mut root = world::root();
-        let root = root
-            .as_mut()
-            .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
-        while root.ledger.in_flight(self.job) {
-            root.progress(true);
+        let root = self.wait_until(None);
+        self.collect_from(root.as_ref())
+    }
+
+    /// Like [`get`](Self::get), waiting at most `timeout`. Python: `get(timeout)`.
+    ///
+    /// # Errors
+    /// [`PoolError::Timeout`] if the result did not arrive in time (the calls go on);
+    /// otherwise those of [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
+        let root = self.wait_until(Instant::now().checked_add(timeout));
+        if !self.settled(root.as_ref()) {
+            return Err(PoolError::Timeout);
         }
-        let job = root
-            .ledger
-            .jobs
-            .get(&self.job)
-            .ok_or_else(|| PoolError::Broken("the result was discarded".into()))?;
-        (self.collect)(job)
+        self.collect_from(root.as_ref())
     }
 
     /// Waits for the result. Python: `wait()`.
     pub fn wait(&self) {
-        if let Some(root) = world::root().as_mut() {
-            while root.ledger.in_flight(self.job) {
-                root.progress(true);
-            }
-        }
+        drop(self.wait_until(None));
     }
 
-    /// Whether the result is there, without waiting (taking what has arrived). Python:
-    /// `ready()`.
+    /// Waits at most `timeout` for the result; returns whether it has arrived. Python:
+    /// `wait(timeout)`, then `ready()`.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let root = self.wait_until(Instant::now().checked_add(timeout));
+        self.settled(root.as_ref())
+    }
+
+    /// Whether the result is there, without waiting. Python: `ready()`.
     pub fn ready(&self) -> bool {
-        let mut root = world::root();
-        let Some(root) = root.as_mut() else {
-            return true;
-        };
-        root.progress(false);
-        !root.ledger.in_flight(self.job)
+        self.settled(world::root().as_ref())
     }
 
     /// Whether every call succeeded. Python: `successful()`.
@@ -540,10 +556,36 @@ impl<T> MpiAsyncResult<T> {
     /// # Errors
     /// [`PoolError::NotReady`] if the result has not arrived.
     pub fn successful(&self) -> Result<bool, PoolError> {
-        if !self.ready() {
+        let root = world::root();
+        if !self.settled(root.as_ref()) {
             return Err(PoolError::NotReady);
         }
-        Ok(self.get().is_ok())
+        Ok(self.collect_from(root.as_ref()).is_ok())
+    }
+
+    /// Rank 0's state once the call has settled, the job has ended, or `deadline` passed.
+    fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> std::sync::MutexGuard<'static, Option<Root>> {
+        world::wait_until(world::root(), deadline, |root| {
+            !root.ledger.in_flight(self.job)
+        })
+    }
+
+    /// Whether every chunk of the call has its outcome (or the job ended: nothing will come).
+    fn settled(&self, root: Option<&Root>) -> bool {
+        root.is_none_or(|root| !root.ledger.in_flight(self.job))
+    }
+
+    pub(crate) fn collect_from(&self, root: Option<&Root>) -> Result<T, PoolError> {
+        let root = root.ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
+        let job = root
+            .ledger
+            .jobs
+            .get(&self.job)
+            .ok_or_else(|| PoolError::Broken("the result was discarded".into()))?;
+        (self.collect)(job)
     }
 }
 
@@ -563,9 +605,11 @@ impl<T> std::fmt::Debug for MpiAsyncResult<T> {
 
 /// Forgets a job whose results nobody will read: the outcomes still to come are dropped.
 fn forget(job: u64) {
-    if let Some(root) = world::root().as_mut() {
-        root.ledger.jobs.remove(&job);
-    }
+    let mut root = world::root();
+    let record = root.as_mut().and_then(|root| root.ledger.jobs.remove(&job));
+    // Dropped without the lock: its callbacks may hold futures, whose drop takes it.
+    drop(root);
+    drop(record);
 }
 
 /// The iterator of [`MpiPool::imap`] and [`MpiPool::imap_unordered`]: it reads its input as
@@ -591,16 +635,18 @@ where
     I: Iterator<Item = A>,
     A: Serialize,
 {
-    /// Reads and queues chunks of the input until `ahead` chunks are out or it ends.
-    fn feed(&mut self, root: &mut Root) {
+    /// Reads and queues chunks of the input until `ahead` chunks are out or it ends;
+    /// whether it queued any.
+    fn feed(&mut self, root: &mut Root) -> bool {
+        let before = self.submitted;
         while self.submitted - self.taken < self.ahead as u64 {
             let Some(input) = self.input.as_mut() else {
-                return;
+                break;
             };
             let chunk: Vec<A> = input.by_ref().take(self.chunksize).collect();
             if chunk.is_empty() {
                 self.input = None;
-                return;
+                break;
             }
             match encode_chunk(&chunk) {
                 Ok(args) => {
@@ -615,33 +661,83 @@ where
             }
             self.submitted += 1;
         }
+        self.submitted != before
     }
 
-    /// Waits for the next chunk's outcome (the next in input order, or the first to come)
-    /// and queues its items' results.
-    fn take_chunk(&mut self, root: &mut Root) {
+    /// The next result, waiting at most `timeout` for it. Python: `next(timeout)`.
+    ///
+    /// `None` once every result was yielded; `Some(Err(PoolError::Timeout))` if none arrived
+    /// in time (call again to keep waiting: nothing is lost). The errors are those of
+    /// [`MpiAsyncResult::get`].
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<V, PoolError>> {
+        self.next_before(Instant::now().checked_add(timeout))
+    }
+
+    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<V, PoolError>> {
         loop {
-            let Some(record) = root.ledger.jobs.get_mut(&self.job) else {
-                self.fail_rest("the results were discarded".into());
-                return;
-            };
-            let wanted = if self.ordered {
-                record.outcomes.remove_entry(&self.taken)
-            } else {
-                record.outcomes.pop_first()
-            };
-            if let Some((chunk, outcome)) = wanted {
-                let len = record.chunk_lens.get(chunk as usize).copied().unwrap_or(0);
-                self.ready.extend(decode_outcome(&outcome, len));
-                self.taken += 1;
-                return;
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
             }
-            if !root.ledger.in_flight(self.job) {
-                self.fail_rest("a chunk was lost: it is neither queued, running nor back".into());
-                return;
+            let mut guard = world::root();
+            let Some(root) = guard.as_mut() else {
+                if self.taken == self.submitted && self.input.is_none() {
+                    return None;
+                }
+                self.fail_rest(JOB_ENDED.into());
+                continue;
+            };
+            if self.feed(root) {
+                world::wake();
             }
-            root.progress(true);
+            if self.taken == self.submitted {
+                return None;
+            }
+            let mut guard = world::wait_until(guard, deadline, |root| self.chunk_settled(root));
+            // The job ended meanwhile: the next round says so.
+            if let Some(root) = guard.as_mut()
+                && !self.take_chunk(root)
+            {
+                return Some(Err(PoolError::Timeout));
+            }
         }
+    }
+
+    /// Whether the next chunk to take has its outcome, or none will come.
+    fn chunk_settled(&self, root: &Root) -> bool {
+        let Some(record) = root.ledger.jobs.get(&self.job) else {
+            return true;
+        };
+        let next = if self.ordered {
+            record.outcomes.contains_key(&self.taken)
+        } else {
+            !record.outcomes.is_empty()
+        };
+        next || !root.ledger.in_flight(self.job)
+    }
+
+    /// Takes the next chunk's outcome (the next in input order, or the first to come) and
+    /// queues its items' results; false if it has not come yet.
+    fn take_chunk(&mut self, root: &mut Root) -> bool {
+        let Some(record) = root.ledger.jobs.get_mut(&self.job) else {
+            self.fail_rest("the results were discarded".into());
+            return true;
+        };
+        let wanted = if self.ordered {
+            record.outcomes.remove_entry(&self.taken)
+        } else {
+            record.outcomes.pop_first()
+        };
+        if let Some((chunk, outcome)) = wanted {
+            let len = record.chunk_lens.get(chunk as usize).copied().unwrap_or(0);
+            self.ready.extend(decode_outcome(&outcome, len));
+            self.taken += 1;
+            return true;
+        }
+        if !root.ledger.in_flight(self.job) {
+            self.fail_rest("a chunk was lost: it is neither queued, running nor back".into());
+            return true;
+        }
+        false
     }
 
     fn fail_rest(&mut self, why: String) {
@@ -664,24 +760,7 @@ where
     type Item = Result<V, PoolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                return Some(item);
-            }
-            let mut root = world::root();
-            let Some(root) = root.as_mut() else {
-                if self.taken == self.submitted && self.input.is_none() {
-                    return None;
-                }
-                self.fail_rest(JOB_ENDED.into());
-                continue;
-            };
-            self.feed(root);
-            if self.taken == self.submitted {
-                return None;
-            }
-            self.take_chunk(root);
-        }
+        self.next_before(None)
     }
 }
 

@@ -204,6 +204,27 @@ impl<T: 'static> Future<T> {
     }
 }
 
+/// What [`wait`] and [`as_completed`] need of a future, so that they take the futures of
+/// any executor: a local [`Future`], or (feature `mpi`) an `MpiFuture` of an MPI job's ranks.
+/// Python's functions take any `concurrent.futures.Future` the same way.
+pub trait PoolFuture {
+    /// Calls `callback` once the call has finished or been cancelled: at once if it has.
+    fn on_done(&self, callback: Box<dyn FnOnce() + Send>);
+
+    /// Whether the call has finished with an error other than its cancellation.
+    fn failed(&self) -> bool;
+}
+
+impl<T: Send + 'static> PoolFuture for Future<T> {
+    fn on_done(&self, callback: Box<dyn FnOnce() + Send>) {
+        self.add_done_callback(move |_| callback());
+    }
+
+    fn failed(&self) -> bool {
+        Future::failed(self)
+    }
+}
+
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = if self.cancelled() {
@@ -233,18 +254,18 @@ pub enum ReturnWhen {
 /// The futures [`wait`] was given, split: those finished (or cancelled) and the others, each
 /// in the order given. Python: `DoneAndNotDoneFutures(done, not_done)` (of two sets).
 #[derive(Debug)]
-pub struct DoneAndNotDone<'a, T> {
+pub struct DoneAndNotDone<'a, F> {
     /// The futures that have finished or were cancelled.
-    pub done: Vec<&'a Future<T>>,
+    pub done: Vec<&'a F>,
     /// The others.
-    pub not_done: Vec<&'a Future<T>>,
+    pub not_done: Vec<&'a F>,
 }
 
 /// Waits until `return_when` holds for `futures`, or `timeout` has passed (`None`: no
 /// limit), and splits them into those done and not. Python:
 /// `concurrent.futures.wait(fs, timeout, return_when)`.
 ///
-/// The futures may come from different executors.
+/// The futures may come from different executors (of one type of [`PoolFuture`]).
 ///
 /// ```
 /// use shared::futures::{ReturnWhen, wait};
@@ -261,11 +282,11 @@ pub struct DoneAndNotDone<'a, T> {
 /// assert!(feitos.not_done.is_empty());
 /// # Ok::<(), shared::PoolError>(())
 /// ```
-pub fn wait<T: Send + 'static>(
-    futures: &[Future<T>],
+pub fn wait<F: PoolFuture>(
+    futures: &[F],
     timeout: Option<Duration>,
     return_when: ReturnWhen,
-) -> DoneAndNotDone<'_, T> {
+) -> DoneAndNotDone<'_, F> {
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     let finished = notify_when_done(futures);
     let mut done = vec![false; futures.len()];
@@ -323,14 +344,14 @@ fn receive_one(
 }
 
 /// A channel on which each future's index arrives once it has finished.
-fn notify_when_done<T: Send + 'static>(futures: &[Future<T>]) -> Receiver<usize> {
+fn notify_when_done<F: PoolFuture>(futures: &[F]) -> Receiver<usize> {
     let (sender, receiver) = mpsc::channel();
     for (index, future) in futures.iter().enumerate() {
         let sender = sender.clone();
         // Sent to a receiver that may be gone by then: nothing is waiting any more.
-        future.add_done_callback(move |_| {
+        future.on_done(Box::new(move || {
             let _ = sender.send(index);
-        });
+        }));
     }
     receiver
 }
@@ -357,10 +378,7 @@ fn notify_when_done<T: Send + 'static>(futures: &[Future<T>]) -> Receiver<usize>
 /// assert_eq!(dobros, [0, 2, 4, 6]);
 /// # Ok::<(), shared::PoolError>(())
 /// ```
-pub fn as_completed<T: Send + 'static>(
-    futures: &[Future<T>],
-    timeout: Option<Duration>,
-) -> AsCompleted<'_, T> {
+pub fn as_completed<F: PoolFuture>(futures: &[F], timeout: Option<Duration>) -> AsCompleted<'_, F> {
     AsCompleted {
         deadline: timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
         finished: notify_when_done(futures),
@@ -373,16 +391,16 @@ pub fn as_completed<T: Send + 'static>(
 /// The iterator of [`as_completed`]: each future once it has finished, then `None`. If the
 /// timeout passes first, it yields `Err(PoolError::Timeout)` once (Python: `TimeoutError`)
 /// and ends.
-pub struct AsCompleted<'a, T> {
-    futures: &'a [Future<T>],
+pub struct AsCompleted<'a, F> {
+    futures: &'a [F],
     deadline: Option<Instant>,
     finished: Receiver<usize>,
     yielded: Vec<bool>,
     left: usize,
 }
 
-impl<'a, T> Iterator for AsCompleted<'a, T> {
-    type Item = Result<&'a Future<T>, PoolError>;
+impl<'a, F> Iterator for AsCompleted<'a, F> {
+    type Item = Result<&'a F, PoolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.left > 0 {
@@ -406,7 +424,7 @@ impl<'a, T> Iterator for AsCompleted<'a, T> {
     }
 }
 
-impl<T> fmt::Debug for AsCompleted<'_, T> {
+impl<F> fmt::Debug for AsCompleted<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
             .field("left", &self.left)

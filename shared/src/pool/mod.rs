@@ -42,7 +42,7 @@ use serde::de::DeserializeOwned;
 pub use callbacks::Callbacks;
 pub use error::{CodecError, PoolError};
 pub use executor::{ExecutorBuilder, ExecutorMap, ExecutorMapOf, ProcessPoolExecutor};
-pub use future::{AsCompleted, DoneAndNotDone, Future, ReturnWhen, as_completed, wait};
+pub use future::{AsCompleted, DoneAndNotDone, Future, PoolFuture, ReturnWhen, as_completed, wait};
 pub use result::{AsyncResult, IMap};
 pub use task::{Task, TaskResult};
 
