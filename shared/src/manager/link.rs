@@ -4,13 +4,16 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
-use super::protocol::{Call, Reply, Request};
+use super::protocol::{Call, MANAGER, Reply, Request};
 use crate::connection::{Address, Client, Connection, RecvError, SendError};
 
 /// Where an object lives. Python: a proxy's `Token` (typeid, address, id) and the authkey
@@ -30,8 +33,38 @@ pub(crate) struct Link {
 
 /// A connection and the process that opened it.
 struct Open {
-    pid: u32,
+    opener: Opener,
     connection: Connection,
+}
+
+/// Which process this is, told apart from its forked children and parent without a system
+/// call per proxy call (`getpid` is one, and a call costs a few microseconds): the number of
+/// forks between the program's start and this process, counted by a `pthread_atfork` handler
+/// in every child; the PID only if that handler could not be registered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Opener {
+    forks: u64,
+    pid: Option<u32>,
+}
+
+/// Forks that led to this process: each child of a `fork` adds one to its copy.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    // Async-signal-safe: one atomic add, in the only thread the child has.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Opener {
+    fn this_process() -> Opener {
+        static COUNTED: OnceLock<bool> = OnceLock::new();
+        let counted = *COUNTED
+            .get_or_init(|| crate::sys::posix_shm::on_fork_in_child(count_fork_in_child).is_ok());
+        Opener {
+            forks: FORKS.load(Ordering::Relaxed),
+            pid: (!counted).then(std::process::id),
+        }
+    }
 }
 
 impl Link {
@@ -54,13 +87,13 @@ impl Link {
     /// returned as its error.
     pub(crate) fn call(&self, call: Call) -> Result<Reply, ManagerError> {
         let mut slot = self.connection.borrow_mut();
-        let pid = std::process::id();
+        let opener = Opener::this_process();
         let open = match &mut *slot {
-            Some(open) if open.pid == pid => open,
+            Some(open) if open.opener == opener => open,
             // A connection inherited through fork is the parent's conversation: this process
             // opens its own (dropping the copy closes only this process's descriptor).
             slot => slot.insert(Open {
-                pid,
+                opener,
                 connection: connect(&self.token)?,
             }),
         };
@@ -81,18 +114,33 @@ impl Link {
     }
 }
 
-/// Connects to the manager `token` names and authenticates.
+/// Connects to the manager `token` names, authenticates, and moves the conversation onto
+/// two pipes (a pipe round trip costs about half of a Unix socket's; see
+/// `Connection::move_to_pipes`).
 pub(crate) fn connect(token: &Token) -> Result<Connection, ManagerError> {
-    Client::connect(Address::parse(&token.address), Some(&token.authkey))
-        .map_err(ManagerError::Connect)
+    let socket = Client::connect(Address::parse(&token.address), Some(&token.authkey))
+        .map_err(ManagerError::Connect)?;
+    let ask = Request {
+        object: MANAGER,
+        call: Call::Pipes,
+    };
+    socket.send(&ask).map_err(send_error)?;
+    socket.receive_pipes().map_err(|error| match error.kind() {
+        io::ErrorKind::UnexpectedEof => ManagerError::ServerGone,
+        _ => ManagerError::Os(error),
+    })
 }
 
-fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
-    connection.send(request).map_err(|error| match error {
+fn send_error(error: SendError) -> ManagerError {
+    match error {
         SendError::Closed => ManagerError::ServerGone,
         SendError::Os(error) => ManagerError::Os(error),
         other => ManagerError::Encode(other.to_string()),
-    })?;
+    }
+}
+
+fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
+    connection.send(request).map_err(send_error)?;
     connection.recv().map_err(|error| match error {
         RecvError::Closed | RecvError::Truncated { .. } => ManagerError::ServerGone,
         RecvError::Os(error) => ManagerError::Os(error),

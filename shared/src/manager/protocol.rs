@@ -93,6 +93,10 @@ pub(crate) enum Call {
     CreateUser(String),
     /// Nothing but an answer: proves the server is there and the key right.
     Ping,
+    /// Move this connection onto two pipes (the first request of every proxy's connection):
+    /// answered not with a [`Reply`] but with the client's ends of the pipes, passed over the
+    /// socket (see `Connection::move_to_pipes`).
+    Pipes,
 
     // Every kind that has a length (dict, list, array, namespace, queue's qsize).
     Len,

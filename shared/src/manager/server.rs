@@ -120,6 +120,14 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             // Closed, too large, truncated: this conversation is over.
             Err(_) => break,
         };
+        if let (MANAGER, Call::Pipes) = (request.object, &request.call) {
+            match connection.move_to_pipes() {
+                Ok(pipes) => connection = pipes,
+                // The client sees the socket close: it cannot talk over it any more.
+                Err(_) => break,
+            }
+            continue;
+        }
         let shutdown = matches!(request.call, Call::Shutdown);
         // The client sends nothing while it waits for an answer: readable means it left.
         let gone = || connection.poll(Some(Duration::ZERO)).unwrap_or(true);
@@ -206,6 +214,9 @@ impl Server {
                 Ok(Reply::Id(self.insert(Object::user(object))))
             }
             Call::Shutdown | Call::Ping => Ok(Reply::Done),
+            Call::Pipes => Err(Failure::Refused(
+                "a connection moves to pipes only while it is a socket".to_owned(),
+            )),
             other => Err(Failure::Refused(format!(
                 "the manager itself has no call {}",
                 super::objects::call_name(&other)
