@@ -14,6 +14,7 @@ use serde_bytes::ByteBuf;
 
 use super::ManagerError;
 use super::protocol::{Call, MANAGER, Reply, Request};
+use super::references;
 use crate::connection::{Address, Client, Connection, RecvError, SendError};
 
 /// Where an object lives. Python: a proxy's `Token` (typeid, address, id) and the authkey
@@ -29,6 +30,9 @@ pub(crate) struct Token {
 pub(crate) struct Link {
     pub(crate) token: Token,
     connection: RefCell<Option<Open>>,
+    /// Whether this link is one of the proxies this process counts (see `references`): the
+    /// manager's own link is not.
+    counted: bool,
 }
 
 /// A connection and the process that opened it.
@@ -42,7 +46,7 @@ struct Open {
 /// forks between the program's start and this process, counted by a `pthread_atfork` handler
 /// in every child; the PID only if that handler could not be registered.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Opener {
+pub(super) struct Opener {
     forks: u64,
     pid: Option<u32>,
 }
@@ -56,7 +60,7 @@ extern "C" fn count_fork_in_child() {
 }
 
 impl Opener {
-    fn this_process() -> Opener {
+    pub(super) fn this_process() -> Opener {
         static COUNTED: OnceLock<bool> = OnceLock::new();
         let counted = *COUNTED
             .get_or_init(|| crate::sys::posix_shm::on_fork_in_child(count_fork_in_child).is_ok());
@@ -68,18 +72,26 @@ impl Opener {
 }
 
 impl Link {
+    /// The manager's own link (object 0), which no reference counts.
     pub(crate) fn new(token: Token) -> Link {
         Link {
             token,
             connection: RefCell::new(None),
+            counted: false,
         }
     }
 
-    /// The same object through a new connection, for a new proxy.
-    pub(crate) fn to(&self, id: u64) -> Link {
-        Link::new(Token {
-            id,
-            ..self.token.clone()
+    /// A proxy's link to the object `call` makes or finds on this manager; this process holds
+    /// a reference to the object from now on, until its last proxy of it is dropped.
+    pub(crate) fn made(&self, call: Call) -> Result<Link, ManagerError> {
+        let id = references::made(&self.token, call)?;
+        Ok(Link {
+            token: Token {
+                id,
+                ..self.token.clone()
+            },
+            connection: RefCell::new(None),
+            counted: true,
         })
     }
 
@@ -139,7 +151,7 @@ fn send_error(error: SendError) -> ManagerError {
     }
 }
 
-fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
+pub(super) fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
     connection.send(request).map_err(send_error)?;
     connection.recv().map_err(|error| match error {
         RecvError::Closed | RecvError::Truncated { .. } => ManagerError::ServerGone,
@@ -167,22 +179,68 @@ pub(crate) fn unexpected(reply: Reply) -> ManagerError {
     ManagerError::Decode(format!("unexpected answer {reply:?}"))
 }
 
+/// Another proxy of the same object in this process: counted here, no message.
 impl Clone for Link {
     fn clone(&self) -> Link {
-        Link::new(self.token.clone())
+        if self.counted {
+            references::cloned(&self.token);
+        }
+        Link {
+            token: self.token.clone(),
+            connection: RefCell::new(None),
+            counted: self.counted,
+        }
     }
 }
 
-/// Only the token crosses to another process; the connection stays with its opener.
+/// The last proxy of an object in this process gives the process's reference up.
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.counted {
+            references::dropped(&self.token);
+        }
+    }
+}
+
+/// What crosses to another process: the token, and a ticket for the reference the receiver
+/// adopts (see `references`).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    token: Token,
+    ticket: Option<u64>,
+}
+
+/// Only the token (and a ticket) crosses to another process; the connection stays with its
+/// opener. Serializing lends a reference: a round trip to the server.
 impl Serialize for Link {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.token.serialize(serializer)
+        let ticket = if self.counted {
+            let ticket = references::lent(&self.token).map_err(serde::ser::Error::custom)?;
+            Some(ticket)
+        } else {
+            None
+        };
+        let wire = Wire {
+            token: self.token.clone(),
+            ticket,
+        };
+        wire.serialize(serializer)
     }
 }
 
+/// Deserializing adopts the ticket's reference: a round trip to the server, which refuses a
+/// ticket it does not know (its object is gone).
 impl<'de> Deserialize<'de> for Link {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Link, D::Error> {
-        Token::deserialize(deserializer).map(Link::new)
+        let Wire { token, ticket } = Wire::deserialize(deserializer)?;
+        if let Some(ticket) = ticket {
+            references::adopted(&token, ticket).map_err(serde::de::Error::custom)?;
+        }
+        Ok(Link {
+            token,
+            connection: RefCell::new(None),
+            counted: ticket.is_some(),
+        })
     }
 }
 

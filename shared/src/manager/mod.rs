@@ -31,6 +31,22 @@
 //!   answer, an unknown object or a call the object does not have is refused by name; and
 //!   no request reaches it before the handshake proved the client holds the key.
 //!
+//! # References: when an object is freed
+//!
+//! As in CPython (`incref`/`decref`), an object lives while some process has a proxy of it,
+//! and the server frees it when the last one, in every process, is dropped
+//! ([`Manager::number_of_objects`] counts them). The server counts processes: each process
+//! holds its references to one manager's objects on one connection of its own, counts its
+//! proxies (a clone is a count, not a message) and gives the reference up when its last
+//! proxy of an object is dropped. A process that ends, even by SIGKILL, gives up all of its
+//! references when that connection closes; those of other processes are untouched. A proxy
+//! sent to another process (a spawned child's arguments, a `Queue`) carries a reference lent
+//! by the sender, which the receiver adopts; a child started by fork gets references of its
+//! own to every object its parent held, for as long as it lives. An object found by name
+//! ([`Manager::named`]) lives as long as the server. The details, and the limits (a reference
+//! lent to a receiver that was killed before it took it stays with the sender until the
+//! sender ends), are in `references.rs`.
+//!
 //! # Cost
 //!
 //! Each call is a round trip, as in CPython, but over two pipes rather than a Unix socket,
@@ -42,6 +58,7 @@ mod link;
 mod objects;
 mod protocol;
 mod proxy;
+mod references;
 mod registry;
 mod server;
 
@@ -285,6 +302,31 @@ impl Manager {
         })
     }
 
+    /// How many objects the server holds: an object is freed when the last proxy of it, in
+    /// every process, is dropped (see "References" in the module's docs). Python:
+    /// `manager._number_of_objects()`.
+    ///
+    /// ```
+    /// let manager = shared::Manager::new()?;
+    /// let before = manager.number_of_objects()?;
+    /// let d = manager.dict::<String, u8>()?;
+    /// let copy = d.clone();
+    /// drop(d);
+    /// assert_eq!(manager.number_of_objects()?, before + 1); // the copy holds it
+    /// drop(copy);
+    /// assert_eq!(manager.number_of_objects()?, before);
+    /// # Ok::<(), shared::ManagerError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ManagerError::ServerGone`]; [`ManagerError::Connect`].
+    pub fn number_of_objects(&self) -> Result<usize, ManagerError> {
+        match self.link.call(Call::NumberOfObjects)? {
+            Reply::Count(count) => Ok(usize::try_from(count).unwrap_or(usize::MAX)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Where the server listens. Python: `manager.address`.
     pub fn address(&self) -> &Address {
         &self.address
@@ -327,12 +369,8 @@ impl Manager {
     }
 
     fn create<P: Proxied>(&self, init: Init) -> Result<P, ManagerError> {
-        let reply = self.link.call(Call::Create(P::kind(), init))?;
-        let id = match reply {
-            Reply::Id(id) => id,
-            other => return Err(unexpected(other)),
-        };
-        Ok(P::from_link(self.link.to(id)))
+        let link = self.link.made(Call::Create(P::kind(), init))?;
+        Ok(P::from_link(link))
     }
 
     /// The object registered under `name` in the server, made (empty) if there is none: a
@@ -345,13 +383,10 @@ impl Manager {
     /// [`ManagerError::Refused`] when `name` names an object of another kind, or the kind
     /// has no empty form; [`ManagerError::ServerGone`]; [`ManagerError::Connect`].
     pub fn named<P: Proxied>(&self, name: &str) -> Result<P, ManagerError> {
-        let reply = self
+        let link = self
             .link
-            .call(Call::Named(name.to_owned(), P::kind(), Init::default()))?;
-        match reply {
-            Reply::Id(id) => Ok(P::from_link(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+            .made(Call::Named(name.to_owned(), P::kind(), Init::default()))?;
+        Ok(P::from_link(link))
     }
 
     /// A new object of the registered type `T`. Python: `manager.typeid()` for a type
@@ -362,10 +397,8 @@ impl Manager {
     /// [`Registry`] ([`ManagerBuilder::register`]); [`ManagerError::ServerGone`];
     /// [`ManagerError::Connect`].
     pub fn shared<T: Shared>(&self) -> Result<SharedProxy<T>, ManagerError> {
-        match self.link.call(Call::CreateUser(T::TYPE_ID.to_owned()))? {
-            Reply::Id(id) => Ok(SharedProxy::new(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+        let link = self.link.made(Call::CreateUser(T::TYPE_ID.to_owned()))?;
+        Ok(SharedProxy::new(link))
     }
 
     /// A new empty dict. Python: `manager.dict()`.
@@ -449,17 +482,14 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy, ManagerError> {
-        let reply = self.link.call(Call::Create(
+        let link = self.link.made(Call::Create(
             Kind::BoundedSemaphore,
             Init {
                 items: Vec::new(),
                 number: value,
             },
         ))?;
-        match reply {
-            Reply::Id(id) => Ok(SemaphoreProxy::from_link(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+        Ok(SemaphoreProxy::from_link(link))
     }
 
     /// A new event. Python: `manager.Event()`.
