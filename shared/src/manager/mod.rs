@@ -61,6 +61,7 @@ mod proxy;
 mod references;
 mod registry;
 mod server;
+mod shared_memory;
 
 use std::fmt;
 use std::io;
@@ -84,6 +85,7 @@ pub use proxy::{
     ValueProxy,
 };
 pub use registry::{Registry, Shared, SharedProxy};
+pub use shared_memory::{SharedMemoryManager, SharedMemoryManagerError};
 
 /// How long a new server may take to say it listens: it is a process start and a bind.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
