@@ -237,6 +237,7 @@
 //! | `shared_memory.ShareableList(seq)`, `ShareableList(seq, name=n)`, `ShareableList(name=n)` | [`ShareableList::new`], [`ShareableList::create_named`], [`ShareableList::attach`]; items are [`Item`]s, in CPython's layout |
 //! | `sl[i]`, `sl[i] = x`, `len(sl)`, `sl.shm`, `sl.count(x)`, `sl.index(x)` | [`ShareableList::get`], [`ShareableList::set`], [`ShareableList::len`], [`ShareableList::shm`], [`ShareableList::count`], [`ShareableList::index`] |
 //! | `ValueError: bytes/str item exceeds available storage` | [`ShareableListError::DoesNotFit`] |
+//! | `managers.SharedMemoryManager()`; `smm.SharedMemory(size)`, `smm.ShareableList(seq)`, `smm.shutdown()` | [`SharedMemoryManager::new`]; [`SharedMemoryManager::shared_memory`], [`SharedMemoryManager::shareable_list`], [`SharedMemoryManager::shutdown`] (dropping it does the same): every segment made through it is unlinked |
 //! | `threading.Thread(target=f, args=(a, b), daemon=True)` | [`Thread::new`]`(f, (a, b)).daemon(true)`; any `Send` closure, nothing serialized |
 //! | `t.start()`, `t.join()`, `t.join(timeout)`, `t.is_alive()` | [`Thread::start`], [`Thread::join`], [`Thread::join_timeout`], [`Thread::is_alive`] |
 //! | `t.name`, `t.daemon`, `t.native_id` | [`Thread::name`], [`Thread::is_daemon`] / [`Thread::set_daemon`], [`Thread::native_id`] |
@@ -711,7 +712,8 @@ pub use introspection::{
 pub use manager::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy,
     LockProxy, MAX_REQUEST, Manager, ManagerBuilder, ManagerError, NamespaceProxy, Proxied,
-    ProxyGuard, QueueProxy, RLockProxy, Registry, SemaphoreProxy, Shared, SharedProxy, ValueProxy,
+    ProxyGuard, QueueProxy, RLockProxy, Registry, SemaphoreProxy, Shared, SharedMemoryManager,
+    SharedMemoryManagerError, SharedProxy, ValueProxy,
 };
 pub use pool::{
     AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,

@@ -41,6 +41,9 @@ pub(crate) enum ForkRank {
     Mappings,
     /// This process's forkserver: the child forgets it, and would start its own.
     Forkserver,
+    /// This process's references to managers' objects: the child gets its own, on a
+    /// connection to each manager whose proxies the process holds, opened for it.
+    Managers,
 }
 
 /// A participant's locks, held across a fork, and what to do with them on each side.
@@ -410,6 +413,7 @@ mod tests {
             ForkRank::Threads,
             ForkRank::Mappings,
             ForkRank::Forkserver,
+            ForkRank::Managers,
         ];
         assert!(order.windows(2).all(|pair| pair[0] < pair[1]));
         let steps = [

@@ -22,7 +22,8 @@ use shared::lesson::ArgumentError;
 use shared::{
     AcquireError, AuthenticationError, BrokenBarrierError, CodecError, ConnectError, GetError,
     InitError, ManagerError, ParseStartMethodError, PoolError, ProcessError, PutError, RecvError,
-    ReleaseError, SendError, ShareableListError, SharedMemoryError, TaskDoneError, ThreadError,
+    ReleaseError, SendError, ShareableListError, SharedMemoryError, SharedMemoryManagerError,
+    TaskDoneError, ThreadError,
 };
 
 /// One variant of an error type, as a value.
@@ -232,6 +233,11 @@ fn every_error_type() -> Vec<ErrorType> {
             DoesNotFit => ShareableListError::DoesNotFit { index: 0, len: 9, available: 8 },
             Unsupported => ShareableListError::Unsupported { what: "an integer above i64::MAX" },
             Corrupt => ShareableListError::Corrupt { reason: "-1 items".into() },
+        }),
+        error_type!(SharedMemoryManagerError {
+            Manager => SharedMemoryManagerError::Manager(ManagerError::Os(os_error())),
+            SharedMemory => SharedMemoryManagerError::SharedMemory(SharedMemoryError::NotFound { name: "dados".into() }),
+            ShareableList => SharedMemoryManagerError::ShareableList(ShareableListError::IndexOutOfRange { index: 5, len: 5 }),
         }),
     ]
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use shared::{
-    Item, Queue, ShareableList, ShareableListError, SharedMemory, SharedMemoryError, StartMethod,
+    Item, Queue, ShareableList, ShareableListError, SharedMemory, SharedMemoryError,
+    SharedMemoryManager, StartMethod,
 };
 
 shared::enable_test_support!();
@@ -494,4 +495,55 @@ shm.close()"
     assert_eq!(printed, "bcdef\n");
     assert!(!Path::new(&path_of(&name)).exists());
     ours.close();
+}
+
+/// The child's half of [`a_shared_memory_manager_unlinks_its_segments_at_shutdown`]: writes
+/// into a segment the parent made through the manager.
+fn write_into(name: String) -> Result<(), SharedMemoryError> {
+    SharedMemory::attach(&name)?.write_at(0, b"filho")
+}
+
+#[test]
+fn a_shared_memory_manager_unlinks_its_segments_at_shutdown() {
+    let smm = SharedMemoryManager::new().expect("start");
+    let segment = smm.shared_memory(64).expect("a segment");
+    let list = smm
+        .shareable_list([Item::Int(1), Item::from("dois")])
+        .expect("a list");
+    let unlinked_first = smm.shared_memory(8).expect("another segment");
+    unlinked_first.unlink().expect("unlink");
+    // The segments are ordinary ones: a child attaches to them by name.
+    let mut child = Child::start(StartMethod::Spawn, write_into, (segment.name().to_owned(),));
+    assert_eq!(child.exit_code_within(LIMIT), 0);
+    assert_eq!(segment.read(0..5).unwrap(), b"filho");
+    let names = [segment.name().to_owned(), list.shm().name().to_owned()];
+    for name in &names {
+        assert!(
+            Path::new(&path_of(name)).exists(),
+            "{name} is there before the shutdown"
+        );
+    }
+    // A segment the program unlinked itself is passed over.
+    smm.shutdown().expect("shutdown");
+    for name in &names {
+        assert!(
+            matches!(
+                SharedMemory::attach(name),
+                Err(SharedMemoryError::NotFound { .. })
+            ),
+            "{name} was unlinked"
+        );
+    }
+    // The handles still map the memory, as after any unlink.
+    assert_eq!(segment.read(0..5).unwrap(), b"filho");
+    assert_eq!(list.get(1).unwrap(), Item::from("dois"));
+
+    // Dropping the manager is shutting it down.
+    let smm = SharedMemoryManager::new().expect("start");
+    let name = smm.shared_memory(16).expect("a segment").name().to_owned();
+    drop(smm);
+    assert!(
+        !Path::new(&path_of(&name)).exists(),
+        "{name} was unlinked by the drop"
+    );
 }

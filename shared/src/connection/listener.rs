@@ -463,6 +463,102 @@ impl Client {
     }
 }
 
+/// The one byte that carries a connection's pipes from the listener's side to the client's.
+const PIPES_MESSAGE: &[u8] = b"p";
+
+/// Moving a socket connection's conversation onto two pipes: a pipe round trip costs about
+/// half of a Unix socket's here (the bench's `pipe_raw` row against a socket pair), and a
+/// manager's proxy makes one per call. The listener's side makes both pipes (its process
+/// never forks, so no copy of its write end can outlive it and hide its end from the
+/// client), passes the client its two ends over the socket (`SCM_RIGHTS`) and keeps the
+/// other two. End of file then works as on the socket: each side reads it once every copy
+/// of the other side's write end is closed.
+impl Connection {
+    /// The listener's side: makes the two pipes, sends the peer its ends, and returns this
+    /// side's connection over the other two (with this connection's message limit). The peer
+    /// must be waiting in [`receive_pipes`](Self::receive_pipes), having sent nothing more.
+    ///
+    /// # Errors
+    /// `InvalidInput` when this is not a socket connection, or bytes of the peer were read
+    /// ahead (it did not wait); the system's (no descriptors left, the peer gone).
+    pub(crate) fn move_to_pipes(&self) -> io::Result<Connection> {
+        let socket = self.socket_for_pipes()?;
+        let (request_read, request_write) = sys::fd::pipe()?;
+        let (reply_read, reply_write) = sys::fd::pipe()?;
+        let theirs = [sys::fd::raw(&request_write), sys::fd::raw(&reply_read)];
+        sys::passing::send(socket, PIPES_MESSAGE, &theirs)?;
+        // Only the peer holds these now: its end of file is ours, and ours is its.
+        drop((request_write, reply_read));
+        let mut moved = Connection::from_pipes(Some(request_read), Some(reply_write));
+        moved.max_message_size = self.max_message_size;
+        Ok(moved)
+    }
+
+    /// The client's side, after asking the listener's side for pipes: waits up to
+    /// [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT) for them and returns the connection
+    /// over them (with this connection's message limit). What arrives is checked: one
+    /// message, two descriptors, a pipe's write end then a pipe's read end.
+    ///
+    /// # Errors
+    /// `InvalidInput` as in [`move_to_pipes`](Self::move_to_pipes); `TimedOut`;
+    /// `UnexpectedEof` when the peer closed instead; `InvalidData` for anything else that
+    /// arrived (a peer that does not move to pipes).
+    pub(crate) fn receive_pipes(&self) -> io::Result<Connection> {
+        let socket = self.socket_for_pipes()?;
+        if !sys::fd::wait_readable(socket, Some(super::HANDSHAKE_TIMEOUT))? {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the listener's side did not send the pipes in time",
+            ));
+        }
+        let Some(received) = sys::passing::receive(socket, PIPES_MESSAGE.len(), true)? else {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        };
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected the pipes of a connection, got {what}"),
+            )
+        };
+        if received.truncated || received.bytes != PIPES_MESSAGE {
+            return Err(invalid(&format!("the bytes {:?}", received.bytes)));
+        }
+        let [write, read]: [OwnedFd; 2] = received
+            .fds
+            .try_into()
+            .map_err(|fds: Vec<OwnedFd>| invalid(&format!("{} descriptors", fds.len())))?;
+        let is_pipe_end = |fd: &OwnedFd, access| -> io::Result<bool> {
+            Ok(sys::fd::kind(fd.as_fd())? == sys::fd::Kind::Fifo
+                && sys::fd::access(fd.as_fd())? == access)
+        };
+        if !is_pipe_end(&write, sys::fd::Access::Write)?
+            || !is_pipe_end(&read, sys::fd::Access::Read)?
+        {
+            return Err(invalid(
+                "descriptors that are not a pipe's write and read ends",
+            ));
+        }
+        let mut moved = Connection::from_pipes(Some(read), Some(write));
+        moved.max_message_size = self.max_message_size;
+        Ok(moved)
+    }
+
+    /// The socket, when nothing of the peer was read ahead of the pipes' message.
+    fn socket_for_pipes(&self) -> io::Result<BorrowedFd<'_>> {
+        match &self.channel {
+            super::Channel::Socket(socket) if !self.has_read_ahead() => Ok(socket.as_fd()),
+            super::Channel::Socket(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bytes were read ahead of the pipes' message",
+            )),
+            super::Channel::Pipes { .. } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only a socket connection moves to pipes",
+            )),
+        }
+    }
+}
+
 /// Why [`Listener::accept`] or [`Client::connect`] failed.
 ///
 /// `Debug`, what a `main` returning it prints, gives its message and then each cause once:
@@ -519,5 +615,61 @@ impl From<io::Error> for ConnectError {
 impl From<AuthenticationError> for ConnectError {
     fn from(error: AuthenticationError) -> Self {
         ConnectError::Authentication(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener and a connected client, without a key.
+    fn pair(name: &str) -> (Connection, Connection) {
+        let address = Address::Abstract(format!("shared-pipes-{name}-{}", std::process::id()));
+        let listener = Listener::bind(address.clone(), 1, None).expect("bind");
+        let client = Client::connect(address, None).expect("connect");
+        (listener.accept().expect("accept"), client)
+    }
+
+    #[test]
+    fn a_connection_moved_to_pipes_carries_both_ways_and_sees_the_other_side_leave() {
+        let (served, client) = pair("both-ways");
+        let served = served.move_to_pipes().expect("move");
+        let client = client.receive_pipes().expect("receive");
+        client.send(&"pedido").unwrap();
+        assert_eq!(served.recv::<String>().unwrap(), "pedido");
+        served.send(&42_u32).unwrap();
+        assert_eq!(client.recv::<u32>().unwrap(), 42);
+        // The listener's side kept no copy of the client's ends, nor the client of its.
+        drop(served);
+        assert!(matches!(
+            client.recv::<u32>(),
+            Err(super::super::RecvError::Closed)
+        ));
+    }
+
+    #[test]
+    fn a_client_refuses_anything_but_pipes() {
+        let (served, client) = pair("refuses");
+        served.send(&"não são canos").unwrap();
+        let error = client.receive_pipes().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        assert!(error.to_string().contains("expected the pipes"), "{error}");
+    }
+
+    #[test]
+    fn a_client_whose_peer_left_is_told_so() {
+        let (served, client) = pair("left");
+        drop(served);
+        let error = client.receive_pipes().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+    }
+
+    #[test]
+    fn pipes_refuse_to_move_again() {
+        let (served, client) = pair("again");
+        let moved = served.move_to_pipes().expect("move");
+        let _client = client.receive_pipes().expect("receive");
+        let error = moved.move_to_pipes().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
     }
 }

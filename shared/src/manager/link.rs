@@ -4,13 +4,17 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
-use super::protocol::{Call, Reply, Request};
+use super::protocol::{Call, MANAGER, Reply, Request};
+use super::references;
 use crate::connection::{Address, Client, Connection, RecvError, SendError};
 
 /// Where an object lives. Python: a proxy's `Token` (typeid, address, id) and the authkey
@@ -26,27 +30,68 @@ pub(crate) struct Token {
 pub(crate) struct Link {
     pub(crate) token: Token,
     connection: RefCell<Option<Open>>,
+    /// Whether this link is one of the proxies this process counts (see `references`): the
+    /// manager's own link is not.
+    counted: bool,
 }
 
 /// A connection and the process that opened it.
 struct Open {
-    pid: u32,
+    opener: Opener,
     connection: Connection,
 }
 
+/// Which process this is, told apart from its forked children and parent without a system
+/// call per proxy call (`getpid` is one, and a call costs a few microseconds): the number of
+/// forks between the program's start and this process, counted by a `pthread_atfork` handler
+/// in every child; the PID only if that handler could not be registered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Opener {
+    forks: u64,
+    pid: Option<u32>,
+}
+
+/// Forks that led to this process: each child of a `fork` adds one to its copy.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork_in_child() {
+    // Async-signal-safe: one atomic add, in the only thread the child has.
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Opener {
+    pub(super) fn this_process() -> Opener {
+        static COUNTED: OnceLock<bool> = OnceLock::new();
+        let counted = *COUNTED
+            .get_or_init(|| crate::sys::posix_shm::on_fork_in_child(count_fork_in_child).is_ok());
+        Opener {
+            forks: FORKS.load(Ordering::Relaxed),
+            pid: (!counted).then(std::process::id),
+        }
+    }
+}
+
 impl Link {
+    /// The manager's own link (object 0), which no reference counts.
     pub(crate) fn new(token: Token) -> Link {
         Link {
             token,
             connection: RefCell::new(None),
+            counted: false,
         }
     }
 
-    /// The same object through a new connection, for a new proxy.
-    pub(crate) fn to(&self, id: u64) -> Link {
-        Link::new(Token {
-            id,
-            ..self.token.clone()
+    /// A proxy's link to the object `call` makes or finds on this manager; this process holds
+    /// a reference to the object from now on, until its last proxy of it is dropped.
+    pub(crate) fn made(&self, call: Call) -> Result<Link, ManagerError> {
+        let id = references::made(&self.token, call)?;
+        Ok(Link {
+            token: Token {
+                id,
+                ..self.token.clone()
+            },
+            connection: RefCell::new(None),
+            counted: true,
         })
     }
 
@@ -54,13 +99,13 @@ impl Link {
     /// returned as its error.
     pub(crate) fn call(&self, call: Call) -> Result<Reply, ManagerError> {
         let mut slot = self.connection.borrow_mut();
-        let pid = std::process::id();
+        let opener = Opener::this_process();
         let open = match &mut *slot {
-            Some(open) if open.pid == pid => open,
+            Some(open) if open.opener == opener => open,
             // A connection inherited through fork is the parent's conversation: this process
             // opens its own (dropping the copy closes only this process's descriptor).
             slot => slot.insert(Open {
-                pid,
+                opener,
                 connection: connect(&self.token)?,
             }),
         };
@@ -81,18 +126,33 @@ impl Link {
     }
 }
 
-/// Connects to the manager `token` names and authenticates.
+/// Connects to the manager `token` names, authenticates, and moves the conversation onto
+/// two pipes (a pipe round trip costs about half of a Unix socket's; see
+/// `Connection::move_to_pipes`).
 pub(crate) fn connect(token: &Token) -> Result<Connection, ManagerError> {
-    Client::connect(Address::parse(&token.address), Some(&token.authkey))
-        .map_err(ManagerError::Connect)
+    let socket = Client::connect(Address::parse(&token.address), Some(&token.authkey))
+        .map_err(ManagerError::Connect)?;
+    let ask = Request {
+        object: MANAGER,
+        call: Call::Pipes,
+    };
+    socket.send(&ask).map_err(send_error)?;
+    socket.receive_pipes().map_err(|error| match error.kind() {
+        io::ErrorKind::UnexpectedEof => ManagerError::ServerGone,
+        _ => ManagerError::Os(error),
+    })
 }
 
-fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
-    connection.send(request).map_err(|error| match error {
+fn send_error(error: SendError) -> ManagerError {
+    match error {
         SendError::Closed => ManagerError::ServerGone,
         SendError::Os(error) => ManagerError::Os(error),
         other => ManagerError::Encode(other.to_string()),
-    })?;
+    }
+}
+
+pub(super) fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
+    connection.send(request).map_err(send_error)?;
     connection.recv().map_err(|error| match error {
         RecvError::Closed | RecvError::Truncated { .. } => ManagerError::ServerGone,
         RecvError::Os(error) => ManagerError::Os(error),
@@ -119,22 +179,68 @@ pub(crate) fn unexpected(reply: Reply) -> ManagerError {
     ManagerError::Decode(format!("unexpected answer {reply:?}"))
 }
 
+/// Another proxy of the same object in this process: counted here, no message.
 impl Clone for Link {
     fn clone(&self) -> Link {
-        Link::new(self.token.clone())
+        if self.counted {
+            references::cloned(&self.token);
+        }
+        Link {
+            token: self.token.clone(),
+            connection: RefCell::new(None),
+            counted: self.counted,
+        }
     }
 }
 
-/// Only the token crosses to another process; the connection stays with its opener.
+/// The last proxy of an object in this process gives the process's reference up.
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.counted {
+            references::dropped(&self.token);
+        }
+    }
+}
+
+/// What crosses to another process: the token, and a ticket for the reference the receiver
+/// adopts (see `references`).
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    token: Token,
+    ticket: Option<u64>,
+}
+
+/// Only the token (and a ticket) crosses to another process; the connection stays with its
+/// opener. Serializing lends a reference: a round trip to the server.
 impl Serialize for Link {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.token.serialize(serializer)
+        let ticket = if self.counted {
+            let ticket = references::lent(&self.token).map_err(serde::ser::Error::custom)?;
+            Some(ticket)
+        } else {
+            None
+        };
+        let wire = Wire {
+            token: self.token.clone(),
+            ticket,
+        };
+        wire.serialize(serializer)
     }
 }
 
+/// Deserializing adopts the ticket's reference: a round trip to the server, which refuses a
+/// ticket it does not know (its object is gone).
 impl<'de> Deserialize<'de> for Link {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Link, D::Error> {
-        Token::deserialize(deserializer).map(Link::new)
+        let Wire { token, ticket } = Wire::deserialize(deserializer)?;
+        if let Some(ticket) = ticket {
+            references::adopted(&token, ticket).map_err(serde::de::Error::custom)?;
+        }
+        Ok(Link {
+            token,
+            connection: RefCell::new(None),
+            counted: ticket.is_some(),
+        })
     }
 }
 

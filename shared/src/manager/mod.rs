@@ -10,7 +10,9 @@
 //! Each method that makes an object (`dict`, `lock`, ...) asks the server for one and
 //! returns a proxy: the address, the key and the object's id. A proxy opens its own
 //! connection on first use (per process: one inherited through fork is never reused) and
-//! makes one request and one answer per method, as CPython's do. The server serves every
+//! makes one request and one answer per method, as CPython's do. Once the handshake is done,
+//! the server hands the connection's conversation over to two pipes of its making (passed
+//! over the socket): a pipe round trip costs about half of a Unix socket's. The server serves every
 //! connection on a thread of its own, so a proxy that waits (a lock's `acquire`, a queue's
 //! `get`) holds nobody else up.
 //!
@@ -29,10 +31,26 @@
 //!   answer, an unknown object or a call the object does not have is refused by name; and
 //!   no request reaches it before the handshake proved the client holds the key.
 //!
+//! # References: when an object is freed
+//!
+//! As in CPython (`incref`/`decref`), an object lives while some process has a proxy of it,
+//! and the server frees it when the last one, in every process, is dropped
+//! ([`Manager::number_of_objects`] counts them). The server counts processes: each process
+//! holds its references to one manager's objects on one connection of its own, counts its
+//! proxies (a clone is a count, not a message) and gives the reference up when its last
+//! proxy of an object is dropped. A process that ends, even by SIGKILL, gives up all of its
+//! references when that connection closes; those of other processes are untouched. A proxy
+//! sent to another process (a spawned child's arguments, a `Queue`) carries a reference lent
+//! by the sender, which the receiver adopts; a child started by fork gets references of its
+//! own to every object its parent held, for as long as it lives. An object found by name
+//! ([`Manager::named`]) lives as long as the server. The details, and the limits (a reference
+//! lent to a receiver that was killed before it took it stays with the sender until the
+//! sender ends), are in `references.rs`.
+//!
 //! # Cost
 //!
-//! Each call is a round trip over a Unix socket, as in CPython, but without pickling or
-//! Python's dispatch. [`DictProxy::get_many`] and [`DictProxy::update`] (and `extend`,
+//! Each call is a round trip, as in CPython, but over two pipes rather than a Unix socket,
+//! and without pickling or Python's dispatch. [`DictProxy::get_many`] and [`DictProxy::update`] (and `extend`,
 //! `to_vec`, `items`) carry many items in one round trip. The bench's `manager_*` rows
 //! compare them with CPython.
 
@@ -40,8 +58,10 @@ mod link;
 mod objects;
 mod protocol;
 mod proxy;
+mod references;
 mod registry;
 mod server;
+mod shared_memory;
 
 use std::fmt;
 use std::io;
@@ -65,6 +85,7 @@ pub use proxy::{
     ValueProxy,
 };
 pub use registry::{Registry, Shared, SharedProxy};
+pub use shared_memory::{SharedMemoryManager, SharedMemoryManagerError};
 
 /// How long a new server may take to say it listens: it is a process start and a bind.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -283,6 +304,31 @@ impl Manager {
         })
     }
 
+    /// How many objects the server holds: an object is freed when the last proxy of it, in
+    /// every process, is dropped (see "References" in the module's docs). Python:
+    /// `manager._number_of_objects()`.
+    ///
+    /// ```
+    /// let manager = shared::Manager::new()?;
+    /// let before = manager.number_of_objects()?;
+    /// let d = manager.dict::<String, u8>()?;
+    /// let copy = d.clone();
+    /// drop(d);
+    /// assert_eq!(manager.number_of_objects()?, before + 1); // the copy holds it
+    /// drop(copy);
+    /// assert_eq!(manager.number_of_objects()?, before);
+    /// # Ok::<(), shared::ManagerError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ManagerError::ServerGone`]; [`ManagerError::Connect`].
+    pub fn number_of_objects(&self) -> Result<usize, ManagerError> {
+        match self.link.call(Call::NumberOfObjects)? {
+            Reply::Count(count) => Ok(usize::try_from(count).unwrap_or(usize::MAX)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Where the server listens. Python: `manager.address`.
     pub fn address(&self) -> &Address {
         &self.address
@@ -325,12 +371,8 @@ impl Manager {
     }
 
     fn create<P: Proxied>(&self, init: Init) -> Result<P, ManagerError> {
-        let reply = self.link.call(Call::Create(P::kind(), init))?;
-        let id = match reply {
-            Reply::Id(id) => id,
-            other => return Err(unexpected(other)),
-        };
-        Ok(P::from_link(self.link.to(id)))
+        let link = self.link.made(Call::Create(P::kind(), init))?;
+        Ok(P::from_link(link))
     }
 
     /// The object registered under `name` in the server, made (empty) if there is none: a
@@ -343,13 +385,10 @@ impl Manager {
     /// [`ManagerError::Refused`] when `name` names an object of another kind, or the kind
     /// has no empty form; [`ManagerError::ServerGone`]; [`ManagerError::Connect`].
     pub fn named<P: Proxied>(&self, name: &str) -> Result<P, ManagerError> {
-        let reply = self
+        let link = self
             .link
-            .call(Call::Named(name.to_owned(), P::kind(), Init::default()))?;
-        match reply {
-            Reply::Id(id) => Ok(P::from_link(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+            .made(Call::Named(name.to_owned(), P::kind(), Init::default()))?;
+        Ok(P::from_link(link))
     }
 
     /// A new object of the registered type `T`. Python: `manager.typeid()` for a type
@@ -360,10 +399,8 @@ impl Manager {
     /// [`Registry`] ([`ManagerBuilder::register`]); [`ManagerError::ServerGone`];
     /// [`ManagerError::Connect`].
     pub fn shared<T: Shared>(&self) -> Result<SharedProxy<T>, ManagerError> {
-        match self.link.call(Call::CreateUser(T::TYPE_ID.to_owned()))? {
-            Reply::Id(id) => Ok(SharedProxy::new(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+        let link = self.link.made(Call::CreateUser(T::TYPE_ID.to_owned()))?;
+        Ok(SharedProxy::new(link))
     }
 
     /// A new empty dict. Python: `manager.dict()`.
@@ -447,17 +484,14 @@ impl Manager {
     /// # Errors
     /// As [`dict`](Self::dict).
     pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy, ManagerError> {
-        let reply = self.link.call(Call::Create(
+        let link = self.link.made(Call::Create(
             Kind::BoundedSemaphore,
             Init {
                 items: Vec::new(),
                 number: value,
             },
         ))?;
-        match reply {
-            Reply::Id(id) => Ok(SemaphoreProxy::from_link(self.link.to(id))),
-            other => Err(unexpected(other)),
-        }
+        Ok(SemaphoreProxy::from_link(link))
     }
 
     /// A new event. Python: `manager.Event()`.

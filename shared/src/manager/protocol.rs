@@ -93,6 +93,24 @@ pub(crate) enum Call {
     CreateUser(String),
     /// Nothing but an answer: proves the server is there and the key right.
     Ping,
+    /// Gives up this connection's references to the object with this id (the last proxy of
+    /// it in the client's process was dropped).
+    Decref(u64),
+    /// One reference to each of these objects for a proxy on its way to another process
+    /// (serialized, or copied by a fork): answered with one ticket per id, which the receiver
+    /// adopts. A ticket nobody adopts is given up when this connection closes.
+    Lend(Vec<u64>),
+    /// Takes over the references these tickets stand for, as this connection's own.
+    Adopt(Vec<u64>),
+    /// One more reference to each of these objects, for this connection (a forked child's:
+    /// its parent opens it for the child, which inherits it).
+    Hold(Vec<u64>),
+    /// How many objects the server holds. Python: `manager._number_of_objects()`.
+    NumberOfObjects,
+    /// Move this connection onto two pipes (the first request of every proxy's connection):
+    /// answered not with a [`Reply`] but with the client's ends of the pipes, passed over the
+    /// socket (see `Connection::move_to_pipes`).
+    Pipes,
 
     // Every kind that has a length (dict, list, array, namespace, queue's qsize).
     Len,
@@ -173,6 +191,8 @@ pub(crate) enum Reply {
     Items(Vec<ByteBuf>),
     MaybeItems(Vec<Option<ByteBuf>>),
     Pairs(Vec<(ByteBuf, ByteBuf)>),
+    /// The tickets of a [`Call::Lend`], one per id.
+    Tickets(Vec<u64>),
     /// A barrier's parties, waiting parties, and whether it is broken.
     Barrier(u64, u64, bool),
     Failed(Failure),

@@ -29,11 +29,30 @@ const BACKLOG: u32 = 64;
 struct Server {
     objects: RwLock<HashMap<u64, Arc<Object>>>,
     names: Mutex<HashMap<String, u64>>,
+    references: Mutex<References>,
     next_id: AtomicU64,
     stop: Mutex<Sender<()>>,
     /// Makes an object of a registered type, by its type id.
     make: fn(&str) -> Option<Box<dyn Served>>,
 }
+
+/// Who holds each object, as CPython's server counts with `incref` and `decref`: an object
+/// is freed when its count reaches zero. A reference belongs to a connection (each process's
+/// proxies of this manager hold theirs through one connection, see `link`), and is given up
+/// with it: a client that ends, even by SIGKILL, releases every reference it held. A ticket
+/// (a reference lent for a proxy on its way to another process) belongs to the connection that
+/// lent it until the receiver adopts it. A name holds its object for the server's life.
+#[derive(Default)]
+struct References {
+    /// Per object: the references of connections, the tickets in flight, one for a name.
+    counts: HashMap<u64, u64>,
+    /// Tickets lent and not adopted yet: the object, and the connection that lent it.
+    tickets: HashMap<u64, (u64, u64)>,
+    next_ticket: u64,
+}
+
+/// One connection's references: how many it holds of each object.
+type Holds = HashMap<u64, u64>;
 
 /// The server process's target: listens at `address` with `authkey`, tells `ready` whether
 /// it could (`Err` with the reason), and serves until a client asks it to shut down.
@@ -58,6 +77,7 @@ pub(super) fn serve<R: Registry>(
     let server = Arc::new(Server {
         objects: RwLock::new(HashMap::new()),
         names: Mutex::new(HashMap::new()),
+        references: Mutex::new(References::default()),
         next_id: AtomicU64::new(MANAGER + 1),
         stop: Mutex::new(stop),
         make: R::make,
@@ -107,6 +127,7 @@ fn accept_clients(listener: &Listener, server: &Arc<Server>) {
 fn serve_client(server: &Server, mut connection: Connection, client: u64) {
     connection.set_max_message_size(MAX_REQUEST);
     let mut acquired = Vec::new();
+    let mut holds = Holds::new();
     loop {
         let request: Request = match connection.recv() {
             Ok(request) => request,
@@ -120,6 +141,14 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             // Closed, too large, truncated: this conversation is over.
             Err(_) => break,
         };
+        if let (MANAGER, Call::Pipes) = (request.object, &request.call) {
+            match connection.move_to_pipes() {
+                Ok(pipes) => connection = pipes,
+                // The client sees the socket close: it cannot talk over it any more.
+                Err(_) => break,
+            }
+            continue;
+        }
         let shutdown = matches!(request.call, Call::Shutdown);
         // The client sends nothing while it waits for an answer: readable means it left.
         let gone = || connection.poll(Some(Duration::ZERO)).unwrap_or(true);
@@ -127,7 +156,7 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             id: client,
             gone: &gone,
         };
-        let reply = match server.handle(request, &caller, &mut acquired) {
+        let reply = match server.handle(request, &caller, &mut acquired, &mut holds) {
             Ok(reply) => reply,
             Err(Stop::Failed(failure)) => Reply::Failed(failure),
             Err(Stop::ClientGone) => break,
@@ -148,6 +177,7 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             object.release_held_by(client);
         }
     }
+    server.release_all(client, holds);
 }
 
 impl Server {
@@ -162,10 +192,11 @@ impl Server {
         request: Request,
         caller: &Caller<'_>,
         acquired: &mut Vec<u64>,
+        holds: &mut Holds,
     ) -> Result<Reply, Stop> {
         let Request { object: id, call } = request;
         if id == MANAGER {
-            return Ok(self.manager_call(call)?);
+            return Ok(self.manager_call(call, caller.id, holds)?);
         }
         let object = self
             .object(id)
@@ -177,7 +208,127 @@ impl Server {
         object.call(call, caller)
     }
 
-    fn manager_call(&self, call: Call) -> Result<Reply, Failure> {
+    fn manager_call(&self, call: Call, client: u64, holds: &mut Holds) -> Result<Reply, Failure> {
+        let made = match call {
+            Call::Decref(id) => return Ok(self.release(id, holds)),
+            Call::Lend(ids) => return self.lend(&ids, client).map(Reply::Tickets),
+            Call::Adopt(tickets) => return self.adopt(&tickets, holds).map(|()| Reply::Done),
+            Call::Hold(ids) => return self.hold(&ids, holds).map(|()| Reply::Done),
+            Call::NumberOfObjects => {
+                let objects = self.objects.read().unwrap_or_else(PoisonError::into_inner);
+                return Ok(Reply::Count(objects.len() as u64));
+            }
+            other => self.make(other)?,
+        };
+        // Every call that makes or finds an object gives the client a reference to it.
+        if let Reply::Id(id) = made {
+            self.references()
+                .counts
+                .entry(id)
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
+            *holds.entry(id).or_insert(0) += 1;
+        }
+        Ok(made)
+    }
+
+    fn references(&self) -> std::sync::MutexGuard<'_, References> {
+        self.references
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives up every reference the client holds to `id` (its process counts its proxies
+    /// itself, and asks once it has none left: two tickets adopted by one process are one
+    /// process's references); none held is nothing to do.
+    fn release(&self, id: u64, holds: &mut Holds) -> Reply {
+        if let Some(held) = holds.remove(&id) {
+            self.drop_references(&mut self.references(), id, held);
+        }
+        Reply::Done
+    }
+
+    /// A ticket for each of `ids`, lent by `client`; none if one of them is no object.
+    fn lend(&self, ids: &[u64], client: u64) -> Result<Vec<u64>, Failure> {
+        let mut references = self.references();
+        if let Some(id) = ids.iter().find(|id| !references.counts.contains_key(id)) {
+            return Err(Failure::Refused(format!("no object {id} in this manager")));
+        }
+        let mut tickets = Vec::with_capacity(ids.len());
+        for &id in ids {
+            references.next_ticket += 1;
+            let ticket = references.next_ticket;
+            references.tickets.insert(ticket, (id, client));
+            *references.counts.entry(id).or_insert(0) += 1;
+            tickets.push(ticket);
+        }
+        Ok(tickets)
+    }
+
+    /// One more reference to each of `ids` for the client; none if one of them is no object.
+    fn hold(&self, ids: &[u64], holds: &mut Holds) -> Result<(), Failure> {
+        let mut references = self.references();
+        if let Some(id) = ids.iter().find(|id| !references.counts.contains_key(id)) {
+            return Err(Failure::Refused(format!("no object {id} in this manager")));
+        }
+        for &id in ids {
+            *references.counts.entry(id).or_insert(0) += 1;
+            *holds.entry(id).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the references of `tickets` the client's own; none if one of them is unknown.
+    fn adopt(&self, tickets: &[u64], holds: &mut Holds) -> Result<(), Failure> {
+        let mut references = self.references();
+        if let Some(ticket) = tickets.iter().find(|t| !references.tickets.contains_key(t)) {
+            return Err(Failure::Refused(format!(
+                "no reference lent as ticket {ticket}: its object is gone, or its lender ended \
+                 before this process took it"
+            )));
+        }
+        for ticket in tickets {
+            if let Some((id, _)) = references.tickets.remove(ticket) {
+                *holds.entry(id).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up every reference of a client whose connection closed, tickets it lent
+    /// included.
+    fn release_all(&self, client: u64, holds: Holds) {
+        let mut references = self.references();
+        for (id, held) in holds {
+            self.drop_references(&mut references, id, held);
+        }
+        let lent: Vec<(u64, u64)> = references
+            .tickets
+            .iter()
+            .filter(|(_, (_, lender))| *lender == client)
+            .map(|(&ticket, &(id, _))| (ticket, id))
+            .collect();
+        for (ticket, id) in lent {
+            references.tickets.remove(&ticket);
+            self.drop_references(&mut references, id, 1);
+        }
+    }
+
+    /// Takes `n` references of `id` away, and frees the object when none is left.
+    fn drop_references(&self, references: &mut References, id: u64, n: u64) {
+        let Some(count) = references.counts.get_mut(&id) else {
+            return;
+        };
+        *count = count.saturating_sub(n);
+        if *count == 0 {
+            references.counts.remove(&id);
+            let mut objects = self.objects.write().unwrap_or_else(PoisonError::into_inner);
+            objects.remove(&id);
+        }
+    }
+
+    /// Runs a call that makes or finds an object, or refuses one the manager does not have.
+    fn make(&self, call: Call) -> Result<Reply, Failure> {
         match call {
             Call::Create(kind, init) => self.create(kind, init).map(Reply::Id),
             Call::Named(name, kind, init) => {
@@ -195,6 +346,8 @@ impl Server {
                 }
                 let id = self.create(kind, init)?;
                 names.insert(name, id);
+                // The name's own reference: a named object lives as long as the server.
+                self.references().counts.insert(id, 1);
                 Ok(Reply::Id(id))
             }
             Call::CreateUser(type_id) => {
@@ -206,6 +359,9 @@ impl Server {
                 Ok(Reply::Id(self.insert(Object::user(object))))
             }
             Call::Shutdown | Call::Ping => Ok(Reply::Done),
+            Call::Pipes => Err(Failure::Refused(
+                "a connection moves to pipes only while it is a socket".to_owned(),
+            )),
             other => Err(Failure::Refused(format!(
                 "the manager itself has no call {}",
                 super::objects::call_name(&other)

@@ -80,7 +80,10 @@
 //! # Cost
 //!
 //! `create` is an `open(O_TMPFILE)`, a `fallocate`, a `flock`, an `fstat`, a `linkat` and an
-//! `mmap`; `attach` an `open`, two `fstat`s, a `flock` and an `mmap`; the table's bookkeeping
+//! `mmap`; `attach` an `open`, two `fstat`s, a `flock` and an `mmap`, except in a process that
+//! holds the segment already: there it is one `lstat` of the name, and the new handle shares
+//! the mapping and the lock of the process's other handles (closing it then costs nothing;
+//! CPython maps the file again). The table's bookkeeping
 //! is a few atomic stores (a fork is noticed by a `pthread_atfork` handler, not by asking
 //! `getpid`), and names come from a counter seeded once from the kernel. The bench's
 //! `shm_create` row times create + attach + unlink of 4 KiB against CPython.
@@ -89,6 +92,7 @@
 //! protocol would) makes an access past the new end raise SIGBUS, as in CPython; tmpfs files,
 //! unlike memfds, cannot be sealed against it.
 
+mod held;
 mod list;
 mod watchdog;
 
@@ -96,6 +100,7 @@ use std::fmt;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -290,12 +295,28 @@ fn random_name() -> Result<String, SharedMemoryError> {
 /// ```
 pub struct SharedMemory {
     name: String,
+    /// Shared with this process's other handles of the segment (see `held`).
+    segment: Arc<Segment>,
+}
+
+/// A segment as this process holds it: one mapping and one open file, however many of its
+/// handles use it.
+struct Segment {
     // Dropped before `_lock`: unmapped before the lock goes.
     map: Mapping,
     /// Holds the shared `flock` that says this process is attached.
     _lock: OwnedFd,
     status: FileStatus,
     registration: watchdog::Registration,
+}
+
+impl SharedMemory {
+    /// A handle of `segment`, which this process holds from now on (see `held`).
+    fn holding(name: String, segment: Segment) -> SharedMemory {
+        let segment = Arc::new(segment);
+        held::remember(segment.status.id, &segment);
+        SharedMemory { name, segment }
+    }
 }
 
 impl SharedMemory {
@@ -387,13 +408,15 @@ impl SharedMemory {
                 return Err(os("map")(error));
             }
         };
-        Ok(SharedMemory {
+        Ok(SharedMemory::holding(
             name,
-            map,
-            _lock: file,
-            status,
-            registration,
-        })
+            Segment {
+                map,
+                _lock: file,
+                status,
+                registration,
+            },
+        ))
     }
 
     /// Attaches to the segment named `name`, made by any process (this one, another started
@@ -422,6 +445,14 @@ impl SharedMemory {
     /// for a file we may not open, or a mapping the system refuses.
     pub fn attach(name: &str) -> Result<SharedMemory, SharedMemoryError> {
         let name = checked_name(name)?.to_owned();
+        // A segment this process holds already: its mapping and lock serve this handle too.
+        // Whatever the name stands for now decides (a symbolic link is never a held file).
+        if let Some(segment) = posix_shm::status_of_name(&name)
+            .ok()
+            .and_then(|now| held::find(now.id))
+        {
+            return Ok(SharedMemory { name, segment });
+        }
         let os = |operation| {
             let name = name.clone();
             move |source| SharedMemoryError::Os {
@@ -449,13 +480,15 @@ impl SharedMemory {
         let map = Self::lock_while_linked(&name, &file)
             .and_then(|()| Mapping::new(&file, 0, size).map_err(os("map")))
             .inspect_err(|_| watchdog::unregister(&registration))?;
-        Ok(SharedMemory {
+        Ok(SharedMemory::holding(
             name,
-            map,
-            _lock: file,
-            status,
-            registration,
-        })
+            Segment {
+                map,
+                _lock: file,
+                status,
+                registration,
+            },
+        ))
     }
 
     /// The size to map, if the file is a segment at all.
@@ -511,7 +544,7 @@ impl SharedMemory {
 
     /// The segment's size in bytes, as mapped here. Python: `shm.size`.
     pub fn size(&self) -> usize {
-        self.map.len()
+        self.segment.map.len()
     }
 
     /// The bytes, each an atomic: shared with other processes that may write any of them at
@@ -532,7 +565,9 @@ impl SharedMemory {
         // long as `self` (it is unmapped only on drop). `AtomicU8` has the size and alignment
         // of `u8`, every byte is a valid `AtomicU8`, and every access through the slice is
         // atomic, so concurrent writes by other threads or processes are not data races.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU8>(), self.size()) }
+        unsafe {
+            std::slice::from_raw_parts(self.segment.map.as_ptr().cast::<AtomicU8>(), self.size())
+        }
     }
 
     /// The start of the mapping, for code that brings its own synchronisation. Every access
@@ -540,7 +575,7 @@ impl SharedMemory {
     /// is undefined behaviour: prefer [`buf`](Self::buf), [`read_at`](Self::read_at) and
     /// [`write_at`](Self::write_at).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_ptr()
+        self.segment.map.as_ptr()
     }
 
     /// The part of the segment that `offset` and `len` name, or why not.
@@ -660,14 +695,14 @@ impl SharedMemory {
             name: self.name.clone(),
         };
         match posix_shm::status_of_name(&self.name) {
-            Ok(now) if now.id == self.status.id => {}
+            Ok(now) if now.id == self.segment.status.id => {}
             Ok(_) => return Err(not_found()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(not_found()),
             Err(source) => return Err(self.os("unlink", source)),
         }
         match posix_shm::remove(&self.name) {
             Ok(()) => {
-                watchdog::unregister(&self.registration);
+                watchdog::unregister(&self.segment.registration);
                 Ok(())
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Err(not_found()),

@@ -191,11 +191,13 @@ static WATCH: AtomicPtr<Watch> = AtomicPtr::new(ptr::null_mut());
 static NAMES: AtomicU64 = AtomicU64::new(0);
 
 /// Run in the child of every `fork` (`pthread_atfork`): the parent's watchdog and table are not
-/// the child's (the table is not even mapped there), and its names must differ. Two atomic
-/// stores: safe in a child of a program with threads.
+/// the child's (the table is not even mapped there), its names must differ, and the segments
+/// its parent held are not the child's to share (`held`). Three atomic stores: safe in a
+/// child of a program with threads.
 extern "C" fn forget_in_child() {
     WATCH.store(ptr::null_mut(), Ordering::Release);
     NAMES.store(0, Ordering::Release);
+    super::held::forget_in_child();
 }
 
 /// Registers [`forget_in_child`] once, before the first watchdog or name exists.
