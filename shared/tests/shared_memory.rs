@@ -27,6 +27,7 @@ under_every_start_method!(
     a_segment_stays_while_a_process_is_attached,
     a_list_round_trips_every_type_between_processes,
     a_child_attaches_to_a_segment_python_made,
+    the_watchdog_has_left_the_group_when_create_returns,
 );
 
 fn unique_name(what: &str, method: StartMethod) -> String {
@@ -546,4 +547,52 @@ fn a_shared_memory_manager_unlinks_its_segments_at_shutdown() {
         !Path::new(&path_of(&name)).exists(),
         "{name} was unlinked by the drop"
     );
+}
+
+/// Pinned to one CPU, a forked watchdog usually has not run yet when `fork` returns in its
+/// parent; it used to leave the program's process group only once it ran, so a lesson that
+/// ended just after its first segment could leave a "survivor" in its group (seen by the
+/// lessons' test harness under load). Creating a segment now returns only once the new
+/// watchdog is in a session and group of its own.
+fn watchdog_outside_my_group(reports: Queue<String>) -> Result<(), Box<dyn std::error::Error>> {
+    use nix::libc;
+    use nix::unistd::{Pid, getpgid, getsid};
+
+    // SAFETY: `cpu_set_t` is plain bits, for which zero is valid; `sched_getaffinity` and
+    // `sched_setaffinity` read or write exactly `size_of::<cpu_set_t>()` bytes of `set`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut set) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let cpu = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .ok_or("no CPU in this process's affinity")?;
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size, &set) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    let memoria = SharedMemory::create(4096)?;
+    let watchdog = shared::__private::shared_memory_watchdog_pid().ok_or("no watchdog")?;
+    let watchdog = Pid::from_raw(watchdog as i32);
+    let verdict = if getsid(Some(watchdog))? == getsid(None)? {
+        format!("watchdog {watchdog} still in this process's session")
+    } else if getpgid(Some(watchdog))? == getpgid(None)? {
+        format!("watchdog {watchdog} still in this process's group")
+    } else {
+        "outside".to_string()
+    };
+    memoria.unlink()?;
+    reports.put(verdict)?;
+    Ok(())
+}
+
+fn the_watchdog_has_left_the_group_when_create_returns(method: StartMethod) {
+    let reports = Queue::new().unwrap();
+    let _child = Child::start(method, watchdog_outside_my_group, (reports.clone(),));
+    let verdict = within(LIMIT, move || reports.get().unwrap());
+    assert_eq!(verdict, "outside");
 }

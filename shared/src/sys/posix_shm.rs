@@ -200,10 +200,15 @@ pub(crate) fn exclude_from_fork(start: *mut u8, len: usize) -> io::Result<()> {
     check(unsafe { libc::madvise(start.cast(), len, libc::MADV_DONTFORK) }).map(drop)
 }
 
-/// Forks a watchdog of this process, in a session of its own: the child keeps only `keep` of its descriptors (standard
-/// streams included: a pipe reader waiting for EOF must not wait for it), ignores the signals
-/// a terminal or a `kill` of the group sends, names itself `name`, and runs `body`,
-/// then exits at once (`_exit`). The parent gets the watchdog's PID.
+/// Forks a watchdog of this process, in a session of its own: the child keeps only `keep` of
+/// its descriptors (standard streams included: a pipe reader waiting for EOF must not wait for
+/// it), ignores the signals a terminal or a `kill` of the group sends, names itself `name`,
+/// and runs `body`, then exits at once (`_exit`). The parent gets the watchdog's PID.
+///
+/// The parent returns only once the watchdog has left the program's session and group (or
+/// died): until then a runner that waits for the group to empty (a shell's job control, a
+/// test harness) would count a watchdog that had not been scheduled yet as part of the
+/// program, and one forked just before the program ends would outlive it in its group.
 ///
 /// The child of a program with other threads holds only the forking thread: `body` takes no
 /// lock another thread could have held (glibc's `malloc` is reset by `fork`).
@@ -212,10 +217,36 @@ pub(crate) fn fork_watchdog(
     name: &CStr,
     body: impl FnOnce(),
 ) -> io::Result<u32> {
-    // SAFETY: `fork` itself is sound; the child runs only `in_watchdog`, as described above.
+    let mut ends = [0 as RawFd; 2];
+    // SAFETY: `pipe2` writes two descriptors into `ends`, which is large enough.
+    check(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: `pipe2` succeeded: both descriptors are new and owned by nothing else.
+    let (left, leaving) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    // SAFETY: `fork` itself is sound; the child runs only `setsid`, `write` (both
+    // async-signal-safe) and `in_watchdog`, as described above.
     match check(unsafe { libc::fork() })? {
-        0 => in_watchdog(keep.as_raw_fd(), name, body),
-        pid => Ok(pid as u32),
+        0 => {
+            // SAFETY: plain calls on this process and on a descriptor it owns.
+            unsafe {
+                libc::setsid();
+                libc::write(leaving.as_raw_fd(), [1_u8].as_ptr().cast(), 1);
+            }
+            in_watchdog(keep.as_raw_fd(), name, body)
+        }
+        pid => {
+            drop(leaving);
+            // A byte once it has left, or end of file if it died first: either way it is out
+            // of the group, and the read cannot wait longer than the child lives.
+            let mut byte = 0_u8;
+            loop {
+                // SAFETY: reads at most one byte into `byte`, which outlives the call.
+                let read = unsafe { libc::read(left.as_raw_fd(), (&raw mut byte).cast(), 1) };
+                if read >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            Ok(pid as u32)
+        }
     }
 }
 
@@ -237,10 +268,6 @@ fn in_watchdog(keep: RawFd, name: &CStr, body: impl FnOnce()) -> ! {
             libc::signal(signal, libc::SIG_IGN);
         }
         libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-        // A session and a process group of its own: a `kill` of the program's group (or a
-        // terminal's signal) does not reach it, and a runner that waits for the program's
-        // group to empty does not wait for it.
-        libc::setsid();
     }
     body();
     exit_now()
