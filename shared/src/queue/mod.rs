@@ -12,7 +12,8 @@
 //! Here a queue is one shared-memory file (a memfd) that every process holding the queue maps:
 //!
 //! - **Storage**: a ring buffer of frames (`layout`), grown by doubling when an item does not
-//!   fit, so on an unbounded queue `put` never waits for a reader: memory, not a kernel
+//!   fit, so on an unbounded queue `put` never waits for a reader (but for at most 5 ms, for
+//!   one that is taking items, to make room before the ring doubles): memory, not a kernel
 //!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads. A ring
 //!   grown past 32 MiB gives the pages behind its head back to the system as consumers pass
 //!   them, so after a burst the queue's memory follows what it holds.
