@@ -1,6 +1,6 @@
-//! What a ring's waits and memory management did, per queue and per process: built only with
-//! the feature `queue-counters`, for finding why a run is slow (bench/README.md, "Under
-//! load"). Without it [`Counters`] has size zero and [`Counters::add`] compiles to nothing,
+//! What the rings' waits and memory management did in this process, over all its queues: built
+//! only with the feature `queue-counters`, for finding why a run is slow (bench/README.md,
+//! "Under load"). Each process prints its counts to stderr when it exits. Without it [`Counters`] has size zero and [`Counters::add`] compiles to nothing,
 //! so the hot paths carry no cost.
 
 /// One thing a ring counts.
@@ -29,14 +29,17 @@ pub(crate) enum Counter {
     Release,
     /// A release was due but skipped: a producer held the put lock.
     ReleaseSkipped,
+    /// A producer with a full ring waited for a consumer to make room before it grew it.
+    WaitForRoom,
 }
 
 #[cfg(feature = "queue-counters")]
 mod enabled {
     use super::Counter;
+    use crate::lifecycle::{self, Ending, ExitStep};
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; COUNTERS] = [
         "puts",
         "gets",
         "spins_won",
@@ -48,33 +51,47 @@ mod enabled {
         "grows",
         "releases",
         "releases_skipped",
+        "waits_for_room",
     ];
+    const COUNTERS: usize = Counter::WaitForRoom as usize + 1;
 
-    /// The counts, in the order of [`Counter`].
-    #[derive(Default)]
-    pub(crate) struct Counters([AtomicU64; 11]);
+    /// The counts of every queue this process used, in the order of [`Counter`]. A forked
+    /// child starts from its parent's counts at the fork (the bench's parents use no queue
+    /// before they start their children).
+    static COUNTS: [AtomicU64; COUNTERS] = [const { AtomicU64::new(0) }; COUNTERS];
 
-    impl Counters {
-        pub(crate) fn add(&self, counter: Counter) {
-            self.0[counter as usize].fetch_add(1, Ordering::Relaxed);
+    /// A queue's handle on this process's counts; making one registers the exit hook that
+    /// prints them, in the main process and in every child (whose queues are never dropped:
+    /// a forked child's `Process` keeps a handle to them).
+    pub(crate) struct Counters(());
+
+    impl Default for Counters {
+        fn default() -> Counters {
+            lifecycle::at_exit(ExitStep::Report, print);
+            let _ = lifecycle::run_at_process_exit();
+            Counters(())
         }
     }
 
-    impl Drop for Counters {
-        /// Prints the counts of a queue this process used.
-        fn drop(&mut self) {
-            let counts: Vec<String> = NAMES
-                .iter()
-                .zip(&self.0)
-                .map(|(name, count)| format!("{name}={}", count.load(Ordering::Relaxed)))
-                .collect();
-            if self.0.iter().any(|count| count.load(Ordering::Relaxed) > 0) {
-                eprintln!(
-                    "queue-counters pid={} {}",
-                    std::process::id(),
-                    counts.join(" ")
-                );
-            }
+    impl Counters {
+        pub(crate) fn add(&self, counter: Counter) {
+            COUNTS[counter as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prints the counts to stderr, if any queue counted anything.
+    fn print(_: Ending) {
+        let counts: Vec<String> = NAMES
+            .iter()
+            .zip(&COUNTS)
+            .map(|(name, count)| format!("{name}={}", count.load(Ordering::Relaxed)))
+            .collect();
+        if COUNTS.iter().any(|count| count.load(Ordering::Relaxed) > 0) {
+            eprintln!(
+                "queue-counters pid={} {}",
+                std::process::id(),
+                counts.join(" ")
+            );
         }
     }
 }

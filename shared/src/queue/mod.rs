@@ -12,7 +12,8 @@
 //! Here a queue is one shared-memory file (a memfd) that every process holding the queue maps:
 //!
 //! - **Storage**: a ring buffer of frames (`layout`), grown by doubling when an item does not
-//!   fit, so on an unbounded queue `put` never waits for a reader: memory, not a kernel
+//!   fit, so on an unbounded queue `put` never waits for a reader (but for at most 5 ms, for
+//!   one that is taking items, to make room before the ring doubles): memory, not a kernel
 //!   buffer, is the limit. A producer can put 256 MiB and exit before anyone reads. A ring
 //!   grown past 32 MiB gives the pages behind its head back to the system as consumers pass
 //!   them, so after a burst the queue's memory follows what it holds.
@@ -31,9 +32,10 @@
 //!   `qsize`, `empty` and `full` in every process at once. `qsize` reads both positions
 //!   without a lock.
 //! - **Waiting**: a waiter spins briefly on the other end's version word (only if another
-//!   CPU can run the process it waits for), then sleeps on a futex in the shared header, with a sleeper count so that
-//!   no syscall is made when nobody sleeps. Everybody sleeping on an event is woken, so a sleeper killed after its wake-up
-//!   cannot swallow it.
+//!   CPU can run the process it waits for), then sleeps on a futex in the shared header,
+//!   whose lowest bit says that someone sleeps, so that no syscall is made when nobody does,
+//!   and one waker only per sleep. Everybody sleeping on an event is woken, so a sleeper
+//!   killed after its wake-up cannot swallow it.
 //! - **Shutdown** (Python 3.13's `queue.Queue.shutdown`, which `multiprocessing.Queue` lacks):
 //!   a state word in the header, so it holds in every process. It is written under the put
 //!   lock, so once a `get` reads it no `put` can commit any more and an empty queue stays

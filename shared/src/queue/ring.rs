@@ -36,12 +36,14 @@
 //!
 //! A waiter spins briefly before it sleeps only when this process may run on more than one
 //! CPU: on one CPU the process it waits for cannot run while it spins, so it sleeps at once.
-//! (Two other ideas were measured and dropped: backing off after spins in vain, for a peer
-//! that waits for a CPU beside busy processes, showed no gain there; yielding the CPU instead
-//! of sleeping handed a busy process on the same CPU a whole time slice at every yield, 0.4 ms
-//! to 2 ms per queue round trip where a sleep and a wake-up cost 15 us.) A full ring with
-//! items in it yields once before it doubles, so that a consumer that cannot run meanwhile
-//! (one CPU) drains it.
+//! How long it spins adapts ([`SpinBudget`]): spins in vain shorten it, as for a consumer
+//! whose producer takes longer than a spin per item. Yielding the CPU instead of sleeping was
+//! measured and dropped: it handed a busy process on the same CPU a whole time slice at every
+//! yield, 0.4 ms to 2 ms per queue round trip where a sleep and a wake-up cost 15 us. A
+//! sleeper sets a bit in the futex word, so that one commit only makes the wake-up system
+//! call ([`Waiters`]). A full ring that a consumer is draining waits for it to make room
+//! before it doubles ([`TailGuard::wait_for_room`]), so that a consumer that cannot run
+//! meanwhile (one CPU, a busy neighbour) drains it instead.
 //!
 //! # Checked at the boundary
 //!
@@ -81,7 +83,7 @@ use crate::sys::fd::{self, Kind};
 use crate::sys::shm::{self, Mapping, Seal};
 use crate::sys::sync::{self, RobustGuard, RobustMutex};
 
-const MAGIC: u64 = u64::from_le_bytes(*b"shq-v007");
+const MAGIC: u64 = u64::from_le_bytes(*b"shq-v008");
 /// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
 /// can add a seal that would stop it growing. [`Ring::open`] refuses a file without them.
 const SEALS: [Seal; 2] = [Seal::Shrink, Seal::Sealing];
@@ -121,12 +123,71 @@ const READ_SPINS: u32 = 64;
 
 /// How long a waiter spins, watching for a change, before it sleeps. Short: a producer on the
 /// other core usually puts within a microsecond or two, and a wake-up syscall costs more.
+/// The most a [`SpinBudget`] allows.
 const SPIN: Duration = Duration::from_micros(20);
+/// The least a [`SpinBudget`] allows: about one round of polls.
+const SPIN_FLOOR: Duration = Duration::from_nanos(1250);
+/// Every this many waits spin the whole [`SPIN`], whatever the budget says.
+const PROBE_EVERY: u32 = 8;
 
 /// The longest a waiter sleeps before it re-checks its condition. A waker wakes sleepers after
 /// its commit; if it is killed between the two, nobody else may ever come to wake them, so a
 /// sleeper never trusts a wake-up to arrive: this bounds what such a death can cost.
 const LONGEST_SLEEP: Duration = Duration::from_millis(100);
+
+/// The longest a producer that found the ring full waits for a consumer to make room before
+/// it grows the ring ([`TailGuard::wait_for_room`]): a few of the scheduler's time slices, for
+/// a consumer that waits for a CPU. With no consumer taking items it does not wait at all.
+const ROOM_WAIT: Duration = Duration::from_millis(5);
+/// A ring waits for room only once it holds this many of the frames being put: half of it
+/// then frees several frames at a time. In a smaller ring, a wait would free a frame or two,
+/// and on one CPU each would cost a sleep and a wake-up of each process (2,852 waits in one
+/// run of `queue_64k`, in a ring of 128 KiB); growing such a ring costs little.
+const ROOM_FRAMES: u64 = 8;
+/// The longest one sleep of that wait lasts before the head is read again.
+const ROOM_SLICE: Duration = Duration::from_millis(1);
+
+/// How long this process's waiters of one event spin before they sleep. A spin in vain
+/// halves it, down to [`SPIN_FLOOR`]; a spin that saw the change restores [`SPIN`]; and
+/// every [`PROBE_EVERY`]th wait spins the whole [`SPIN`] whatever the budget, so that a
+/// budget shrunk by a slow patch grows back once waits are short again.
+///
+/// Why: a consumer of 64 KiB items waits longer than 20 us for each (its producer makes two
+/// copies of 64 KiB to its one), so nearly every spin was in vain (1 won of 2,000), and it
+/// spent as much CPU spinning as copying. Beside a busy process, three processes share two
+/// CPUs, and that CPU came out of the producer's share (bench/README.md, "Under load").
+/// Process-local: threads race on it harmlessly (a budget is a hint).
+struct SpinBudget {
+    nanos: AtomicU32,
+    waits: AtomicU32,
+}
+
+impl SpinBudget {
+    const fn new() -> SpinBudget {
+        SpinBudget {
+            nanos: AtomicU32::new(SPIN.as_nanos() as u32),
+            waits: AtomicU32::new(0),
+        }
+    }
+
+    /// How long the next wait may spin.
+    fn next(&self) -> Duration {
+        if self.waits.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == 0 {
+            return SPIN;
+        }
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed).into())
+    }
+
+    fn won(&self) {
+        self.nanos.store(SPIN.as_nanos() as u32, Ordering::Relaxed);
+    }
+
+    fn lost(&self) {
+        let halved = self.nanos.load(Ordering::Relaxed) / 2;
+        self.nanos
+            .store(halved.max(SPIN_FLOOR.as_nanos() as u32), Ordering::Relaxed);
+    }
+}
 
 /// The events a process can wait for.
 #[derive(Clone, Copy, Debug)]
@@ -181,28 +242,50 @@ impl Committed {
     }
 }
 
-/// Who sleeps on an event. The sleeper count spares a fence-protected syscall on every
-/// operation when nobody sleeps; a sleeper killed in its sleep leaves it too high, which costs
-/// wake-ups, never correctness.
+/// Who sleeps on an event: a futex word whose lowest bit says that a process sleeps (or is
+/// about to) on its current value. A waker pays the wake-up system call only when the bit is
+/// set, and only one waker per value: it clears the bit as it moves the word on, so the next
+/// commits make no system call until a process registers again.
+///
+/// A sleeper count, as before issue 23, stays above zero from the moment a sleeper is woken
+/// until it runs again; beside busy processes that can be milliseconds, and every commit
+/// meanwhile made a wake-up system call that woke nobody: 98,000 to 100,000 `futex_wake`
+/// calls per 100,000 puts in `queue_2x2`, for about 2,000 sleeps (bench/README.md, "Under
+/// load"). A sleeper killed in its sleep leaves the bit set, which costs one wake-up, never
+/// correctness (and no longer one per commit for ever, as a count left too high did).
 #[repr(C)]
 struct Waiters {
-    /// The futex word: bumped by a waker that saw sleepers.
+    /// The futex word: odd while a process sleeps on it, moved on by the waker that saw that.
     sequence: AtomicU32,
-    sleeping: AtomicU32,
 }
 
 impl Waiters {
     /// Called after a commit that may end the wait: whether sleepers must be woken (after the
     /// caller's unlock, with [`wake`](Self::wake)).
     fn announce(&self) -> bool {
-        // Pairs with the fence in `Ring::wait`: either this load sees the sleeper, or the
-        // sleeper's re-check sees the commit made before this fence.
+        // Pairs with the fence in `Ring::wait`: either this load sees the sleeper's bit, or
+        // the sleeper's re-check sees the commit made before this fence.
         fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) == 0 {
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        if sequence & 1 == 0 {
             return false;
         }
-        self.sequence.fetch_add(1, Ordering::Release);
-        true
+        // One waker per registration: another that moved the word on first wakes them all.
+        // Sleepers only ever set the bit, which is set already, so a failure means that.
+        self.sequence
+            .compare_exchange(
+                sequence,
+                sequence.wrapping_add(1),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Registers the caller as about to sleep: the value to pass to the futex wait, which
+    /// returns at once if a waker has moved the word on since.
+    fn register(&self) -> u32 {
+        self.sequence.fetch_or(1, Ordering::Relaxed) | 1
     }
 
     fn wake(&self) {
@@ -266,6 +349,10 @@ impl Drop for Wake<'_> {
 struct End {
     position: Committed,
     waiters: Waiters,
+    /// The head's only: the position a producer waiting for room ([`TailGuard::wait_for_room`])
+    /// wants the head to reach before it is woken, `u64::MAX` when none waits. Written under
+    /// the put lock; a hint, whose corruption costs wake-ups or a bounded wait, never safety.
+    room_at: AtomicU64,
 }
 
 /// The JoinableQueue count of items marked done, and who waits for it to reach the tail.
@@ -316,6 +403,9 @@ struct ProducerView {
     /// A head committed earlier: a lower bound of the real one, which only grows, so room and
     /// item counts computed from it are safe, and it is re-read only when they look short.
     head: Position,
+    /// The head's item count when a producer of this process last found the ring full: if the
+    /// head has moved since, a consumer is taking items, and is worth waiting for.
+    full_at: u64,
 }
 
 /// One process's view of a queue's shared memory.
@@ -329,6 +419,8 @@ pub(crate) struct Ring {
     consumer: UnsafeCell<Mapping>,
     /// What this process's waits and memory management did (feature `queue-counters`).
     counters: Counters,
+    /// How long this process's waiters spin, per [`Event`] (in its order).
+    spin_budgets: [SpinBudget; 3],
 }
 
 // SAFETY: the header is accessed through atomics and the process-shared mutexes; `producer`
@@ -350,6 +442,7 @@ impl Ring {
             (*ptr).magic = AtomicU64::new(MAGIC);
             (*ptr).maxsize = AtomicU64::new(maxsize);
             (*ptr).capacity = AtomicU64::new(INITIAL_CAPACITY);
+            (*ptr).head.room_at = AtomicU64::new(u64::MAX);
             (*ptr).put_lock.0.init()?;
             (*ptr).get_lock.0.init()?;
         }
@@ -387,6 +480,7 @@ impl Ring {
         let producer = ProducerView {
             data: map_frames()?,
             head: Position::default(),
+            full_at: 0,
         };
         let consumer = map_frames()?;
         Ok(Ring {
@@ -395,6 +489,7 @@ impl Ring {
             file,
             header,
             counters: Counters::default(),
+            spin_budgets: [const { SpinBudget::new() }; 3],
         })
     }
 
@@ -632,20 +727,22 @@ impl Ring {
         still_waiting: impl Fn() -> bool,
     ) {
         // On one CPU the process we wait for cannot run while we spin: sleep at once.
+        let budget = &self.spin_budgets[event as usize];
         if !sync::several_cpus() {
             self.counters.add(Counter::SpinSkipped);
-        } else if self.spin(event, seen, deadline) {
+        } else if self.spin(event, seen, deadline, budget.next()) {
             self.counters.add(Counter::SpinWon);
+            budget.won();
             return;
         } else {
             self.counters.add(Counter::SpinLost);
+            budget.lost();
         }
         let waiters = self.waiters(event);
-        waiters.sleeping.fetch_add(1, Ordering::Relaxed);
+        let sequence = waiters.register();
         // Pairs with the fence in `Waiters::announce`: a commit this check misses sees the
         // sleeper and wakes it.
         fence(Ordering::SeqCst);
-        let sequence = waiters.sequence.load(Ordering::Acquire);
         if still_waiting() {
             let left = deadline.map_or(LONGEST_SLEEP, |d| {
                 d.saturating_duration_since(Instant::now())
@@ -658,15 +755,14 @@ impl Ring {
                 }
             }
         }
-        waiters.sleeping.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Spins briefly while the word `event` watches still reads `seen`; returns whether it
-    /// moved, so the caller can skip the sleep.
-    fn spin(&self, event: Event, seen: u64, deadline: Option<Instant>) -> bool {
+    /// Spins for at most `budget` while the word `event` watches still reads `seen`; returns
+    /// whether it moved, so the caller can skip the sleep.
+    fn spin(&self, event: Event, seen: u64, deadline: Option<Instant>, budget: Duration) -> bool {
         let watched = self.watched(event);
         let start = Instant::now();
-        let limit = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
+        let limit = deadline.map_or(start + budget, |d| d.min(start + budget));
         loop {
             for _ in 0..64 {
                 if watched.load(Ordering::Relaxed) != seen {
@@ -1000,19 +1096,58 @@ impl TailGuard<'_> {
         if let Some(placement) = layout::place(span, size) {
             return Ok(placement);
         }
-        // Full, with items a consumer could take to make room: before doubling the ring, give
-        // the CPU away once. On one CPU the consumer, woken by an earlier put, cannot run
-        // while this producer does, so without this a producer running ahead doubled the ring
-        // to 64 MiB for 64 KiB items (issue 23) and every later lap walked all of it. With a
-        // consumer on another CPU, or none at all, it costs one system call per doubling.
-        if span.items() > 0 && size <= self.capacity.bytes() / 2 {
-            std::thread::yield_now();
+        // Full, with items a consumer is taking: before doubling the ring, wait a little for
+        // it to make room. A consumer that cannot run meanwhile (one CPU, or a busy process
+        // on the other) would otherwise let a producer running ahead double the ring to
+        // 64 MiB for 64 KiB items (issue 23), and every later lap walk all of it.
+        let consumer_active = span.head().items != self.view().full_at;
+        self.view().full_at = span.head().items;
+        if consumer_active && span.items() > 0 && size <= self.capacity.bytes() / ROOM_FRAMES {
+            self.wait_for_room(span, size);
             let (_, span) = self.refresh_head().map_err(PushError::Os)?;
             if let Some(placement) = layout::place(span, size) {
                 return Ok(placement);
             }
         }
         self.grow(size)
+    }
+
+    /// Sleeps until consumers have freed half the ring (or room for `size` bytes, if more),
+    /// at most [`ROOM_WAIT`] (and this operation's deadline); the caller then re-reads the
+    /// head. Holding the put lock: no other producer could place anything either.
+    ///
+    /// Why not yield the CPU once, as before: beside busy processes a `sched_yield` handed
+    /// the CPU away for a whole time slice or more: 384 yields took 1.5 s of a 4 s run of
+    /// `queue_64k` (bench/README.md, "Under load"). A sleep ends as soon as the consumer has
+    /// made the room.
+    fn wait_for_room(&mut self, span: Span, size: u64) {
+        self.ring.counters.add(Counter::WaitForRoom);
+        let capacity = self.capacity.bytes();
+        let wanted = size.max(capacity / 2);
+        let at = span
+            .tail()
+            .bytes
+            .saturating_add(wanted)
+            .saturating_sub(capacity);
+        let end = &self.ring.header().head;
+        let give_up = Instant::now() + ROOM_WAIT;
+        let give_up = self.deadline.map_or(give_up, |d| d.min(give_up));
+        end.room_at.store(at, Ordering::Relaxed);
+        loop {
+            let sequence = end.waiters.register();
+            // Pairs with the fence in `Waiters::announce`, which a consumer calls after its
+            // head commit when it sees `room_at` passed. Its load of `room_at` is not fenced
+            // (a fence on every get would cost more), so it may miss this wait: hence sleeps
+            // of at most ROOM_SLICE, after which the head is read again.
+            fence(Ordering::SeqCst);
+            let head = end.position.read().map_or(u64::MAX, |(_, head)| head.bytes);
+            let left = give_up.saturating_duration_since(Instant::now());
+            if head >= at || left.is_zero() {
+                break;
+            }
+            sync::futex_wait(&end.waiters.sequence, sequence, Some(left.min(ROOM_SLICE)));
+        }
+        end.room_at.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Grows the ring so that a frame of `size` bytes fits, and places it.
@@ -1210,7 +1345,8 @@ impl HeadGuard<'_> {
         let end = &self.ring.header().head;
         end.position.commit(head);
         self.ring.counters.add(Counter::Get);
-        if self.ring.maxsize() > 0 {
+        // Producers wait for room in a bounded queue, and in an unbounded one before it grows.
+        if self.ring.maxsize() > 0 || head.bytes >= end.room_at.load(Ordering::Relaxed) {
             self.wake.pending |= end.waiters.announce();
         }
         if self.span.capacity().bytes() > RELEASE_ABOVE {
@@ -1338,6 +1474,71 @@ mod tests {
         let error = queue.put_nowait(7).unwrap_err();
         assert!(error.is_corrupt(), "put_nowait: {what}: {error}");
         assert_eq!(error.into_inner(), 7);
+    }
+
+    /// Issue 23: a woken sleeper that waits for a CPU must not cost a wake-up system call
+    /// per commit meanwhile. Only the first commit after a registration wakes.
+    #[test]
+    fn one_registration_asks_one_commit_for_a_wake_up() {
+        let waiters = Waiters {
+            sequence: AtomicU32::new(0),
+        };
+        assert!(!waiters.announce(), "nobody registered");
+        let slept_on = waiters.register();
+        assert_eq!(
+            waiters.register(),
+            slept_on,
+            "a second sleeper shares the value"
+        );
+        assert!(waiters.announce(), "the first commit wakes");
+        assert!(!waiters.announce(), "the next ones do not");
+        assert!(!waiters.announce());
+        let now = waiters.sequence.load(Ordering::Relaxed);
+        assert_ne!(
+            now, slept_on,
+            "a futex wait on the old value returns at once"
+        );
+        assert_ne!(waiters.register(), slept_on);
+        assert!(waiters.announce(), "a new registration is woken again");
+        // The word wraps like any sequence: the bit still works at the end of its range.
+        let waiters = Waiters {
+            sequence: AtomicU32::new(u32::MAX - 1),
+        };
+        assert_eq!(waiters.register(), u32::MAX);
+        assert!(waiters.announce());
+        assert_eq!(waiters.sequence.load(Ordering::Relaxed), 0);
+        assert!(!waiters.announce());
+    }
+
+    #[test]
+    fn a_spin_budget_halves_on_spins_in_vain_and_probes_every_eighth_wait() {
+        let budget = SpinBudget::new();
+        assert_eq!(budget.next(), SPIN, "a first wait spins the whole spin");
+        for _ in 0..10 {
+            budget.lost();
+        }
+        let spins: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| budget.next()).collect();
+        for (wait, spin) in (1..).zip(&spins) {
+            let expected = if wait % PROBE_EVERY == 0 {
+                SPIN
+            } else {
+                SPIN_FLOOR
+            };
+            assert_eq!(*spin, expected, "wait {wait}");
+        }
+        budget.lost();
+        assert_eq!(
+            budget.nanos.load(Ordering::Relaxed),
+            SPIN_FLOOR.as_nanos() as u32
+        );
+        budget.won();
+        assert_eq!(
+            budget.next(),
+            SPIN,
+            "a spin that saw the change restores it"
+        );
+        budget.lost();
+        assert_eq!(budget.next(), SPIN / 2);
     }
 
     #[test]
