@@ -182,14 +182,8 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let extras = Extras::calling(callbacks, result::collect_one);
-        let job = self.submit(entry, &[args], Some(1), Streaming::No, extras)?;
-        Ok(AsyncResult::new(
-            Arc::clone(&self.shared),
-            job,
-            result::collect_one,
-        ))
+        // The one call with the pool's own options.
+        self.with_chunks(None).apply_async_with(f, args, callbacks)
     }
 
     /// Runs `f(args...)` in a worker; the result comes later, as a [`Future`]. The
