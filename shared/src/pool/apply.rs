@@ -23,6 +23,7 @@ impl Chunked<'_> {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
+        let _apply = crate::timeline::span(crate::timeline::Kind::PoolApply, || (0, 0));
         self.apply_async(f, args)?.get()
     }
 

@@ -145,8 +145,7 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        let _apply = crate::timeline::span(crate::timeline::Kind::PoolApply, || (0, 0));
-        self.apply_async(f, args)?.get()
+        self.with_chunks(None).apply(f, args)
     }
 
     /// Calls `f(args...)` in a worker; the result comes later. Python: `apply_async(f, args)`.
@@ -164,7 +163,7 @@ impl Pool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        self.apply_async_with(f, args, Callbacks::new())
+        self.with_chunks(None).apply_async(f, args)
     }
 
     /// [`apply_async`](Self::apply_async) with `callbacks`, run once the result is in.
