@@ -81,7 +81,7 @@ use super::layout::{
 };
 use crate::sys::fd::{self, Kind};
 use crate::sys::shm::{self, Mapping, Seal};
-use crate::sys::sync::{self, RobustGuard, RobustMutex};
+use crate::sys::sync::{self, RobustGuard, RobustMutex, Waiters};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"shq-v008");
 /// The seals of every queue's memfd: it cannot shrink under a mapping (no SIGBUS), and nobody
@@ -239,57 +239,6 @@ impl Committed {
         bytes.store(next.bytes, Ordering::Relaxed);
         items.store(next.items, Ordering::Relaxed);
         self.version.store(version + 1, Ordering::Release);
-    }
-}
-
-/// Who sleeps on an event: a futex word whose lowest bit says that a process sleeps (or is
-/// about to) on its current value. A waker pays the wake-up system call only when the bit is
-/// set, and only one waker per value: it clears the bit as it moves the word on, so the next
-/// commits make no system call until a process registers again.
-///
-/// A sleeper count, as before issue 23, stays above zero from the moment a sleeper is woken
-/// until it runs again; beside busy processes that can be milliseconds, and every commit
-/// meanwhile made a wake-up system call that woke nobody: 98,000 to 100,000 `futex_wake`
-/// calls per 100,000 puts in `queue_2x2`, for about 2,000 sleeps (bench/README.md, "Under
-/// load"). A sleeper killed in its sleep leaves the bit set, which costs one wake-up, never
-/// correctness (and no longer one per commit for ever, as a count left too high did).
-#[repr(C)]
-struct Waiters {
-    /// The futex word: odd while a process sleeps on it, moved on by the waker that saw that.
-    sequence: AtomicU32,
-}
-
-impl Waiters {
-    /// Called after a commit that may end the wait: whether sleepers must be woken (after the
-    /// caller's unlock, with [`wake`](Self::wake)).
-    fn announce(&self) -> bool {
-        // Pairs with the fence in `Ring::wait`: either this load sees the sleeper's bit, or
-        // the sleeper's re-check sees the commit made before this fence.
-        fence(Ordering::SeqCst);
-        let sequence = self.sequence.load(Ordering::Relaxed);
-        if sequence & 1 == 0 {
-            return false;
-        }
-        // One waker per registration: another that moved the word on first wakes them all.
-        // Sleepers only ever set the bit, which is set already, so a failure means that.
-        self.sequence
-            .compare_exchange(
-                sequence,
-                sequence.wrapping_add(1),
-                Ordering::Release,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    }
-
-    /// Registers the caller as about to sleep: the value to pass to the futex wait, which
-    /// returns at once if a waker has moved the word on since.
-    fn register(&self) -> u32 {
-        self.sequence.fetch_or(1, Ordering::Relaxed) | 1
-    }
-
-    fn wake(&self) {
-        sync::futex_wake_all(&self.sequence);
     }
 }
 
@@ -628,9 +577,7 @@ impl Ring {
             &header.head.waiters,
             &header.tasks.waiters,
         ] {
-            if waiters.announce() {
-                waiters.wake();
-            }
+            waiters.wake_sleepers();
         }
         result
     }
@@ -686,8 +633,8 @@ impl Ring {
                 .compare_exchange_weak(done, done + 1, next, Ordering::Relaxed);
             marked.is_ok().then_some(Ok(true))
         })??;
-        if marked && matches!(self.unfinished(), Ok(0)) && tasks.waiters.announce() {
-            tasks.waiters.wake();
+        if marked && matches!(self.unfinished(), Ok(0)) {
+            tasks.waiters.wake_sleepers();
         }
         Ok(marked)
     }
@@ -749,8 +696,7 @@ impl Ring {
             });
             if !left.is_zero() {
                 self.counters.add(Counter::Sleep);
-                sync::futex_wait(&waiters.sequence, sequence, Some(left.min(LONGEST_SLEEP)));
-                if waiters.sequence.load(Ordering::Relaxed) == sequence {
+                if !waiters.sleep(sequence, left.min(LONGEST_SLEEP)) {
                     self.counters.add(Counter::SleepUnwoken);
                 }
             }
@@ -1145,7 +1091,7 @@ impl TailGuard<'_> {
             if head >= at || left.is_zero() {
                 break;
             }
-            sync::futex_wait(&end.waiters.sequence, sequence, Some(left.min(ROOM_SLICE)));
+            end.waiters.sleep(sequence, left.min(ROOM_SLICE));
         }
         end.room_at.store(u64::MAX, Ordering::Relaxed);
     }
@@ -1474,40 +1420,6 @@ mod tests {
         let error = queue.put_nowait(7).unwrap_err();
         assert!(error.is_corrupt(), "put_nowait: {what}: {error}");
         assert_eq!(error.into_inner(), 7);
-    }
-
-    /// Issue 23: a woken sleeper that waits for a CPU must not cost a wake-up system call
-    /// per commit meanwhile. Only the first commit after a registration wakes.
-    #[test]
-    fn one_registration_asks_one_commit_for_a_wake_up() {
-        let waiters = Waiters {
-            sequence: AtomicU32::new(0),
-        };
-        assert!(!waiters.announce(), "nobody registered");
-        let slept_on = waiters.register();
-        assert_eq!(
-            waiters.register(),
-            slept_on,
-            "a second sleeper shares the value"
-        );
-        assert!(waiters.announce(), "the first commit wakes");
-        assert!(!waiters.announce(), "the next ones do not");
-        assert!(!waiters.announce());
-        let now = waiters.sequence.load(Ordering::Relaxed);
-        assert_ne!(
-            now, slept_on,
-            "a futex wait on the old value returns at once"
-        );
-        assert_ne!(waiters.register(), slept_on);
-        assert!(waiters.announce(), "a new registration is woken again");
-        // The word wraps like any sequence: the bit still works at the end of its range.
-        let waiters = Waiters {
-            sequence: AtomicU32::new(u32::MAX - 1),
-        };
-        assert_eq!(waiters.register(), u32::MAX);
-        assert!(waiters.announce());
-        assert_eq!(waiters.sequence.load(Ordering::Relaxed), 0);
-        assert!(!waiters.announce());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! `true`, as `threading.Event.wait` does (CPython's `multiprocessing.Event.wait` re-reads the
 //! flag after waking and would return `False` there).
 //!
-//! Waiting is a futex on a sequence word beside a sleeper count ([`Sleepers`]), as in the
-//! queue: `set` makes a system call only when someone sleeps. Every bit pattern of the block
+//! Waiting is a futex on a word whose lowest bit says someone sleeps ([`Waiters`]), as in the
+//! queue: `set` makes a system call only when someone sleeps, and only the first `set` after
+//! a sleeper registered does. Every bit pattern of the block
 //! is a state an event can be in, so there is nothing another process can corrupt into an
 //! error: the worst it can do is raise or lower the flag.
 //!
@@ -20,86 +21,30 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering, fence};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::block::{Block, BlockState};
-use crate::sys::sync;
+use crate::sys::sync::Waiters;
 
 /// The longest a waiter of an event or a semaphore sleeps before it re-checks: a waker killed
 /// between its change and its wake-up cannot keep a waiter asleep longer than this, and a
 /// semaphore slot whose holder died is found within it.
 pub(super) const LONGEST_SLEEP: Duration = Duration::from_millis(100);
 
-/// Who sleeps waiting for a change, in shared memory. The sleeper count spares the waker a
-/// system call when nobody sleeps; a sleeper killed in its sleep leaves it too high, which
-/// costs wake-ups, never correctness. Any value of either word is harmless.
-#[repr(C)]
-pub(super) struct Sleepers {
-    /// The futex word, bumped by a waker that saw sleepers.
-    sequence: AtomicU32,
-    sleeping: AtomicU32,
-}
-
-impl Sleepers {
-    /// Called after a change that may end a wait (a store the waiters' `attempt` reads).
-    pub(super) fn wake(&self) {
-        // Pairs with the fence in `wait_for`: either this load sees the sleeper, or the
-        // sleeper's second attempt sees the change made before this fence.
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) != 0 {
-            self.sequence.fetch_add(1, Ordering::Release);
-            sync::futex_wake_all(&self.sequence);
-        }
-    }
-
-    /// Calls `attempt` until it gives a value or fails, sleeping between attempts until a
-    /// [`wake`](Self::wake), `deadline`, or [`LONGEST_SLEEP`]. `Ok(None)` once `deadline`
-    /// has passed (`None`: wait without limit).
-    pub(super) fn wait_for<T, E>(
-        &self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut() -> Result<Option<T>, E>,
-    ) -> Result<Option<T>, E> {
-        loop {
-            if let Some(value) = attempt()? {
-                return Ok(Some(value));
-            }
-            let left = match deadline {
-                None => LONGEST_SLEEP,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left.min(LONGEST_SLEEP),
-                    _ => return Ok(None),
-                },
-            };
-            self.sleeping.fetch_add(1, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
-            let sequence = self.sequence.load(Ordering::Acquire);
-            let got = attempt();
-            if matches!(got, Ok(None)) {
-                sync::futex_wait(&self.sequence, sequence, Some(left));
-            }
-            self.sleeping.fetch_sub(1, Ordering::Relaxed);
-            if let Some(value) = got? {
-                return Ok(Some(value));
-            }
-        }
-    }
-}
-
 /// The shared state: the flag and its generation, and who sleeps on them.
 #[repr(C)]
 struct EventState {
     /// `generation << 1 | flag`.
     word: AtomicU32,
-    sleepers: Sleepers,
+    waiters: Waiters,
 }
 
 // SAFETY: atomics only: every bit pattern is valid, all zeros is a clear event, align 4.
 unsafe impl BlockState for EventState {
-    const KIND: [u8; 8] = *b"event--1";
+    const KIND: [u8; 8] = *b"event--2";
     unsafe fn init(&self) -> io::Result<()> {
         Ok(())
     }
@@ -180,7 +125,7 @@ impl Event {
                 (word & FLAG == 0).then_some((word.wrapping_add(2)) | FLAG)
             });
         if raised.is_ok() {
-            state.sleepers.wake();
+            state.waiters.wake_sleepers();
         }
     }
 
@@ -242,7 +187,10 @@ impl Event {
             let set = word & FLAG != 0 || word >> 1 != start >> 1;
             Ok::<_, std::convert::Infallible>(set.then_some(()))
         };
-        matches!(state.sleepers.wait_for(deadline, attempt), Ok(Some(())))
+        matches!(
+            state.waiters.wait_for(deadline, LONGEST_SLEEP, attempt),
+            Ok(Some(()))
+        )
     }
 }
 

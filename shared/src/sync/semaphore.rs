@@ -10,7 +10,7 @@
 //! `acquire` takes any free slot and returns a guard that unlocks it on drop; when a slot's
 //! holder dies, the kernel marks its mutex, and the next `acquire` gets that slot with
 //! [`AcquireError::OwnerDied`]. Every acquirer scans the slots with `try_lock` (no system
-//! call), then sleeps on a futex beside a sleeper count, re-scanning at least every
+//! call), then sleeps on a futex ([`Waiters`]), re-scanning at least every
 //! [`LONGEST_SLEEP`](super::event::LONGEST_SLEEP), so that a slot freed by a death (which wakes
 //!
 //! Python's plain `Semaphore` is also a signalling counter: `release()` by a process that
@@ -48,10 +48,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::AcquireError;
 use super::ReleaseError;
-use super::event::Sleepers;
+use super::event::LONGEST_SLEEP;
 use super::guard::{Guard, Site, Taker, with_death};
 use crate::block::{Block, BlockState};
-use crate::sys::sync::RobustMutex;
+use crate::sys::sync::{RobustMutex, Waiters};
 
 /// The most units a semaphore can start with: one robust mutex per unit, and one bit each in
 /// the bitmaps of held and retired slots.
@@ -79,7 +79,7 @@ struct SemaphoreState {
     held: AtomicU64,
     /// Bit `i`: slot `i` was consumed by [`SemaphoreGuard::forget`] and is skipped.
     retired: AtomicU64,
-    sleepers: Sleepers,
+    waiters: Waiters,
     mutexes: [Slot; MAX_SLOTS],
 }
 
@@ -87,7 +87,7 @@ struct SemaphoreState {
 // reads, or refuses); all zeros is no slot and no credit, to which `init` adds the slots;
 // align 64.
 unsafe impl BlockState for SemaphoreState {
-    const KIND: [u8; 8] = *b"semaph-1";
+    const KIND: [u8; 8] = *b"semaph-2";
     unsafe fn init(&self) -> io::Result<()> {
         for slot in &self.mutexes {
             // SAFETY: the state is fresh, and nothing else can reach it (the caller's promise).
@@ -194,8 +194,8 @@ impl Core {
         });
         let taken = self
             .state()
-            .sleepers
-            .wait_for(deadline, || self.try_take())?;
+            .waiters
+            .wait_for(deadline, LONGEST_SLEEP, || self.try_take())?;
         Ok(taken.map(|(unit, died)| (self.guard(unit), died)))
     }
 
@@ -229,7 +229,7 @@ impl Core {
                 })
                 .map_err(|_| io::Error::from_raw_os_error(nix::libc::EOVERFLOW))?;
         }
-        state.sleepers.wake();
+        state.waiters.wake_sleepers();
         Ok(())
     }
 
@@ -293,7 +293,7 @@ impl Site<SemaphoreState> for Held {
     /// A slot given back is one more unit for the waiters; a retired one is not.
     fn after_unlock(&self, state: &SemaphoreState) {
         if !self.retire {
-            state.sleepers.wake();
+            state.waiters.wake_sleepers();
         }
     }
 }
@@ -367,7 +367,7 @@ impl Drop for SemaphoreGuard {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                 Some(c.saturating_add(1))
             });
-        state.sleepers.wake();
+        state.waiters.wake_sleepers();
     }
 }
 

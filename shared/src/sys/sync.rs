@@ -8,7 +8,7 @@
 use std::cell::UnsafeCell;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -292,6 +292,110 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     }
 }
 
+/// Who sleeps on a change in shared memory: a futex word whose lowest bit says that a process
+/// sleeps (or is about to) on its current value. A waker pays the wake-up system call only
+/// when the bit is set, and only one waker per value: it clears the bit as it moves the word
+/// on, so the next changes make no system call until a process registers again. The queue's
+/// ends, the JoinableQueue's task count, [`Event`](crate::Event) and the semaphores use it.
+///
+/// A sleeper count, the design before issue 23, stays above zero from the moment a sleeper is
+/// woken until it runs again; beside busy processes that can be milliseconds, and every change
+/// meanwhile made a wake-up system call that woke nobody: 98,000 to 100,000 `futex_wake` calls
+/// per 100,000 puts in `queue_2x2`, for about 2,000 sleeps (bench/README.md, "Under load").
+///
+/// Any value another process writes is harmless: a set bit costs one wake-up that wakes
+/// nobody, a cleared one makes a sleeper wait until its timeout (every sleeper has one), a
+/// moved word makes a sleeper return at once and re-check. A sleeper killed in its sleep leaves
+/// the bit set, which costs one wake-up, never correctness.
+#[repr(C)]
+pub(crate) struct Waiters {
+    /// The futex word: odd while a process sleeps on it, moved on by the waker that saw that.
+    sequence: AtomicU32,
+}
+
+impl Waiters {
+    /// Called after a change that may end a wait: whether sleepers must be woken (with
+    /// [`wake`](Self::wake), which a caller may defer until it has unlocked what they wait
+    /// for).
+    pub(crate) fn announce(&self) -> bool {
+        // Pairs with the fence a sleeper makes between `register` and its re-check: either
+        // this load sees the sleeper's bit, or the re-check sees the change made before this
+        // fence.
+        fence(Ordering::SeqCst);
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        if sequence & 1 == 0 {
+            return false;
+        }
+        // One waker per registration: another that moved the word on first wakes them all.
+        // Sleepers only ever set the bit, which is set already, so a failure means that.
+        self.sequence
+            .compare_exchange(
+                sequence,
+                sequence.wrapping_add(1),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Wakes every process sleeping on the word; call it when [`announce`](Self::announce)
+    /// said so.
+    pub(crate) fn wake(&self) {
+        futex_wake_all(&self.sequence);
+    }
+
+    /// [`announce`](Self::announce), then [`wake`](Self::wake) if sleepers wait.
+    pub(crate) fn wake_sleepers(&self) {
+        if self.announce() {
+            self.wake();
+        }
+    }
+
+    /// Registers the caller as about to sleep: the value to pass to [`sleep`](Self::sleep),
+    /// which returns at once if a waker has moved the word on since. The caller must make a
+    /// `SeqCst` fence, then re-check its condition, between the two.
+    pub(crate) fn register(&self) -> u32 {
+        self.sequence.fetch_or(1, Ordering::Relaxed) | 1
+    }
+
+    /// Sleeps while the word still holds `registered`, at most `timeout`; returns whether a
+    /// waker moved it on (`false`: the sleep timed out, or was interrupted, unwoken).
+    pub(crate) fn sleep(&self, registered: u32, timeout: Duration) -> bool {
+        futex_wait(&self.sequence, registered, Some(timeout));
+        self.sequence.load(Ordering::Relaxed) != registered
+    }
+
+    /// Calls `attempt` until it gives a value or fails, sleeping between attempts until a
+    /// wake-up, `deadline`, or `longest` (the bound on a wait whose waker died between its
+    /// change and its wake-up). `Ok(None)` once `deadline` has passed (`None`: no deadline).
+    pub(crate) fn wait_for<T, E>(
+        &self,
+        deadline: Option<Instant>,
+        longest: Duration,
+        mut attempt: impl FnMut() -> Result<Option<T>, E>,
+    ) -> Result<Option<T>, E> {
+        loop {
+            if let Some(value) = attempt()? {
+                return Ok(Some(value));
+            }
+            let left = match deadline {
+                None => longest,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(longest),
+                    _ => return Ok(None),
+                },
+            };
+            let registered = self.register();
+            // Pairs with the fence in `announce`: a change this attempt misses sees the bit.
+            fence(Ordering::SeqCst);
+            if let Some(value) = attempt()? {
+                return Ok(Some(value));
+            }
+            self.sleep(registered, left);
+        }
+    }
+}
+
 /// Whether this process may run on more than one CPU (its affinity mask, as `taskset` or a
 /// container's CPU limit sets it). A waiter that spins hopes that the process it waits for runs
 /// meanwhile on another CPU; with one CPU, every spin only delays that process. Cached: the
@@ -354,6 +458,81 @@ fn wall_clock_deadline(deadline: Instant) -> libc::timespec {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    /// Issue 23: a woken sleeper that waits for a CPU must not cost a wake-up system call
+    /// per commit meanwhile. Only the first commit after a registration wakes.
+    #[test]
+    fn one_registration_asks_one_commit_for_a_wake_up() {
+        let waiters = Waiters {
+            sequence: AtomicU32::new(0),
+        };
+        assert!(!waiters.announce(), "nobody registered");
+        let slept_on = waiters.register();
+        assert_eq!(
+            waiters.register(),
+            slept_on,
+            "a second sleeper shares the value"
+        );
+        assert!(waiters.announce(), "the first commit wakes");
+        assert!(!waiters.announce(), "the next ones do not");
+        assert!(!waiters.announce());
+        let now = waiters.sequence.load(Ordering::Relaxed);
+        assert_ne!(
+            now, slept_on,
+            "a futex wait on the old value returns at once"
+        );
+        assert_ne!(waiters.register(), slept_on);
+        assert!(waiters.announce(), "a new registration is woken again");
+        // The word wraps like any sequence: the bit still works at the end of its range.
+        let waiters = Waiters {
+            sequence: AtomicU32::new(u32::MAX - 1),
+        };
+        assert_eq!(waiters.register(), u32::MAX);
+        assert!(waiters.announce());
+        assert_eq!(waiters.sequence.load(Ordering::Relaxed), 0);
+        assert!(!waiters.announce());
+    }
+
+    #[test]
+    fn a_sleep_says_whether_a_waker_moved_the_word() {
+        let waiters = Waiters {
+            sequence: AtomicU32::new(0),
+        };
+        let registered = waiters.register();
+        assert!(
+            !waiters.sleep(registered, Duration::from_millis(1)),
+            "nobody woke it: the sleep timed out"
+        );
+        assert!(waiters.announce());
+        assert!(
+            waiters.sleep(registered, Duration::from_secs(30)),
+            "the word moved on: the sleep returns at once, woken"
+        );
+    }
+
+    #[test]
+    fn wait_for_ends_on_a_change_made_by_another_thread() {
+        let waiters = std::sync::Arc::new(Waiters {
+            sequence: AtomicU32::new(0),
+        });
+        let flag = std::sync::Arc::new(AtomicU32::new(0));
+        let (waker_waiters, waker_flag) = (waiters.clone(), flag.clone());
+        let waker = std::thread::spawn(move || {
+            waker_flag.store(1, Ordering::Release);
+            waker_waiters.wake_sleepers();
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let got = waiters.wait_for(Some(deadline), Duration::from_millis(100), || {
+            Ok::<_, ()>((flag.load(Ordering::Acquire) == 1).then_some(7))
+        });
+        assert_eq!(got, Ok(Some(7)));
+        waker.join().unwrap();
+        let past = Instant::now();
+        let none = waiters.wait_for(Some(past), Duration::from_millis(100), || {
+            Ok::<Option<()>, ()>(None)
+        });
+        assert_eq!(none, Ok(None), "a passed deadline gives up");
+    }
 
     /// A mutex in this process's memory, initialised as a queue's creator does.
     fn mutex() -> Box<RobustMutex> {
