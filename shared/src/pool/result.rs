@@ -355,7 +355,10 @@ where
         self.next_before(Instant::now().checked_add(timeout))
     }
 
-    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<V, PoolError>> {
+    pub(crate) fn next_before(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Option<Result<V, PoolError>> {
         if !self.shared.is_owner() {
             // Said once; then the iterator ends, so that collecting it ends too.
             let unsaid = self.input.take().is_some() || self.submitted != self.yielded;
