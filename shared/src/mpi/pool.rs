@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use super::ledger::{Failure, Job, Outcome};
 use super::world::{self, Root};
 use crate::pool::dispatch::{Call, PoolDispatch, Sealed};
-use crate::pool::task::{self, ChunkResults};
+use crate::pool::task;
+use crate::pool::{decode_ran, failed_each};
 use crate::{Chunked, CodecError, PoolError, Task, TaskValue};
 
 /// What [`MpiPool::map_async`] returns for a function `F` of one argument `A`.
@@ -751,38 +752,18 @@ fn collect_one<V: DeserializeOwned>(job: &Job) -> Result<V, PoolError> {
         .ok_or_else(|| PoolError::Broken("a call came back without its result".into()))
 }
 
-/// The `len` items' results of a chunk's outcome; a count that does not match is an error
-/// for each item, never a short or a padded list.
+/// The `len` items' results of a chunk's outcome, decoded as the local pool's.
 fn decode_outcome<V: DeserializeOwned>(outcome: &Outcome, len: usize) -> Vec<Result<V, PoolError>> {
-    let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
-    let bytes = match outcome {
-        Outcome::Failed(failure) => return each(&|| failure.to_error()),
-        Outcome::Ran(bytes) => bytes,
-    };
-    let miscounted = |got: usize| {
-        let why = format!("a chunk of {len} calls came back with {got} results");
-        each(&|| PoolError::Broken(why.clone()))
-    };
-    match crate::wire::decode::<ChunkResults<V>>(bytes) {
-        Ok(ChunkResults::All(values)) if values.len() == len => {
-            values.into_iter().map(Ok).collect()
-        }
-        Ok(ChunkResults::Each(items)) if items.len() == len => items
-            .into_iter()
-            .map(|item| item.map_err(PoolError::Task))
-            .collect(),
-        Ok(ChunkResults::All(values)) => miscounted(values.len()),
-        Ok(ChunkResults::Each(items)) => miscounted(items.len()),
-        Err(error) => {
-            let why = error.to_string();
-            each(&|| PoolError::Decode(CodecError::new(why.clone())))
-        }
+    match outcome {
+        Outcome::Failed(failure) => failed_each(len, || failure.to_error()),
+        Outcome::Ran(bytes) => decode_ran(bytes, len),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::task::ChunkResults;
 
     #[test]
     fn a_chunk_decodes_to_exactly_its_items_or_an_error_for_each() {

@@ -31,6 +31,9 @@ mod worker;
 // The MPI pool sends its worker ranks the same chunk orders.
 #[cfg(feature = "mpi")]
 pub(crate) use worker::Run;
+// It decodes their reports as a local worker's.
+#[cfg(feature = "mpi")]
+pub(crate) use result::{decode_ran, failed_each};
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
