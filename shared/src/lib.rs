@@ -717,8 +717,8 @@ pub use manager::{
 };
 pub use pool::{
     AsCompleted, AsyncResult, Callbacks, Chunked, CodecError, DoneAndNotDone, ExecutorBuilder,
-    ExecutorMap, ExecutorMapOf, Future, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolError,
-    ProcessPoolExecutor, ReturnWhen, Task, TaskResult, TaskValue, as_completed,
+    ExecutorMap, ExecutorMapOf, Future, IMap, IMapOf, MapResult, Pool, PoolBuilder, PoolDispatch,
+    PoolError, ProcessPoolExecutor, ReturnWhen, Task, TaskResult, TaskValue, as_completed,
 };
 
 /// Python's `concurrent.futures`, for a process pool: the executor, its futures, and the

@@ -5,16 +5,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ledger::{Failure, Outcome};
-use super::pool::{MpiAsyncResult, MpiIMap, MpiPool};
+use super::pool::{MpiAsyncResult, MpiPool};
 use super::world;
 use crate::pool::PoolFuture;
-use crate::{PoolError, Task, TaskValue};
+use crate::{ExecutorMap, PoolError, Task, TaskValue};
 
 /// The worker ranks of an MPI job behind the `concurrent.futures` API:
 /// [`submit`](Self::submit) gives an [`MpiFuture`], [`map`](Self::map) an iterator of results
@@ -134,12 +134,7 @@ impl MpiPoolExecutor {
         A: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let results = self.pool.chunked(chunksize).imap(f, items)?;
-        Ok(MpiExecutorMap {
-            results: Some(results),
-            deadline,
-        })
+        ExecutorMap::start(&self.pool, f, items, chunksize, timeout)
     }
 
     /// Takes no more calls; with `wait`, waits until the calls submitted have finished. With
@@ -342,42 +337,9 @@ impl<T> fmt::Debug for MpiFuture<T> {
 pub type MpiExecutorMapOf<F, I> =
     MpiExecutorMap<TaskValue<F, (<I as IntoIterator>::Item,)>, <I as IntoIterator>::IntoIter>;
 
-/// The iterator of [`MpiPoolExecutor::map`]: each call's result in input order. With a
-/// timeout ([`MpiPoolExecutor::map_with`]), a result not in by the deadline is
-/// `Err(PoolError::Timeout)`, and the iterator ends there (Python raises `TimeoutError` from
-/// the generator). Dropping it discards the results still to come.
-pub struct MpiExecutorMap<V, I> {
-    results: Option<MpiIMap<V, I>>,
-    deadline: Option<Instant>,
-}
-
-impl<V, I, A> Iterator for MpiExecutorMap<V, I>
-where
-    V: DeserializeOwned,
-    I: Iterator<Item = A>,
-    A: Serialize,
-{
-    type Item = Result<V, PoolError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let results = self.results.as_mut()?;
-        let next = match self.deadline {
-            None => results.next(),
-            Some(deadline) => {
-                results.next_timeout(deadline.saturating_duration_since(Instant::now()))
-            }
-        };
-        if matches!(next, Some(Err(PoolError::Timeout)) | None) {
-            self.results = None;
-        }
-        next
-    }
-}
-
-impl<V, I> fmt::Debug for MpiExecutorMap<V, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MpiExecutorMap")
-            .field("ended", &self.results.is_none())
-            .finish()
-    }
-}
+/// The iterator of [`MpiPoolExecutor::map`]: each call's result in input order, as
+/// [`ExecutorMap`] is for the local executor (it is that iterator over the worker ranks).
+/// With a timeout ([`MpiPoolExecutor::map_with`]), a result not in by the deadline is
+/// `Err(PoolError::Timeout)`, and the iterator ends there. Dropping it discards the results
+/// still to come.
+pub type MpiExecutorMap<V, I> = ExecutorMap<V, I, MpiPool>;

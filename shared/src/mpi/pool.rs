@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::ledger::{Failure, Job, Outcome};
 use super::world::{self, Root};
-use crate::pool::task::{self, ChunkResults};
-use crate::{CodecError, PoolError, Task, TaskValue};
+use crate::pool::dispatch::{Call, PoolDispatch, Sealed};
+use crate::pool::task;
+use crate::pool::{decode_ran, failed_each};
+use crate::{Chunked, CodecError, PoolError, Task, TaskValue};
 
 /// What [`MpiPool::map_async`] returns for a function `F` of one argument `A`.
 pub type MpiMapResult<F, A> = MpiAsyncResult<Vec<TaskValue<F, (A,)>>>;
@@ -100,7 +102,7 @@ impl MpiPool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        self.apply_async(f, args)?.get()
+        self.with_chunks(None).apply(f, args)
     }
 
     /// Calls `f(args...)` on a worker rank; the result comes later. Python:
@@ -119,9 +121,7 @@ impl MpiPool {
         F: Task<Args>,
         Args: Serialize + DeserializeOwned,
     {
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let job = self.submit(entry, &[args], Some(1))?;
-        Ok(MpiAsyncResult::new(job, collect_one))
+        self.with_chunks(None).apply_async(f, args)
     }
 
     /// Calls `f` on each item, results in input order. Python: `map(f, items)`, in chunks of
@@ -226,10 +226,7 @@ impl MpiPool {
     }
 
     fn with_chunks(&self, chunksize: Option<usize>) -> MpiChunked<'_> {
-        MpiChunked {
-            pool: self,
-            chunksize,
-        }
+        Chunked::new(self, chunksize)
     }
 
     /// Takes no more work. Python: `close()`.
@@ -346,132 +343,73 @@ fn encode_chunk<T: Serialize>(chunk: &[T]) -> Result<Vec<u8>, PoolError> {
 
 /// The mapping methods of an [`MpiPool`] with a chosen chunk size; made by
 /// [`MpiPool::chunked`]. Each method is the `MpiPool` method of the same name.
-#[derive(Debug)]
-pub struct MpiChunked<'pool> {
-    pool: &'pool MpiPool,
-    chunksize: Option<usize>,
-}
+pub type MpiChunked<'pool> = Chunked<'pool, MpiPool>;
 
-impl MpiChunked<'_> {
-    /// [`MpiPool::map`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::map`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn map<F, A>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-    {
-        self.map_async(f, items)?.get()
-    }
+impl Sealed for MpiPool {}
 
-    /// [`MpiPool::map_async`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn map_async<F, A>(
+/// The calls of [`Chunked`], over the worker ranks: every chunk of a call is encoded before
+/// any is sent, and rank 0's progress thread hands them out.
+impl PoolDispatch for MpiPool {
+    type Async<T> = MpiAsyncResult<T>;
+    type Lazy<V, I> = MpiIMap<V, I>;
+
+    fn map_later<A, V>(
         &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<MpiMapResult<F, A>, PoolError>
+        call: &Call,
+        entry: u64,
+        items: Vec<A>,
+    ) -> Result<MpiAsyncResult<Vec<V>>, PoolError>
     where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
+        A: Serialize,
+        V: DeserializeOwned + Send + 'static,
     {
-        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.pool.submit(entry, &items, self.chunksize)?;
+        let job = self.submit(entry, &items, call.chunksize)?;
         Ok(MpiAsyncResult::new(job, collect_all))
     }
 
-    /// [`MpiPool::starmap`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::starmap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn starmap<F, Args>(
+    fn apply_later<Args, V>(
         &self,
-        f: F,
-        items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
+        _call: &Call,
+        entry: u64,
+        args: Args,
+    ) -> Result<MpiAsyncResult<V>, PoolError>
     where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
+        Args: Serialize,
+        V: DeserializeOwned + Send + 'static,
     {
-        self.starmap_async(f, items)?.get()
+        let job = self.submit(entry, &[args], Some(1))?;
+        Ok(MpiAsyncResult::new(job, collect_one))
     }
 
-    /// [`MpiPool::starmap_async`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn starmap_async<F, Args>(
+    fn get<T>(result: &MpiAsyncResult<T>) -> Result<T, PoolError> {
+        result.get()
+    }
+
+    fn imap<V, I>(
         &self,
-        f: F,
-        items: impl IntoIterator<Item = Args>,
-    ) -> Result<MpiAsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
+        _call: &Call,
+        entry: u64,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<MpiIMap<V, I>, PoolError>
     where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
+        V: DeserializeOwned,
+        I: Iterator,
+        I::Item: Serialize,
     {
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let items: Vec<Args> = items.into_iter().collect();
-        let job = self.pool.submit(entry, &items, self.chunksize)?;
-        Ok(MpiAsyncResult::new(job, collect_all))
-    }
-
-    /// [`MpiPool::imap`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::imap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.lazy(f, items, true)
-    }
-
-    /// [`MpiPool::imap_unordered`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`MpiPool::imap_unordered`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<MpiIMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.lazy(f, items, false)
-    }
-
-    fn lazy<F, A, I>(&self, f: F, items: I, ordered: bool) -> Result<MpiIMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let chunksize = match self.chunksize {
-            Some(0) => return Err(PoolError::NoChunksize),
-            chunksize => chunksize.unwrap_or(1),
-        };
-        let mut root = self.pool.running_root()?;
+        let mut root = self.running_root()?;
         let root = root
             .as_mut()
             .ok_or_else(|| PoolError::Broken(JOB_ENDED.into()))?;
-        let job = root.ledger.new_job(self.pool.id, true);
+        let job = root.ledger.new_job(self.id, true);
         let mut imap = MpiIMap {
             job,
             entry,
             seal: task::seal(&root.token, entry),
-            input: Some(items.into_iter()),
+            input: Some(items),
             chunksize,
-            ahead: AHEAD_PER_WORKER * self.pool.workers,
+            ahead: AHEAD_PER_WORKER * self.workers,
             ordered,
             submitted: 0,
             taken: 0,
@@ -481,6 +419,18 @@ impl MpiChunked<'_> {
         imap.feed(root);
         world::wake();
         Ok(imap)
+    }
+
+    fn next_before<V, I>(
+        lazy: &mut MpiIMap<V, I>,
+        deadline: Option<Instant>,
+    ) -> Option<Result<V, PoolError>>
+    where
+        V: DeserializeOwned,
+        I: Iterator,
+        I::Item: Serialize,
+    {
+        lazy.next_before(deadline)
     }
 }
 
@@ -802,38 +752,18 @@ fn collect_one<V: DeserializeOwned>(job: &Job) -> Result<V, PoolError> {
         .ok_or_else(|| PoolError::Broken("a call came back without its result".into()))
 }
 
-/// The `len` items' results of a chunk's outcome; a count that does not match is an error
-/// for each item, never a short or a padded list.
+/// The `len` items' results of a chunk's outcome, decoded as the local pool's.
 fn decode_outcome<V: DeserializeOwned>(outcome: &Outcome, len: usize) -> Vec<Result<V, PoolError>> {
-    let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
-    let bytes = match outcome {
-        Outcome::Failed(failure) => return each(&|| failure.to_error()),
-        Outcome::Ran(bytes) => bytes,
-    };
-    let miscounted = |got: usize| {
-        let why = format!("a chunk of {len} calls came back with {got} results");
-        each(&|| PoolError::Broken(why.clone()))
-    };
-    match crate::wire::decode::<ChunkResults<V>>(bytes) {
-        Ok(ChunkResults::All(values)) if values.len() == len => {
-            values.into_iter().map(Ok).collect()
-        }
-        Ok(ChunkResults::Each(items)) if items.len() == len => items
-            .into_iter()
-            .map(|item| item.map_err(PoolError::Task))
-            .collect(),
-        Ok(ChunkResults::All(values)) => miscounted(values.len()),
-        Ok(ChunkResults::Each(items)) => miscounted(items.len()),
-        Err(error) => {
-            let why = error.to_string();
-            each(&|| PoolError::Decode(CodecError::new(why.clone())))
-        }
+    match outcome {
+        Outcome::Failed(failure) => failed_each(len, || failure.to_error()),
+        Outcome::Ran(bytes) => decode_ran(bytes, len),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::task::ChunkResults;
 
     #[test]
     fn a_chunk_decodes_to_exactly_its_items_or_an_error_for_each() {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Future, IMap, Pool, PoolBuilder, PoolError, Task, TaskResult, TaskValue};
+use super::{
+    Chunked, Future, Pool, PoolBuilder, PoolDispatch, PoolError, Task, TaskResult, TaskValue,
+};
 use crate::StartMethod;
 
 /// A pool of worker processes behind the `concurrent.futures` API: [`submit`](Self::submit)
@@ -132,12 +134,7 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let results = self.pool.chunked(chunksize).imap(f, items)?;
-        Ok(ExecutorMap {
-            results: Some(results),
-            deadline,
-        })
+        ExecutorMap::start(&self.pool, f, items, chunksize, timeout)
     }
 
     /// Takes no more calls; with `wait`, waits until the calls submitted have finished and
@@ -280,13 +277,41 @@ pub type ExecutorMapOf<F, I> =
 /// timeout ([`ProcessPoolExecutor::map_with`]), a result not in by the deadline is
 /// `Err(PoolError::Timeout)`, and the iterator ends there (Python raises `TimeoutError` from
 /// the generator). Dropping it discards the results still to come.
-pub struct ExecutorMap<V, I> {
-    results: Option<IMap<V, I>>,
+///
+/// It is the pool's lazy `imap` ([`IMap`](crate::IMap) for a local executor, `MpiIMap` for an
+/// `MpiPoolExecutor`, whose `MpiExecutorMap` is this with `P = MpiPool`) with a deadline.
+pub struct ExecutorMap<V, I, P: PoolDispatch = Pool> {
+    results: Option<P::Lazy<V, I>>,
     deadline: Option<Instant>,
 }
 
-impl<V, I, A> Iterator for ExecutorMap<V, I>
+impl<P: PoolDispatch, V, I> ExecutorMap<V, I, P> {
+    /// The executor's `map_with` on `pool`: `f` over `items` in chunks of `chunksize`, with
+    /// a deadline `timeout` from now.
+    pub(crate) fn start<F, A>(
+        pool: &P,
+        f: F,
+        items: impl IntoIterator<Item = A, IntoIter = I>,
+        chunksize: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Self, PoolError>
+    where
+        F: Task<(A,), Output: TaskResult<Value = V>>,
+        A: Serialize + DeserializeOwned,
+        I: Iterator<Item = A>,
+    {
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let results = Chunked::new(pool, Some(chunksize)).imap(f, items)?;
+        Ok(ExecutorMap {
+            results: Some(results),
+            deadline,
+        })
+    }
+}
+
+impl<V, I, A, P> Iterator for ExecutorMap<V, I, P>
 where
+    P: PoolDispatch,
     V: DeserializeOwned,
     I: Iterator<Item = A>,
     A: Serialize,
@@ -295,12 +320,7 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         let results = self.results.as_mut()?;
-        let next = match self.deadline {
-            None => results.next(),
-            Some(deadline) => {
-                results.next_timeout(deadline.saturating_duration_since(Instant::now()))
-            }
-        };
+        let next = P::next_before(results, self.deadline);
         if matches!(next, Some(Err(PoolError::Timeout)) | None) {
             self.results = None;
         }
@@ -308,7 +328,7 @@ where
     }
 }
 
-impl<V, I> fmt::Debug for ExecutorMap<V, I> {
+impl<V, I, P: PoolDispatch> fmt::Debug for ExecutorMap<V, I, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorMap")
             .field("ended", &self.results.is_none())

@@ -16,8 +16,9 @@
 //! A task is sent as the offset of its entry point in the executable and its arguments in
 //! MessagePack, so it must be a function item, under fork as under spawn.
 
-mod apply;
 mod callbacks;
+mod chunked;
+pub(crate) mod dispatch;
 mod error;
 mod executor;
 mod future;
@@ -30,6 +31,9 @@ mod worker;
 // The MPI pool sends its worker ranks the same chunk orders.
 #[cfg(feature = "mpi")]
 pub(crate) use worker::Run;
+// It decodes their reports as a local worker's.
+#[cfg(feature = "mpi")]
+pub(crate) use result::{decode_ran, failed_each};
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -40,6 +44,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use callbacks::Callbacks;
+pub use chunked::Chunked;
+pub use dispatch::PoolDispatch;
 pub use error::{CodecError, PoolError};
 pub use executor::{ExecutorBuilder, ExecutorMap, ExecutorMapOf, ProcessPoolExecutor};
 pub use future::{AsCompleted, DoneAndNotDone, Future, PoolFuture, ReturnWhen, as_completed, wait};
@@ -197,12 +203,14 @@ impl Pool {
         Args: Serialize + DeserializeOwned,
     {
         let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let job = self.submit(entry, &[args], Some(1), Streaming::No, Extras::default())?;
-        Ok(Future::new(AsyncResult::new(
-            Arc::clone(&self.shared),
-            job,
+        let result = self.send(
+            entry,
+            &[args],
+            Some(1),
+            Extras::default(),
             result::collect_one,
-        )))
+        )?;
+        Ok(Future::new(result))
     }
 
     /// Calls `f` on each item and returns the results in input order. Python: `map(f, items)`.
@@ -371,11 +379,7 @@ impl Pool {
     }
 
     fn with_chunks(&self, chunksize: Option<usize>) -> Chunked<'_> {
-        Chunked {
-            pool: self,
-            chunksize,
-            timeout: None,
-        }
+        Chunked::new(self, chunksize)
     }
 
     /// Takes no more work; the workers exit once the work submitted is done. Python:
@@ -538,6 +542,14 @@ struct Extras {
 }
 
 impl Extras {
+    /// The extras of a call with `call`'s options and no callbacks.
+    fn of(call: &dispatch::Call) -> Extras {
+        Extras {
+            timeout: call.timeout,
+            on_complete: None,
+        }
+    }
+
     /// The extras of a call with `callbacks`, which get the value `collect` makes of the job.
     fn calling<T: Send + 'static>(
         callbacks: Callbacks<T>,
@@ -602,246 +614,6 @@ impl std::fmt::Debug for Pool {
             .field("status", &state.status)
             .field("workers", &state.worker_pids())
             .finish()
-    }
-}
-
-/// The mapping methods of a [`Pool`] with a chosen chunk size; made by [`Pool::chunked`].
-/// Each method is the `Pool` method of the same name.
-#[derive(Debug)]
-pub struct Chunked<'pool> {
-    pool: &'pool Pool,
-    /// `None`: Python's default (for `map` about four chunks per worker, for `imap` 1).
-    chunksize: Option<usize>,
-    /// Each chunk's timeout, if not the pool's.
-    timeout: Option<Duration>,
-}
-
-impl Chunked<'_> {
-    /// The same methods with a chunk size of `chunksize` items ([`Pool::chunked`]).
-    pub fn chunked(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize);
-        self
-    }
-
-    /// The same methods, each chunk of the call failing with [`PoolError::TaskTimeout`] if it
-    /// runs longer than `timeout` (its worker is killed and replaced), instead of the pool's
-    /// [`PoolBuilder::task_timeout`]. A chunk of several items has the one timeout for all.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use shared::{Pool, PoolError};
-    ///
-    /// fn dorme(ms: u64) -> u64 {
-    ///     std::thread::sleep(Duration::from_millis(ms));
-    ///     ms
-    /// }
-    ///
-    /// # shared::set_start_method(shared::StartMethod::Fork);
-    /// let pool = Pool::new(2)?;
-    /// let calls: Vec<_> = pool
-    ///     .task_timeout(Duration::from_millis(300))
-    ///     .chunked(1)
-    ///     .imap(dorme, [1, 60_000, 2])?
-    ///     .collect();
-    /// assert_eq!(calls[0].as_ref().ok(), Some(&1));
-    /// assert!(matches!(calls[1], Err(PoolError::TaskTimeout { .. })));
-    /// assert_eq!(calls[2].as_ref().ok(), Some(&2));
-    /// # Ok::<(), PoolError>(())
-    /// ```
-    pub fn task_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    fn extras(&self) -> Extras {
-        Extras {
-            timeout: self.timeout,
-            on_complete: None,
-        }
-    }
-
-    /// [`Pool::map`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::map`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn map<F, A>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<TaskValue<F, (A,)>>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-    {
-        let _map = crate::timeline::span(crate::timeline::Kind::PoolMap, || (0, 0));
-        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let items: Vec<A> = items.into_iter().collect();
-        let job = self.pool.submit(
-            entry,
-            &items,
-            self.chunksize,
-            Streaming::IfFewChunks,
-            self.extras(),
-        )?;
-        // Decode each chunk as it comes, in order, while the workers run the others.
-        result::collect_streamed(&self.pool.shared, job)
-    }
-
-    /// [`Pool::map_async`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn map_async<F, A>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<MapResult<F, A>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-    {
-        self.map_async_with(f, items, Callbacks::new())
-    }
-
-    /// [`Pool::map_async_with`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::map_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn map_async_with<F, A>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-        callbacks: Callbacks<Vec<TaskValue<F, (A,)>>>,
-    ) -> Result<MapResult<F, A>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-    {
-        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let items: Vec<A> = items.into_iter().collect();
-        let extras = Extras {
-            timeout: self.timeout,
-            ..Extras::calling(callbacks, result::collect_all)
-        };
-        let job = self
-            .pool
-            .submit(entry, &items, self.chunksize, Streaming::No, extras)?;
-        Ok(AsyncResult::new(
-            Arc::clone(&self.pool.shared),
-            job,
-            result::collect_all,
-        ))
-    }
-
-    /// [`Pool::starmap`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::starmap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn starmap<F, Args>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<TaskValue<F, Args>>, PoolError>
-    where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
-    {
-        self.starmap_async(f, items)?.get()
-    }
-
-    /// [`Pool::starmap_async`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn starmap_async<F, Args>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
-    where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
-    {
-        self.starmap_async_with(f, items, Callbacks::new())
-    }
-
-    /// [`Pool::starmap_async_with`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::starmap_async`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn starmap_async_with<F, Args>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = Args>,
-        callbacks: Callbacks<Vec<TaskValue<F, Args>>>,
-    ) -> Result<AsyncResult<Vec<TaskValue<F, Args>>>, PoolError>
-    where
-        F: Task<Args>,
-        Args: Serialize + DeserializeOwned,
-    {
-        let entry = task::entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let items: Vec<Args> = items.into_iter().collect();
-        let extras = Extras {
-            timeout: self.timeout,
-            ..Extras::calling(callbacks, result::collect_all)
-        };
-        let job = self
-            .pool
-            .submit(entry, &items, self.chunksize, Streaming::No, extras)?;
-        Ok(AsyncResult::new(
-            Arc::clone(&self.pool.shared),
-            job,
-            result::collect_all,
-        ))
-    }
-
-    /// [`Pool::imap`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::imap`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn imap<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.lazy(f, items, true)
-    }
-
-    /// [`Pool::imap_unordered`] in chunks of the chosen size.
-    ///
-    /// # Errors
-    /// Those of [`Pool::imap_unordered`]; [`PoolError::NoChunksize`] for a chunk size of 0.
-    pub fn imap_unordered<F, A, I>(&self, f: F, items: I) -> Result<IMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.lazy(f, items, false)
-    }
-
-    fn lazy<F, A, I>(&self, f: F, items: I, ordered: bool) -> Result<IMapOf<F, I>, PoolError>
-    where
-        F: Task<(A,)>,
-        A: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.pool.check_owner()?;
-        let entry = task::single_entry_offset(f).ok_or(PoolError::NeedsFunction)?;
-        let chunksize = match self.chunksize {
-            Some(0) => return Err(PoolError::NoChunksize),
-            chunksize => chunksize.unwrap_or(1),
-        };
-        let input = items.into_iter();
-        IMap::new(
-            Arc::clone(&self.pool.shared),
-            entry,
-            input,
-            chunksize,
-            ordered,
-            self.timeout,
-        )
     }
 }
 

@@ -257,27 +257,46 @@ fn decode_outcome<V: DeserializeOwned>(
     outcome: Option<&Outcome>,
     len: usize,
 ) -> Vec<Result<V, PoolError>> {
-    let each = |error: &dyn Fn() -> PoolError| (0..len).map(|_| Err(error())).collect();
+    match outcome {
+        None => failed_each(len, || {
+            PoolError::Broken("a chunk came back without an outcome".into())
+        }),
+        Some(Outcome::Failed(failure)) => failed_each(len, || failure.to_error()),
+        Some(Outcome::Ran(bytes)) => decode_ran(bytes, len),
+    }
+}
+
+/// The `len` items' results in what a chunk that ran sent back (a local worker or, with the
+/// feature `mpi`, a worker rank); a count that does not match is an error for each item,
+/// never a short or a padded list.
+pub(crate) fn decode_ran<V: DeserializeOwned>(
+    bytes: &[u8],
+    len: usize,
+) -> Vec<Result<V, PoolError>> {
     let miscounted = |got: usize| {
         let why = format!("a chunk of {len} calls came back with {got} results");
-        each(&|| PoolError::Broken(why.clone()))
+        failed_each(len, || PoolError::Broken(why.clone()))
     };
-    match outcome {
-        None => each(&|| PoolError::Broken("a chunk came back without an outcome".into())),
-        Some(Outcome::Failed(failure)) => each(&|| failure.to_error()),
-        Some(Outcome::Ran(bytes)) => match decode_chunk::<V>(bytes) {
-            Ok(ChunkResults::All(values)) if values.len() == len => {
-                values.into_iter().map(Ok).collect()
-            }
-            Ok(ChunkResults::Each(items)) if items.len() == len => items
-                .into_iter()
-                .map(|item| item.map_err(PoolError::Task))
-                .collect(),
-            Ok(ChunkResults::All(values)) => miscounted(values.len()),
-            Ok(ChunkResults::Each(items)) => miscounted(items.len()),
-            Err(error) => each(&|| PoolError::Decode(CodecError::new(error.clone()))),
-        },
+    match decode_chunk::<V>(bytes) {
+        Ok(ChunkResults::All(values)) if values.len() == len => {
+            values.into_iter().map(Ok).collect()
+        }
+        Ok(ChunkResults::Each(items)) if items.len() == len => items
+            .into_iter()
+            .map(|item| item.map_err(PoolError::Task))
+            .collect(),
+        Ok(ChunkResults::All(values)) => miscounted(values.len()),
+        Ok(ChunkResults::Each(items)) => miscounted(items.len()),
+        Err(error) => failed_each(len, || PoolError::Decode(CodecError::new(error.clone()))),
     }
+}
+
+/// `len` results, each the failure `error` makes.
+pub(crate) fn failed_each<V>(
+    len: usize,
+    error: impl Fn() -> PoolError,
+) -> Vec<Result<V, PoolError>> {
+    (0..len).map(|_| Err(error())).collect()
 }
 
 /// The iterator of [`Pool::imap`](crate::Pool::imap) and
@@ -355,7 +374,10 @@ where
         self.next_before(Instant::now().checked_add(timeout))
     }
 
-    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<V, PoolError>> {
+    pub(crate) fn next_before(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Option<Result<V, PoolError>> {
         if !self.shared.is_owner() {
             // Said once; then the iterator ends, so that collecting it ends too.
             let unsaid = self.input.take().is_some() || self.submitted != self.yielded;
