@@ -158,10 +158,10 @@ fn results() -> Result<(), Box<dyn Error>> {
         got,
         local.chunked(3).map(reverso, big)?,
     );
-    // An endless input: only what is consumed is computed.
-    let got: Vec<u64> = mpi.imap(quadrado, 0..)?.take(5).collect::<Result<_, _>>()?;
-    check("imap of an endless input", got, vec![0, 1, 4, 9, 16]);
     // The chunks ran on worker ranks: other processes than this one, at most one per rank.
+    // Run while both ranks are free (every call so far has settled): the first two chunks
+    // then go one to each. After the endless `imap` below, a rank may still hold a chunk of
+    // it, and the other could run all twenty.
     let pids = mpi.chunked(1).map(pid, 0..20)?;
     let distinct: std::collections::BTreeSet<u32> = pids.into_iter().collect();
     let here = std::process::id();
@@ -170,6 +170,9 @@ fn results() -> Result<(), Box<dyn Error>> {
         distinct.len(),
         distinct.contains(&here)
     );
+    // An endless input: only what is consumed is computed.
+    let got: Vec<u64> = mpi.imap(quadrado, 0..)?.take(5).collect::<Result<_, _>>()?;
+    check("imap of an endless input", got, vec![0, 1, 4, 9, 16]);
     let zero = |pool_map: Result<Vec<u64>, PoolError>| error_text(pool_map);
     check(
         "a chunk size of 0",
