@@ -85,8 +85,18 @@
 //! the mapping and the lock of the process's other handles (closing it then costs nothing;
 //! CPython maps the file again). The table's bookkeeping
 //! is a few atomic stores (a fork is noticed by a `pthread_atfork` handler, not by asking
-//! `getpid`), and names come from a counter seeded once from the kernel. The bench's
-//! `shm_create` row times create + attach + unlink of 4 KiB against CPython.
+//! `getpid`), and names come from a counter seeded once from the kernel; paths are built on
+//! the stack, so a call by name allocates nothing but the handle's copy of the name. The
+//! bench's `shm_create` row times create + attach + unlink of 4 KiB against CPython.
+//!
+//! That cycle is 11 system calls (`unlink` is an `lstat` and an `unlink`; the last `close` a
+//! `munmap` and a `close`) and one page fault, and nine tenths of its time is the kernel's:
+//! making and freeing a tmpfs file, its page and its mapping. A C program making the same
+//! calls is at most about 1 µs faster. What the guarantees above cost of it, measured on the
+//! bench's machine: `O_TMPFILE` + `linkat` instead of `open(O_CREAT)` (registered before it
+//! has a name, never found half made) about 3 µs; the `flock` and the `fstat` (attachment, and
+//! which file the watchdog may remove) about 1.5 µs; the `lstat` before `unlink` (a name given
+//! to another segment meanwhile is left alone) about 1 µs.
 //!
 //! A process that shrinks the file under our mapping (`ftruncate`: only a program outside the
 //! protocol would) makes an access past the new end raise SIGBUS, as in CPython; tmpfs files,
