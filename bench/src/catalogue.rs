@@ -349,13 +349,24 @@ pub const WORKLOADS: &[Workload] = &[
         (Metric::MillisPerOp, "ms/pool"),
         Some(10.0),
     ),
-    workload(
-        "shm_create",
-        "shm 4 KiB create+attach+unlink",
-        "shm_create",
+    raw_limit(
+        "shm_create_raw",
+        "raw: shm 4 KiB, the same 11 calls",
+        "raw_shm_create",
         &["4096", "20000"],
         (Metric::MicrosPerOp, "µs/segment"),
-        Some(5.0),
+    ),
+    against(
+        "shm_create_raw",
+        None,
+        workload(
+            "shm_create",
+            "shm 4 KiB create+attach+unlink",
+            "shm_create",
+            &["4096", "20000"],
+            (Metric::MicrosPerOp, "µs/segment"),
+            Some(5.0),
+        ),
     ),
     workload(
         "executor_submit",

@@ -50,6 +50,7 @@ pub fn run(program: &str, args: &[String]) -> Result<(), Box<dyn Error>> {
         "queue_pingpong" => pool::queue_ping_pong(arg(args, 0)?),
         #[cfg(feature = "mpi")]
         "mpi_pool_map" => mpi::map(arg(args, 0)?, arg(args, 1)?),
+        "raw_shm_create" => shared_memory::raw_create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
         "shm_create" => shared_memory::create_attach_unlink(arg(args, 0)?, arg(args, 1)?),
         "executor_submit" => executor::submit_result(arg(args, 0)?),
         "executor_map" => executor::map(arg(args, 0)?),

@@ -11,6 +11,7 @@ use nix::libc;
 
 /// Where the segments live: what glibc's `shm_open` uses on Linux.
 pub(crate) const DIRECTORY: &str = "/dev/shm";
+const DIRECTORY_C: &CStr = c"/dev/shm";
 
 /// Which file a descriptor or a name stands for: a name may be removed and given to a new file
 /// while descriptors of the old one live on.
@@ -39,20 +40,49 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `/dev/shm/NAME` as a C string; `name` is checked by the caller (no `/`, no NUL).
-fn path_of(name: &str) -> io::Result<CString> {
-    CString::new(format!("{DIRECTORY}/{name}")).map_err(io::Error::other)
+/// The longest name a file under `/dev/shm` may have (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// `/dev/shm/NAME` and its NUL, built on the stack: every call by name makes one, and an
+/// allocation and a `format!` for each cost as much as the `lstat` they serve.
+struct Path {
+    bytes: [u8; DIRECTORY.len() + 1 + NAME_MAX + 1],
+    len: usize,
+}
+
+impl Path {
+    /// The path of segment `name`, or `InvalidInput` for a name no file under `/dev/shm` can
+    /// have (too long, or holding a NUL); the caller has checked for `/` already.
+    fn of(name: &str) -> io::Result<Path> {
+        if name.len() > NAME_MAX || name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a segment's name has at most 255 bytes and no NUL",
+            ));
+        }
+        let mut bytes = [0; DIRECTORY.len() + 1 + NAME_MAX + 1];
+        let len = DIRECTORY.len() + 1 + name.len();
+        bytes[..DIRECTORY.len()].copy_from_slice(DIRECTORY.as_bytes());
+        bytes[DIRECTORY.len()] = b'/';
+        bytes[DIRECTORY.len() + 1..len].copy_from_slice(name.as_bytes());
+        Ok(Path { bytes, len })
+    }
+
+    /// The path as a C string: `bytes` holds no NUL before `len` (checked in `of`) and a NUL
+    /// at `len` (the array starts zeroed and `len` is below its length).
+    fn as_ptr(&self) -> *const libc::c_char {
+        debug_assert_eq!(self.bytes[self.len], 0);
+        self.bytes.as_ptr().cast()
+    }
 }
 
 /// A new file of `len` bytes under `/dev/shm` with no name yet (`O_TMPFILE`), readable and
 /// writable by its owner only, its pages reserved (so a full tmpfs is an error here, never a
 /// SIGBUS on a later write). Nobody else can reach it until [`publish`].
 pub(crate) fn create_unnamed(len: u64) -> io::Result<OwnedFd> {
-    let directory = CString::new(DIRECTORY).map_err(io::Error::other)?;
     let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
-    // SAFETY: `directory` is a NUL-terminated string that outlives the call; `open` touches no
-    // other memory of ours.
-    let fd = check(unsafe { libc::open(directory.as_ptr(), flags, 0o600 as libc::c_uint) })?;
+    // SAFETY: the directory is a NUL-terminated literal; `open` touches no other memory of ours.
+    let fd = check(unsafe { libc::open(DIRECTORY_C.as_ptr(), flags, 0o600 as libc::c_uint) })?;
     // SAFETY: `open` just returned this descriptor, which nothing else owns.
     let file = unsafe { OwnedFd::from_raw_fd(fd) };
     let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
@@ -64,7 +94,7 @@ pub(crate) fn create_unnamed(len: u64) -> io::Result<OwnedFd> {
 /// Gives the unnamed file `file` the name `name`, atomically: `EEXIST` if the name is taken,
 /// and nobody can see the file under its name before it is complete (sized, locked).
 pub(crate) fn publish(file: BorrowedFd<'_>, name: &str) -> io::Result<()> {
-    let target = path_of(name)?;
+    let target = Path::of(name)?;
     // SAFETY: `target` and the empty string are NUL-terminated and outlive the call.
     // `AT_EMPTY_PATH` links the open file itself: allowed since Linux 6.10 to the process that
     // opened it, before only with `CAP_DAC_READ_SEARCH` (`ENOENT` otherwise).
@@ -99,7 +129,7 @@ pub(crate) fn publish(file: BorrowedFd<'_>, name: &str) -> io::Result<()> {
 
 /// Opens the segment named `name` for reading and writing, never through a symbolic link.
 pub(crate) fn open(name: &str) -> io::Result<OwnedFd> {
-    let path = path_of(name)?;
+    let path = Path::of(name)?;
     let flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     // SAFETY: `path` is NUL-terminated and outlives the call.
     let fd = check(unsafe { libc::open(path.as_ptr(), flags) })?;
@@ -130,7 +160,7 @@ pub(crate) fn status(fd: BorrowedFd<'_>) -> io::Result<FileStatus> {
 
 /// Which file the name `name` stands for now (the name itself if it is a symbolic link).
 pub(crate) fn status_of_name(name: &str) -> io::Result<FileStatus> {
-    let path = path_of(name)?;
+    let path = Path::of(name)?;
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `path` is NUL-terminated; `stat` is writable memory of the size `lstat` fills.
     check(unsafe { libc::lstat(path.as_ptr(), stat.as_mut_ptr()) })?;
@@ -140,7 +170,7 @@ pub(crate) fn status_of_name(name: &str) -> io::Result<FileStatus> {
 
 /// Removes the name `name`; the file lives on while a descriptor or mapping holds it.
 pub(crate) fn remove(name: &str) -> io::Result<()> {
-    let path = path_of(name)?;
+    let path = Path::of(name)?;
     // SAFETY: `path` is NUL-terminated and outlives the call.
     check(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
 }
@@ -317,4 +347,29 @@ pub(crate) fn kill_and_reap(pid: u32) {
 pub(crate) fn current_pid() -> u32 {
     // SAFETY: `getpid` cannot fail.
     unsafe { libc::getpid() as u32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_the_directory_the_name_and_a_nul() {
+        let path = Path::of("psm_0123abcd").unwrap();
+        // SAFETY: `as_ptr` points at a NUL-terminated string inside `path`, alive here.
+        let built = unsafe { CStr::from_ptr(path.as_ptr()) };
+        assert_eq!(built, c"/dev/shm/psm_0123abcd");
+        let longest = "x".repeat(NAME_MAX);
+        // SAFETY: as above.
+        let built = unsafe { CStr::from_ptr(Path::of(&longest).unwrap().as_ptr()) };
+        assert_eq!(built.to_bytes(), format!("/dev/shm/{longest}").as_bytes());
+    }
+
+    #[test]
+    fn a_path_refuses_names_no_file_can_have() {
+        for bad in ["x".repeat(NAME_MAX + 1), "a\0b".to_owned()] {
+            let error = Path::of(&bad).err().expect("refused");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        }
+    }
 }
