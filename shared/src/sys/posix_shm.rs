@@ -360,8 +360,9 @@ mod tests {
         let built = unsafe { CStr::from_ptr(path.as_ptr()) };
         assert_eq!(built, c"/dev/shm/psm_0123abcd");
         let longest = "x".repeat(NAME_MAX);
-        // SAFETY: as above.
-        let built = unsafe { CStr::from_ptr(Path::of(&longest).unwrap().as_ptr()) };
+        let path = Path::of(&longest).unwrap();
+        // SAFETY: as above (`path` is bound, so it outlives `built`).
+        let built = unsafe { CStr::from_ptr(path.as_ptr()) };
         assert_eq!(built.to_bytes(), format!("/dev/shm/{longest}").as_bytes());
     }
 
