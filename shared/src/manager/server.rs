@@ -17,13 +17,17 @@ use std::time::Duration;
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
+use super::codec;
 use super::objects::{Caller, Object, Stop};
 use super::protocol::{Call, Failure, Init, Kind, MANAGER, MAX_REQUEST, Reply, Request};
 use super::registry::{Registry, Served};
-use crate::connection::{Address, ConnectError, Connection, Listener, RecvError};
+use crate::connection::{Address, ConnectError, Connection, Listener};
 
 /// How many connections may wait to be accepted.
 const BACKLOG: u32 = 64;
+
+/// The largest reply buffer a connection keeps between calls.
+const KEEP_FRAME: usize = 64 * 1024;
 
 /// The objects of one manager, and how to stop it.
 struct Server {
@@ -128,12 +132,14 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
     connection.set_max_message_size(MAX_REQUEST);
     let mut acquired = Vec::new();
     let mut holds = Holds::new();
+    // The buffer replies are laid out in, kept between calls.
+    let mut frame = Vec::new();
     loop {
-        let request: Request = match connection.recv() {
-            Ok(request) => request,
-            Err(RecvError::Decode { error, .. }) => {
+        let request = match connection.recv_with(codec::read_request) {
+            Ok(Ok(request)) => request,
+            Ok(Err(error)) => {
                 let failure = Failure::Refused(format!("not a request: {error}"));
-                if connection.send(&Reply::Failed(failure)).is_err() {
+                if send_reply(&connection, &Reply::Failed(failure), &mut frame).is_err() {
                     break;
                 }
                 continue;
@@ -161,7 +167,7 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             Err(Stop::Failed(failure)) => Reply::Failed(failure),
             Err(Stop::ClientGone) => break,
         };
-        if connection.send(&reply).is_err() {
+        if send_reply(&connection, &reply, &mut frame).is_err() {
             break;
         }
         if shutdown {
@@ -178,6 +184,21 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
         }
     }
     server.release_all(client, holds);
+}
+
+/// Sends `reply`, laid out in `frame`; an error ends the conversation.
+fn send_reply(connection: &Connection, reply: &Reply, frame: &mut Vec<u8>) -> Result<(), ()> {
+    // A reply that does not serialize (a bug) is refused rather than left unanswered.
+    if codec::write_reply(reply, frame).is_err() {
+        let failure = Failure::Refused("the server could not encode its answer".to_owned());
+        codec::write_reply(&Reply::Failed(failure), frame).map_err(drop)?;
+    }
+    let sent = connection.send_bytes(frame).map_err(drop);
+    if frame.capacity() > KEEP_FRAME {
+        // A buffer grown by a large reply is given back.
+        *frame = Vec::new();
+    }
+    sent
 }
 
 impl Server {
