@@ -195,13 +195,46 @@ fn write_pair(frame: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), Manag
     Ok(())
 }
 
+/// A request as read: a dict's `get` or `d[k] = v` still in the message's bytes (the server
+/// runs it from there, with no copy), or any other request.
+pub(super) enum Incoming<'a> {
+    DictGet {
+        object: u64,
+        key: &'a [u8],
+    },
+    DictSet {
+        object: u64,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Request(Request),
+}
+
+impl Incoming<'_> {
+    /// The request, owning its arguments.
+    pub(super) fn into_request(self) -> Request {
+        let owned = |bytes: &[u8]| ByteBuf::from(bytes.to_vec());
+        match self {
+            Incoming::DictGet { object, key } => Request {
+                object,
+                call: Call::DictGet(owned(key)),
+            },
+            Incoming::DictSet { object, key, value } => Request {
+                object,
+                call: Call::DictSet(owned(key), owned(value)),
+            },
+            Incoming::Request(request) => request,
+        }
+    }
+}
+
 /// Reads a request laid out by [`write_request`] (or the `write_dict_*` functions).
 ///
 /// # Errors
 /// What was wrong with the bytes: too short, an unknown code, a key length past the end,
 /// bytes left over, a client of another protocol version, a general call that does not
 /// decode.
-pub(super) fn read_request(message: &[u8]) -> Result<Request, String> {
+pub(super) fn read_request(message: &[u8]) -> Result<Incoming<'_>, String> {
     let Some((header, arguments)) = message.split_at_checked(REQUEST_HEADER) else {
         return Err(format!(
             "{} bytes, shorter than a request's header ({REQUEST_HEADER})",
@@ -224,14 +257,19 @@ pub(super) fn read_request(message: &[u8]) -> Result<Request, String> {
         },
         request::LEN => no_arguments(arguments, "LEN", Call::Len)?,
         request::VALUE_GET => no_arguments(arguments, "VALUE_GET", Call::ValueGet)?,
-        request::DICT_GET => Call::DictGet(owned(arguments)),
+        request::DICT_GET => {
+            return Ok(Incoming::DictGet {
+                object,
+                key: arguments,
+            });
+        }
         request::DICT_CONTAINS => Call::DictContains(owned(arguments)),
         request::DICT_POP => Call::DictPop(owned(arguments)),
         request::VALUE_SET => Call::ValueSet(owned(arguments)),
         request::LIST_APPEND => Call::ListAppend(owned(arguments)),
         request::DICT_SET => {
             let (key, value) = read_pair(arguments)?;
-            Call::DictSet(owned(key), owned(value))
+            return Ok(Incoming::DictSet { object, key, value });
         }
         request::DICT_SET_DEFAULT => {
             let (key, value) = read_pair(arguments)?;
@@ -251,7 +289,7 @@ pub(super) fn read_request(message: &[u8]) -> Result<Request, String> {
             .map_err(|error| format!("a general request that does not decode: {error}"))?,
         unknown => return Err(format!("unknown request code {unknown:#04x}")),
     };
-    Ok(Request { object, call })
+    Ok(Incoming::Request(Request { object, call }))
 }
 
 /// A key and a value: `[key length: u32 LE][key][value]`.
@@ -298,14 +336,10 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 pub(super) fn write_reply(answer: &Reply, frame: &mut Vec<u8>) -> Result<(), ManagerError> {
     frame.clear();
     match answer {
-        Reply::Done => frame.push(reply::DONE),
-        Reply::Maybe(None) => frame.push(reply::NONE),
+        Reply::Done => write_done(frame),
+        Reply::Maybe(value) => write_maybe(frame, value.as_ref().map(|value| value.as_slice())),
         Reply::Bool(false) => frame.push(reply::FALSE),
         Reply::Bool(true) => frame.push(reply::TRUE),
-        Reply::Maybe(Some(value)) => {
-            frame.push(reply::SOME);
-            frame.extend_from_slice(value);
-        }
         Reply::Item(value) => {
             frame.push(reply::ITEM);
             frame.extend_from_slice(value);
@@ -325,6 +359,25 @@ pub(super) fn write_reply(answer: &Reply, frame: &mut Vec<u8>) -> Result<(), Man
         }
     }
     Ok(())
+}
+
+/// Lays [`Reply::Done`] out in `frame` (emptied first).
+pub(super) fn write_done(frame: &mut Vec<u8>) {
+    frame.clear();
+    frame.push(reply::DONE);
+}
+
+/// Lays a [`Reply::Maybe`] of `value` out in `frame` (emptied first), from where the value
+/// is (a dict's `get`, straight from the map).
+pub(super) fn write_maybe(frame: &mut Vec<u8>, value: Option<&[u8]>) {
+    frame.clear();
+    match value {
+        None => frame.push(reply::NONE),
+        Some(value) => {
+            frame.push(reply::SOME);
+            frame.extend_from_slice(value);
+        }
+    }
 }
 
 /// A reply as read: a value still in the message's bytes (a proxy decodes it from there,
@@ -430,7 +483,7 @@ mod tests {
     #[test]
     fn every_request_reads_back_as_written() {
         for call in calls() {
-            let read = read_request(&laid_out(&call)).unwrap();
+            let read = read_request(&laid_out(&call)).unwrap().into_request();
             assert_eq!(read.object, 42);
             assert_eq!(format!("{:?}", read.call), format!("{call:?}"));
         }
@@ -453,11 +506,12 @@ mod tests {
         for call in calls() {
             let frame = laid_out(&call);
             for end in 0..frame.len() {
-                let read = read_request(&frame[..end]).map(|read| format!("{:?}", read.call));
+                let read = read_request(&frame[..end])
+                    .map(|read| format!("{:?}", read.into_request().call));
                 assert_ne!(read, Ok(format!("{call:?}")), "{:?}", &frame[..end]);
             }
         }
-        let short = read_request(&[request::LEN, 1, 2]).unwrap_err();
+        let short = read_request(&[request::LEN, 1, 2]).map(drop).unwrap_err();
         assert!(short.contains("shorter than a request's header"), "{short}");
     }
 
@@ -468,7 +522,7 @@ mod tests {
             frame.extend_from_slice(&9_u64.to_le_bytes());
             frame
         };
-        let refused = |frame: &[u8]| read_request(frame).unwrap_err();
+        let refused = |frame: &[u8]| read_request(frame).map(drop).unwrap_err();
 
         assert!(refused(&header(0x7f)).contains("unknown request code 0x7f"));
         // An older build's request: a MessagePack array.

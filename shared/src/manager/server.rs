@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
-use super::codec;
+use super::codec::{self, Incoming};
 use super::objects::{Caller, Object, Stop};
 use super::protocol::{Call, Failure, Init, Kind, MANAGER, MAX_REQUEST, Reply, Request};
 use super::registry::{Registry, Served};
@@ -35,6 +35,9 @@ struct Server {
     names: Mutex<HashMap<String, u64>>,
     references: Mutex<References>,
     next_id: AtomicU64,
+    /// How many objects were freed: a connection's [`LastObject`] is current while this has
+    /// not changed.
+    freed: AtomicU64,
     stop: Mutex<Sender<()>>,
     /// Makes an object of a registered type, by its type id.
     make: fn(&str) -> Option<Box<dyn Served>>,
@@ -83,6 +86,7 @@ pub(super) fn serve<R: Registry>(
         names: Mutex::new(HashMap::new()),
         references: Mutex::new(References::default()),
         next_id: AtomicU64::new(MANAGER + 1),
+        freed: AtomicU64::new(0),
         stop: Mutex::new(stop),
         make: R::make,
     });
@@ -132,11 +136,26 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
     connection.set_max_message_size(MAX_REQUEST);
     let mut acquired = Vec::new();
     let mut holds = Holds::new();
+    let mut last = LastObject::default();
     // The buffer replies are laid out in, kept between calls.
     let mut frame = Vec::new();
     loop {
-        let request = match connection.recv_with(codec::read_request) {
-            Ok(Ok(request)) => request,
+        // A dict's get or set runs where its bytes arrived, its answer laid out in `frame`;
+        // any other request is taken out of the connection's buffer to run below (it may
+        // wait, and ask the connection whether its client is gone).
+        let received = connection.recv_with(|message| match codec::read_request(message) {
+            Ok(Incoming::Request(request)) => Ok(Some(request)),
+            Ok(incoming) => Ok(server.run_in_place(incoming, &mut last, &mut frame)),
+            Err(error) => Err(error),
+        });
+        let request = match received {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) => {
+                if send_frame(&connection, &mut frame).is_err() {
+                    break;
+                }
+                continue;
+            }
             Ok(Err(error)) => {
                 let failure = Failure::Refused(format!("not a request: {error}"));
                 if send_reply(&connection, &Reply::Failed(failure), &mut frame).is_err() {
@@ -162,7 +181,7 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             id: client,
             gone: &gone,
         };
-        let reply = match server.handle(request, &caller, &mut acquired, &mut holds) {
+        let reply = match server.handle(request, &caller, &mut acquired, &mut holds, &mut last) {
             Ok(reply) => reply,
             Err(Stop::Failed(failure)) => Reply::Failed(failure),
             Err(Stop::ClientGone) => break,
@@ -193,6 +212,11 @@ fn send_reply(connection: &Connection, reply: &Reply, frame: &mut Vec<u8>) -> Re
         let failure = Failure::Refused("the server could not encode its answer".to_owned());
         codec::write_reply(&Reply::Failed(failure), frame).map_err(drop)?;
     }
+    send_frame(connection, frame)
+}
+
+/// Sends the reply laid out in `frame`; an error ends the conversation.
+fn send_frame(connection: &Connection, frame: &mut Vec<u8>) -> Result<(), ()> {
     let sent = connection.send_bytes(frame).map_err(drop);
     if frame.capacity() > KEEP_FRAME {
         // A buffer grown by a large reply is given back.
@@ -201,10 +225,64 @@ fn send_reply(connection: &Connection, reply: &Reply, frame: &mut Vec<u8>) -> Re
     sent
 }
 
+/// The object a connection called last, kept while the server has freed no object since: a
+/// proxy makes its calls on one object, and finding it in the server's table costs a lock, a
+/// hash and two atomic counts per call. A freed object stays allocated until its last
+/// caller's next call, or the end of that caller's connection.
+#[derive(Default)]
+struct LastObject {
+    id: u64,
+    /// [`Server::freed`] when it was found.
+    freed: u64,
+    object: Option<Arc<Object>>,
+}
+
 impl Server {
     fn object(&self, id: u64) -> Option<Arc<Object>> {
         let objects = self.objects.read().unwrap_or_else(PoisonError::into_inner);
         objects.get(&id).cloned()
+    }
+
+    /// The object `id`, from `last` when it is still the one there.
+    fn cached<'a>(&self, id: u64, last: &'a mut LastObject) -> Result<&'a Arc<Object>, Failure> {
+        // Read before the table: an object freed after this is seen freed on the next call.
+        let freed = self.freed.load(Ordering::Acquire);
+        if last.id != id || last.freed != freed || last.object.is_none() {
+            *last = LastObject {
+                id,
+                freed,
+                object: self.object(id),
+            };
+        }
+        last.object
+            .as_ref()
+            .ok_or_else(|| Failure::Refused(format!("no object {id} in this manager")))
+    }
+
+    /// Runs a dict's get or set from the bytes of its request and lays its answer out in
+    /// `frame` (see `Object::dict_get`); a request of another kind is handed back.
+    fn run_in_place(
+        &self,
+        incoming: Incoming<'_>,
+        last: &mut LastObject,
+        frame: &mut Vec<u8>,
+    ) -> Option<Request> {
+        let done = match incoming {
+            Incoming::DictGet { object, key } if object != MANAGER => self
+                .cached(object, last)
+                .and_then(|found| found.dict_get(key, |value| codec::write_maybe(frame, value))),
+            Incoming::DictSet { object, key, value } if object != MANAGER => self
+                .cached(object, last)
+                .and_then(|found| found.dict_set(key, value))
+                .map(|()| codec::write_done(frame)),
+            // The manager itself (which refuses them by name), or a request of another kind.
+            other => return Some(other.into_request()),
+        };
+        if let Err(failure) = done {
+            // A refusal's reply always encodes.
+            let _ = codec::write_reply(&Reply::Failed(failure), frame);
+        }
+        None
     }
 
     /// Runs one request; remembers in `acquired` the locks the client may come to hold.
@@ -214,14 +292,13 @@ impl Server {
         caller: &Caller<'_>,
         acquired: &mut Vec<u64>,
         holds: &mut Holds,
+        last: &mut LastObject,
     ) -> Result<Reply, Stop> {
         let Request { object: id, call } = request;
         if id == MANAGER {
             return Ok(self.manager_call(call, caller.id, holds)?);
         }
-        let object = self
-            .object(id)
-            .ok_or_else(|| Failure::Refused(format!("no object {id} in this manager")))?;
+        let object = self.cached(id, last)?;
         let locks = matches!(object.kind(), Kind::Lock | Kind::RLock | Kind::Condition);
         if locks && matches!(call, Call::Acquire(_)) && !acquired.contains(&id) {
             acquired.push(id);
@@ -345,6 +422,7 @@ impl Server {
             references.counts.remove(&id);
             let mut objects = self.objects.write().unwrap_or_else(PoisonError::into_inner);
             objects.remove(&id);
+            self.freed.fetch_add(1, Ordering::Release);
         }
     }
 
