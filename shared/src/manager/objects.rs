@@ -87,30 +87,37 @@ impl<S> Guarded<S> {
     }
 }
 
-/// A dict that keeps its insertion order, as Python's does.
+/// A dict that keeps its insertion order, as Python's does. A key's value lives beside it in
+/// the hash table, so a `get` or a `d[k] = v` of a key already there is one hash lookup; the
+/// order is kept apart, for the calls that list the items.
 #[derive(Default)]
 struct OrderedMap {
-    order: BTreeMap<u64, (ByteBuf, ByteBuf)>,
-    index: HashMap<Vec<u8>, u64>,
+    /// Per key: its place in `order`, and its value.
+    index: HashMap<Vec<u8>, (u64, ByteBuf)>,
+    /// The keys, by the place they were inserted at.
+    order: BTreeMap<u64, ByteBuf>,
     next: u64,
 }
 
 impl OrderedMap {
     fn get(&self, key: &[u8]) -> Option<&ByteBuf> {
-        let at = self.index.get(key)?;
-        self.order.get(at).map(|(_, value)| value)
+        self.index.get(key).map(|(_, value)| value)
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.index.contains_key(key)
     }
 
     fn insert(&mut self, key: ByteBuf, value: ByteBuf) {
-        match self.index.get(key.as_slice()) {
-            Some(at) => {
-                if let Some(entry) = self.order.get_mut(at) {
-                    entry.1 = value;
-                }
-            }
+        match self.index.get_mut(key.as_slice()) {
+            Some((_, old)) => *old = value,
             None => {
-                self.index.insert(key.to_vec(), self.next);
-                self.order.insert(self.next, (key, value));
+                self.index.insert(key.to_vec(), (self.next, value));
+                self.order.insert(self.next, key);
                 self.next += 1;
             }
         }
@@ -119,8 +126,7 @@ impl OrderedMap {
     /// Sets `key` to a copy of `value`; a key already there keeps its value's allocation
     /// when it fits (a write of the same size allocates nothing).
     fn set(&mut self, key: &[u8], value: &[u8]) {
-        let present = self.index.get(key).and_then(|at| self.order.get_mut(at));
-        match present {
+        match self.index.get_mut(key) {
             Some((_, old))
                 if old.capacity() >= value.len() && old.capacity() <= 2 * value.len() + 64 =>
             {
@@ -133,8 +139,16 @@ impl OrderedMap {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<ByteBuf> {
-        let at = self.index.remove(key)?;
-        self.order.remove(&at).map(|(_, value)| value)
+        let (at, value) = self.index.remove(key)?;
+        self.order.remove(&at);
+        Some(value)
+    }
+
+    /// Key and value of every item, in insertion order.
+    fn items(&self) -> impl Iterator<Item = (&ByteBuf, &ByteBuf)> {
+        self.order
+            .values()
+            .filter_map(|key| Some((key, self.get(key)?)))
     }
 
     fn clear(&mut self) {
@@ -359,7 +373,7 @@ fn count(n: usize) -> Reply {
 fn dict(map: &Guarded<OrderedMap>, call: Call) -> Outcome {
     let mut map = map.lock();
     Ok(match call {
-        Call::Len => count(map.index.len()),
+        Call::Len => count(map.len()),
         Call::DictGet(key) => Reply::Maybe(map.get(&key).cloned()),
         Call::DictGetMany(keys) => {
             Reply::MaybeItems(keys.iter().map(|key| map.get(key).cloned()).collect())
@@ -382,10 +396,10 @@ fn dict(map: &Guarded<OrderedMap>, call: Call) -> Outcome {
             }
         },
         Call::DictPop(key) => Reply::Maybe(map.remove(&key)),
-        Call::DictContains(key) => Reply::Bool(map.index.contains_key(key.as_slice())),
-        Call::DictItems => Reply::Pairs(map.order.values().cloned().collect()),
-        Call::DictKeys => Reply::Items(map.order.values().map(|(k, _)| k.clone()).collect()),
-        Call::DictValues => Reply::Items(map.order.values().map(|(_, v)| v.clone()).collect()),
+        Call::DictContains(key) => Reply::Bool(map.contains(&key)),
+        Call::DictItems => Reply::Pairs(map.items().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Call::DictKeys => Reply::Items(map.items().map(|(k, _)| k.clone()).collect()),
+        Call::DictValues => Reply::Items(map.items().map(|(_, v)| v.clone()).collect()),
         Call::Clear => {
             map.clear();
             Reply::Done
