@@ -239,7 +239,8 @@ impl Connection {
 
     /// Receives one message and hands its bytes to `read` where they are (in the read-ahead
     /// buffer, for a message that fits there), without copying them out: a manager's server
-    /// and proxies read each request and reply this way.
+    /// and proxies read each request and reply this way. `read` runs while the buffer is
+    /// borrowed: it must not use this connection.
     ///
     /// # Errors
     /// Those of [`recv_bytes`](Self::recv_bytes).
