@@ -375,11 +375,9 @@ fn malformed_request_headers_are_refused_and_the_connection_goes_on() {
         (&header(0x7f), "unknown request code 0x7f"),
         (&oversized_key, "a key of 4294967295 bytes"),
         (&old_client, "a client of manager protocol 1"),
-        // A request of a build before this layout: a MessagePack array.
-        (
-            b"\x92\x01\x92\xa4Ping\xc0\x00\x00",
-            "unknown request code 0x92",
-        ),
+        // The first request of a build before this layout, `Request { 0, Pipes }` as
+        // MessagePack.
+        (b"\x92\x00\xa5Pipes", "unknown request code 0x92"),
     ];
     for (request, refusal) in cases {
         raw.send_bytes(request).expect("send");

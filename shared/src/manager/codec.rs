@@ -61,6 +61,23 @@ mod request {
     pub(super) const LIST_APPEND: u8 = 0x30;
     pub(super) const ITEM_GET: u8 = 0x31;
     pub(super) const ITEM_SET: u8 = 0x32;
+
+    /// Every code above: a first byte not among them is refused before anything else.
+    pub(super) const ALL: [u8; 13] = [
+        GENERAL,
+        PIPES,
+        LEN,
+        DICT_GET,
+        DICT_SET,
+        DICT_CONTAINS,
+        DICT_POP,
+        DICT_SET_DEFAULT,
+        VALUE_GET,
+        VALUE_SET,
+        LIST_APPEND,
+        ITEM_GET,
+        ITEM_SET,
+    ];
 }
 
 /// A reply's code.
@@ -235,6 +252,16 @@ impl Incoming<'_> {
 /// bytes left over, a client of another protocol version, a general call that does not
 /// decode.
 pub(super) fn read_request(message: &[u8]) -> Result<Incoming<'_>, String> {
+    match message.first() {
+        None => return Err("an empty message".to_owned()),
+        // A request of a build before this layout starts with a MessagePack array (0x92).
+        Some(&unknown) if !request::ALL.contains(&unknown) => {
+            return Err(format!(
+                "unknown request code {unknown:#04x} (a client of another build?)"
+            ));
+        }
+        Some(_) => {}
+    }
     let Some((header, arguments)) = message.split_at_checked(REQUEST_HEADER) else {
         return Err(format!(
             "{} bytes, shorter than a request's header ({REQUEST_HEADER})",
@@ -525,9 +552,9 @@ mod tests {
         let refused = |frame: &[u8]| read_request(frame).map(drop).unwrap_err();
 
         assert!(refused(&header(0x7f)).contains("unknown request code 0x7f"));
-        // An older build's request: a MessagePack array.
-        assert!(refused(&[0x92, 0x00, 0xa4]).contains("shorter"));
-        assert!(refused(&[0x92; 12]).contains("unknown request code 0x92"));
+        // An older build's first request, `Request { object: 0, call: Pipes }` as MessagePack.
+        assert!(refused(b"\x92\x00\xa5Pipes").contains("unknown request code 0x92"));
+        assert!(refused(&[]).contains("an empty message"));
 
         let mut oversized = header(request::DICT_SET);
         oversized.extend_from_slice(&u32::MAX.to_le_bytes());
