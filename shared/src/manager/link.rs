@@ -66,6 +66,7 @@ extern "C" fn count_fork_in_child() {
 }
 
 impl Opener {
+    #[inline]
     pub(super) fn this_process() -> Opener {
         static COUNTED: OnceLock<bool> = OnceLock::new();
         let counted = *COUNTED
