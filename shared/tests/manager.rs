@@ -345,6 +345,55 @@ fn hostile_requests_are_refused_and_the_server_goes_on() {
     assert_eq!(dict.get(&"a".into()).unwrap(), Some(1));
 }
 
+#[test]
+fn malformed_request_headers_are_refused_and_the_connection_goes_on() {
+    let address = format!("@shared-manager-test-headers-{}", std::process::id());
+    let key = b"chave";
+    let m = Manager::builder()
+        .address(address.as_str())
+        .authkey(key)
+        .start()
+        .expect("start");
+    let dict = m.dict::<String, u32>().unwrap();
+    dict.set(&"a".into(), &1).unwrap();
+
+    // A request is `[code: u8][object: u64 LE][arguments]` (see `manager/codec.rs`); each of
+    // these is answered with a refusal that says what was wrong, on a connection that goes on.
+    let mut raw = Client::connect(address.as_str(), Some(key)).expect("connect");
+    let header = |code: u8| {
+        let mut request = vec![code];
+        request.extend_from_slice(&1_u64.to_le_bytes());
+        request
+    };
+    let mut oversized_key = header(0x11);
+    oversized_key.extend_from_slice(&u32::MAX.to_le_bytes());
+    oversized_key.extend_from_slice(b"abc");
+    let mut old_client = header(0x02);
+    old_client.push(1);
+    let cases: [(&[u8], &str); 5] = [
+        (b"\x03\x01", "shorter than a request's header"),
+        (&header(0x7f), "unknown request code 0x7f"),
+        (&oversized_key, "a key of 4294967295 bytes"),
+        (&old_client, "a client of manager protocol 1"),
+        // The first request of a build before this layout, `Request { 0, Pipes }` as
+        // MessagePack.
+        (b"\x92\x00\xa5Pipes", "unknown request code 0x92"),
+    ];
+    for (request, refusal) in cases {
+        raw.send_bytes(request).expect("send");
+        let (answer, back) = within(LIMIT, move || (raw.recv_bytes(), raw));
+        raw = back;
+        let answer = String::from_utf8_lossy(&answer.expect("an answer")).into_owned();
+        assert!(
+            answer.contains("not a request") && answer.contains(refusal),
+            "{request:?}: {answer}"
+        );
+    }
+
+    // The server still serves everyone else.
+    assert_eq!(dict.get(&"a".into()).unwrap(), Some(1));
+}
+
 /// A type of the test's own, held by the server: a log of words.
 #[derive(Default)]
 struct Diario(Vec<String>);

@@ -237,6 +237,20 @@ impl Connection {
         })
     }
 
+    /// Receives one message and hands its bytes to `read` where they are (in the read-ahead
+    /// buffer, for a message that fits there), without copying them out: a manager's server
+    /// and proxies read each request and reply this way. `read` runs while the buffer is
+    /// borrowed: it must not use this connection.
+    ///
+    /// # Errors
+    /// Those of [`recv_bytes`](Self::recv_bytes).
+    pub(crate) fn recv_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R, RecvError> {
+        Ok(match self.receive()? {
+            Frame::Buffered(message) => read(message.bytes()),
+            Frame::Owned(message) => read(&message),
+        })
+    }
+
     /// Whether a message (or end of file) can be read now, waiting up to `timeout`; `None`
     /// waits forever. Python: `poll(timeout)`.
     ///

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
+use super::codec::{self, Answer};
 use super::protocol::{Call, MANAGER, Reply, Request};
 use super::references;
 use crate::connection::{Address, Client, Connection, RecvError, SendError};
@@ -26,6 +27,9 @@ pub(crate) struct Token {
     pub(crate) id: u64,
 }
 
+/// The largest request buffer a connection keeps between calls.
+const KEEP_FRAME: usize = 64 * 1024;
+
 /// A token and, once used, a connection to its server.
 pub(crate) struct Link {
     pub(crate) token: Token,
@@ -35,10 +39,12 @@ pub(crate) struct Link {
     counted: bool,
 }
 
-/// A connection and the process that opened it.
+/// A connection, the process that opened it, and the buffer its requests are laid out in
+/// (kept between calls).
 struct Open {
     opener: Opener,
     connection: Connection,
+    frame: Vec<u8>,
 }
 
 /// Which process this is, told apart from its forked children and parent without a system
@@ -60,6 +66,7 @@ extern "C" fn count_fork_in_child() {
 }
 
 impl Opener {
+    #[inline]
     pub(super) fn this_process() -> Opener {
         static COUNTED: OnceLock<bool> = OnceLock::new();
         let counted = *COUNTED
@@ -98,6 +105,20 @@ impl Link {
     /// Sends `call` to the object and returns the server's answer; a [`Reply::Failed`] is
     /// returned as its error.
     pub(crate) fn call(&self, call: Call) -> Result<Reply, ManagerError> {
+        self.exchange(
+            |frame, object| codec::write_request(object, &call, frame),
+            |answer| Ok(answer.into_reply()),
+        )
+    }
+
+    /// Sends the request `write` lays out (in this connection's buffer, for this object's
+    /// id) and hands the answer to `read`, where it arrived (no copy); a [`Reply::Failed`]
+    /// is returned as its error.
+    pub(super) fn exchange<R>(
+        &self,
+        write: impl FnOnce(&mut Vec<u8>, u64) -> Result<(), ManagerError>,
+        read: impl FnOnce(Answer<'_>) -> Result<R, ManagerError>,
+    ) -> Result<R, ManagerError> {
         let mut slot = self.connection.borrow_mut();
         let opener = Opener::this_process();
         let open = match &mut *slot {
@@ -107,22 +128,20 @@ impl Link {
             slot => slot.insert(Open {
                 opener,
                 connection: connect(&self.token)?,
+                frame: Vec::new(),
             }),
         };
-        let request = Request {
-            object: self.token.id,
-            call,
-        };
-        let answer = exchange(&open.connection, &request);
+        write(&mut open.frame, self.token.id)?;
+        let answer = round_trip(&open.connection, &mut open.frame, |answer| match answer {
+            Answer::Reply(Reply::Failed(failure)) => Err(failure.into()),
+            answer => read(answer),
+        });
         if matches!(answer, Err(ManagerError::ServerGone | ManagerError::Os(_))) {
             // The next call starts over with a new connection (and learns whether the
             // server is still there).
             *slot = None;
         }
-        match answer? {
-            Reply::Failed(failure) => Err(failure.into()),
-            reply => Ok(reply),
-        }
+        answer
     }
 }
 
@@ -132,13 +151,18 @@ impl Link {
 pub(crate) fn connect(token: &Token) -> Result<Connection, ManagerError> {
     let socket = Client::connect(Address::parse(&token.address), Some(&token.authkey))
         .map_err(ManagerError::Connect)?;
-    let ask = Request {
-        object: MANAGER,
-        call: Call::Pipes,
-    };
-    socket.send(&ask).map_err(send_error)?;
+    let mut ask = Vec::new();
+    codec::write_request(MANAGER, &Call::Pipes, &mut ask)?;
+    socket.send_bytes(&ask).map_err(send_error)?;
     socket.receive_pipes().map_err(|error| match error.kind() {
         io::ErrorKind::UnexpectedEof => ManagerError::ServerGone,
+        // What a server that does not read this build's requests answers (see
+        // `codec::PROTOCOL`): its refusal, not the pipes.
+        io::ErrorKind::InvalidData => ManagerError::Decode(format!(
+            "the manager's server did not hand over its pipes: a server of another build, \
+             not of manager protocol {}?",
+            codec::PROTOCOL
+        )),
         _ => ManagerError::Os(error),
     })
 }
@@ -151,13 +175,31 @@ fn send_error(error: SendError) -> ManagerError {
     }
 }
 
+/// Sends `request` and returns the server's answer (a [`Reply::Failed`] too).
 pub(super) fn exchange(connection: &Connection, request: &Request) -> Result<Reply, ManagerError> {
-    connection.send(request).map_err(send_error)?;
-    connection.recv().map_err(|error| match error {
+    let mut frame = Vec::new();
+    codec::write_request(request.object, &request.call, &mut frame)?;
+    round_trip(connection, &mut frame, |answer| Ok(answer.into_reply()))
+}
+
+/// Sends the request laid out in `frame` and hands the answer to `read`, where it arrived.
+fn round_trip<R>(
+    connection: &Connection,
+    frame: &mut Vec<u8>,
+    read: impl FnOnce(Answer<'_>) -> Result<R, ManagerError>,
+) -> Result<R, ManagerError> {
+    let sent = connection.send_bytes(frame).map_err(send_error);
+    if frame.capacity() > KEEP_FRAME {
+        // A buffer grown by a large request is given back.
+        *frame = Vec::new();
+    }
+    sent?;
+    let answer = connection.recv_with(|message| read(codec::read_reply(message)?));
+    answer.map_err(|error| match error {
         RecvError::Closed | RecvError::Truncated { .. } => ManagerError::ServerGone,
         RecvError::Os(error) => ManagerError::Os(error),
         other => ManagerError::Decode(other.to_string()),
-    })
+    })?
 }
 
 /// Encodes a value the way proxies send them.

@@ -54,6 +54,7 @@
 //! `to_vec`, `items`) carry many items in one round trip. The bench's `manager_*` rows
 //! compare them with CPython.
 
+mod codec;
 mod link;
 mod objects;
 mod protocol;

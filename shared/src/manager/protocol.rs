@@ -1,15 +1,16 @@
 //! What a proxy and the manager's server say to each other: one [`Request`] and one
-//! [`Reply`] at a time over a [`Connection`](crate::Connection), as MessagePack.
+//! [`Reply`] at a time over a [`Connection`](crate::Connection), laid out as `codec` says
+//! (by hand for the frequent calls, as MessagePack for the rest).
 //!
 //! Values travel as the MessagePack bytes of the proxy's own types (`K`, `V`, `T`): the
 //! server never decodes them. It stores and compares bytes, so a dict's keys are equal when
 //! their encodings are (the same for strings and integers; two floats that compare equal but
 //! encode differently, `0.0` and `-0.0`, are two keys).
 //!
-//! Everything here is checked once where it arrives: a request that does not decode is
-//! refused with an answer, a request larger than [`MAX_REQUEST`] closes its connection (the
-//! length header is refused before anything is allocated), an unknown object id or a call
-//! the object does not have is refused by name.
+//! Everything here is checked once where it arrives (in `codec`): a request that does not
+//! decode is refused with an answer, a request larger than [`MAX_REQUEST`] closes its
+//! connection (the length header is refused before anything is allocated), an unknown object
+//! id or a call the object does not have is refused by name.
 
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ pub(crate) struct Init {
 }
 
 /// One call on one object.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Request {
     pub(crate) object: u64,
     pub(crate) call: Call,

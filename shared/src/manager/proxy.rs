@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::ManagerError;
+use super::codec::{self, Answer};
 use super::link::{Link, decode, encode, unexpected};
 use super::protocol::{Call, Kind, Reply};
 
@@ -116,9 +117,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// [`ManagerError::ServerGone`] when the server ended; [`ManagerError::Decode`] when the
     /// value stored is not a `V`; the errors of connecting ([`ManagerError::Connect`]).
     pub fn get(&self, key: &K) -> Result<Option<V>, ManagerError> {
-        let reply = self.link.call(Call::DictGet(encode(key)?))?;
-        let value = expect!(reply, Reply::Maybe(value) => value)?;
-        value.map(|bytes| decode(&bytes)).transpose()
+        // The key is encoded straight into the request, the value decoded where it arrived.
+        self.link.exchange(
+            |frame, object| codec::write_dict_get(frame, object, key),
+            |answer| match answer {
+                Answer::Maybe(value) => value.map(decode).transpose(),
+                other => Err(unexpected(other.into_reply())),
+            },
+        )
     }
 
     /// The value of `key`. Python: `d[key]`.
@@ -150,10 +156,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// [`ManagerError::Encode`] when `key` or `value` does not serialize; as
     /// [`get`](Self::get).
     pub fn set(&self, key: &K, value: &V) -> Result<(), ManagerError> {
-        let reply = self
-            .link
-            .call(Call::DictSet(encode(key)?, encode(value)?))?;
-        expect!(reply, Reply::Done => ())
+        // Key and value are encoded straight into the request.
+        self.link.exchange(
+            |frame, object| codec::write_dict_set(frame, object, key, value),
+            |answer| expect!(answer.into_reply(), Reply::Done => ()),
+        )
     }
 
     /// Sets every pair, in one round trip. Python: `d.update(pairs)`.

@@ -17,13 +17,17 @@ use std::time::Duration;
 use serde_bytes::ByteBuf;
 
 use super::ManagerError;
+use super::codec::{self, Incoming};
 use super::objects::{Caller, Object, Stop};
 use super::protocol::{Call, Failure, Init, Kind, MANAGER, MAX_REQUEST, Reply, Request};
 use super::registry::{Registry, Served};
-use crate::connection::{Address, ConnectError, Connection, Listener, RecvError};
+use crate::connection::{Address, ConnectError, Connection, Listener};
 
 /// How many connections may wait to be accepted.
 const BACKLOG: u32 = 64;
+
+/// The largest reply buffer a connection keeps between calls.
+const KEEP_FRAME: usize = 64 * 1024;
 
 /// The objects of one manager, and how to stop it.
 struct Server {
@@ -31,6 +35,9 @@ struct Server {
     names: Mutex<HashMap<String, u64>>,
     references: Mutex<References>,
     next_id: AtomicU64,
+    /// How many objects were freed: a connection's [`LastObject`] is current while this has
+    /// not changed.
+    freed: AtomicU64,
     stop: Mutex<Sender<()>>,
     /// Makes an object of a registered type, by its type id.
     make: fn(&str) -> Option<Box<dyn Served>>,
@@ -79,6 +86,7 @@ pub(super) fn serve<R: Registry>(
         names: Mutex::new(HashMap::new()),
         references: Mutex::new(References::default()),
         next_id: AtomicU64::new(MANAGER + 1),
+        freed: AtomicU64::new(0),
         stop: Mutex::new(stop),
         make: R::make,
     });
@@ -128,12 +136,29 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
     connection.set_max_message_size(MAX_REQUEST);
     let mut acquired = Vec::new();
     let mut holds = Holds::new();
+    let mut last = LastObject::default();
+    // The buffer replies are laid out in, kept between calls.
+    let mut frame = Vec::new();
     loop {
-        let request: Request = match connection.recv() {
-            Ok(request) => request,
-            Err(RecvError::Decode { error, .. }) => {
+        // A dict's get or set runs where its bytes arrived, its answer laid out in `frame`;
+        // any other request is taken out of the connection's buffer to run below (it may
+        // wait, and ask the connection whether its client is gone).
+        let received = connection.recv_with(|message| match codec::read_request(message) {
+            Ok(Incoming::Request(request)) => Ok(Some(request)),
+            Ok(incoming) => Ok(server.run_in_place(incoming, &mut last, &mut frame)),
+            Err(error) => Err(error),
+        });
+        let request = match received {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) => {
+                if send_frame(&connection, &mut frame).is_err() {
+                    break;
+                }
+                continue;
+            }
+            Ok(Err(error)) => {
                 let failure = Failure::Refused(format!("not a request: {error}"));
-                if connection.send(&Reply::Failed(failure)).is_err() {
+                if send_reply(&connection, &Reply::Failed(failure), &mut frame).is_err() {
                     break;
                 }
                 continue;
@@ -156,12 +181,12 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
             id: client,
             gone: &gone,
         };
-        let reply = match server.handle(request, &caller, &mut acquired, &mut holds) {
+        let reply = match server.handle(request, &caller, &mut acquired, &mut holds, &mut last) {
             Ok(reply) => reply,
             Err(Stop::Failed(failure)) => Reply::Failed(failure),
             Err(Stop::ClientGone) => break,
         };
-        if connection.send(&reply).is_err() {
+        if send_reply(&connection, &reply, &mut frame).is_err() {
             break;
         }
         if shutdown {
@@ -180,10 +205,84 @@ fn serve_client(server: &Server, mut connection: Connection, client: u64) {
     server.release_all(client, holds);
 }
 
+/// Sends `reply`, laid out in `frame`; an error ends the conversation.
+fn send_reply(connection: &Connection, reply: &Reply, frame: &mut Vec<u8>) -> Result<(), ()> {
+    // A reply that does not serialize (a bug) is refused rather than left unanswered.
+    if codec::write_reply(reply, frame).is_err() {
+        let failure = Failure::Refused("the server could not encode its answer".to_owned());
+        codec::write_reply(&Reply::Failed(failure), frame).map_err(drop)?;
+    }
+    send_frame(connection, frame)
+}
+
+/// Sends the reply laid out in `frame`; an error ends the conversation.
+fn send_frame(connection: &Connection, frame: &mut Vec<u8>) -> Result<(), ()> {
+    let sent = connection.send_bytes(frame).map_err(drop);
+    if frame.capacity() > KEEP_FRAME {
+        // A buffer grown by a large reply is given back.
+        *frame = Vec::new();
+    }
+    sent
+}
+
+/// The object a connection called last, kept while the server has freed no object since: a
+/// proxy makes its calls on one object, and finding it in the server's table costs a lock, a
+/// hash and two atomic counts per call. A freed object stays allocated until its last
+/// caller's next call, or the end of that caller's connection.
+#[derive(Default)]
+struct LastObject {
+    id: u64,
+    /// [`Server::freed`] when it was found.
+    freed: u64,
+    object: Option<Arc<Object>>,
+}
+
 impl Server {
     fn object(&self, id: u64) -> Option<Arc<Object>> {
         let objects = self.objects.read().unwrap_or_else(PoisonError::into_inner);
         objects.get(&id).cloned()
+    }
+
+    /// The object `id`, from `last` when it is still the one there.
+    fn cached<'a>(&self, id: u64, last: &'a mut LastObject) -> Result<&'a Arc<Object>, Failure> {
+        // Read before the table: an object freed after this is seen freed on the next call.
+        let freed = self.freed.load(Ordering::Acquire);
+        if last.id != id || last.freed != freed || last.object.is_none() {
+            *last = LastObject {
+                id,
+                freed,
+                object: self.object(id),
+            };
+        }
+        last.object
+            .as_ref()
+            .ok_or_else(|| Failure::Refused(format!("no object {id} in this manager")))
+    }
+
+    /// Runs a dict's get or set from the bytes of its request and lays its answer out in
+    /// `frame` (see `Object::dict_get`); a request of another kind is handed back.
+    fn run_in_place(
+        &self,
+        incoming: Incoming<'_>,
+        last: &mut LastObject,
+        frame: &mut Vec<u8>,
+    ) -> Option<Request> {
+        let done = match incoming {
+            Incoming::DictGet { object, key } if object != MANAGER => self
+                .cached(object, last)
+                .and_then(|found| found.dict_get(key, |value| codec::write_maybe(frame, value))),
+            Incoming::DictSet { object, key, value } if object != MANAGER => self
+                .cached(object, last)
+                .and_then(|found| found.dict_set(key, value))
+                .map(|()| codec::write_done(frame)),
+            // The manager itself (which refuses them by name), or a request of another kind.
+            other => return Some(other.into_request()),
+        };
+        if let Err(failure) = done {
+            // A refusal's reply always encodes.
+            let _ = codec::write_reply(&Reply::Failed(failure), frame);
+        }
+        None
     }
 
     /// Runs one request; remembers in `acquired` the locks the client may come to hold.
@@ -193,14 +292,13 @@ impl Server {
         caller: &Caller<'_>,
         acquired: &mut Vec<u64>,
         holds: &mut Holds,
+        last: &mut LastObject,
     ) -> Result<Reply, Stop> {
         let Request { object: id, call } = request;
         if id == MANAGER {
             return Ok(self.manager_call(call, caller.id, holds)?);
         }
-        let object = self
-            .object(id)
-            .ok_or_else(|| Failure::Refused(format!("no object {id} in this manager")))?;
+        let object = self.cached(id, last)?;
         let locks = matches!(object.kind(), Kind::Lock | Kind::RLock | Kind::Condition);
         if locks && matches!(call, Call::Acquire(_)) && !acquired.contains(&id) {
             acquired.push(id);
@@ -324,6 +422,7 @@ impl Server {
             references.counts.remove(&id);
             let mut objects = self.objects.write().unwrap_or_else(PoisonError::into_inner);
             objects.remove(&id);
+            self.freed.fetch_add(1, Ordering::Release);
         }
     }
 
