@@ -51,7 +51,7 @@ pub fn run(options: &Options) -> Result<(), String> {
     for round in 0..options.rounds {
         eprintln!("bench: round {}/{}", round + 1, options.rounds);
         for entry in &mut results {
-            run_round(entry, round, &rust, python.as_ref());
+            run_round(entry, round, options, &rust, python.as_ref());
         }
     }
     let environment = report::Environment {
@@ -70,7 +70,13 @@ pub fn run(options: &Options) -> Result<(), String> {
 
 /// One round of one workload: both sides, Rust first in even rounds and Python first in odd
 /// ones, so that drift on a noisy machine does not favour either.
-fn run_round(entry: &mut Results, round: usize, rust: &Side, python: Option<&Side>) {
+fn run_round(
+    entry: &mut Results,
+    round: usize,
+    options: &Options,
+    rust: &Side,
+    python: Option<&Side>,
+) {
     let mut sides = vec![(rust, &mut entry.rust)];
     // A raw limit is system calls alone: it has no Python side.
     if let Some(python) = python.filter(|_| !entry.workload.raw_limit) {
@@ -80,9 +86,9 @@ fn run_round(entry: &mut Results, round: usize, rust: &Side, python: Option<&Sid
         sides.reverse();
     }
     for (side, measurements) in sides {
-        match side.run(entry.workload) {
-            Ok(measurement) => {
-                log_run(entry.workload, side, &measurement);
+        match side.run_round(entry.workload, options.min_round) {
+            Ok((measurement, runs)) => {
+                log_run(entry.workload, side, &measurement, runs);
                 measurements.push(measurement);
             }
             Err(error) => eprintln!("bench:   {} {side}: FAILED: {error}", entry.workload.name),
@@ -90,13 +96,18 @@ fn run_round(entry: &mut Results, round: usize, rust: &Side, python: Option<&Sid
     }
 }
 
-fn log_run(workload: &Workload, side: &Side, measurement: &Measurement) {
+fn log_run(workload: &Workload, side: &Side, measurement: &Measurement, runs: usize) {
     let value = workload
         .metric
         .value(measurement.elapsed_s, measurement.ops);
     eprintln!(
-        "bench:   {:<18} {:<6} {:>12.2} {}",
-        workload.name, side, value, workload.unit
+        "bench:   {:<18} {:<6} {:>12.4} {} ({runs} run{}, {:.3} s timed)",
+        workload.name,
+        side,
+        value,
+        workload.unit,
+        if runs == 1 { "" } else { "s" },
+        measurement.elapsed_s,
     );
 }
 

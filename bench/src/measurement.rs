@@ -65,6 +65,17 @@ impl Measurement {
     }
 }
 
+impl Measurement {
+    /// Two runs as one: their times and operations added, the larger peak RSS.
+    pub fn and(&self, other: &Measurement) -> Measurement {
+        Measurement {
+            elapsed_s: self.elapsed_s + other.elapsed_s,
+            ops: self.ops + other.ops,
+            maxrss_kib: self.maxrss_kib.max(other.maxrss_kib),
+        }
+    }
+}
+
 impl fmt::Display for Measurement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -1,10 +1,15 @@
 //! `bench [--rounds N] [--only NAME[,NAME...]] [--python PATH] [--cpus N] [--busy K] [--list]`.
 
+use std::time::Duration;
+
 use super::contention::Contention;
 use crate::catalogue::WORKLOADS;
 
 /// The rounds run by default.
 pub const DEFAULT_ROUNDS: usize = 5;
+
+/// The shortest round by default: half a second of timed work per side.
+pub const DEFAULT_MIN_ROUND: Duration = Duration::from_millis(500);
 
 /// What the command line asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +22,10 @@ pub struct Options {
     pub python: String,
     /// `--cpus`, `--busy`: the contention mode (the default is none).
     pub contention: Contention,
+    /// `--min-round SECONDS`: a round of one side runs its workload again until the runs have
+    /// timed this much between them, so that every round of either side is a window of at
+    /// least this length (see bench/README.md, "Rounds of half a second").
+    pub min_round: Duration,
 }
 
 /// What to do after reading the command line.
@@ -39,6 +48,7 @@ impl Options {
             only: Vec::new(),
             python: "python3".to_owned(),
             contention: Contention::default(),
+            min_round: DEFAULT_MIN_ROUND,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -53,6 +63,7 @@ impl Options {
                 "--python" => options.python = value().ok_or("--python needs a path")?,
                 "--cpus" => options.contention.cpus = Some(parse_positive("--cpus", value())?),
                 "--busy" => options.contention.busy = parse_count("--busy", value())?,
+                "--min-round" => options.min_round = parse_seconds("--min-round", value())?,
                 "--list" => return Ok(Command::Print(list())),
                 "--help" | "-h" => return Ok(Command::Print(USAGE.to_owned())),
                 other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
@@ -64,7 +75,7 @@ impl Options {
 
 const USAGE: &str = "\
 usage: cargo run --release -p bench -- [--rounds N] [--only NAME[,NAME...]] [--python PATH]
-                                        [--cpus N] [--busy K]
+                                        [--cpus N] [--busy K] [--min-round SECONDS]
        cargo run --release -p bench -- --list
 
 Runs each workload N times (default 5) in shared and in CPython's multiprocessing,
@@ -74,6 +85,11 @@ or prefixes (`--only queue` runs every queue workload).
 Contention mode: --cpus N pins both sides (and every process they start) to the same N
 CPUs; --busy K runs K busy processes (spin loops at normal priority) beside them for the
 whole run, on those CPUs when pinned. The report says which mode it ran in.
+
+A round of one side runs its workload again until the runs have timed --min-round seconds
+between them (default 0.5; at most 64 runs), and counts them as one: a round shorter than
+the scheduler's placement of three processes on two CPUs measures that placement.
+--min-round 0 makes every round one run.
 ";
 
 fn parse_rounds(value: Option<String>) -> Result<usize, String> {
@@ -92,6 +108,16 @@ fn parse_count(option: &str, value: Option<String>) -> Result<usize, String> {
     value
         .parse()
         .map_err(|_| format!("{option} needs a positive number, not `{value}`"))
+}
+
+fn parse_seconds(option: &str, value: Option<String>) -> Result<Duration, String> {
+    let value = value.ok_or_else(|| format!("{option} needs a number of seconds"))?;
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .filter(|duration| *duration <= Duration::from_secs(60))
+        .ok_or_else(|| format!("{option} needs a number of seconds from 0 to 60, not `{value}`"))
 }
 
 fn split_names(value: Option<String>) -> Result<Vec<String>, String> {
@@ -153,6 +179,20 @@ mod tests {
         assert!(parse(&["--fast"]).is_err());
         assert!(parse(&["--cpus", "0"]).is_err());
         assert!(parse(&["--busy", "-1"]).is_err());
+        assert!(parse(&["--min-round", "-1"]).is_err());
+        assert!(parse(&["--min-round", "NaN"]).is_err());
+        assert!(parse(&["--min-round", "61"]).is_err());
+        assert!(parse(&["--min-round"]).is_err());
+    }
+
+    #[test]
+    fn min_round_in_seconds() {
+        assert_eq!(options(&[]).min_round, DEFAULT_MIN_ROUND);
+        assert_eq!(options(&["--min-round", "0"]).min_round, Duration::ZERO);
+        assert_eq!(
+            options(&["--min-round=1.5"]).min_round,
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

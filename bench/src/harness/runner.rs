@@ -16,6 +16,10 @@ use crate::measurement::Measurement;
 /// A run that takes longer than this is killed and counted as failed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The most runs one round adds up, whatever `--min-round` asks: a workload whose runs time
+/// almost nothing still ends its round.
+pub const MAX_RUNS_PER_ROUND: usize = 64;
+
 /// One side of the comparison, and how to start its workload processes.
 #[derive(Debug)]
 pub enum Side {
@@ -87,6 +91,26 @@ impl Side {
         let child = spawn_pinned(&mut command, workload.pinned)?;
         let output = wait_with_timeout(child, RUN_TIMEOUT)?;
         Measurement::find_in(&output)
+    }
+
+    /// Runs `workload` on this side again and again until the runs have timed `min_timed`
+    /// between them (at least once, at most [`MAX_RUNS_PER_ROUND`] times), and adds them up
+    /// into one measurement: the round's. See [`Options::min_round`](super::Options).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), for any of the runs.
+    pub fn run_round(
+        &self,
+        workload: &Workload,
+        min_timed: Duration,
+    ) -> Result<(Measurement, usize), String> {
+        let mut total = self.run(workload)?;
+        let mut runs = 1;
+        while total.elapsed_s < min_timed.as_secs_f64() && runs < MAX_RUNS_PER_ROUND {
+            total = total.and(&self.run(workload)?);
+            runs += 1;
+        }
+        Ok((total, runs))
     }
 
     fn command(&self, workload: &Workload) -> Command {
