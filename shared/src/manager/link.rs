@@ -5,8 +5,6 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -48,31 +46,21 @@ struct Open {
 }
 
 /// Which process this is, told apart from its forked children and parent without a system
-/// call per proxy call (`getpid` is one, and a call costs a few microseconds): the number of
-/// forks between the program's start and this process, counted by a `pthread_atfork` handler
-/// in every child; the PID only if that handler could not be registered.
+/// call per proxy call (`getpid` is one, and a call costs a few microseconds): the fork epoch
+/// ([`crate::sys::thread::fork_epoch`]), which a `pthread_atfork` handler moves on in every
+/// child; the PID only if that handler could not be registered.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct Opener {
     forks: u64,
     pid: Option<u32>,
 }
 
-/// Forks that led to this process: each child of a `fork` adds one to its copy.
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn count_fork_in_child() {
-    // Async-signal-safe: one atomic add, in the only thread the child has.
-    FORKS.fetch_add(1, Ordering::Relaxed);
-}
-
 impl Opener {
     #[inline]
     pub(super) fn this_process() -> Opener {
-        static COUNTED: OnceLock<bool> = OnceLock::new();
-        let counted = *COUNTED
-            .get_or_init(|| crate::sys::posix_shm::on_fork_in_child(count_fork_in_child).is_ok());
+        let counted = crate::sys::thread::count_forks();
         Opener {
-            forks: FORKS.load(Ordering::Relaxed),
+            forks: crate::sys::thread::fork_epoch(),
             pid: (!counted).then(std::process::id),
         }
     }

@@ -27,6 +27,9 @@ pub(crate) enum Forked {
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // Read under the loader's lock here, so that no child of ours ever takes it.
     main_image();
+    // Ends a registration another thread may be making, so that no child inherits it half
+    // made (see `count_forks`).
+    super::thread::count_forks();
     // SAFETY: forwarded to the caller.
     match unsafe { nix::unistd::fork() }.map_err(io_error)? {
         ForkResult::Child => {

@@ -25,7 +25,7 @@
 
 use std::cell::Cell;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::libc;
 
@@ -62,21 +62,44 @@ pub(crate) fn cached_id() -> u32 {
 
 #[cold]
 fn refresh_cached_id() -> u32 {
-    AT_FORK.call_once(|| {
-        // SAFETY: registers a handler that is a plain function of the right signature, valid
-        // for the life of the process (and of its forked children, which inherit it); it
-        // only does an atomic add, which is async-signal-safe as a child handler must be.
-        let code = unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
-        // glibc fails only for want of memory, at which point the allocator would have
-        // failed first; `process::fork` still bumps the epoch for the crate's own forks.
-        debug_assert_eq!(code, 0, "pthread_atfork");
-    });
+    count_forks();
     // Read after the registration: an entry is only ever written once the handler is in
     // place (see the module's docs).
     let epoch = FORK_EPOCH.load(Ordering::Relaxed);
     let id = current_id();
     CACHED_ID.set((epoch, id));
     id
+}
+
+/// Whether the handler registered.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later `fork` of this process bump the child's [`fork_epoch`], registering the
+/// handler once; returns whether it is registered (glibc fails only for want of memory, at
+/// which point the allocator would have failed first; `process::fork` still bumps the epoch
+/// for the crate's own forks).
+///
+/// `sys::process::fork` calls it before it forks. A child forked while another thread was
+/// inside the registration would inherit a [`Once`] that stays "running" for ever, and its
+/// first [`cached_id`] would wait for it for ever (it did: a fork test of `barrier.rs`, 1 run in
+/// 38 beside two busy loops). Called first, it waits for that registration to end.
+pub(crate) fn count_forks() -> bool {
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that is a plain function of the right signature, valid
+        // for the life of the process (and of its forked children, which inherit it); it
+        // only does an atomic add, which is async-signal-safe as a child handler must be.
+        let code = unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
+        COUNTING.store(code == 0, Ordering::Relaxed);
+    });
+    COUNTING.load(Ordering::Relaxed)
+}
+
+/// How many forks led to this process since [`count_forks`] first ran in it or in an
+/// ancestor (each moves it on at least once; only equality means something): a process
+/// tells its own state from what it inherited by comparing the epoch it was made in.
+#[inline]
+pub(crate) fn fork_epoch() -> u64 {
+    FORK_EPOCH.load(Ordering::Relaxed)
 }
 
 extern "C" fn on_fork_child() {
