@@ -300,17 +300,27 @@ fn a_wrong_authkey_is_refused(method: StartMethod) {
     );
 }
 
-#[test]
-fn hostile_requests_are_refused_and_the_server_goes_on() {
-    let address = format!("@shared-manager-test-hostile-{}", std::process::id());
-    let key = b"chave";
+/// The authkey of [`listening`]'s managers.
+const KEY: &[u8] = b"chave";
+
+/// A manager at an abstract address named after `test`, which a raw [`Client`] can reach with
+/// [`KEY`], holding a dict with `"a": 1`.
+fn listening(test: &str) -> (Manager, DictProxy<String, u32>, String) {
+    let address = format!("@shared-manager-test-{test}-{}", std::process::id());
     let m = Manager::builder()
         .address(address.as_str())
-        .authkey(key)
+        .authkey(KEY)
         .start()
         .expect("start");
     let dict = m.dict::<String, u32>().unwrap();
     dict.set(&"a".into(), &1).unwrap();
+    (m, dict, address)
+}
+
+#[test]
+fn hostile_requests_are_refused_and_the_server_goes_on() {
+    let (m, dict, address) = listening("hostile");
+    let key = KEY;
 
     // Bytes that are no request: refused with an answer, and the connection goes on.
     let raw = Client::connect(address.as_str(), Some(key)).expect("connect");
@@ -347,15 +357,8 @@ fn hostile_requests_are_refused_and_the_server_goes_on() {
 
 #[test]
 fn malformed_request_headers_are_refused_and_the_connection_goes_on() {
-    let address = format!("@shared-manager-test-headers-{}", std::process::id());
-    let key = b"chave";
-    let m = Manager::builder()
-        .address(address.as_str())
-        .authkey(key)
-        .start()
-        .expect("start");
-    let dict = m.dict::<String, u32>().unwrap();
-    dict.set(&"a".into(), &1).unwrap();
+    let (_manager, dict, address) = listening("headers");
+    let key = KEY;
 
     // A request is `[code: u8][object: u64 LE][arguments]` (see `manager/codec.rs`); each of
     // these is answered with a refusal that says what was wrong, on a connection that goes on.
